@@ -1,0 +1,3 @@
+from phasegate.cli import main
+
+main()

@@ -1,0 +1,251 @@
+"""``migrate``: the command line. Parses options, calls the core, renders, maps exit codes.
+
+Heavy imports (Pulumi, moto, rich) happen inside commands so ``migrate --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from phasegate.errors import ExitCode, InputError, PhasegateError
+
+if TYPE_CHECKING:
+    from phasegate.orchestrator import Orchestrator
+
+__all__ = ["main"]
+
+_EXIT_CODES = """\b
+Exit codes:
+  0  done, or no changes
+  1  error (bad input, engine failure)
+  2  plan has changes (with --detailed-exitcode)
+  3  apply failed and the phase was rolled back
+  4  rollback failed: the stack needs a person
+  5  blocked by a gate (dependency, lock, interrupted run)"""
+
+
+class _Obj:
+    def __init__(self, project_dir: Path | None, debug: bool) -> None:
+        self.project_dir = project_dir
+        self.debug = debug
+
+
+@contextmanager
+def _orchestrator(ctx: click.Context, env: str | None) -> Iterator[Orchestrator]:
+    from phasegate.machine import RunContext
+    from phasegate.orchestrator import Orchestrator
+    from phasegate.project import Project, find_root
+    from phasegate.render import Progress, notice
+
+    obj: _Obj = ctx.find_root().obj
+    root = obj.project_dir.resolve() if obj.project_dir else find_root(Path.cwd())
+    project = Project.load(root)
+    command = "migrate " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    context = RunContext.detect(root, command)
+    progress = Progress(enabled=ctx.params.get("output", "text") == "text")
+    try:
+        yield Orchestrator(project, env, context, on_event=progress, on_notice=notice)
+    finally:
+        project.close()
+
+
+def _options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def apply(fn: Any) -> Any:
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+
+    return apply
+
+
+_env = click.option("--env", "env", metavar="NAME", help="Environment (default: the first).")
+_phase = click.option("--phase", metavar="NAME", help="Only this phase.")
+_output = click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+
+
+@click.group(epilog=_EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Project root (default: nearest directory with migration.yaml).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="phasegate")
+@click.pass_context
+def cli(ctx: click.Context, project_dir: Path | None, debug: bool) -> None:
+    """phasegate: move a platform onto AI-ready infrastructure in gated, verified phases."""
+    ctx.obj = _Obj(project_dir, debug)
+
+
+@cli.command()
+@_options(_env, _phase, _output)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 when none)."
+)
+@click.pass_context
+def plan(ctx: click.Context, env: str | None, phase: str | None, output: str, detailed_exitcode: bool) -> None:
+    """Preview what apply would change, phase by phase."""
+    from phasegate.render import render_reports
+
+    with _orchestrator(ctx, env) as orch:
+        reports = orch.plan(phase)
+        render_reports(reports, output, environment=orch.env.name, title="Plan")
+    if any(r.plan and r.plan.refused for r in reports):
+        raise PhasegateError("the plan refuses resources the engine cannot create (see above)")
+    if detailed_exitcode and any(r.plan and r.plan.has_changes for r in reports):
+        ctx.exit(ExitCode.CHANGES)
+
+
+@cli.command()
+@_options(_env, _phase, _output)
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking (required without a terminal).")
+@click.pass_context
+def apply(ctx: click.Context, env: str | None, phase: str | None, output: str, yes: bool) -> None:
+    """Plan, apply and verify each phase in order; roll back a phase that fails."""
+    from phasegate.render import render_reports
+
+    if not yes and not sys.stdin.isatty():
+        raise InputError("stdin is not a terminal: pass --yes to apply", field="--yes")
+    with _orchestrator(ctx, env) as orch:
+        if not yes:
+            preview = orch.plan(phase)
+            render_reports(preview, "text", environment=orch.env.name, title="Plan")
+            if not any(r.plan and r.plan.has_changes for r in preview):
+                click.echo("No changes.")
+            if not click.confirm(f"Apply to {orch.env.name}?", default=False):
+                raise PhasegateError("apply cancelled: nothing was changed")
+        reports = orch.apply(phase)
+        render_reports(reports, output, environment=orch.env.name, title="Apply")
+
+
+@cli.command()
+@_options(_env, _output)
+@click.pass_context
+def status(ctx: click.Context, env: str | None, output: str) -> None:
+    """Where each phase of an environment stands."""
+    from phasegate.render import render_status
+
+    with _orchestrator(ctx, env) as orch:
+        render_status(orch.env.name, orch.status(), output)
+
+
+@cli.command()
+@click.argument("what", type=click.Choice(["migration", "state"]), default="migration")
+def schema(what: str) -> None:
+    """Print the JSON schema of migration.yaml or of a state file."""
+    import json
+
+    if what == "migration":
+        from phasegate.spec import Migration as model
+    else:
+        from phasegate.state import PhaseState as model  # type: ignore[assignment]
+    click.echo(json.dumps(model.model_json_schema(by_alias=True), indent=2))
+
+
+@cli.group()
+def sandbox() -> None:
+    """The embedded emulated cloud: inspect, reset, serve."""
+
+
+@sandbox.command("status")
+@_options(_env, _output)
+@click.pass_context
+def sandbox_status(ctx: click.Context, env: str | None, output: str) -> None:
+    """What the emulated cloud of an environment holds."""
+    from phasegate.render import render_inventory
+
+    with _orchestrator(ctx, env) as orch:
+        render_inventory(orch.env.name, orch.sandbox_inventory(), output)
+
+
+@sandbox.command("reset")
+@_options(_env)
+@click.option("--yes", "-y", is_flag=True, help="Reset without asking.")
+@click.pass_context
+def sandbox_reset(ctx: click.Context, env: str | None, yes: bool) -> None:
+    """Empty the emulated cloud; state files keep their history, stacks go back to pending."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InputError("stdin is not a terminal: pass --yes to reset", field="--yes")
+        if not click.confirm("Empty the emulated cloud?", default=False):
+            raise PhasegateError("reset cancelled: nothing was changed")
+    with _orchestrator(ctx, env) as orch:
+        stacks = orch.reset_sandbox()
+        click.echo(f"Emptied the sandbox cloud of {orch.env.name}; {len(stacks)} stack(s) back to pending.")
+
+
+@sandbox.command("serve")
+@_options(_env)
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True, help="0 picks a free port.")
+@click.pass_context
+def sandbox_serve(ctx: click.Context, env: str | None, port: int) -> None:
+    """Expose the emulated cloud as an AWS endpoint on 127.0.0.1 until stopped.
+
+    Changes made through the endpoint are written back to the sandbox when it stops.
+    """
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def _stop(*_: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+    def ready(url: str) -> None:
+        click.echo(f"Serving the {env or 'default'} sandbox at {url}", err=True)
+        click.echo(url)
+        sys.stdout.flush()
+
+    with _orchestrator(ctx, env) as orch:
+        orch.serve_sandbox(port=port, ready=ready, stop=stop)
+    click.echo("Stopped; changes written back to the sandbox.", err=True)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: the one error boundary."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("PHASEGATE_DEBUG") == "1"
+    try:
+        # Without standalone mode click returns ctx.exit()'s code instead of exiting.
+        code = cli.main(args=args, prog_name="migrate", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted: nothing was changed", ExitCode.ERROR)
+    except click.ClickException as exc:
+        if debug:
+            raise
+        _fail(exc.format_message(), ExitCode.ERROR)
+    except PhasegateError as exc:
+        if debug:
+            raise
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", ExitCode.ERROR)
+    except Exception as exc:
+        if debug:
+            raise
+        _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", ExitCode.ERROR)

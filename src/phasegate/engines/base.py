@@ -1,0 +1,232 @@
+"""The Engine port: what turns a phase program into cloud resources.
+
+The orchestrator talks only to this port. Each engine lives in its own module and turns
+its own failures into :class:`~phasegate.errors.EngineError` here at the boundary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "UNKNOWN",
+    "Engine",
+    "EventSink",
+    "Op",
+    "Plan",
+    "ProgramSource",
+    "ProgressEvent",
+    "ResourceChange",
+    "StackOutputs",
+    "StackTarget",
+    "UpResult",
+]
+
+UNKNOWN = "(known after apply)"
+"""How a value that only an apply can tell (an id, an ARN) is shown in plans and outputs."""
+
+
+class Op(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    SAME = "same"
+
+
+@dataclass(frozen=True)
+class ProgramSource:
+    """The exact program a stack runs: its ``phases/`` files by name, content-addressed.
+
+    The engine runs this snapshot, not the working tree, so what was fingerprinted is
+    what runs, and a last-known-good snapshot can be re-applied without git.
+    """
+
+    module: str
+    files: Mapping[str, bytes]
+
+    @property
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for name in sorted(self.files):
+            h.update(name.encode() + b"\0" + hashlib.sha256(self.files[name]).digest())
+        return "sha256:" + h.hexdigest()
+
+    @classmethod
+    def from_directory(cls, directory: Path, module: str, other_phases: set[str]) -> ProgramSource:
+        """The files of ``directory`` that ``module`` uses: all but other phases' modules."""
+        files: dict[str, bytes] = {}
+        for path in sorted(directory.rglob("*.py")):
+            rel = path.relative_to(directory).as_posix()
+            if "__pycache__" in rel or path.stem in other_phases and path.parent == directory:
+                continue
+            files[rel] = path.read_bytes()
+        return cls(module=module, files=files)
+
+
+@dataclass(frozen=True)
+class StackTarget:
+    """One (environment, phase) pair and everything an engine needs to run it."""
+
+    project: str
+    environment: str
+    phase: str
+    region: str
+    program: ProgramSource
+    config: Mapping[str, Any]
+    protected: frozenset[str] = frozenset()
+    endpoint_url: str | None = None
+    profile: str | None = None
+    backend: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.environment}-{self.phase}"
+
+    @property
+    def config_digest(self) -> str:
+        text = json.dumps(self.config, sort_keys=True, separators=(",", ":"), default=str)
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    """What an engine will do (plan) or did (result) to one resource."""
+
+    op: Op
+    type: str
+    name: str
+    urn: str = ""
+    changed: tuple[str, ...] = ()
+    protected: bool = False
+    emulated: bool = False
+    refused: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"op": self.op.value, "type": self.type, "name": self.name}
+        if self.changed:
+            out["changed"] = list(self.changed)
+        if self.protected:
+            out["protected"] = True
+        if self.emulated:
+            out["emulated"] = True
+        if self.refused:
+            out["refused"] = self.refused
+        return out
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    """A stack's exported outputs; names in ``secret`` are never shown in clear."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+    secret: frozenset[str] = frozenset()
+
+    def redacted(self) -> dict[str, Any]:
+        return {k: "[secret]" if k in self.secret else v for k, v in sorted(self.values.items())}
+
+    @property
+    def digest(self) -> str:
+        text = json.dumps(dict(sorted(self.values.items())), sort_keys=True, default=str)
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _counts(changes: list[ResourceChange]) -> dict[str, int]:
+    counter = Counter(c.op.value for c in changes)
+    return {op.value: counter.get(op.value, 0) for op in Op}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The changes a preview found, and the outputs the stack would export."""
+
+    stack: str
+    changes: list[ResourceChange]
+    outputs: StackOutputs = field(default_factory=StackOutputs)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return _counts(self.changes)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.op is not Op.SAME for c in self.changes)
+
+    @property
+    def refused(self) -> list[ResourceChange]:
+        return [c for c in self.changes if c.refused]
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """What an apply (or destroy) did."""
+
+    stack: str
+    changes: list[ResourceChange]
+    outputs: StackOutputs = field(default_factory=StackOutputs)
+    kept: tuple[str, ...] = ()
+    """Protected resources a destroy left in place, by name."""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return _counts(self.changes)
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One resource operation starting, finishing or failing."""
+
+    stack: str
+    op: Op
+    type: str
+    name: str
+    status: str  # "start" | "done" | "failed"
+    message: str = ""
+
+
+EventSink = Callable[[ProgressEvent], None]
+
+
+def _ignore(_: ProgressEvent) -> None:
+    return None
+
+
+class Engine(ABC):
+    """The port every engine implements."""
+
+    name: str
+
+    @abstractmethod
+    def preview(
+        self,
+        stack: StackTarget,
+        *,
+        upstream: Mapping[str, StackOutputs] | None = None,
+        on_event: EventSink = _ignore,
+    ) -> Plan:
+        """What ``up`` would change; no side effects. ``upstream`` overrides the outputs
+        of other stacks by stack name (planned outputs of phases not applied yet)."""
+
+    @abstractmethod
+    def up(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
+        """Make the cloud match the program; returns what changed and the outputs."""
+
+    @abstractmethod
+    def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
+        """Delete the stack's resources except protected ones, which are reported as kept."""
+
+    @abstractmethod
+    def refresh(self, stack: StackTarget) -> list[ResourceChange]:
+        """Bring the engine's record of the stack in line with the cloud; returns drift."""
+
+    @abstractmethod
+    def outputs(self, stack_name: str) -> StackOutputs | None:
+        """The stack's current outputs, or None if the stack was never applied."""

@@ -1,0 +1,555 @@
+"""The embedded AWS emulator: moto in this process, its whole state as bytes.
+
+moto keeps every service's state in module-level ``BackendDict`` objects and has no
+persistence of its own. :meth:`Emulator.dump` pickles those per service and
+:meth:`Emulator.load` puts them back, in this or another process. A few moto objects
+do not pickle faithfully on their own; a pickler that knows them stands in (never a
+global patch of moto):
+
+* KMS keys hold ``cryptography`` private keys (every key, even a symmetric one): they
+  travel as PKCS#8 DER.
+* An S3 bucket's ``_VersionedKeyStore`` pickles only the newest version of each key
+  (its ``items()`` hides older ones): it travels as its raw ``{key: [versions]}``.
+* IAM's AWS-managed policies (about 1,600 per account) carry their documents from
+  moto's bundled data: a version whose document is still that text travels without it.
+
+moto's state is process-wide, so there is one emulated cloud per process. A dump is a
+pickle: load only dumps this program wrote.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import io
+import ipaddress
+import json
+import os
+import pickle
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, get_args
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+    from moto.core.base_backend import BackendDict
+    from moto.core.models import MockAWS
+
+__all__ = ["SERVICES", "Emulator", "serve"]
+
+SERVICES: tuple[str, ...] = (
+    "ec2",
+    "s3",
+    "eks",
+    "iam",
+    "kms",
+    "route53",
+    "cloudwatch",
+    "sts",
+    "elbv2",
+)
+
+_FORMAT = 1
+_PROTOCOL = 5
+_FAKE_KEY = "sandbox"
+_ENV_DEFAULTS = {
+    # The default AMI catalogue costs start-up time and nothing we emulate needs it.
+    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+    # Phases attach AWS-managed policies (AmazonEKSClusterPolicy, ...) by ARN.
+    "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+}
+
+
+class Emulator:
+    """moto in this process: start/stop, a boto3 session on it, dump/load its state."""
+
+    def __init__(self, region: str, account_id: str = "123456789012") -> None:
+        if not region:
+            raise ValueError("the emulator needs a region")
+        if len(account_id) != 12 or not account_id.isdigit():
+            raise ValueError(f"account id {account_id!r} is not 12 digits")
+        self.region = region
+        self.account_id = account_id
+        self._mock: MockAWS | None = None
+        self._saved_account: str | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def running(self) -> bool:
+        """Whether boto3 calls in this process are being answered by moto."""
+        return self._mock is not None
+
+    def start(self) -> None:
+        """Answer boto3 calls from moto, keeping whatever state moto already holds."""
+        with self._lock:
+            if self._mock is not None:
+                return
+            for name, value in _ENV_DEFAULTS.items():
+                os.environ.setdefault(name, value)
+            # moto otherwise derives the account from the access key, probing IAM in
+            # every partition (six IAM backends of managed policies); the variable also
+            # gives requests through serve(), which carry no moto header, our account.
+            self._saved_account = os.environ.get("MOTO_ACCOUNT_ID")
+            os.environ["MOTO_ACCOUNT_ID"] = self.account_id
+            # MockAWS, not mock_aws(): the latter turns into a client of a remote
+            # moto server when TEST_SERVER_MODE is set, and the state must be ours.
+            from moto.core.models import MockAWS
+
+            mock = MockAWS()
+            try:
+                mock.start(reset=False)
+            except BaseException:
+                self._restore_account()
+                raise
+            self._mock = mock
+
+    def stop(self) -> None:
+        """Stop answering boto3 calls; the state stays in memory for a later start()."""
+        with self._lock:
+            if self._mock is None:
+                return
+            mock, self._mock = self._mock, None
+            try:
+                mock.stop(remove_data=False)
+            finally:
+                self._restore_account()
+
+    def _restore_account(self) -> None:
+        if self._saved_account is None:
+            os.environ.pop("MOTO_ACCOUNT_ID", None)
+        else:
+            os.environ["MOTO_ACCOUNT_ID"] = self._saved_account
+
+    def session(self) -> boto3.Session:
+        """A boto3 session whose clients can only reach this emulator.
+
+        Static fake credentials, no shared config or credentials file, no environment
+        settings (profiles, endpoint URLs, FIPS): a request moto does not answer, or one
+        made while the emulator is stopped, raises instead of going out.
+        """
+        import boto3
+        import botocore.session
+        from botocore.configprovider import BOTOCORE_DEFAUT_SESSION_VARIABLES
+        from moto.core.models import botocore_stubber
+
+        isolated: dict[str, tuple[Any, Any, Any, Any]] = {
+            name: (None, None, spec[2], spec[3])
+            for name, spec in BOTOCORE_DEFAUT_SESSION_VARIABLES.items()
+        }
+        isolated["profile"] = (None, None, None, None)
+        isolated["config_file"] = (None, None, os.devnull, None)
+        isolated["credentials_file"] = (None, None, os.devnull, None)
+        isolated["ignore_configured_endpoint_urls"] = (None, None, True, None)
+        core = botocore.session.Session(session_vars=isolated)
+        # Our handler asks moto itself, so moto's own copy must not answer twice.
+        core.unregister("before-send", botocore_stubber)
+        core.register("before-send", _answer_from_moto)
+        return boto3.Session(
+            aws_access_key_id=_FAKE_KEY,
+            aws_secret_access_key=_FAKE_KEY,
+            region_name=self.region,
+            botocore_session=core,
+        )
+
+    def dump(self) -> bytes:
+        """The state of every service in :data:`SERVICES`, as bytes for :meth:`load`."""
+        import moto
+        from moto.backends import get_backend
+        from moto.core.base_backend import backend_lock
+
+        own = _backend_dict_fields()
+        services: dict[str, bytes] = {}
+        # The lock keeps moto from creating backends while we copy the dicts; requests
+        # served concurrently can still change models, so dump between requests.
+        with backend_lock:
+            for name in SERVICES:
+                backends: BackendDict[Any] = get_backend(name)  # type: ignore[call-overload]
+                payload = {
+                    "accounts": dict(dict.items(backends)),
+                    # S3BackendDict keeps the bucket-name -> account map beside the dict.
+                    "extra": {k: v for k, v in vars(backends).items() if k not in own},
+                }
+                services[name] = _dumps(payload)
+        envelope = {"format": _FORMAT, "moto": moto.__version__, "services": services}
+        return pickle.dumps(envelope, protocol=_PROTOCOL)
+
+    def load(self, blob: bytes) -> None:
+        """Replace the whole emulated cloud with a dump; empty bytes give an empty cloud.
+
+        The dump is decoded before anything is replaced, so a bad one (ValueError)
+        leaves the current state as it was.
+        """
+        if not blob:
+            self.reset()
+            return
+        services = _read_envelope(blob)
+        from moto.backends import get_backend
+        from moto.core.base_backend import BackendDict, backend_lock
+
+        before = _tracked_counts()
+        decoded: dict[str, dict[str, Any]] = {}
+        # Thousands of small objects: collections mid-way only rescan them.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            for name, data in services.items():
+                decoded[name] = _decode_service(name, data)
+        except BaseException:
+            _discard(_tracked_since(before))
+            raise
+        finally:
+            if paused:
+                gc.enable()
+        with backend_lock:
+            self._reset(keep=_tracked_since(before))
+            for name, payload in decoded.items():
+                backends: BackendDict[Any] = get_backend(name)  # type: ignore[call-overload]
+                dict.clear(backends)
+                for account_id, account_backends in payload["accounts"].items():
+                    dict.__setitem__(backends, account_id, account_backends)
+                for attr, value in payload.get("extra", {}).items():
+                    setattr(backends, attr, value)
+                # moto resets only the BackendDicts it has seen hand out an account.
+                if payload["accounts"] and backends not in BackendDict._instances:
+                    BackendDict._instances.append(backends)
+
+    def reset(self) -> None:
+        """Empty the emulated cloud (every moto service, as a fresh account)."""
+        from moto.core.base_backend import backend_lock
+
+        with backend_lock:
+            self._reset(keep={})
+
+    @staticmethod
+    def _reset(keep: Mapping[type, list[Any]]) -> None:
+        """moto's BackendDict.reset(), sparing the model instances in ``keep``.
+
+        S3's reset closes the buffer of every FakeKey moto tracks, so objects decoded
+        for a load must be out of the tracking lists while it runs. Forgetting the old
+        instances afterwards keeps those lists from growing with every load.
+        """
+        from moto.core.base_backend import BackendDict, BaseBackend
+        from moto.core.model_instances import reset_model_data
+
+        _untrack(keep)
+        for backends in BackendDict._instances:
+            for account_backends in dict.values(backends):
+                for backend in dict.values(account_backends):
+                    # The base reset only re-runs __init__ on a backend we drop next
+                    # (IAM's parses ~1,600 managed policies); only overrides clean up.
+                    if type(backend).reset is not BaseBackend.reset:
+                        backend.reset()
+            dict.clear(backends)
+        BackendDict._instances.clear()
+        reset_model_data()
+        for cls, kept in keep.items():
+            cls.instances_tracked.extend(kept)  # type: ignore[attr-defined]
+
+
+def serve(
+    emulator: Emulator,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    ready: Callable[[str], None] | None = None,
+    stop: threading.Event,
+) -> None:
+    """Serve the emulator's state as an AWS endpoint on loopback until ``stop`` is set.
+
+    Port 0 picks a free port; ``ready`` gets the endpoint URL once the server listens.
+    Starts the emulator if it is not running (and stops it again on the way out).
+    """
+    address = _loopback(host)
+    from moto.server import ThreadedMotoServer
+
+    class _Server(ThreadedMotoServer):
+        # ThreadedMotoServer.start() waits forever if binding fails in its thread.
+        error: BaseException | None = None
+
+        def _server_entry(self) -> None:
+            try:
+                super()._server_entry()
+            except BaseException as exc:
+                self.error = exc
+                self._server_ready_event.set()
+
+    started_here = not emulator.running
+    emulator.start()
+    server = _Server(ip_address=address, port=port, verbose=False)
+    try:
+        server.start()
+        if server.error is not None:
+            raise OSError(f"cannot serve the emulator on {address}:{port}: {server.error}")
+        bound_host, bound_port = server.get_host_and_port()
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        if ready is not None:
+            ready(f"http://{shown}:{bound_port}")
+        stop.wait()
+    finally:
+        server.stop()
+        if started_here:
+            emulator.stop()
+
+
+def _loopback(host: str) -> str:
+    """The address to bind for ``host``; ValueError unless it is a loopback address."""
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"the emulator serves on loopback only; {host!r} is not") from None
+    if not address.is_loopback:
+        raise ValueError(f"the emulator serves on loopback only; {host!r} is not")
+    return str(address)
+
+
+def _answer_from_moto(
+    request: AWSPreparedRequest, event_name: str, **kwargs: Any
+) -> AWSResponse:
+    """botocore before-send hook: moto's answer, or an error instead of the network."""
+    from moto.core.models import botocore_stubber
+
+    if botocore_stubber.enabled:
+        response = botocore_stubber(event_name, request, **kwargs)
+        if response is not None:
+            return response
+        raise RuntimeError(
+            f"the emulator does not serve {request.method} {request.url}; "
+            "a sandbox session never calls real AWS"
+        )
+    raise RuntimeError(
+        f"the emulator is not running; refusing {request.method} {request.url}"
+    )
+
+
+# --- pickling -------------------------------------------------------------------------
+
+
+class _StatePickler(pickle.Pickler):
+    """A pickler for moto state: stands in for the objects listed in the module doc."""
+
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file, protocol=_PROTOCOL)
+        from cryptography import x509
+        from cryptography.hazmat.primitives.asymmetric.types import (
+            PrivateKeyTypes,
+            PublicKeyTypes,
+        )
+        from moto.iam.models import PolicyVersion
+        from moto.s3.utils import _VersionedKeyStore
+
+        self._private: tuple[type, ...] = get_args(PrivateKeyTypes)
+        self._public: tuple[type, ...] = get_args(PublicKeyTypes)
+        self._certificate = x509.Certificate
+        self._exact: dict[type, Callable[[Any], Any]] = {
+            _VersionedKeyStore: _reduce_versioned_store,
+            PolicyVersion: _reduce_policy_version,
+        }
+
+    def reducer_override(self, obj: Any) -> Any:
+        reduce = self._exact.get(type(obj))
+        if reduce is not None:
+            return reduce(obj)
+        if type(obj).__module__.startswith("cryptography"):
+            return _reduce_crypto(obj, self._private, self._public, self._certificate)
+        return NotImplemented
+
+
+def _dumps(obj: object) -> bytes:
+    buffer = io.BytesIO()
+    _StatePickler(buffer).dump(obj)
+    return buffer.getvalue()
+
+
+class _EnvelopeUnpickler(pickle.Unpickler):
+    """The outer layer is plain data: refuse any class or function in it."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
+
+
+def _read_envelope(blob: bytes) -> dict[str, bytes]:
+    """The per-service payloads of a dump; ValueError if it is not one we can load."""
+    try:
+        envelope = _EnvelopeUnpickler(io.BytesIO(blob)).load()
+    except Exception as exc:
+        raise ValueError(f"not an emulator dump ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(envelope, dict) or "format" not in envelope:
+        raise ValueError("not an emulator dump (no format marker)")
+    if envelope["format"] != _FORMAT:
+        raise ValueError(
+            f"emulator dump format {envelope['format']!r} is not supported "
+            f"(this phasegate reads format {_FORMAT}); reset the sandbox"
+        )
+    import moto
+
+    if envelope.get("moto") != moto.__version__:
+        raise ValueError(
+            f"emulator dump was written by moto {envelope.get('moto')}, this is moto "
+            f"{moto.__version__}; its objects do not carry over, reset the sandbox"
+        )
+    services = envelope.get("services")
+    if not isinstance(services, dict) or not all(
+        isinstance(k, str) and isinstance(v, bytes) for k, v in services.items()
+    ):
+        raise ValueError("emulator dump is damaged (no per-service states)")
+    return services
+
+
+@functools.cache
+def _backend_dict_fields() -> frozenset[str]:
+    """The attributes every BackendDict has; anything beyond them is service state."""
+    from moto.core.base_backend import BackendDict, BaseBackend
+
+    return frozenset(vars(BackendDict(BaseBackend, "probe")))
+
+
+def _tracked_counts() -> dict[type, int]:
+    from moto.core.model_instances import model_data
+
+    return {
+        cls: len(cls.instances_tracked)  # type: ignore[attr-defined]
+        for models in model_data.values()
+        for cls in models.values()
+        if isinstance(cls, type)
+    }
+
+
+def _tracked_since(before: Mapping[type, int]) -> dict[type, list[Any]]:
+    """Model instances moto started tracking since ``before`` was taken."""
+    after = _tracked_counts()
+    return {
+        cls: list(cls.instances_tracked[before.get(cls, 0) :])  # type: ignore[attr-defined]
+        for cls, count in after.items()
+        if count > before.get(cls, 0)
+    }
+
+
+def _decode_service(name: str, data: bytes) -> dict[str, Any]:
+    """One service's payload from a dump; ValueError if moto lacks it or it is damaged."""
+    from moto.backends import get_backend
+
+    try:
+        get_backend(name)  # type: ignore[call-overload]
+    except Exception as exc:
+        raise ValueError(f"emulator dump holds unknown service {name!r}") from exc
+    try:
+        payload = pickle.loads(data)
+    except Exception as exc:
+        raise ValueError(f"emulator dump: the {name} state is damaged ({exc})") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("accounts"), dict):
+        raise ValueError(f"emulator dump: the {name} state is damaged")
+    return payload
+
+
+def _untrack(instances: Mapping[type, list[Any]]) -> None:
+    for cls, objs in instances.items():
+        ids = {id(obj) for obj in objs}
+        tracked = cls.instances_tracked  # type: ignore[attr-defined]
+        tracked[:] = [obj for obj in tracked if id(obj) not in ids]
+
+
+def _discard(instances: Mapping[type, list[Any]]) -> None:
+    """Forget models decoded for a load that failed, closing S3 buffers on the way."""
+    _untrack(instances)
+    for objs in instances.values():
+        for obj in objs:
+            dispose = getattr(obj, "dispose", None)
+            if callable(dispose):
+                dispose()
+
+
+# S3 ------------------------------------------------------------------------------------
+
+
+def _reduce_versioned_store(store: Any) -> tuple[Any, ...]:
+    # dict.items() reads the raw lists; the store's own items() yields the newest only.
+    return (_rebuild_versioned_store, (type(store), dict(dict.items(store)), vars(store)))
+
+
+def _rebuild_versioned_store(cls: type, raw: dict[str, list[Any]], attrs: dict[str, Any]) -> Any:
+    store = cls()
+    dict.update(store, raw)
+    vars(store).update(attrs)
+    return store
+
+
+# IAM -----------------------------------------------------------------------------------
+
+
+@functools.cache
+def _aws_policy_documents() -> dict[str, str]:
+    """Document of every AWS-managed policy, by ``policy{path}{name}``, as moto makes it."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    data = json.loads(aws_managed_policies_data)
+    return {
+        f"policy{spec.get('Path') or '/'}{name}": json.dumps(spec.get("Document"))
+        for name, spec in data.items()
+    }
+
+
+def _reduce_policy_version(version: Any) -> Any:
+    parts = str(version.policy_arn).split(":", 5)
+    if len(parts) == 6 and parts[2] == "iam" and parts[4] == "aws":
+        document = _aws_policy_documents().get(parts[5])
+        if document is not None and version.document == document:
+            state = {k: v for k, v in vars(version).items() if k != "document"}
+            return (_rebuild_policy_version, (type(version), parts[5], state))
+    return NotImplemented
+
+
+def _rebuild_policy_version(cls: type, policy: str, state: dict[str, Any]) -> Any:
+    version = cls.__new__(cls)
+    vars(version).update(state)
+    version.document = _aws_policy_documents()[policy]
+    return version
+
+
+# KMS (and any other cryptography key or certificate) -----------------------------------
+
+
+def _reduce_crypto(
+    obj: Any,
+    private: tuple[type, ...],
+    public: tuple[type, ...],
+    certificate: type,
+) -> Any:
+    from cryptography.hazmat.primitives import serialization
+
+    if isinstance(obj, private):
+        der = obj.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return (_load_private_key, (der,))
+    if isinstance(obj, public):
+        der = obj.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return (_load_public_key, (der,))
+    if isinstance(obj, certificate):
+        return (_load_certificate, (obj.public_bytes(serialization.Encoding.DER),))
+    return NotImplemented
+
+
+def _load_private_key(der: bytes) -> Any:
+    from cryptography.hazmat.primitives.serialization import load_der_private_key
+
+    # The key was valid when dumped; re-checking an RSA key costs ~50 ms per KMS key.
+    return load_der_private_key(der, password=None, unsafe_skip_rsa_key_validation=True)
+
+
+def _load_public_key(der: bytes) -> Any:
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    return load_der_public_key(der)
+
+
+def _load_certificate(der: bytes) -> Any:
+    from cryptography.x509 import load_der_x509_certificate
+
+    return load_der_x509_certificate(der)

@@ -1,0 +1,126 @@
+"""Resource handlers: how the sandbox creates, updates and deletes each resource type.
+
+An explicit registry of type token -> handler. A type with no handler is refused by name
+in the plan; it is never faked. Each handler validates what real AWS would reject and the
+emulator accepts, so a sandbox rehearsal fails where the real apply would.
+"""
+
+from __future__ import annotations
+
+import secrets
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import boto3
+
+__all__ = ["REGISTRY", "CloudContext", "Handler", "HandlerError", "handler_for"]
+
+
+class HandlerError(Exception):
+    """A resource operation failed, or its inputs are invalid, with a reason for the user."""
+
+
+@dataclass
+class CloudContext:
+    """The emulated cloud as handlers see it: boto3 clients and the sandbox's own store."""
+
+    session: boto3.Session
+    region: str
+    account_id: str
+    store: dict[str, Any] = field(default_factory=dict)
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.session.client(service, region_name=self.region)
+        return self._clients[service]
+
+    def kept(self, kind: str) -> dict[str, Any]:
+        """The sandbox's own records of a kind the emulator lacks."""
+        bucket: dict[str, Any] = self.store.setdefault(kind, {})
+        return bucket
+
+
+class Handler(ABC):
+    """How one resource type is realised in the emulated cloud.
+
+    Outputs are the inputs plus what only the cloud can tell (``computed``), as with
+    the Pulumi providers.
+    """
+
+    type: ClassVar[str]
+    replace_on: ClassVar[frozenset[str]] = frozenset()
+    """Input properties whose change forces a replacement."""
+    computed: ClassVar[tuple[str, ...]] = ()
+    """Outputs unknown until the resource exists (shown as known after apply)."""
+    name_key: ClassVar[str | None] = None
+    """Input that holds the physical name; auto-named from the logical name if absent."""
+    delete_before_replace: ClassVar[bool] = False
+    """True where the replacement would collide with the original (same identity)."""
+    emulated: ClassVar[bool] = False
+    """True where the sandbox keeps the resource itself because the emulator lacks it."""
+
+    def validate(self, inputs: dict[str, Any]) -> None:
+        """Raise HandlerError for inputs real AWS would reject. Default: nothing to check."""
+        return None
+
+    @abstractmethod
+    def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
+        """Create the resource; returns its physical id and outputs."""
+
+    def update(
+        self, ctx: CloudContext, id_: str, old: dict[str, Any], new: dict[str, Any], outputs: dict
+    ) -> dict[str, Any]:
+        raise HandlerError(f"{self.type} cannot be updated in place")
+
+    @abstractmethod
+    def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
+        """Delete the resource."""
+
+    @abstractmethod
+    def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
+        """Whether the resource is in the cloud (refresh and inventory)."""
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def physical_name(self, name: str, inputs: dict[str, Any], max_len: int = 63) -> str:
+        given = inputs.get(self.name_key) if self.name_key else None
+        if given:
+            return str(given)
+        return f"{name[: max_len - 8]}-{secrets.token_hex(4)[:7]}"
+
+    @staticmethod
+    def tag_list(tags: dict[str, str] | None) -> list[dict[str, str]]:
+        return [{"Key": k, "Value": str(v)} for k, v in sorted((tags or {}).items())]
+
+
+def _registry() -> dict[str, Handler]:
+    from phasegate.engines.sandbox.handlers import ec2, eks, iam, lb, route53, s3
+
+    handlers: list[Handler] = [
+        *ec2.HANDLERS,
+        *eks.HANDLERS,
+        *iam.HANDLERS,
+        *lb.HANDLERS,
+        *route53.HANDLERS,
+        *s3.HANDLERS,
+    ]
+    return {h.type: h for h in handlers}
+
+
+REGISTRY: dict[str, Handler] = {}
+
+
+def handler_for(type_token: str) -> Handler | None:
+    """The handler of a type, or None when the sandbox cannot realise it."""
+    if not REGISTRY:
+        REGISTRY.update(_registry())
+    if type_token in REGISTRY:
+        return REGISTRY[type_token]
+    if type_token.startswith("kubernetes:"):
+        from phasegate.engines.sandbox.handlers.kubernetes import MANIFEST
+
+        return MANIFEST
+    return None

@@ -1,0 +1,230 @@
+"""EKS clusters and managed node groups.
+
+The emulator creates no instances: a node group is ACTIVE at once. It also accepts any
+scaling numbers, so the limits EKS enforces are checked here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError
+
+__all__ = ["HANDLERS"]
+
+_EFFECTS = ("NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE")
+_CAPACITY = ("ON_DEMAND", "SPOT", "CAPACITY_BLOCK")
+
+
+def _not_found(ctx: CloudContext, exc: Exception) -> bool:
+    return isinstance(exc, ctx.client("eks").exceptions.ResourceNotFoundException)
+
+
+class Cluster(Handler):
+    type = "aws:eks/cluster:Cluster"
+    replace_on = frozenset({"name", "roleArn"})
+    computed = ("id", "arn", "name", "endpoint", "status", "platformVersion", "certificateAuthority")
+    name_key = "name"
+
+    def validate(self, inputs: dict[str, Any]) -> None:
+        subnets = (inputs.get("vpcConfig") or {}).get("subnetIds")
+        if isinstance(subnets, list) and len(subnets) < 2:
+            raise HandlerError("vpcConfig.subnetIds needs subnets in at least two availability zones")
+
+    def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
+        vpc = inputs.get("vpcConfig") or {}
+        cluster_name = self.physical_name(name, inputs, max_len=100)
+        args: dict[str, Any] = {
+            "name": cluster_name,
+            "roleArn": inputs["roleArn"],
+            "resourcesVpcConfig": {
+                "subnetIds": list(vpc.get("subnetIds", [])),
+                "securityGroupIds": list(vpc.get("securityGroupIds", [])),
+                "endpointPrivateAccess": bool(vpc.get("endpointPrivateAccess", False)),
+                "endpointPublicAccess": bool(vpc.get("endpointPublicAccess", True)),
+            },
+            "tags": dict(inputs.get("tags") or {}),
+        }
+        if inputs.get("version"):
+            args["version"] = str(inputs["version"])
+        cluster = ctx.client("eks").create_cluster(**args)["cluster"]
+        return cluster_name, self._outputs(inputs, cluster)
+
+    def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
+        eks = ctx.client("eks")
+        if old.get("vpcConfig") != new.get("vpcConfig"):
+            vpc = new.get("vpcConfig") or {}
+            eks.update_cluster_config(
+                name=id_,
+                resourcesVpcConfig={
+                    "endpointPrivateAccess": bool(vpc.get("endpointPrivateAccess", False)),
+                    "endpointPublicAccess": bool(vpc.get("endpointPublicAccess", True)),
+                },
+            )
+        if old.get("version") != new.get("version") and new.get("version"):
+            raise HandlerError(
+                "changing the Kubernetes version is an upgrade the sandbox cannot rehearse"
+            )
+        if old.get("tags") != new.get("tags"):
+            arn = outputs["arn"]
+            if old.get("tags"):
+                eks.untag_resource(resourceArn=arn, tagKeys=list(old["tags"]))
+            if new.get("tags"):
+                eks.tag_resource(resourceArn=arn, tags=dict(new["tags"]))
+        return self._outputs(new, eks.describe_cluster(name=id_)["cluster"])
+
+    def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
+        eks = ctx.client("eks")
+        groups = eks.list_nodegroups(clusterName=id_)["nodegroups"]
+        if groups:
+            raise HandlerError(f"cluster {id_} still has node groups: {', '.join(groups)}")
+        eks.delete_cluster(name=id_)
+
+    def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
+        return id_ in ctx.client("eks").list_clusters()["clusters"]
+
+    @staticmethod
+    def _outputs(inputs: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:
+        vpc = cluster.get("resourcesVpcConfig", {})
+        return {
+            **inputs,
+            "id": cluster["name"],
+            "name": cluster["name"],
+            "arn": cluster["arn"],
+            "endpoint": cluster.get("endpoint", ""),
+            "status": cluster.get("status", ""),
+            "version": cluster.get("version", inputs.get("version", "")),
+            "platformVersion": cluster.get("platformVersion", ""),
+            "certificateAuthority": {"data": cluster.get("certificateAuthority", {}).get("data", "")},
+            "vpcConfig": {
+                **(inputs.get("vpcConfig") or {}),
+                "clusterSecurityGroupId": vpc.get("clusterSecurityGroupId", ""),
+                "vpcId": vpc.get("vpcId", ""),
+            },
+        }
+
+
+class NodeGroup(Handler):
+    type = "aws:eks/nodeGroup:NodeGroup"
+    replace_on = frozenset(
+        {
+            "clusterName",
+            "nodeGroupName",
+            "nodeRoleArn",
+            "subnetIds",
+            "instanceTypes",
+            "capacityType",
+            "amiType",
+            "diskSize",
+            "launchTemplate",
+        }
+    )
+    computed = ("id", "arn", "status", "nodeGroupName", "resources")
+    name_key = "nodeGroupName"
+
+    def validate(self, inputs: dict[str, Any]) -> None:
+        scaling = inputs.get("scalingConfig") or {}
+        lo, want, hi = (scaling.get(k) for k in ("minSize", "desiredSize", "maxSize"))
+        if all(isinstance(v, int) for v in (lo, want, hi)):
+            assert isinstance(lo, int) and isinstance(want, int) and isinstance(hi, int)
+            if lo < 0 or hi < 1 or not lo <= want <= hi:
+                raise HandlerError(
+                    f"scalingConfig needs 0 <= minSize <= desiredSize <= maxSize and maxSize >= 1 "
+                    f"(got min {lo}, desired {want}, max {hi})"
+                )
+        types = inputs.get("instanceTypes")
+        if isinstance(types, list) and not types:
+            raise HandlerError("instanceTypes must name at least one instance type")
+        capacity = inputs.get("capacityType", "ON_DEMAND")
+        if capacity not in _CAPACITY:
+            raise HandlerError(f"capacityType '{capacity}' is not one of {', '.join(_CAPACITY)}")
+        for taint in inputs.get("taints") or []:
+            if isinstance(taint, dict) and taint.get("effect") not in _EFFECTS:
+                raise HandlerError(
+                    f"taint {taint.get('key')}: effect '{taint.get('effect')}' is not one of "
+                    f"{', '.join(_EFFECTS)}"
+                )
+
+    def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
+        group_name = self.physical_name(name, inputs)
+        args: dict[str, Any] = {
+            "clusterName": inputs["clusterName"],
+            "nodegroupName": group_name,
+            "nodeRole": inputs["nodeRoleArn"],
+            "subnets": list(inputs.get("subnetIds", [])),
+            "scalingConfig": {
+                "minSize": inputs["scalingConfig"]["minSize"],
+                "maxSize": inputs["scalingConfig"]["maxSize"],
+                "desiredSize": inputs["scalingConfig"]["desiredSize"],
+            },
+            "labels": dict(inputs.get("labels") or {}),
+            "taints": [dict(t) for t in inputs.get("taints") or []],
+            "tags": dict(inputs.get("tags") or {}),
+            "capacityType": inputs.get("capacityType", "ON_DEMAND"),
+        }
+        for src, dst in (("instanceTypes", "instanceTypes"), ("amiType", "amiType"), ("diskSize", "diskSize")):
+            if inputs.get(src) is not None:
+                args[dst] = inputs[src]
+        if inputs.get("launchTemplate"):
+            lt = inputs["launchTemplate"]
+            args["launchTemplate"] = {k: v for k, v in lt.items() if k in ("id", "name", "version")}
+        try:
+            group = ctx.client("eks").create_nodegroup(**args)["nodegroup"]
+        except Exception as exc:
+            raise HandlerError(f"cannot create node group {group_name}: {exc}") from None
+        return f"{inputs['clusterName']}:{group_name}", self._outputs(inputs, group)
+
+    def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
+        eks = ctx.client("eks")
+        cluster, group = id_.split(":", 1)
+        args: dict[str, Any] = {"clusterName": cluster, "nodegroupName": group}
+        if old.get("scalingConfig") != new.get("scalingConfig"):
+            args["scalingConfig"] = dict(new["scalingConfig"])
+        old_labels, new_labels = old.get("labels") or {}, new.get("labels") or {}
+        if old_labels != new_labels:
+            args["labels"] = {
+                "addOrUpdateLabels": {k: v for k, v in new_labels.items() if old_labels.get(k) != v},
+                "removeLabels": [k for k in old_labels if k not in new_labels],
+            }
+        old_taints, new_taints = old.get("taints") or [], new.get("taints") or []
+        if old_taints != new_taints:
+            args["taints"] = {
+                "addOrUpdateTaints": [t for t in new_taints if t not in old_taints],
+                "removeTaints": [t for t in old_taints if t not in new_taints],
+            }
+        if len(args) > 2:
+            eks.update_nodegroup_config(**args)
+        if old.get("tags") != new.get("tags"):
+            if old.get("tags"):
+                eks.untag_resource(resourceArn=outputs["arn"], tagKeys=list(old["tags"]))
+            if new.get("tags"):
+                eks.tag_resource(resourceArn=outputs["arn"], tags=dict(new["tags"]))
+        described = eks.describe_nodegroup(clusterName=cluster, nodegroupName=group)["nodegroup"]
+        return self._outputs(new, described)
+
+    def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
+        cluster, group = id_.split(":", 1)
+        ctx.client("eks").delete_nodegroup(clusterName=cluster, nodegroupName=group)
+
+    def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
+        cluster, group = id_.split(":", 1)
+        try:
+            return group in ctx.client("eks").list_nodegroups(clusterName=cluster)["nodegroups"]
+        except Exception as exc:
+            if _not_found(ctx, exc):
+                return False
+            raise
+
+    @staticmethod
+    def _outputs(inputs: dict[str, Any], group: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **inputs,
+            "id": f"{group['clusterName']}:{group['nodegroupName']}",
+            "nodeGroupName": group["nodegroupName"],
+            "arn": group["nodegroupArn"],
+            "status": group.get("status", ""),
+            "resources": [{"autoscalingGroups": group.get("resources", {}).get("autoScalingGroups", [])}],
+        }
+
+
+HANDLERS: list[Handler] = [Cluster(), NodeGroup()]

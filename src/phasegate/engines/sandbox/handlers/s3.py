@@ -1,0 +1,75 @@
+"""S3 buckets (pulumi-aws v7 ``aws.s3.Bucket``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError
+
+__all__ = ["HANDLERS"]
+
+_BUCKET_NAME = re.compile(r"^(?!xn--)(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class Bucket(Handler):
+    type = "aws:s3/bucket:Bucket"
+    replace_on = frozenset({"bucket", "bucketPrefix"})
+    computed = ("id", "arn", "bucket", "bucketDomainName", "bucketRegionalDomainName", "region")
+    name_key = "bucket"
+
+    def validate(self, inputs: dict[str, Any]) -> None:
+        name = inputs.get("bucket")
+        if isinstance(name, str) and not _BUCKET_NAME.match(name):
+            raise HandlerError(
+                f"bucket name '{name}' is not valid: 3-63 characters of a-z, 0-9, '.' and '-', "
+                "starting and ending with a letter or digit"
+            )
+
+    def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
+        s3 = ctx.client("s3")
+        bucket = self.physical_name(name.lower().replace("_", "-"), inputs)
+        args: dict[str, Any] = {"Bucket": bucket}
+        if ctx.region != "us-east-1":
+            args["CreateBucketConfiguration"] = {"LocationConstraint": ctx.region}
+        try:
+            s3.create_bucket(**args)
+        except Exception as exc:
+            raise HandlerError(f"cannot create bucket '{bucket}': {exc}") from None
+        if inputs.get("tags"):
+            s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": self.tag_list(inputs["tags"])})
+        return bucket, {
+            **inputs,
+            "id": bucket,
+            "bucket": bucket,
+            "arn": f"arn:aws:s3:::{bucket}",
+            "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+            "bucketRegionalDomainName": f"{bucket}.s3.{ctx.region}.amazonaws.com",
+            "region": ctx.region,
+        }
+
+    def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
+        s3 = ctx.client("s3")
+        if new.get("tags"):
+            s3.put_bucket_tagging(Bucket=id_, Tagging={"TagSet": self.tag_list(new["tags"])})
+        else:
+            s3.delete_bucket_tagging(Bucket=id_)
+        return {**outputs, **new}
+
+    def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
+        s3 = ctx.client("s3")
+        if outputs.get("forceDestroy"):
+            for page in s3.get_paginator("list_object_versions").paginate(Bucket=id_):
+                for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                    s3.delete_object(Bucket=id_, Key=item["Key"], VersionId=item["VersionId"])
+        try:
+            s3.delete_bucket(Bucket=id_)
+        except Exception as exc:
+            raise HandlerError(f"cannot delete bucket '{id_}': {exc}") from None
+
+    def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
+        names = {b["Name"] for b in ctx.client("s3").list_buckets().get("Buckets", [])}
+        return id_ in names
+
+
+HANDLERS: list[Handler] = [Bucket()]

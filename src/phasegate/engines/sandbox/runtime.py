@@ -1,0 +1,307 @@
+"""Runs a phase program in this process on the Pulumi SDK's mock runtime.
+
+The SDK sends every resource registration to a monitor. Ours hands each one, with its
+inputs, dependencies and options, to a :class:`Host` that decides what happens (preview:
+diff against the checkpoint; up: act on the emulated cloud) and answers with the outputs
+the program sees. A registration is only sent once its inputs resolve, so the host sees
+resources in dependency order, as the Pulumi engine's step executor does.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from phasegate.engines.base import UNKNOWN, StackOutputs
+
+__all__ = ["Host", "ProgramFailed", "Registration", "run_program"]
+
+# Markers of the Pulumi wire format (pulumi/runtime/rpc.py).
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+_OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+_WIRE_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+_STACK_TYPE = "pulumi:pulumi:Stack"
+_STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+# One program at a time per process: the SDK keeps its settings in globals.
+_RUN_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One resource as the program declared it."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    inputs: dict[str, Any]
+    parent: str = ""
+    provider: str = ""
+    dependencies: tuple[str, ...] = ()
+    protect: bool = False
+    delete_before_replace: bool = False
+    replace_on_changes: tuple[str, ...] = ()
+    ignore_changes: tuple[str, ...] = ()
+    secret_inputs: frozenset[str] = field(default_factory=frozenset)
+
+
+class Host(Protocol):
+    """What the runtime asks the engine while the program runs."""
+
+    def register(self, reg: Registration) -> tuple[str, dict[str, Any]]:
+        """Return (physical id, outputs); id "" and UNKNOWN values mean known after apply."""
+
+    def stack_outputs(self, stack_name: str) -> StackOutputs | None:
+        """Outputs of another stack (for StackReference); None if it has none yet."""
+
+    def invoke(self, token: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        """A provider function call (``aws.get_...``); None: unknown until apply."""
+
+
+class ProgramFailed(Exception):
+    """The program itself raised, or the host refused one of its resources."""
+
+
+def _from_wire(value: Any) -> tuple[Any, bool]:
+    """Wire value (as from ``MessageToDict``) to plain Python; returns (value, is_secret)."""
+    if value == _WIRE_UNKNOWN:
+        return UNKNOWN, False
+    if isinstance(value, float) and value.is_integer():
+        return int(value), False
+    if isinstance(value, list):
+        items = [_from_wire(v) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    if isinstance(value, dict):
+        sig = value.get(_SIG_KEY)
+        if sig == _SECRET_SIG:
+            inner, _ = _from_wire(value.get("value"))
+            return inner, True
+        if sig == _RESOURCE_SIG:
+            ref = value.get("id") or value.get("urn")
+            return _from_wire(ref)[0] if ref is not None else UNKNOWN, False
+        if sig == _OUTPUT_SIG:
+            if "value" not in value:
+                return UNKNOWN, bool(value.get("secret"))
+            inner, secret = _from_wire(value["value"])
+            return inner, secret or bool(value.get("secret"))
+        out: dict[str, Any] = {}
+        secret = False
+        for k, v in value.items():
+            out[k], s = _from_wire(v)
+            secret = secret or s
+        return out, secret
+    return value, False
+
+
+def _to_wire(value: Any) -> Any:
+    if isinstance(value, str) and value == UNKNOWN:
+        return _WIRE_UNKNOWN
+    if isinstance(value, dict):
+        return {k: _to_wire(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_wire(v) for v in value]
+    return value
+
+
+def _struct(values: Mapping[str, Any]) -> Any:
+    from google.protobuf import struct_pb2
+
+    st = struct_pb2.Struct()
+    st.update(_to_wire(dict(values)))
+    return st
+
+
+def _plain(message: Any) -> dict[str, Any]:
+    from google.protobuf import json_format
+
+    result: dict[str, Any] = json_format.MessageToDict(message)
+    return result
+
+
+def _make_monitor(host: Host, failures: list[BaseException]) -> Any:
+    from pulumi.runtime import mocks
+    from pulumi.runtime.proto import resource_pb2
+
+    class SandboxMonitor(mocks.MockMonitor):
+        """The SDK's mock monitor with every registration handed to the host."""
+
+        def __init__(self) -> None:
+            super().__init__(mocks=None)  # type: ignore[arg-type]
+            self.stack_outputs: tuple[dict[str, Any], frozenset[str]] = ({}, frozenset())
+            self._stack_urn = ""
+
+        def make_urn(self, parent: str, type_: str, name: str) -> str:
+            # Like the engine: the root stack is not part of its children's type chain.
+            if parent and parent != self._stack_urn:
+                type_ = parent.split("::")[2] + "$" + type_
+            from pulumi.runtime.settings import get_project, get_stack
+
+            return "urn:pulumi:" + "::".join([get_stack(), get_project(), type_, name])
+
+        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+            urn = self.make_urn(request.parent, request.type, request.name)
+            if request.type == _STACK_TYPE:
+                self._stack_urn = urn
+                return resource_pb2.RegisterResourceResponse(urn=urn)
+            try:
+                raw = _plain(request.object)
+                inputs: dict[str, Any] = {}
+                secret: set[str] = set()
+                for key, value in raw.items():
+                    inputs[key], is_secret = _from_wire(value)
+                    if is_secret:
+                        secret.add(key)
+                reg = Registration(
+                    urn=urn,
+                    type=request.type,
+                    name=request.name,
+                    custom=bool(request.custom),
+                    inputs=inputs,
+                    parent="" if request.parent == self._stack_urn else request.parent,
+                    provider=request.provider,
+                    dependencies=tuple(request.dependencies),
+                    protect=bool(request.protect),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                    replace_on_changes=tuple(request.replaceOnChanges),
+                    ignore_changes=tuple(request.ignoreChanges),
+                    secret_inputs=frozenset(secret),
+                )
+                id_, outputs = host.register(reg)
+            except BaseException as exc:
+                failures.append(exc)
+                raise
+            return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=_struct(outputs))
+
+        def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+            urn = self.make_urn(request.parent, request.type, request.name)
+            try:
+                if request.type != _STACK_REFERENCE:
+                    raise ProgramFailed(
+                        f"{request.type} '{request.name}': reading existing resources "
+                        "(.get) is not supported by the sandbox engine"
+                    )
+                ref = request.id or _plain(request.properties).get("name", "")
+                stack_name = str(ref).rsplit("/", 1)[-1]
+                outputs = host.stack_outputs(stack_name)
+                if outputs is None:
+                    props: dict[str, Any] = {"name": ref, "outputs": UNKNOWN}
+                    props["secretOutputNames"] = UNKNOWN
+                else:
+                    props = {
+                        "name": ref,
+                        "outputs": dict(outputs.values),
+                        "secretOutputNames": sorted(outputs.secret),
+                    }
+            except BaseException as exc:
+                failures.append(exc)
+                raise
+            return resource_pb2.ReadResourceResponse(urn=urn, properties=_struct(props))
+
+        def Invoke(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+            try:
+                args, _ = _from_wire(_plain(request.args))
+                result = host.invoke(request.tok, args)
+            except BaseException as exc:
+                failures.append(exc)
+                raise
+            if result is None:
+                return resource_pb2.ResourceInvokeResponse(unknown=True)
+            return resource_pb2.ResourceInvokeResponse(**{"return": _struct(result)})
+
+        def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+            if request.urn == self._stack_urn:
+                raw = _plain(request.outputs)
+                values: dict[str, Any] = {}
+                secret: set[str] = set()
+                for key, value in raw.items():
+                    values[key], is_secret = _from_wire(value)
+                    if is_secret:
+                        secret.add(key)
+                self.stack_outputs = (values, frozenset(secret))
+            return super().RegisterResourceOutputs(request)
+
+    return SandboxMonitor()
+
+
+def _config_for_sdk(project: str, config: Mapping[str, Any]) -> dict[str, str]:
+    """Stack config as the SDK wants it: namespaced keys, structured values as JSON."""
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        full = key if ":" in key else f"{project}:{key}"
+        out[full] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+def _purge_modules(directory: Path) -> None:
+    """Forget modules loaded from a program directory so the next run loads its own."""
+    prefix = str(directory.resolve())
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and str(Path(file).resolve()).startswith(prefix):
+            del sys.modules[name]
+
+
+def run_program(
+    directory: Path,
+    *,
+    project: str,
+    stack: str,
+    config: Mapping[str, Any],
+    preview: bool,
+    host: Host,
+) -> StackOutputs:
+    """Run ``directory/__main__.py`` as stack ``stack``; returns its exported outputs."""
+    from pulumi.runtime import mocks, settings
+    from pulumi.runtime import stack as sdk_stack
+    from pulumi.runtime.config import set_all_config
+    from pulumi.runtime.sync_await import _sync_await
+
+    with _RUN_LOCK:
+        failures: list[BaseException] = []
+        monitor = _make_monitor(host, failures)
+        sdk_settings = mocks.MockSettings(
+            monitor=monitor,
+            monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
+            engine=mocks.MockEngine(None),
+            project=project,
+            stack=stack,
+            dry_run=preview,
+            organization="organization",
+            callbacks=None,
+        )
+        settings.configure(sdk_settings)
+        settings.set_root_resource(None)  # type: ignore[arg-type]
+        set_all_config(_config_for_sdk(project, config), [])
+
+        main = directory / "__main__.py"
+        sys.path.insert(0, str(directory))
+        try:
+            _sync_await(
+                sdk_stack.run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__"))
+            )
+        except BaseException as exc:
+            cause = failures[0] if failures else exc
+            raise ProgramFailed(_describe(cause)) from cause
+        finally:
+            sys.path.remove(str(directory))
+            _purge_modules(directory)
+            settings.set_root_resource(None)  # type: ignore[arg-type]
+        if failures:
+            raise ProgramFailed(_describe(failures[0])) from failures[0]
+        values, secret = monitor.stack_outputs
+        return StackOutputs(values=values, secret=secret)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    # The SDK wraps program errors; the user's own message is the first line that says something.
+    return text.splitlines()[0] if isinstance(exc, ProgramFailed) else f"{type(exc).__name__}: {text}"

@@ -1,0 +1,190 @@
+"""The sandbox's disk: stack checkpoints and the emulated cloud of one environment.
+
+``checkpoint.json`` holds every stack's resources and outputs, the sandbox's own store
+(Kubernetes objects and other emulated types), the legacy estate's inventory, and the name
+of the cloud snapshot it goes with. The snapshot is written under its content hash first;
+replacing ``checkpoint.json`` is the single commit point, so the checkpoint and the cloud
+on disk always agree, wherever a run is killed. Reading checkpoints never loads the
+emulator, which keeps plans fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from phasegate.atomic import write_atomic
+from phasegate.errors import EngineError
+
+if TYPE_CHECKING:
+    from phasegate.engines.sandbox.emulator import Emulator
+
+__all__ = ["FORMAT", "Checkpoint", "ResourceState", "SandboxStore", "StackCheckpoint"]
+
+FORMAT = 1
+
+
+@dataclass
+class ResourceState:
+    """One resource as the sandbox last left it."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    id: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    parent: str = ""
+    dependencies: list[str] = field(default_factory=list)
+    protect: bool = False
+    emulated: bool = False
+
+
+@dataclass
+class StackCheckpoint:
+    """A stack's resources in creation order (deletes go in reverse) and its outputs."""
+
+    resources: list[ResourceState] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: list[str] = field(default_factory=list)
+
+    def by_urn(self) -> dict[str, ResourceState]:
+        return {r.urn: r for r in self.resources}
+
+
+@dataclass
+class Checkpoint:
+    environment: str
+    region: str
+    cloud: str | None = None
+    legacy: dict[str, Any] = field(default_factory=dict)
+    store: dict[str, Any] = field(default_factory=dict)
+    stacks: dict[str, StackCheckpoint] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        data = {"format": FORMAT, **asdict(self)}
+        return json.dumps(data, indent=1, sort_keys=False, default=str) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Checkpoint:
+        data = json.loads(text)
+        if data.pop("format", None) != FORMAT:
+            raise ValueError(f"unknown checkpoint format (this phasegate reads {FORMAT})")
+        stacks = {
+            name: StackCheckpoint(
+                resources=[ResourceState(**r) for r in s["resources"]],
+                outputs=s["outputs"],
+                secret_outputs=s["secret_outputs"],
+            )
+            for name, s in data.pop("stacks").items()
+        }
+        return cls(stacks=stacks, **data)
+
+
+class SandboxStore:
+    """Checkpoints and cloud snapshot of one environment under ``directory``."""
+
+    def __init__(self, directory: Path, environment: str, region: str) -> None:
+        self.directory = directory
+        self.environment = environment
+        self.region = region
+        self._emulator: Emulator | None = None
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.directory / "checkpoint.json"
+
+    def load(self) -> Checkpoint:
+        try:
+            text = self.checkpoint_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return Checkpoint(environment=self.environment, region=self.region)
+        try:
+            return Checkpoint.from_json(text)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EngineError(
+                f"{self.checkpoint_path}: damaged sandbox checkpoint ({exc})",
+                hint="`migrate sandbox reset` starts the sandbox over",
+            ) from None
+
+    def cloud(self, checkpoint: Checkpoint) -> Emulator:
+        """The emulated cloud, started and loaded on first use in this process."""
+        if self._emulator is None:
+            from phasegate.engines.sandbox.emulator import Emulator
+
+            emulator = Emulator(region=self.region)
+            emulator.start()
+            blob = b""
+            if checkpoint.cloud:
+                try:
+                    blob = (self.directory / checkpoint.cloud).read_bytes()
+                except OSError as exc:
+                    raise EngineError(
+                        f"{self.directory / checkpoint.cloud}: cloud snapshot missing ({exc})",
+                        hint="`migrate sandbox reset` starts the sandbox over",
+                    ) from None
+            emulator.load(blob)
+            self._emulator = emulator
+            if not checkpoint.legacy:
+                from phasegate.engines.sandbox.legacy import create_estate
+
+                checkpoint.legacy = create_estate(emulator.session(), self.environment, self.region)
+        return self._emulator
+
+    @property
+    def cloud_loaded(self) -> bool:
+        return self._emulator is not None
+
+    def commit(self, checkpoint: Checkpoint) -> None:
+        """Write the cloud snapshot (if loaded) and then the checkpoint that names it."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self._emulator is not None:
+            blob = self._emulator.dump()
+            name = f"cloud-{hashlib.sha256(blob).hexdigest()[:16]}.pickle"
+            target = self.directory / name
+            if not target.exists():
+                write_atomic(target, blob)
+            checkpoint.cloud = name
+        write_atomic(self.checkpoint_path, checkpoint.to_json().encode())
+        for stale in self.directory.glob("cloud-*.pickle"):
+            if stale.name != checkpoint.cloud:
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
+        self._render_manifests(checkpoint)
+
+    def close(self) -> None:
+        if self._emulator is not None:
+            self._emulator.stop()
+            self._emulator = None
+
+    def reset(self) -> None:
+        """Forget everything: cloud, checkpoints, manifests."""
+        self.close()
+        if self.directory.exists():
+            shutil.rmtree(self.directory)
+
+    def _render_manifests(self, checkpoint: Checkpoint) -> None:
+        """Write the Kubernetes objects as YAML files people can read and diff."""
+        import yaml
+
+        root = self.directory / "kubernetes"
+        objects: dict[str, Any] = checkpoint.store.get("kubernetes", {})
+        wanted: set[Path] = set()
+        for key, manifest in sorted(objects.items()):
+            path = root / (key.replace("/", os.sep) + ".yaml")
+            wanted.add(path)
+            text = yaml.safe_dump(manifest, sort_keys=False)
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(path, text.encode())
+        if root.exists():
+            for path in root.rglob("*.yaml"):
+                if path not in wanted:
+                    path.unlink()

@@ -1,0 +1,105 @@
+"""The errors the core raises; the CLI boundary maps each to one line and an exit code.
+
+The core never prints or exits. Every error carries what the user needs to act on it
+(the file, the field, the stack, a hint), and its ``exit_code`` is the documented one.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from pathlib import Path
+
+__all__ = [
+    "EngineError",
+    "ExitCode",
+    "GateBlocked",
+    "InputError",
+    "LockHeld",
+    "PhasegateError",
+    "RollbackFailed",
+    "RolledBack",
+    "StateFileError",
+]
+
+
+class ExitCode(IntEnum):
+    """The documented, stable exit codes (DESIGN §8)."""
+
+    OK = 0
+    ERROR = 1
+    CHANGES = 2
+    ROLLED_BACK = 3
+    ROLLBACK_FAILED = 4
+    BLOCKED = 5
+
+
+class PhasegateError(Exception):
+    """Base of every error phasegate raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class InputError(PhasegateError):
+    """A file or flag the user gave is wrong: names the file and the field."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: Path | str | None = None,
+        field: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        where = ""
+        if file is not None:
+            where = f"{file}"
+            if field:
+                where += f": {field}"
+            where += ": "
+        elif field:
+            where = f"{field}: "
+        super().__init__(where + message, hint=hint)
+        self.file = file
+        self.field = field
+
+
+class StateFileError(InputError):
+    """A state file is damaged or of an unknown version; it is never overwritten."""
+
+
+class GateBlocked(PhasegateError):
+    """A gate does not hold (dependency, lock, interrupted run): nothing was changed."""
+
+    exit_code = ExitCode.BLOCKED
+
+
+class LockHeld(GateBlocked):
+    """Another run holds the environment lock."""
+
+
+class EngineError(PhasegateError):
+    """The engine could not preview or apply a stack."""
+
+    def __init__(self, message: str, *, stack: str | None = None, hint: str | None = None):
+        super().__init__(f"{stack}: {message}" if stack else message, hint=hint)
+        self.stack = stack
+
+
+class RolledBack(PhasegateError):
+    """An apply failed and the phase was rolled back to its last known good."""
+
+    exit_code = ExitCode.ROLLED_BACK
+
+
+class RollbackFailed(PhasegateError):
+    """An apply failed and so did its rollback: the stack needs a person."""
+
+    exit_code = ExitCode.ROLLBACK_FAILED

@@ -1,0 +1,163 @@
+"""The phase lifecycle, one machine per stack (DESIGN §3).
+
+::
+
+    pending --plan--> planned --apply--> applying --ok--> verifying --pass--> verified
+       ^                 ^                  | fail              | fail
+       |                 |                  v                   v
+       |                 +----------- rolled_back <--ok-- rolling_back --error--> rollback_failed
+
+Guards are named conditions that say why they block. Every state change is written to
+the state file (with a history entry) by ``after_state_change``, before the caller lets
+the engine act on it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transitions import EventData, Machine
+
+from phasegate.state import STATUSES, HistoryEntry, PhaseState, StateStore, now
+
+__all__ = ["INTERRUPTED", "TRANSITIONS", "PhaseLifecycle", "RunContext"]
+
+INTERRUPTED = ("applying", "verifying", "rolling_back")
+"""States a run only leaves by finishing; found on disk, they mean the run was killed."""
+
+TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "plan", "source": ["pending", "planned", "verified", "rolled_back"], "dest": "planned"},
+    {
+        "trigger": "apply",
+        "source": "planned",
+        "dest": "applying",
+        "conditions": ["dependencies_verified", "plan_is_fresh"],
+    },
+    {"trigger": "ok", "source": "applying", "dest": "verifying"},
+    {"trigger": "pass", "source": "verifying", "dest": "verified"},
+    {"trigger": "fail", "source": ["applying", "verifying"], "dest": "rolling_back"},
+    {"trigger": "ok", "source": "rolling_back", "dest": "rolled_back"},
+    {"trigger": "error", "source": "rolling_back", "dest": "rollback_failed"},
+    {"trigger": "reset", "source": "*", "dest": "pending"},
+]
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+@dataclass
+class RunContext:
+    """Who runs what, from where: stamped on every history entry."""
+
+    command: str
+    actor: str
+    git_commit: str | None = None
+    ci_run: str | None = None
+    clock: Callable[[], str] = field(default=now)
+
+    @classmethod
+    def detect(cls, root: Path, command: str, environ: dict[str, str] | None = None) -> RunContext:
+        env = dict(os.environ if environ is None else environ)
+        actor = env.get("GITHUB_ACTOR") or env.get("GITLAB_USER_LOGIN") or env.get("BUILDKITE_BUILD_CREATOR")
+        if not actor:
+            try:
+                user = getpass.getuser()
+            except (KeyError, OSError):
+                user = "unknown"
+            actor = f"{user}@{socket.gethostname()}"
+        ci_run = env.get("GITHUB_RUN_ID") or env.get("CI_PIPELINE_ID") or env.get("BUILDKITE_BUILD_ID")
+        return cls(command=command, actor=actor, git_commit=_git_commit(root), ci_run=ci_run)
+
+
+class PhaseLifecycle:
+    """One stack's lifecycle; the model of a ``transitions`` machine.
+
+    ``guards`` maps a guard name to a callable returning None when it holds, or the
+    reason it does not.
+    """
+
+    status: str
+
+    def __init__(
+        self,
+        state: PhaseState,
+        store: StateStore,
+        context: RunContext,
+        guards: dict[str, Callable[[], str | None]] | None = None,
+    ) -> None:
+        self.state = state
+        self.store = store
+        self.context = context
+        self.guards = guards or {}
+        self.blocked: str | None = None
+        self.machine = Machine(
+            model=self,
+            states=list(STATUSES),
+            transitions=TRANSITIONS,
+            initial=state.status,
+            auto_transitions=False,
+            send_event=True,
+            model_attribute="status",
+            after_state_change="_persist",
+        )
+
+    # -- guards -------------------------------------------------------------------------
+
+    def _guard(self, name: str) -> bool:
+        check = self.guards.get(name)
+        reason = check() if check else None
+        if reason:
+            self.blocked = reason
+            return False
+        return True
+
+    def dependencies_verified(self, event: EventData) -> bool:
+        return self._guard("dependencies_verified")
+
+    def plan_is_fresh(self, event: EventData) -> bool:
+        return self._guard("plan_is_fresh")
+
+    # -- persistence --------------------------------------------------------------------
+
+    def _persist(self, event: EventData) -> None:
+        self.state.status = self.status  # type: ignore[assignment]
+        self.state.history.append(
+            HistoryEntry.model_validate(
+                {
+                    "at": self.context.clock(),
+                    "event": event.event.name,
+                    "from": event.transition.source,
+                    "to": event.transition.dest,
+                    "actor": self.context.actor,
+                    "command": self.context.command,
+                    "git_commit": self.context.git_commit,
+                    "ci_run": self.context.ci_run,
+                    "message": event.kwargs.get("message"),
+                }
+            )
+        )
+        self.store.write(self.state)
+
+    def fire(self, event: str, message: str | None = None) -> bool:
+        """Trigger ``event``; False (with ``blocked`` set) when a guard stops it."""
+        self.blocked = None
+        return bool(self.trigger(event, message=message))  # type: ignore[attr-defined]

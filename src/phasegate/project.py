@@ -1,0 +1,136 @@
+"""A phasegate project on disk: its migration, programs, stack configs, state and work dirs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phasegate.engines.base import Engine, ProgramSource, StackTarget
+from phasegate.errors import InputError
+from phasegate.spec import MIGRATION_FILE, EnvironmentSpec, Migration, PhaseSpec, load_migration
+from phasegate.yamlfile import read_yaml
+
+__all__ = ["Project", "find_root"]
+
+
+def find_root(start: Path) -> Path:
+    """The nearest directory at or above ``start`` that holds ``migration.yaml``."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if (directory / MIGRATION_FILE).is_file():
+            return directory
+    raise InputError(
+        f"no {MIGRATION_FILE} here or in any parent directory",
+        file=start,
+        hint="run migrate from a phasegate project, or pass --project-dir",
+    )
+
+
+@dataclass
+class Project:
+    root: Path
+    migration: Migration
+    name: str
+    _engines: dict[str, Engine] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, root: Path) -> Project:
+        migration = load_migration(root)
+        name = "phasegate"
+        pulumi_yaml = root / "Pulumi.yaml"
+        if pulumi_yaml.exists():
+            data, _ = read_yaml(pulumi_yaml)
+            if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+                raise InputError("'name' must be the project name", file=pulumi_yaml, field="name")
+            name = data["name"]
+        return cls(root=root, migration=migration, name=name)
+
+    @property
+    def phases_dir(self) -> Path:
+        return self.root / "phases"
+
+    @property
+    def stacks_dir(self) -> Path:
+        return self.root / "stacks"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.root / ".phasegate"
+
+    def stack_config_path(self, env: str, phase: str) -> Path:
+        return self.stacks_dir / f"Pulumi.{env}-{phase}.yaml"
+
+    def stack_config(self, env: str, phase: str) -> dict[str, Any]:
+        """The ``config:`` mapping of the stack's Pulumi config file."""
+        path = self.stack_config_path(env, phase)
+        data, _ = read_yaml(path)
+        if data is None:
+            data = {}
+        if not isinstance(data, dict) or set(data) - {"config", "encryptionsalt", "secretsprovider"}:
+            raise InputError(
+                "expected a mapping with a 'config' key",
+                file=path,
+                hint="allowed top-level keys: config, secretsprovider, encryptionsalt",
+            )
+        config = data.get("config") or {}
+        if not isinstance(config, dict):
+            raise InputError("must be a mapping of key: value", file=path, field="config")
+        for key, value in config.items():
+            if not isinstance(key, str) or not key:
+                raise InputError(f"key {key!r} must be a string", file=path, field="config")
+            if isinstance(value, dict) and "secure" in value:
+                raise InputError(
+                    "encrypted (secure:) values need the pulumi engine's secrets provider",
+                    file=path,
+                    field=f"config.{key}",
+                )
+        return config
+
+    def program(self, phase: PhaseSpec) -> ProgramSource:
+        if not (self.phases_dir / f"{phase.program}.py").is_file():
+            raise InputError(
+                f"phase {phase.name}: program 'phases/{phase.program}.py' does not exist",
+                file=self.root / MIGRATION_FILE,
+                field=f"phases.{phase.name}.program",
+            )
+        others = {p.program for p in self.migration.phases if p.program != phase.program}
+        return ProgramSource.from_directory(self.phases_dir, phase.program, others)
+
+    def target(self, env: EnvironmentSpec, phase: PhaseSpec) -> StackTarget:
+        return StackTarget(
+            project=self.name,
+            environment=env.name,
+            phase=phase.name,
+            region=env.region,
+            program=self.program(phase),
+            config=self.stack_config(env.name, phase.name),
+            protected=frozenset(phase.protected),
+            endpoint_url=env.aws.endpoint_url,
+            profile=env.aws.profile,
+            backend=env.backend,
+        )
+
+    def engine(self, env: EnvironmentSpec) -> Engine:
+        """The environment's engine; one instance per kind for the whole run."""
+        if env.engine not in self._engines:
+            if env.engine == "sandbox":
+                from phasegate.engines.sandbox import SandboxEngine
+
+                regions = {e.name: e.region for e in self.migration.environments}
+                self._engines["sandbox"] = SandboxEngine(self.work_dir / "sandbox", regions)
+            else:
+                from phasegate.engines.pulumi import PulumiEngine
+
+                self._engines["pulumi"] = PulumiEngine(self.root, self.work_dir / "pulumi")
+        return self._engines[env.engine]
+
+    def close(self) -> None:
+        for engine in self._engines.values():
+            close = getattr(engine, "close", None)
+            if close is not None:
+                close()

@@ -1,0 +1,175 @@
+"""How results look: text (rich) for people, JSON for programs. Part of the CLI layer."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from phasegate.engines.base import ProgressEvent
+    from phasegate.orchestrator import PhaseReport
+    from phasegate.state import PhaseState
+
+__all__ = ["Progress", "notice", "render_inventory", "render_reports", "render_status"]
+
+_SYMBOL = {"create": "+", "update": "~", "replace": "+-", "delete": "-", "same": " "}
+_STYLE = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "same": "dim"}
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def notice(message: str) -> None:
+    _console(stderr=True).print(f"[yellow]warning:[/] {message}")
+
+
+class Progress:
+    """Prints one line per resource operation to stderr as the engine works."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._started: dict[tuple[str, str, str], float] = {}
+        self._console: Console | None = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if not self.enabled:
+            return
+        if self._console is None:
+            self._console = _console(stderr=True)
+        key = (event.stack, event.type, event.name)
+        op = event.op.value
+        if event.status == "start":
+            self._started[key] = time.monotonic()
+            if self._console.is_terminal:
+                self._console.print(f"  [dim]{event.stack}[/] {op}ing {event.type} {event.name} ...")
+            return
+        took = time.monotonic() - self._started.pop(key, time.monotonic())
+        if event.status == "done":
+            mark = f"[{_STYLE[op]}]{_SYMBOL[op]}[/]"
+            self._console.print(f"  {mark} [dim]{event.stack}[/] {op} {event.type} {event.name} ({took:.1f}s)")
+        else:
+            self._console.print(
+                f"  [red]x[/] [dim]{event.stack}[/] {op} {event.type} {event.name} failed: {event.message}"
+            )
+
+
+def render_reports(
+    reports: list[PhaseReport], output: str, *, environment: str, title: str
+) -> None:
+    if output == "json":
+        print(json.dumps({"environment": environment, "phases": [r.as_dict() for r in reports]}, indent=2))
+        return
+    console = _console()
+    for report in reports:
+        plan = report.plan
+        head = f"[bold]{report.stack}[/] ({report.outcome}, {report.status})"
+        console.print(head)
+        if plan is not None:
+            for change in plan.changes:
+                if change.op.value == "same":
+                    continue
+                op = change.op.value
+                extra = []
+                if change.changed:
+                    extra.append("changed: " + ", ".join(change.changed))
+                if change.emulated:
+                    extra.append("emulated")
+                if change.protected:
+                    extra.append("protected")
+                if change.refused:
+                    extra.append(f"[red]refused: {change.refused}[/]")
+                tail = f"  [dim]({'; '.join(extra)})[/]" if extra else ""
+                console.print(f"  [{_STYLE[op]}]{_SYMBOL[op]:>2} {op:<7}[/] {change.type}  {change.name}{tail}")
+        if report.kept:
+            console.print(f"  kept (protected): {', '.join(report.kept)}")
+        if report.message:
+            console.print(f"  {report.message}")
+    totals: dict[str, int] = {}
+    for report in reports:
+        if report.plan is not None and report.outcome != "no changes":
+            for op, n in report.plan.counts.items():
+                totals[op] = totals.get(op, 0) + n
+    summary = ", ".join(f"{totals.get(op, 0)} to {op}" for op in ("create", "update", "replace", "delete"))
+    if title == "Apply":
+        applied = [r for r in reports if r.outcome == "applied"]
+        summary = f"{len(applied)} phase(s) applied, {len(reports) - len(applied)} unchanged"
+    console.print(f"[bold]{title}[/] ({environment}): {summary}.")
+
+
+def render_status(environment: str, states: list[PhaseState], output: str) -> None:
+    verified = [s.phase for s in states if s.status == "verified"]
+    position = None
+    for state in states:
+        if state.status == "verified":
+            position = state.phase
+    complete = bool(states) and states[-1].status == "verified"
+    if output == "json":
+        data = {
+            "environment": environment,
+            "position": position,
+            "complete": complete,
+            "phases": [
+                {
+                    "phase": s.phase,
+                    "stack": s.stack,
+                    "status": s.status,
+                    "fingerprint": s.fingerprint,
+                    "updated": s.history[-1].at if s.history else None,
+                    "outputs": s.outputs,
+                }
+                for s in states
+            ],
+        }
+        print(json.dumps(data, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{environment}", title_justify="left", box=None, pad_edge=False)
+    for column in ("phase", "status", "updated", "by", "outputs"):
+        table.add_column(column)
+    colours = {"verified": "green", "rolled_back": "yellow", "rollback_failed": "red", "pending": "dim"}
+    for s in states:
+        last = s.history[-1] if s.history else None
+        colour = colours.get(s.status, "cyan")
+        table.add_row(
+            s.phase,
+            f"[{colour}]{s.status}[/]",
+            last.at if last else "-",
+            last.actor if last else "-",
+            str(len(s.outputs)),
+        )
+    console = _console()
+    console.print(table)
+    where = "complete" if complete else (f"at {position}" if position else "not started")
+    console.print(f"Position: {where} ({len(verified)}/{len(states)} phases verified)")
+
+
+def render_inventory(environment: str, inventory: dict[str, Any], output: str) -> None:
+    if output == "json":
+        print(json.dumps(inventory, indent=2))
+        return
+    console = _console()
+    if not inventory["initialised"]:
+        console.print(f"The {environment} sandbox is empty (created on the first apply).")
+        return
+    console.print(f"[bold]{environment}[/] sandbox at {inventory['directory']}")
+    legacy = inventory["legacy"]
+    if legacy:
+        console.print(
+            f"  legacy estate: bucket {legacy['bucket']} ({legacy['objects']} objects), "
+            f"zone {', '.join(legacy['zones'])}, vpc {legacy['vpc_id']}"
+        )
+    for stack, resources in inventory["stacks"].items():
+        console.print(f"  {stack}: {len(resources)} resource(s)")
+        for r in resources:
+            mark = " (protected)" if r["protected"] else ""
+            console.print(f"    {r['type']}  {r['name']}  [dim]{r['id']}[/]{mark}")
+    if inventory["kubernetes_objects"]:
+        console.print(f"  kubernetes objects: {len(inventory['kubernetes_objects'])}")

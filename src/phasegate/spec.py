@@ -1,0 +1,188 @@
+"""``migration.yaml``: the environments in promotion order and the phases in order.
+
+These models are the reference for the file; ``migrate schema`` prints them as JSON schema.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from phasegate.errors import InputError
+from phasegate.yamlfile import load_model
+
+__all__ = [
+    "MIGRATION_FILE",
+    "CheckSpec",
+    "EnvironmentSpec",
+    "Migration",
+    "PhaseSpec",
+    "load_migration",
+]
+
+MIGRATION_FILE = "migration.yaml"
+
+Name = Annotated[
+    str,
+    Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="lower case letters, digits and _"),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AwsTarget(_Model):
+    """Where the environment's AWS API is: a profile, or an endpoint (LocalStack, moto)."""
+
+    profile: str | None = Field(None, description="AWS shared-config profile to use")
+    endpoint_url: str | None = Field(
+        None, description="AWS endpoint override, e.g. http://127.0.0.1:5000 for moto server"
+    )
+
+
+class EnvironmentSpec(_Model):
+    """One account/region target."""
+
+    name: Name = Field(description="environment name, e.g. sandbox, staging, prod")
+    engine: Literal["sandbox", "pulumi"] = Field(
+        "sandbox",
+        description="sandbox: embedded emulated cloud; pulumi: the Pulumi Automation API",
+    )
+    region: str = Field(
+        "us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region"
+    )
+    promote_from: Name | None = Field(
+        None,
+        description="environment whose verified phases this one promotes (same fingerprint)",
+    )
+    approval: Literal["none", "required"] = Field(
+        "none", description="required: a recorded approval is a gate before apply"
+    )
+    aws: AwsTarget = Field(default_factory=AwsTarget, description="AWS API target")
+    backend: str | None = Field(
+        None,
+        description="pulumi engine: backend URL (default: file backend under .phasegate/pulumi)",
+    )
+
+
+class CheckSpec(_Model):
+    """A probe run after apply that decides verified or rolled back."""
+
+    name: Name = Field(description="check name, unique within the phase")
+    kind: str = Field(description="check kind (see `migrate checks`)")
+    params: dict[str, Any] = Field(default_factory=dict, description="kind-specific parameters")
+    timeout: float = Field(60.0, gt=0, description="seconds before the check fails")
+    interval: float = Field(2.0, ge=0, description="seconds between attempts")
+    retries: int = Field(3, ge=0, description="attempts after the first that may fail")
+    required_passes: int = Field(1, ge=1, description="consecutive passes needed")
+
+
+class PhaseSpec(_Model):
+    """One step of the migration."""
+
+    name: Name = Field(description="phase name; the stack is <environment>-<phase>")
+    program: str = Field(
+        description="module in phases/ that holds the phase's Pulumi program",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+    )
+    depends_on: list[Name] = Field(
+        default_factory=list, description="phases that must be verified first"
+    )
+    checks: list[CheckSpec] = Field(default_factory=list, description="post-apply checks")
+    rollback: Literal["last_known_good"] = Field(
+        "last_known_good",
+        description="re-apply the last verified version; destroy what was created if none",
+    )
+    protected: list[str] = Field(
+        default_factory=list,
+        description="resource names never deleted, in addition to protect=True in the program",
+    )
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _unique_checks(self) -> PhaseSpec:
+        names = [c.name for c in self.checks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"check names repeat: {', '.join(dupes)}")
+        return self
+
+
+class Migration(_Model):
+    """The whole migration: environments in promotion order, phases in order."""
+
+    schema_version: Literal[1] = Field(1, description="version of this file's format")
+    environments: list[EnvironmentSpec] = Field(
+        min_length=1, description="in promotion order; the first is the default"
+    )
+    phases: list[PhaseSpec] = Field(min_length=1, description="in apply order")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Migration:
+        envs = [e.name for e in self.environments]
+        _no_repeats("environment", envs)
+        for i, env in enumerate(self.environments):
+            if env.promote_from is not None and env.promote_from not in envs[:i]:
+                raise ValueError(
+                    f"environment {env.name}: promote_from '{env.promote_from}' must name an "
+                    f"earlier environment (one of: {', '.join(envs[:i]) or 'none'})"
+                )
+        phases = [p.name for p in self.phases]
+        _no_repeats("phase", phases)
+        for i, phase in enumerate(self.phases):
+            for dep in phase.depends_on:
+                if dep not in phases[:i]:
+                    raise ValueError(
+                        f"phase {phase.name}: depends_on '{dep}' must name an earlier phase "
+                        f"(one of: {', '.join(phases[:i]) or 'none'})"
+                    )
+        return self
+
+    def environment(self, name: str | None) -> EnvironmentSpec:
+        """The named environment, or the first one; unknown names are an input error."""
+        if name is None:
+            return self.environments[0]
+        for env in self.environments:
+            if env.name == name:
+                return env
+        raise InputError(
+            f"unknown environment '{name}'",
+            field="--env",
+            hint=f"allowed: {', '.join(e.name for e in self.environments)}",
+        )
+
+    def phase(self, name: str) -> PhaseSpec:
+        for phase in self.phases:
+            if phase.name == name:
+                return phase
+        raise InputError(
+            f"unknown phase '{name}'",
+            field="--phase",
+            hint=f"allowed: {', '.join(p.name for p in self.phases)}",
+        )
+
+    def upstream(self, phase: PhaseSpec) -> list[PhaseSpec]:
+        """Every phase ``phase`` depends on, directly or not, in phase order."""
+        wanted: set[str] = set(phase.depends_on)
+        for candidate in reversed(self.phases):
+            if candidate.name in wanted:
+                wanted.update(candidate.depends_on)
+        return [p for p in self.phases if p.name in wanted]
+
+
+def _no_repeats(what: str, names: list[str]) -> None:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{what} names repeat: {', '.join(dupes)}")
+
+
+def load_migration(root: Path) -> Migration:
+    """Load ``migration.yaml`` at the project root."""
+    return load_model(root / MIGRATION_FILE, Migration)

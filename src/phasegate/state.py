@@ -1,0 +1,245 @@
+"""Phase state files (``state/<env>/<phase>.yaml``) and the environment lock.
+
+State files are reviewed in pull requests: deterministic key order, block YAML, secrets
+shown as ``[secret]``, an append-only history. Writes are atomic. A damaged file or one of
+an unknown schema version stops the run and is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from phasegate.atomic import write_atomic
+from phasegate.errors import LockHeld, StateFileError
+from phasegate.yamlfile import dump_yaml, read_yaml, validation_to_error
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "EnvironmentLock",
+    "HistoryEntry",
+    "PhaseState",
+    "PlanSummary",
+    "StateStore",
+    "redact",
+]
+
+SCHEMA_VERSION = 1
+
+Status = Literal[
+    "pending",
+    "planned",
+    "applying",
+    "verifying",
+    "verified",
+    "rolling_back",
+    "rolled_back",
+    "rollback_failed",
+]
+STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
+
+_SECRET_WORDS = ("secret", "password", "passphrase", "token", "private_key", "credential")
+
+
+def redact(values: dict[str, Any], secret: frozenset[str] | set[str]) -> dict[str, Any]:
+    """Outputs as they may be shown: secret ones (and secret-sounding names) as [secret]."""
+
+    def hide(key: str) -> bool:
+        return key in secret or any(word in key.lower() for word in _SECRET_WORDS)
+
+    return {k: "[secret]" if hide(k) else v for k, v in sorted(values.items())}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HistoryEntry(_Model):
+    """One transition, written before the engine acts on it."""
+
+    at: str = Field(description="UTC time, ISO 8601")
+    event: str = Field(description="the lifecycle event: plan, apply, ok, pass, fail, ...")
+    from_status: Status = Field(alias="from", description="status before")
+    to_status: Status = Field(alias="to", description="status after")
+    actor: str = Field(description="who ran it: CI actor or user@host")
+    command: str = Field(description="the command line")
+    git_commit: str | None = Field(None, description="commit of the project, when known")
+    ci_run: str | None = Field(None, description="CI run id, when present")
+    message: str | None = Field(None, description="what happened, for failures")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class PlanSummary(_Model):
+    """The last plan: its fingerprint and what it would change."""
+
+    at: str
+    fingerprint: str
+    changes: dict[str, int] = Field(description="resource count per operation")
+    resources: list[str] = Field(
+        default_factory=list, description="'<op> <type> <name>' for each resource that changes"
+    )
+
+
+class CheckResult(_Model):
+    name: str
+    kind: str
+    result: Literal["pass", "fail", "skipped"]
+    message: str = ""
+    attempts: int = 0
+    duration: float = 0.0
+
+
+class LastKnownGood(_Model):
+    """What rollback re-applies: the program snapshot and config of the last verified apply."""
+
+    fingerprint: str
+    program: str = Field(description="content address of the phases/ snapshot")
+    config: str = Field(description="content address of the stack config")
+    at: str
+
+
+class PhaseState(_Model):
+    """Where one stack stands."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    stack: str
+    environment: str
+    phase: str
+    status: Status = "pending"
+    fingerprint: str | None = Field(None, description="fingerprint of the last plan or apply")
+    plan: PlanSummary | None = None
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    lkg: LastKnownGood | None = None
+    checks: list[CheckResult] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return dump_yaml(data)
+
+
+def now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class StateStore:
+    """The state files of one environment."""
+
+    def __init__(self, root: Path, environment: str) -> None:
+        self.root = root
+        self.environment = environment
+
+    def path(self, phase: str) -> Path:
+        return self.root / self.environment / f"{phase}.yaml"
+
+    def read(self, phase: str) -> PhaseState:
+        path = self.path(phase)
+        if not path.exists():
+            return PhaseState(stack=f"{self.environment}-{phase}", environment=self.environment, phase=phase)
+        data, node = read_yaml(path, StateFileError)
+        if not isinstance(data, dict):
+            raise StateFileError("expected a mapping; the file is damaged", file=path)
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise StateFileError(
+                f"schema_version {version!r} is not one this phasegate reads",
+                file=path,
+                hint=f"it reads {SCHEMA_VERSION}; the file is left as it is",
+            )
+        try:
+            state = PhaseState.model_validate(data)
+        except ValidationError as exc:
+            raise validation_to_error(exc, PhaseState, path, node, StateFileError) from None
+        if state.stack != f"{self.environment}-{phase}":
+            raise StateFileError(
+                f"stack is '{state.stack}', expected '{self.environment}-{phase}'",
+                file=path,
+                field="stack",
+            )
+        return state
+
+    def write(self, state: PhaseState) -> None:
+        write_atomic(self.path(state.phase), state.to_yaml().encode())
+
+
+class EnvironmentLock:
+    """One run per environment at a time.
+
+    The lock is a kernel ``flock`` on ``.phasegate/locks/<env>.lock``, so it dies with its
+    holder, even under SIGKILL; the file keeps the holder's pid, host and start time so a
+    second run can say who holds it, and a run that finds a dead holder's record says so.
+    """
+
+    def __init__(self, directory: Path, environment: str, command: str) -> None:
+        self.path = directory / f"{environment}.lock"
+        self.environment = environment
+        self.command = command
+        self._fd: int | None = None
+        self.took_over: dict[str, Any] | None = None
+
+    def _holder(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = self._holder()
+            who = (
+                f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, "
+                f"started {holder.get('started', '?')}"
+                if holder
+                else "a run that is starting"
+            )
+            raise LockHeld(
+                f"environment '{self.environment}' is locked by {who} "
+                f"({holder.get('command', 'migrate')})",
+                hint="wait for it to finish",
+            ) from None
+        previous = self._holder()
+        if previous.get("pid"):
+            self.took_over = previous
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": now(),
+            "command": self.command,
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        os.fsync(fd)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        os.ftruncate(self._fd, 0)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[EnvironmentLock]:
+        self.acquire()
+        try:
+            yield self
+        finally:
+            self.release()

@@ -1,0 +1,176 @@
+"""YAML files people edit: parse, validate into a pydantic model, and say exactly where it broke.
+
+A bad file gets one line: ``file:line: field: what is wrong (allowed: ...)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from phasegate.errors import InputError
+
+__all__ = ["dump_yaml", "load_model", "read_yaml", "validation_to_error"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys: a reviewer would miss the shadowed one."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path, error: type[InputError] = InputError) -> tuple[Any, yaml.Node | None]:
+    """Parse a YAML file; returns the data and its node tree (for line numbers)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error("file not found", file=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"cannot read: {exc}", file=path) from None
+    try:
+        node = yaml.compose(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"invalid YAML: {problem}", file=f"{path}{line}") from None
+    return data, node
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the deepest node along ``loc`` that exists."""
+    line = None if node is None else node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    line, node = key.start_mark.line + 1, value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str] | None:
+    """Field names allowed at ``loc`` (the parent of an unknown key), if a model is there."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        current = _model_in(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or name for name, f in current.model_fields.items()]
+    return None
+
+
+def _model_in(annotation: Any) -> Any:
+    """The model class inside ``list[M]``, ``M | None``, ``dict[str, M]`` and the like."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def validation_to_error(
+    exc: ValidationError,
+    model: type[BaseModel],
+    path: Path | str,
+    node: yaml.Node | None = None,
+    error: type[InputError] = InputError,
+    prefix: tuple[int | str, ...] = (),
+) -> InputError:
+    """Turn the first pydantic error into one located line."""
+    first = exc.errors(include_url=False)[0]
+    loc = tuple(first["loc"])
+    dotted = ".".join(str(p) for p in (*prefix, *loc)) or "(top level)"
+    line = _line_of(node, (*prefix, *loc))
+    where = f"{path}:{line}" if line else str(path)
+    if first["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1])
+        hint = f"allowed: {', '.join(allowed)}" if allowed else None
+        return error(f"unknown key '{loc[-1]}'", file=where, field=None, hint=hint)
+    message = first["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    hint = None
+    ctx = first.get("ctx") or {}
+    if "expected" in ctx:
+        hint = f"allowed: {ctx['expected']}"
+    more = len(exc.errors()) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return error(message, file=where, field=dotted, hint=hint)
+
+
+def load_model(
+    path: Path,
+    model: type[M],
+    error: type[InputError] = InputError,
+    context: dict[str, Any] | None = None,
+) -> M:
+    """Read ``path`` and validate it as ``model``; raise one located error if it is wrong."""
+    data, node = read_yaml(path, error)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise error("expected a mapping at the top level", file=path)
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise validation_to_error(exc, model, path, node, error) from None
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, no aliases: state files are read in pull requests."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str_presenter)
+
+
+def dump_yaml(data: Any) -> str:
+    """Deterministic, diff-friendly YAML (keys in the order given)."""
+    return yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
+    )
