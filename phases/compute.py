@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
+
 from common import environment, phase_tags, service_role_policy, upstream
 
 _NODE_POLICIES = (
@@ -41,7 +42,9 @@ def program() -> None:
             desired_size=pool["desired_size"], min_size=pool["min_size"], max_size=pool["max_size"]
         ),
         labels={"phasegate.io/pool": "inference"},
-        taints=[aws.eks.NodeGroupTaintArgs(key="nvidia.com/gpu", value="true", effect="NO_SCHEDULE")],
+        taints=[
+            aws.eks.NodeGroupTaintArgs(key="nvidia.com/gpu", value="true", effect="NO_SCHEDULE")
+        ],
         tags=tags,
         opts=pulumi.ResourceOptions(depends_on=attachments),
     )

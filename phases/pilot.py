@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
+
 from common import environment, phase_tags, service_role_policy
 
 

@@ -97,7 +97,9 @@ def cli(ctx: click.Context, project_dir: Path | None, debug: bool) -> None:
     "--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 when none)."
 )
 @click.pass_context
-def plan(ctx: click.Context, env: str | None, phase: str | None, output: str, detailed_exitcode: bool) -> None:
+def plan(
+    ctx: click.Context, env: str | None, phase: str | None, output: str, detailed_exitcode: bool
+) -> None:
     """Preview what apply would change, phase by phase."""
     from phasegate.render import render_reports
 
@@ -112,7 +114,9 @@ def plan(ctx: click.Context, env: str | None, phase: str | None, output: str, de
 
 @cli.command()
 @_options(_env, _phase, _output)
-@click.option("--yes", "-y", is_flag=True, help="Apply without asking (required without a terminal).")
+@click.option(
+    "--yes", "-y", is_flag=True, help="Apply without asking (required without a terminal)."
+)
 @click.pass_context
 def apply(ctx: click.Context, env: str | None, phase: str | None, output: str, yes: bool) -> None:
     """Plan, apply and verify each phase in order; roll back a phase that fails."""
@@ -185,12 +189,20 @@ def sandbox_reset(ctx: click.Context, env: str | None, yes: bool) -> None:
             raise PhasegateError("reset cancelled: nothing was changed")
     with _orchestrator(ctx, env) as orch:
         stacks = orch.reset_sandbox()
-        click.echo(f"Emptied the sandbox cloud of {orch.env.name}; {len(stacks)} stack(s) back to pending.")
+        click.echo(
+            f"Emptied the sandbox cloud of {orch.env.name}; {len(stacks)} stack(s) back to pending."
+        )
 
 
 @sandbox.command("serve")
 @_options(_env)
-@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True, help="0 picks a free port.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=5000,
+    show_default=True,
+    help="0 picks a free port.",
+)
 @click.pass_context
 def sandbox_serve(ctx: click.Context, env: str | None, port: int) -> None:
     """Expose the emulated cloud as an AWS endpoint on 127.0.0.1 until stopped.

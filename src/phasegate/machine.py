@@ -33,7 +33,11 @@ INTERRUPTED = ("applying", "verifying", "rolling_back")
 """States a run only leaves by finishing; found on disk, they mean the run was killed."""
 
 TRANSITIONS: list[dict[str, Any]] = [
-    {"trigger": "plan", "source": ["pending", "planned", "verified", "rolled_back"], "dest": "planned"},
+    {
+        "trigger": "plan",
+        "source": ["pending", "planned", "verified", "rolled_back"],
+        "dest": "planned",
+    },
     {
         "trigger": "apply",
         "source": "planned",
@@ -77,14 +81,20 @@ class RunContext:
     @classmethod
     def detect(cls, root: Path, command: str, environ: dict[str, str] | None = None) -> RunContext:
         env = dict(os.environ if environ is None else environ)
-        actor = env.get("GITHUB_ACTOR") or env.get("GITLAB_USER_LOGIN") or env.get("BUILDKITE_BUILD_CREATOR")
+        actor = (
+            env.get("GITHUB_ACTOR")
+            or env.get("GITLAB_USER_LOGIN")
+            or env.get("BUILDKITE_BUILD_CREATOR")
+        )
         if not actor:
             try:
                 user = getpass.getuser()
             except (KeyError, OSError):
                 user = "unknown"
             actor = f"{user}@{socket.gethostname()}"
-        ci_run = env.get("GITHUB_RUN_ID") or env.get("CI_PIPELINE_ID") or env.get("BUILDKITE_BUILD_ID")
+        ci_run = (
+            env.get("GITHUB_RUN_ID") or env.get("CI_PIPELINE_ID") or env.get("BUILDKITE_BUILD_ID")
+        )
         return cls(command=command, actor=actor, git_commit=_git_commit(root), ci_run=ci_run)
 
 
@@ -139,6 +149,7 @@ class PhaseLifecycle:
     # -- persistence --------------------------------------------------------------------
 
     def _persist(self, event: EventData) -> None:
+        assert event.transition is not None  # after_state_change runs only on a transition
         self.state.status = self.status  # type: ignore[assignment]
         self.state.history.append(
             HistoryEntry.model_validate(

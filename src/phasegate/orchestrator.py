@@ -186,9 +186,7 @@ class Orchestrator:
             run.planned[phase.name] = plan.outputs
         return target, plan, fingerprint
 
-    def _record_plan(
-        self, lifecycle: PhaseLifecycle, plan: Plan, fingerprint: str
-    ) -> None:
+    def _record_plan(self, lifecycle: PhaseLifecycle, plan: Plan, fingerprint: str) -> None:
         state = lifecycle.state
         unchanged = state.status == "verified" and state.fingerprint == fingerprint
         if unchanged and not plan.has_changes:
@@ -247,7 +245,9 @@ class Orchestrator:
         finally:
             lock.release()
 
-    def _refuse_unapplied_dependencies(self, phase: PhaseSpec, states: dict[str, PhaseState]) -> None:
+    def _refuse_unapplied_dependencies(
+        self, phase: PhaseSpec, states: dict[str, PhaseState]
+    ) -> None:
         for dep in self.project.migration.upstream(phase):
             if states[dep.name].status != "verified":
                 raise GateBlocked(
@@ -256,7 +256,9 @@ class Orchestrator:
                     hint=f"apply {dep.name} first, or run apply without --phase",
                 )
 
-    def _apply_phase(self, spec: PhaseSpec, states: dict[str, PhaseState], run: _Run) -> PhaseReport:
+    def _apply_phase(
+        self, spec: PhaseSpec, states: dict[str, PhaseState], run: _Run
+    ) -> PhaseReport:
         state = states[spec.name]
 
         def dependencies_verified() -> str | None:
@@ -317,11 +319,16 @@ class Orchestrator:
         }
         program_id = target.program.digest
         config_id = target.config_digest
-        for kind, digest, data in (("program", program_id, program), ("config", config_id, dict(target.config))):
+        for kind, digest, data in (
+            ("program", program_id, program),
+            ("config", config_id, dict(target.config)),
+        ):
             path = self._lkg_dir / f"{kind}-{digest.split(':', 1)[1][:24]}.json"
             if not path.exists():
                 write_atomic(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
-        return LastKnownGood(fingerprint=fingerprint, program=program_id, config=config_id, at=now())
+        return LastKnownGood(
+            fingerprint=fingerprint, program=program_id, config=config_id, at=now()
+        )
 
     def _lkg_target(self, target: StackTarget, lkg: LastKnownGood) -> StackTarget:
         def load(kind: str, digest: str) -> Any:
@@ -362,9 +369,15 @@ class Orchestrator:
                 hint="the stack is in rollback_failed; inspect it and re-run apply when fixed",
             ) from exc
         lifecycle.fire("ok", message=f"rolled back after: {reason}")
-        what = "its last known good" if state.lkg is not None else "nothing (destroyed what it created)"
+        what = (
+            "its last known good"
+            if state.lkg is not None
+            else "nothing (destroyed what it created)"
+        )
         kept_note = f"; kept protected: {', '.join(kept)}" if kept else ""
-        raise RolledBack(f"{state.stack}: apply failed ({reason}); rolled back to {what}{kept_note}")
+        raise RolledBack(
+            f"{state.stack}: apply failed ({reason}); rolled back to {what}{kept_note}"
+        )
 
     # -- status and reset -----------------------------------------------------------------
 

@@ -71,7 +71,11 @@ class Project:
         data, _ = read_yaml(path)
         if data is None:
             data = {}
-        if not isinstance(data, dict) or set(data) - {"config", "encryptionsalt", "secretsprovider"}:
+        if not isinstance(data, dict) or set(data) - {
+            "config",
+            "encryptionsalt",
+            "secretsprovider",
+        }:
             raise InputError(
                 "expected a mapping with a 'config' key",
                 file=path,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,13 @@ if TYPE_CHECKING:
 __all__ = ["Progress", "notice", "render_inventory", "render_reports", "render_status"]
 
 _SYMBOL = {"create": "+", "update": "~", "replace": "+-", "delete": "-", "same": " "}
-_STYLE = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "same": "dim"}
+_STYLE = {
+    "create": "green",
+    "update": "yellow",
+    "replace": "magenta",
+    "delete": "red",
+    "same": "dim",
+}
 
 
 def _console(stderr: bool = False) -> Console:
@@ -48,23 +53,30 @@ class Progress:
         if event.status == "start":
             self._started[key] = time.monotonic()
             if self._console.is_terminal:
-                self._console.print(f"  [dim]{event.stack}[/] {op}ing {event.type} {event.name} ...")
+                self._console.print(
+                    f"  [dim]{event.stack}[/] {op}ing {event.type} {event.name} ..."
+                )
             return
         took = time.monotonic() - self._started.pop(key, time.monotonic())
         if event.status == "done":
             mark = f"[{_STYLE[op]}]{_SYMBOL[op]}[/]"
-            self._console.print(f"  {mark} [dim]{event.stack}[/] {op} {event.type} {event.name} ({took:.1f}s)")
-        else:
             self._console.print(
-                f"  [red]x[/] [dim]{event.stack}[/] {op} {event.type} {event.name} failed: {event.message}"
+                f"  {mark} [dim]{event.stack}[/] {op} {event.type} {event.name} ({took:.1f}s)"
             )
+        else:
+            what = f"{event.stack}[/] {op} {event.type} {event.name}"
+            self._console.print(f"  [red]x[/] [dim]{what} failed: {event.message}")
 
 
 def render_reports(
     reports: list[PhaseReport], output: str, *, environment: str, title: str
 ) -> None:
     if output == "json":
-        print(json.dumps({"environment": environment, "phases": [r.as_dict() for r in reports]}, indent=2))
+        print(
+            json.dumps(
+                {"environment": environment, "phases": [r.as_dict() for r in reports]}, indent=2
+            )
+        )
         return
     console = _console()
     for report in reports:
@@ -86,7 +98,8 @@ def render_reports(
                 if change.refused:
                     extra.append(f"[red]refused: {change.refused}[/]")
                 tail = f"  [dim]({'; '.join(extra)})[/]" if extra else ""
-                console.print(f"  [{_STYLE[op]}]{_SYMBOL[op]:>2} {op:<7}[/] {change.type}  {change.name}{tail}")
+                mark = f"[{_STYLE[op]}]{_SYMBOL[op]:>2} {op:<7}[/]"
+                console.print(f"  {mark} {change.type}  {change.name}{tail}")
         if report.kept:
             console.print(f"  kept (protected): {', '.join(report.kept)}")
         if report.message:
@@ -96,7 +109,9 @@ def render_reports(
         if report.plan is not None and report.outcome != "no changes":
             for op, n in report.plan.counts.items():
                 totals[op] = totals.get(op, 0) + n
-    summary = ", ".join(f"{totals.get(op, 0)} to {op}" for op in ("create", "update", "replace", "delete"))
+    summary = ", ".join(
+        f"{totals.get(op, 0)} to {op}" for op in ("create", "update", "replace", "delete")
+    )
     if title == "Apply":
         applied = [r for r in reports if r.outcome == "applied"]
         summary = f"{len(applied)} phase(s) applied, {len(reports) - len(applied)} unchanged"
@@ -134,7 +149,12 @@ def render_status(environment: str, states: list[PhaseState], output: str) -> No
     table = Table(title=f"{environment}", title_justify="left", box=None, pad_edge=False)
     for column in ("phase", "status", "updated", "by", "outputs"):
         table.add_column(column)
-    colours = {"verified": "green", "rolled_back": "yellow", "rollback_failed": "red", "pending": "dim"}
+    colours = {
+        "verified": "green",
+        "rolled_back": "yellow",
+        "rollback_failed": "red",
+        "pending": "dim",
+    }
     for s in states:
         last = s.history[-1] if s.history else None
         colour = colours.get(s.status, "cyan")

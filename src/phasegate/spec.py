@@ -61,7 +61,7 @@ class EnvironmentSpec(_Model):
     approval: Literal["none", "required"] = Field(
         "none", description="required: a recorded approval is a gate before apply"
     )
-    aws: AwsTarget = Field(default_factory=AwsTarget, description="AWS API target")
+    aws: AwsTarget = Field(default_factory=lambda: AwsTarget(), description="AWS API target")
     backend: str | None = Field(
         None,
         description="pulumi engine: backend URL (default: file backend under .phasegate/pulumi)",

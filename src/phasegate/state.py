@@ -112,12 +112,14 @@ class LastKnownGood(_Model):
 class PhaseState(_Model):
     """Where one stack stands."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     stack: str
     environment: str
     phase: str
     status: Status = "pending"
-    fingerprint: str | None = Field(None, description="fingerprint of the last plan or apply")
+    fingerprint: str | None = Field(
+        default=None, description="fingerprint of the last plan or apply"
+    )
     plan: PlanSummary | None = None
     outputs: dict[str, Any] = Field(default_factory=dict)
     lkg: LastKnownGood | None = None
@@ -146,7 +148,9 @@ class StateStore:
     def read(self, phase: str) -> PhaseState:
         path = self.path(phase)
         if not path.exists():
-            return PhaseState(stack=f"{self.environment}-{phase}", environment=self.environment, phase=phase)
+            return PhaseState(
+                stack=f"{self.environment}-{phase}", environment=self.environment, phase=phase
+            )
         data, node = read_yaml(path, StateFileError)
         if not isinstance(data, dict):
             raise StateFileError("expected a mapping; the file is damaged", file=path)

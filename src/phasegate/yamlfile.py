@@ -25,7 +25,7 @@ class _Loader(yaml.SafeLoader):
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -46,8 +46,8 @@ def read_yaml(path: Path, error: type[InputError] = InputError) -> tuple[Any, ya
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"cannot read: {exc}", file=path) from None
     try:
-        node = yaml.compose(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -172,5 +172,10 @@ _Dumper.add_representer(str, _str_presenter)
 def dump_yaml(data: Any) -> str:
     """Deterministic, diff-friendly YAML (keys in the order given)."""
     return yaml.dump(
-        data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
+        data,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=100,
     )

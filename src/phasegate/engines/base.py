@@ -66,7 +66,7 @@ class ProgramSource:
         files: dict[str, bytes] = {}
         for path in sorted(directory.rglob("*.py")):
             rel = path.relative_to(directory).as_posix()
-            if "__pycache__" in rel or path.stem in other_phases and path.parent == directory:
+            if "__pycache__" in rel or (path.stem in other_phases and path.parent == directory):
                 continue
             files[rel] = path.read_bytes()
         return cls(module=module, files=files)

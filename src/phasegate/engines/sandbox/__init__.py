@@ -107,9 +107,7 @@ class _Deployment:
         self.changes: list[ResourceChange] = []
         # Originals of create-before-delete replacements, deleted last. A run killed
         # between the create and the delete leaves both under one URN: the earlier is it.
-        self.replaced: list[ResourceState] = [
-            r for r in old.resources if self.old[r.urn] is not r
-        ]
+        self.replaced: list[ResourceState] = [r for r in old.resources if self.old[r.urn] is not r]
         self._lock = threading.Lock()
         self._ctx: CloudContext | None = None
 
@@ -141,7 +139,9 @@ class _Deployment:
                 emulated=handler.emulated,
             )
             if op is Op.REPLACE and protected:
-                change = ResourceChange(**{**change.__dict__, "refused": "protected: cannot be replaced"})
+                change = ResourceChange(
+                    **{**change.__dict__, "refused": "protected: cannot be replaced"}
+                )
             self.changes.append(change)
             if self.preview:
                 return self._planned(handler, reg, op, old)
@@ -478,7 +478,9 @@ class SandboxEngine(Engine):
             "environment": environment,
             "directory": str(store.directory),
             "initialised": store.checkpoint_path.exists(),
-            "cloud_snapshot_bytes": snapshot.stat().st_size if snapshot and snapshot.exists() else 0,
+            "cloud_snapshot_bytes": snapshot.stat().st_size
+            if snapshot and snapshot.exists()
+            else 0,
             "legacy": checkpoint.legacy,
             "stacks": {
                 name: [

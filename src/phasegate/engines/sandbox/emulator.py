@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import functools
 import gc
+import hashlib
+import importlib
 import io
 import ipaddress
 import json
 import os
 import pickle
+import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, get_args
 
 if TYPE_CHECKING:
@@ -159,92 +162,71 @@ class Emulator:
         from moto.core.base_backend import backend_lock
 
         own = _backend_dict_fields()
-        services: dict[str, bytes] = {}
+        services: dict[str, dict[str, Any]] = {}
         # The lock keeps moto from creating backends while we copy the dicts; requests
         # served concurrently can still change models, so dump between requests.
         with backend_lock:
             for name in SERVICES:
                 backends: BackendDict[Any] = get_backend(name)  # type: ignore[call-overload]
-                payload = {
+                services[name] = {
                     "accounts": dict(dict.items(backends)),
                     # S3BackendDict keeps the bucket-name -> account map beside the dict.
                     "extra": {k: v for k, v in vars(backends).items() if k not in own},
                 }
-                services[name] = _dumps(payload)
-        envelope = {"format": _FORMAT, "moto": moto.__version__, "services": services}
+            # One pickle for all services: their models point at each other (an ELBv2
+            # load balancer holds EC2 subnets, which hold the EC2 backend), and only a
+            # shared graph keeps those the same objects after a load.
+            state = _dumps(services, [get_backend(n) for n in SERVICES])  # type: ignore[call-overload]
+        envelope = {
+            "format": _FORMAT,
+            "moto": moto.__version__,
+            "services": tuple(services),
+            "sha256": hashlib.sha256(state).hexdigest(),
+            "state": state,
+        }
         return pickle.dumps(envelope, protocol=_PROTOCOL)
 
     def load(self, blob: bytes) -> None:
         """Replace the whole emulated cloud with a dump; empty bytes give an empty cloud.
 
-        The dump is decoded before anything is replaced, so a bad one (ValueError)
-        leaves the current state as it was.
+        A dump that is not one (damaged, another format or moto version) raises
+        ValueError before anything is replaced.
         """
         if not blob:
             self.reset()
             return
-        services = _read_envelope(blob)
+        names, state = _read_envelope(blob)
         from moto.backends import get_backend
-        from moto.core.base_backend import BackendDict, backend_lock
+        from moto.core.base_backend import backend_lock
 
-        before = _tracked_counts()
-        decoded: dict[str, dict[str, Any]] = {}
-        # Thousands of small objects: collections mid-way only rescan them.
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            for name, data in services.items():
-                decoded[name] = _decode_service(name, data)
-        except BaseException:
-            _discard(_tracked_since(before))
-            raise
-        finally:
-            if paused:
-                gc.enable()
+        targets: dict[str, BackendDict[Any]] = {}
+        for name in names:
+            try:
+                targets[name] = get_backend(name)  # type: ignore[call-overload]
+            except Exception as exc:
+                raise ValueError(f"emulator dump holds unknown service {name!r}") from exc
         with backend_lock:
-            self._reset(keep=_tracked_since(before))
-            for name, payload in decoded.items():
-                backends: BackendDict[Any] = get_backend(name)  # type: ignore[call-overload]
-                dict.clear(backends)
-                for account_id, account_backends in payload["accounts"].items():
+            # Reset before decoding: references to services outside the dump resolve
+            # to their live backends, which must be the fresh ones.
+            _reset_all()
+            services = _decode(state)
+            for name, backends in targets.items():
+                payload = services.get(name, {})
+                accounts = payload.get("accounts", {})
+                for account_id, account_backends in accounts.items():
                     dict.__setitem__(backends, account_id, account_backends)
                 for attr, value in payload.get("extra", {}).items():
                     setattr(backends, attr, value)
                 # moto resets only the BackendDicts it has seen hand out an account.
-                if payload["accounts"] and backends not in BackendDict._instances:
-                    BackendDict._instances.append(backends)
+                if accounts and backends not in _registry():
+                    _registry().append(backends)
 
     def reset(self) -> None:
         """Empty the emulated cloud (every moto service, as a fresh account)."""
         from moto.core.base_backend import backend_lock
 
         with backend_lock:
-            self._reset(keep={})
-
-    @staticmethod
-    def _reset(keep: Mapping[type, list[Any]]) -> None:
-        """moto's BackendDict.reset(), sparing the model instances in ``keep``.
-
-        S3's reset closes the buffer of every FakeKey moto tracks, so objects decoded
-        for a load must be out of the tracking lists while it runs. Forgetting the old
-        instances afterwards keeps those lists from growing with every load.
-        """
-        from moto.core.base_backend import BackendDict, BaseBackend
-        from moto.core.model_instances import reset_model_data
-
-        _untrack(keep)
-        for backends in BackendDict._instances:
-            for account_backends in dict.values(backends):
-                for backend in dict.values(account_backends):
-                    # The base reset only re-runs __init__ on a backend we drop next
-                    # (IAM's parses ~1,600 managed policies); only overrides clean up.
-                    if type(backend).reset is not BaseBackend.reset:
-                        backend.reset()
-            dict.clear(backends)
-        BackendDict._instances.clear()
-        reset_model_data()
-        for cls, kept in keep.items():
-            cls.instances_tracked.extend(kept)  # type: ignore[attr-defined]
+            _reset_all()
 
 
 def serve(
@@ -305,9 +287,7 @@ def _loopback(host: str) -> str:
     return str(address)
 
 
-def _answer_from_moto(
-    request: AWSPreparedRequest, event_name: str, **kwargs: Any
-) -> AWSResponse:
+def _answer_from_moto(request: AWSPreparedRequest, event_name: str, **kwargs: Any) -> AWSResponse:
     """botocore before-send hook: moto's answer, or an error instead of the network."""
     from moto.core.models import botocore_stubber
 
@@ -319,18 +299,20 @@ def _answer_from_moto(
             f"the emulator does not serve {request.method} {request.url}; "
             "a sandbox session never calls real AWS"
         )
-    raise RuntimeError(
-        f"the emulator is not running; refusing {request.method} {request.url}"
-    )
+    raise RuntimeError(f"the emulator is not running; refusing {request.method} {request.url}")
 
 
 # --- pickling -------------------------------------------------------------------------
 
 
 class _StatePickler(pickle.Pickler):
-    """A pickler for moto state: stands in for the objects listed in the module doc."""
+    """A pickler for moto state: stands in for the objects listed in the module doc.
 
-    def __init__(self, file: io.BytesIO) -> None:
+    Backends of services outside the dump, and the module-level BackendDicts
+    themselves, are pickled as where to find them, never copied.
+    """
+
+    def __init__(self, file: io.BytesIO, dumped: Iterable[Any]) -> None:
         super().__init__(file, protocol=_PROTOCOL)
         from cryptography import x509
         from cryptography.hazmat.primitives.asymmetric.types import (
@@ -347,6 +329,18 @@ class _StatePickler(pickle.Pickler):
             _VersionedKeyStore: _reduce_versioned_store,
             PolicyVersion: _reduce_policy_version,
         }
+        # id -> (object, its BackendDict, account, region); the object is kept to
+        # check identity, as ids of dead objects get reused.
+        self._live: dict[int, tuple[object, Any, str | None, str | None]] = {}
+        dumped_ids = {id(backends) for backends in dumped}
+        for backends in [*_registry(), *dumped]:
+            self._live[id(backends)] = (backends, backends, None, None)
+            if id(backends) in dumped_ids:
+                continue
+            for account_id, account_backends in dict.items(backends):
+                self._live[id(account_backends)] = (account_backends, backends, account_id, None)
+                for region, backend in dict.items(account_backends):
+                    self._live[id(backend)] = (backend, backends, account_id, region)
 
     def reducer_override(self, obj: Any) -> Any:
         reduce = self._exact.get(type(obj))
@@ -354,13 +348,38 @@ class _StatePickler(pickle.Pickler):
             return reduce(obj)
         if type(obj).__module__.startswith("cryptography"):
             return _reduce_crypto(obj, self._private, self._public, self._certificate)
+        live = self._live.get(id(obj))
+        if live is not None and live[0] is obj:
+            _, backends, account_id, region = live
+            return (_live, (*_locate(backends), account_id, region))
         return NotImplemented
 
 
-def _dumps(obj: object) -> bytes:
+def _dumps(obj: object, dumped: Iterable[Any]) -> bytes:
     buffer = io.BytesIO()
-    _StatePickler(buffer).dump(obj)
+    _StatePickler(buffer, dumped).dump(obj)
     return buffer.getvalue()
+
+
+def _decode(state: bytes) -> dict[str, dict[str, Any]]:
+    """The services of a dump's state; ValueError (and an empty cloud) if it fails."""
+    # Thousands of small objects: collections part-way only rescan them.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        services = pickle.loads(state)
+        if not isinstance(services, dict):
+            raise TypeError(f"state is a {type(services).__name__}, not a dict")
+        return services
+    except Exception as exc:
+        _reset_all()
+        raise ValueError(
+            f"emulator dump does not load ({type(exc).__name__}: {exc}); "
+            "the emulated cloud is now empty"
+        ) from exc
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class _EnvelopeUnpickler(pickle.Unpickler):
@@ -370,8 +389,8 @@ class _EnvelopeUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
 
 
-def _read_envelope(blob: bytes) -> dict[str, bytes]:
-    """The per-service payloads of a dump; ValueError if it is not one we can load."""
+def _read_envelope(blob: bytes) -> tuple[tuple[str, ...], bytes]:
+    """The service names and state of a dump; ValueError if it is not one we can load."""
     try:
         envelope = _EnvelopeUnpickler(io.BytesIO(blob)).load()
     except Exception as exc:
@@ -390,12 +409,41 @@ def _read_envelope(blob: bytes) -> dict[str, bytes]:
             f"emulator dump was written by moto {envelope.get('moto')}, this is moto "
             f"{moto.__version__}; its objects do not carry over, reset the sandbox"
         )
-    services = envelope.get("services")
-    if not isinstance(services, dict) or not all(
-        isinstance(k, str) and isinstance(v, bytes) for k, v in services.items()
+    names, state = envelope.get("services"), envelope.get("state")
+    if (
+        not isinstance(names, tuple)
+        or not all(isinstance(name, str) for name in names)
+        or not isinstance(state, bytes)
+        or hashlib.sha256(state).hexdigest() != envelope.get("sha256")
     ):
-        raise ValueError("emulator dump is damaged (no per-service states)")
-    return services
+        raise ValueError("emulator dump is damaged (its checksum does not match)")
+    return names, state
+
+
+def _reset_all() -> None:
+    """moto's BackendDict.reset() and reset_model_data(), without wasted re-inits."""
+    from moto.core.base_backend import BaseBackend
+    from moto.core.model_instances import reset_model_data
+
+    for backends in _registry():
+        for account_backends in dict.values(backends):
+            for backend in dict.values(account_backends):
+                # The base reset only re-runs __init__ on a backend dropped right after
+                # (IAM's parses ~1,600 managed policies); overrides release resources
+                # (S3 closes the temporary files of its objects).
+                if type(backend).reset is not BaseBackend.reset:
+                    backend.reset()
+        dict.clear(backends)
+    _registry().clear()
+    # Forget the dropped models, or moto's tracking lists grow with every load.
+    reset_model_data()
+
+
+def _registry() -> list[Any]:
+    """moto's list of the BackendDicts holding state (what its reset walks)."""
+    from moto.core.base_backend import BackendDict
+
+    return BackendDict._instances  # type: ignore[misc]
 
 
 @functools.cache
@@ -406,59 +454,27 @@ def _backend_dict_fields() -> frozenset[str]:
     return frozenset(vars(BackendDict(BaseBackend, "probe")))
 
 
-def _tracked_counts() -> dict[type, int]:
-    from moto.core.model_instances import model_data
-
-    return {
-        cls: len(cls.instances_tracked)  # type: ignore[attr-defined]
-        for models in model_data.values()
-        for cls in models.values()
-        if isinstance(cls, type)
-    }
-
-
-def _tracked_since(before: Mapping[type, int]) -> dict[type, list[Any]]:
-    """Model instances moto started tracking since ``before`` was taken."""
-    after = _tracked_counts()
-    return {
-        cls: list(cls.instances_tracked[before.get(cls, 0) :])  # type: ignore[attr-defined]
-        for cls, count in after.items()
-        if count > before.get(cls, 0)
-    }
+def _locate(backends: object) -> tuple[str, str]:
+    """The module and name under which moto keeps a BackendDict."""
+    owner = getattr(getattr(backends, "backend", None), "__module__", "")
+    for module_name in [owner, *sorted(m for m in sys.modules if m.startswith("moto."))]:
+        module = sys.modules.get(module_name)
+        if module is None:
+            continue
+        for attr, value in list(vars(module).items()):
+            if value is backends:
+                return module_name, attr
+    raise pickle.PicklingError(f"cannot find where moto keeps {backends!r:.80}")
 
 
-def _decode_service(name: str, data: bytes) -> dict[str, Any]:
-    """One service's payload from a dump; ValueError if moto lacks it or it is damaged."""
-    from moto.backends import get_backend
-
-    try:
-        get_backend(name)  # type: ignore[call-overload]
-    except Exception as exc:
-        raise ValueError(f"emulator dump holds unknown service {name!r}") from exc
-    try:
-        payload = pickle.loads(data)
-    except Exception as exc:
-        raise ValueError(f"emulator dump: the {name} state is damaged ({exc})") from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("accounts"), dict):
-        raise ValueError(f"emulator dump: the {name} state is damaged")
-    return payload
-
-
-def _untrack(instances: Mapping[type, list[Any]]) -> None:
-    for cls, objs in instances.items():
-        ids = {id(obj) for obj in objs}
-        tracked = cls.instances_tracked  # type: ignore[attr-defined]
-        tracked[:] = [obj for obj in tracked if id(obj) not in ids]
-
-
-def _discard(instances: Mapping[type, list[Any]]) -> None:
-    """Forget models decoded for a load that failed, closing S3 buffers on the way."""
-    _untrack(instances)
-    for objs in instances.values():
-        for obj in objs:
-            dispose = getattr(obj, "dispose", None)
-            if callable(dispose):
-                dispose()
+def _live(module: str, attr: str, account_id: str | None, region: str | None) -> Any:
+    """A BackendDict, account or region backend as it is in this process now."""
+    target = getattr(importlib.import_module(module), attr)
+    if account_id is not None:
+        target = target[account_id]
+        if region is not None:
+            target = target[region]
+    return target
 
 
 # S3 ------------------------------------------------------------------------------------
@@ -501,8 +517,8 @@ def _reduce_policy_version(version: Any) -> Any:
     return NotImplemented
 
 
-def _rebuild_policy_version(cls: type, policy: str, state: dict[str, Any]) -> Any:
-    version = cls.__new__(cls)
+def _rebuild_policy_version(cls: type[Any], policy: str, state: dict[str, Any]) -> Any:
+    version: Any = object.__new__(cls)
     vars(version).update(state)
     version.document = _aws_policy_documents()[policy]
     return version
@@ -519,20 +535,21 @@ def _reduce_crypto(
 ) -> Any:
     from cryptography.hazmat.primitives import serialization
 
+    key: Any = obj  # isinstance() below would narrow obj to a bare object
     if isinstance(obj, private):
-        der = obj.private_bytes(
+        der = key.private_bytes(
             serialization.Encoding.DER,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
         return (_load_private_key, (der,))
     if isinstance(obj, public):
-        der = obj.public_bytes(
+        der = key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         return (_load_public_key, (der,))
     if isinstance(obj, certificate):
-        return (_load_certificate, (obj.public_bytes(serialization.Encoding.DER),))
+        return (_load_certificate, (key.public_bytes(serialization.Encoding.DER),))
     return NotImplemented
 
 

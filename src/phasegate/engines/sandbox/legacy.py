@@ -52,7 +52,9 @@ def create_estate(session: boto3.Session, environment: str, region: str) -> dict
         day, part = divmod(n, 10)
         body = _export(day, part)
         total += len(body)
-        s3.put_object(Bucket=bucket, Key=f"exports/2026-10-{day + 1:02d}/part-{part:03d}.csv", Body=body)
+        s3.put_object(
+            Bucket=bucket, Key=f"exports/2026-10-{day + 1:02d}/part-{part:03d}.csv", Body=body
+        )
 
     r53 = session.client("route53", region_name=region)
     zone = r53.create_hosted_zone(Name=LEGACY_ZONE, CallerReference=f"legacy-{environment}")

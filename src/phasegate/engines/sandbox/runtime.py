@@ -147,7 +147,7 @@ def _make_monitor(host: Host, failures: list[BaseException]) -> Any:
 
             return "urn:pulumi:" + "::".join([get_stack(), get_project(), type_, name])
 
-        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        def RegisterResource(self, request: Any) -> Any:
             urn = self.make_urn(request.parent, request.type, request.name)
             if request.type == _STACK_TYPE:
                 self._stack_urn = urn
@@ -181,7 +181,7 @@ def _make_monitor(host: Host, failures: list[BaseException]) -> Any:
                 raise
             return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=_struct(outputs))
 
-        def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        def ReadResource(self, request: Any) -> Any:
             urn = self.make_urn(request.parent, request.type, request.name)
             try:
                 if request.type != _STACK_REFERENCE:
@@ -206,7 +206,7 @@ def _make_monitor(host: Host, failures: list[BaseException]) -> Any:
                 raise
             return resource_pb2.ReadResourceResponse(urn=urn, properties=_struct(props))
 
-        def Invoke(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        def Invoke(self, request: Any) -> Any:
             try:
                 args, _ = _from_wire(_plain(request.args))
                 result = host.invoke(request.tok, args)
@@ -217,7 +217,7 @@ def _make_monitor(host: Host, failures: list[BaseException]) -> Any:
                 return resource_pb2.ResourceInvokeResponse(unknown=True)
             return resource_pb2.ResourceInvokeResponse(**{"return": _struct(result)})
 
-        def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+        def RegisterResourceOutputs(self, request: Any) -> Any:
             if request.urn == self._stack_urn:
                 raw = _plain(request.outputs)
                 values: dict[str, Any] = {}
@@ -285,9 +285,11 @@ def run_program(
         main = directory / "__main__.py"
         sys.path.insert(0, str(directory))
         try:
-            _sync_await(
-                sdk_stack.run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__"))
-            )
+
+            def program() -> None:
+                runpy.run_path(str(main), run_name="__main__")
+
+            _sync_await(sdk_stack.run_in_stack(program))
         except BaseException as exc:
             cause = failures[0] if failures else exc
             raise ProgramFailed(_describe(cause)) from cause
@@ -304,4 +306,6 @@ def run_program(
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     # The SDK wraps program errors; the user's own message is the first line that says something.
-    return text.splitlines()[0] if isinstance(exc, ProgramFailed) else f"{type(exc).__name__}: {text}"
+    return (
+        text.splitlines()[0] if isinstance(exc, ProgramFailed) else f"{type(exc).__name__}: {text}"
+    )

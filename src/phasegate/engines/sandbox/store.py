@@ -130,7 +130,15 @@ class SandboxStore:
                         f"{self.directory / checkpoint.cloud}: cloud snapshot missing ({exc})",
                         hint="`migrate sandbox reset` starts the sandbox over",
                     ) from None
-            emulator.load(blob)
+            try:
+                emulator.load(blob)
+            except ValueError as exc:
+                emulator.stop()
+                raise EngineError(
+                    f"{self.directory / str(checkpoint.cloud)}: "
+                    f"cannot load the sandbox cloud ({exc})",
+                    hint="`migrate sandbox reset` starts the sandbox over",
+                ) from None
             self._emulator = emulator
             if not checkpoint.legacy:
                 from phasegate.engines.sandbox.legacy import create_estate

@@ -43,12 +43,20 @@ class Vpc(Handler):
         vpc_id = vpc["VpcId"]
         for attr in ("enableDnsSupport", "enableDnsHostnames"):
             if attr in inputs:
-                ec2.modify_vpc_attribute(VpcId=vpc_id, **{attr[0].upper() + attr[1:]: {"Value": bool(inputs[attr])}})
+                ec2.modify_vpc_attribute(
+                    VpcId=vpc_id, **{attr[0].upper() + attr[1:]: {"Value": bool(inputs[attr])}}
+                )
         tables = ec2.describe_route_tables(
-            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "association.main", "Values": ["true"]}]
+            Filters=[
+                {"Name": "vpc-id", "Values": [vpc_id]},
+                {"Name": "association.main", "Values": ["true"]},
+            ]
         )["RouteTables"]
         groups = ec2.describe_security_groups(
-            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": ["default"]}]
+            Filters=[
+                {"Name": "vpc-id", "Values": [vpc_id]},
+                {"Name": "group-name", "Values": ["default"]},
+            ]
         )["SecurityGroups"]
         return vpc_id, {
             **inputs,
@@ -63,7 +71,9 @@ class Vpc(Handler):
         ec2 = ctx.client("ec2")
         for attr in ("enableDnsSupport", "enableDnsHostnames"):
             if old.get(attr) != new.get(attr) and attr in new:
-                ec2.modify_vpc_attribute(VpcId=id_, **{attr[0].upper() + attr[1:]: {"Value": bool(new[attr])}})
+                ec2.modify_vpc_attribute(
+                    VpcId=id_, **{attr[0].upper() + attr[1:]: {"Value": bool(new[attr])}}
+                )
         _retag(ec2, id_, old.get("tags"), new.get("tags"))
         return {**outputs, **new}
 
@@ -105,7 +115,9 @@ class Subnet(Handler):
         except Exception as exc:
             raise HandlerError(f"cannot create subnet {inputs['cidrBlock']}: {exc}") from None
         if inputs.get("mapPublicIpOnLaunch"):
-            ec2.modify_subnet_attribute(SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": True})
+            ec2.modify_subnet_attribute(
+                SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": True}
+            )
         subnet_id = subnet["SubnetId"]
         return subnet_id, {
             **inputs,

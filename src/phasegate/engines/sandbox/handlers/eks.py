@@ -23,13 +23,23 @@ def _not_found(ctx: CloudContext, exc: Exception) -> bool:
 class Cluster(Handler):
     type = "aws:eks/cluster:Cluster"
     replace_on = frozenset({"name", "roleArn"})
-    computed = ("id", "arn", "name", "endpoint", "status", "platformVersion", "certificateAuthority")
+    computed = (
+        "id",
+        "arn",
+        "name",
+        "endpoint",
+        "status",
+        "platformVersion",
+        "certificateAuthority",
+    )
     name_key = "name"
 
     def validate(self, inputs: dict[str, Any]) -> None:
         subnets = (inputs.get("vpcConfig") or {}).get("subnetIds")
         if isinstance(subnets, list) and len(subnets) < 2:
-            raise HandlerError("vpcConfig.subnetIds needs subnets in at least two availability zones")
+            raise HandlerError(
+                "vpcConfig.subnetIds needs subnets in at least two availability zones"
+            )
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         vpc = inputs.get("vpcConfig") or {}
@@ -95,7 +105,9 @@ class Cluster(Handler):
             "status": cluster.get("status", ""),
             "version": cluster.get("version", inputs.get("version", "")),
             "platformVersion": cluster.get("platformVersion", ""),
-            "certificateAuthority": {"data": cluster.get("certificateAuthority", {}).get("data", "")},
+            "certificateAuthority": {
+                "data": cluster.get("certificateAuthority", {}).get("data", "")
+            },
             "vpcConfig": {
                 **(inputs.get("vpcConfig") or {}),
                 "clusterSecurityGroupId": vpc.get("clusterSecurityGroupId", ""),
@@ -162,7 +174,11 @@ class NodeGroup(Handler):
             "tags": dict(inputs.get("tags") or {}),
             "capacityType": inputs.get("capacityType", "ON_DEMAND"),
         }
-        for src, dst in (("instanceTypes", "instanceTypes"), ("amiType", "amiType"), ("diskSize", "diskSize")):
+        for src, dst in (
+            ("instanceTypes", "instanceTypes"),
+            ("amiType", "amiType"),
+            ("diskSize", "diskSize"),
+        ):
             if inputs.get(src) is not None:
                 args[dst] = inputs[src]
         if inputs.get("launchTemplate"):
@@ -183,7 +199,9 @@ class NodeGroup(Handler):
         old_labels, new_labels = old.get("labels") or {}, new.get("labels") or {}
         if old_labels != new_labels:
             args["labels"] = {
-                "addOrUpdateLabels": {k: v for k, v in new_labels.items() if old_labels.get(k) != v},
+                "addOrUpdateLabels": {
+                    k: v for k, v in new_labels.items() if old_labels.get(k) != v
+                },
                 "removeLabels": [k for k in old_labels if k not in new_labels],
             }
         old_taints, new_taints = old.get("taints") or [], new.get("taints") or []
@@ -223,7 +241,9 @@ class NodeGroup(Handler):
             "nodeGroupName": group["nodegroupName"],
             "arn": group["nodegroupArn"],
             "status": group.get("status", ""),
-            "resources": [{"autoscalingGroups": group.get("resources", {}).get("autoScalingGroups", [])}],
+            "resources": [
+                {"autoscalingGroups": group.get("resources", {}).get("autoScalingGroups", [])}
+            ],
         }
 
 

@@ -79,14 +79,18 @@ class RolePolicyAttachment(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         try:
-            ctx.client("iam").attach_role_policy(RoleName=inputs["role"], PolicyArn=inputs["policyArn"])
+            ctx.client("iam").attach_role_policy(
+                RoleName=inputs["role"], PolicyArn=inputs["policyArn"]
+            )
         except Exception as exc:
             raise HandlerError(f"cannot attach {inputs['policyArn']}: {exc}") from None
         id_ = f"{inputs['role']}/{inputs['policyArn']}"
         return id_, {**inputs, "id": id_}
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
-        ctx.client("iam").detach_role_policy(RoleName=outputs["role"], PolicyArn=outputs["policyArn"])
+        ctx.client("iam").detach_role_policy(
+            RoleName=outputs["role"], PolicyArn=outputs["policyArn"]
+        )
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
         try:

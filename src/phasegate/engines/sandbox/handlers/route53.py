@@ -29,7 +29,11 @@ class Record(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         self._change(ctx, "CREATE", inputs)
-        return self._id(inputs), {**inputs, "id": self._id(inputs), "fqdn": inputs["name"].rstrip(".")}
+        return self._id(inputs), {
+            **inputs,
+            "id": self._id(inputs),
+            "fqdn": inputs["name"].rstrip("."),
+        }
 
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
         self._change(ctx, "UPSERT", new)
@@ -67,16 +71,22 @@ class Record(Handler):
         try:
             ctx.client("route53").change_resource_record_sets(
                 HostedZoneId=inputs["zoneId"],
-                ChangeBatch={"Changes": [{"Action": action, "ResourceRecordSet": self._record_set(inputs)}]},
+                ChangeBatch={
+                    "Changes": [{"Action": action, "ResourceRecordSet": self._record_set(inputs)}]
+                },
             )
         except Exception as exc:
-            raise HandlerError(f"{action.lower()} of record {inputs['name']} failed: {exc}") from None
+            raise HandlerError(
+                f"{action.lower()} of record {inputs['name']} failed: {exc}"
+            ) from None
 
     @staticmethod
     def _find(ctx: CloudContext, inputs: dict[str, Any]) -> dict[str, Any] | None:
         r53 = ctx.client("route53")
         try:
-            sets = r53.list_resource_record_sets(HostedZoneId=inputs["zoneId"])["ResourceRecordSets"]
+            sets = r53.list_resource_record_sets(HostedZoneId=inputs["zoneId"])[
+                "ResourceRecordSets"
+            ]
         except r53.exceptions.NoSuchHostedZone:
             return None
         for rrset in sets:

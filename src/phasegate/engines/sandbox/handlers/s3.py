@@ -9,7 +9,9 @@ from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerErr
 
 __all__ = ["HANDLERS"]
 
-_BUCKET_NAME = re.compile(r"^(?!xn--)(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET_NAME = re.compile(
+    r"^(?!xn--)(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+)
 
 
 class Bucket(Handler):

@@ -1,0 +1,253 @@
+"""The pulumi engine: the Automation API over the real Pulumi CLI.
+
+Each run materialises the exact program snapshot and stack config that were fingerprinted
+into a work directory (a small Pulumi project), so what was planned is what is applied and
+a last-known-good snapshot re-applies without the working tree. The default backend is a
+local file backend under ``.phasegate/pulumi``; an environment may name any backend URL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from phasegate.atomic import write_atomic
+from phasegate.engines.base import (
+    Engine,
+    EventSink,
+    Op,
+    Plan,
+    ProgressEvent,
+    ResourceChange,
+    StackOutputs,
+    StackTarget,
+    UpResult,
+    _ignore,
+)
+from phasegate.errors import EngineError
+from phasegate.yamlfile import dump_yaml
+
+__all__ = ["PulumiEngine", "change_from_metadata"]
+
+_OPS = {
+    "create": Op.CREATE,
+    "update": Op.UPDATE,
+    "replace": Op.REPLACE,
+    "create-replacement": Op.REPLACE,
+    "delete": Op.DELETE,
+    "same": Op.SAME,
+    "read": Op.SAME,
+    "refresh": Op.SAME,
+}
+_INTERNAL = ("pulumi:pulumi:Stack", "pulumi:providers:")
+
+
+def change_from_metadata(metadata: Any) -> ResourceChange | None:
+    """A step's metadata (from an engine event) as a ResourceChange; None for internals.
+
+    Only the operations a plan reports are mapped; the second half of a replacement
+    (``delete-replaced``) and bookkeeping steps are folded away.
+    """
+    op = _OPS.get(str(getattr(metadata.op, "value", metadata.op)))
+    type_ = str(metadata.type)
+    if op is None or type_.startswith(_INTERNAL):
+        return None
+    name = str(metadata.urn).rsplit("::", 1)[-1]
+    return ResourceChange(
+        op=op, type=type_, name=name, urn=str(metadata.urn), changed=tuple(metadata.diffs or ())
+    )
+
+
+class PulumiEngine(Engine):
+    name = "pulumi"
+
+    def __init__(self, root: Path, home: Path) -> None:
+        self.root = root
+        self.home = home
+
+    # -- workspace ----------------------------------------------------------------------
+
+    def _env(self, target: StackTarget | None) -> dict[str, str]:
+        backend = (target.backend if target else None) or f"file://{self.home / 'backend'}"
+        if backend.startswith("file://"):
+            Path(backend[len("file://") :]).mkdir(parents=True, exist_ok=True)
+        env = {
+            "PULUMI_BACKEND_URL": backend,
+            "PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE", ""),
+            "PULUMI_PYTHON_CMD": sys.executable,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+        }
+        if target is not None:
+            env["AWS_REGION"] = target.region
+            if target.profile:
+                env["AWS_PROFILE"] = target.profile
+            if target.endpoint_url:
+                env["AWS_ENDPOINT_URL"] = target.endpoint_url
+        return env
+
+    def work_dir(self, target: StackTarget) -> Path:
+        """A Pulumi project holding exactly the target's program snapshot and config."""
+        digest = target.program.digest.split(":", 1)[1][:16]
+        directory = self.home / "work" / f"{target.name}-{digest}"
+        for name, data in target.program.files.items():
+            write_atomic(directory / "program" / name, data)
+        project = {
+            "name": self._project_name(target),
+            "runtime": {"name": "python", "options": {"toolchain": "pip"}},
+            "main": "program/",
+            "stackConfigDir": "stacks",
+        }
+        write_atomic(directory / "Pulumi.yaml", dump_yaml(project).encode())
+        config = {"phasegate:phase": target.phase, **dict(target.config)}
+        if target.endpoint_url:
+            config.setdefault("aws:skipCredentialsValidation", True)
+            config.setdefault("aws:skipRequestingAccountId", True)
+        write_atomic(
+            directory / "stacks" / f"Pulumi.{target.name}.yaml",
+            dump_yaml({"config": config}).encode(),
+        )
+        return directory
+
+    @staticmethod
+    def _project_name(target: StackTarget) -> str:
+        return target.project
+
+    def _auto(self) -> Any:
+        if shutil.which("pulumi") is None:
+            raise EngineError(
+                "the pulumi engine needs the Pulumi CLI on PATH",
+                hint="install it (https://www.pulumi.com/docs/install/) or use engine: sandbox",
+            )
+        from pulumi import automation
+
+        return automation
+
+    def _stack(self, target: StackTarget) -> Any:
+        auto = self._auto()
+        try:
+            return auto.create_or_select_stack(
+                stack_name=target.name,
+                work_dir=str(self.work_dir(target)),
+                opts=auto.LocalWorkspaceOptions(env_vars=self._env(target)),
+            )
+        except auto.CommandError as exc:
+            raise EngineError(_first_line(exc), stack=target.name) from exc
+
+    def _run(self, target: StackTarget, action: Callable[[Any], Any]) -> Any:
+        auto = self._auto()
+        stack = self._stack(target)
+        try:
+            return action(stack)
+        except auto.ConcurrentUpdateError as exc:
+            raise EngineError(
+                "another update is in progress on this stack", stack=target.name
+            ) from exc
+        except auto.CommandError as exc:
+            raise EngineError(_first_line(exc), stack=target.name) from exc
+
+    # -- the port -----------------------------------------------------------------------
+
+    def preview(
+        self,
+        stack: StackTarget,
+        *,
+        upstream: Mapping[str, StackOutputs] | None = None,
+        on_event: EventSink = _ignore,
+    ) -> Plan:
+        # The real engine reads upstream outputs from the backend itself; a stack whose
+        # upstream was never applied fails to preview here, as it would with pulumi.
+        changes: list[ResourceChange] = []
+
+        def collect(event: Any) -> None:
+            pre = getattr(event, "resource_pre_event", None)
+            if pre is not None:
+                change = change_from_metadata(pre.metadata)
+                if change is not None:
+                    changes.append(change)
+
+        self._run(stack, lambda s: s.preview(on_event=collect, diff=True))
+        return Plan(stack=stack.name, changes=changes)
+
+    def up(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
+        changes: list[ResourceChange] = []
+        sink = self._sink(stack.name, changes, on_event)
+        result = self._run(stack, lambda s: s.up(on_event=sink))
+        return UpResult(stack=stack.name, changes=changes, outputs=_outputs(result.outputs))
+
+    def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
+        changes: list[ResourceChange] = []
+        sink = self._sink(stack.name, changes, on_event)
+
+        def run(s: Any) -> tuple[str, ...]:
+            s.destroy(on_event=sink, exclude_protected=True)
+            resources = s.export_stack().deployment.get("resources", []) or []
+            return tuple(
+                f"{r['type']} {r['urn'].rsplit('::', 1)[-1]}" for r in resources if r.get("protect")
+            )
+
+        kept = self._run(stack, run)
+        return UpResult(stack=stack.name, changes=changes, kept=kept)
+
+    def refresh(self, stack: StackTarget) -> list[ResourceChange]:
+        changes: list[ResourceChange] = []
+        sink = self._sink(stack.name, changes, _ignore)
+        self._run(stack, lambda s: s.refresh(on_event=sink))
+        return [c for c in changes if c.op is not Op.SAME]
+
+    def outputs(self, stack_name: str) -> StackOutputs | None:
+        auto = self._auto()
+        project = self.root / "Pulumi.yaml"
+        try:
+            workspace = auto.LocalWorkspace(
+                work_dir=str(self.root if project.exists() else self.home),
+                env_vars=self._env(None),
+            )
+            stack = auto.Stack.select(stack_name, workspace)
+            return _outputs(stack.outputs())
+        except auto.StackNotFoundError:
+            return None
+        except auto.CommandError as exc:
+            raise EngineError(_first_line(exc), stack=stack_name) from exc
+
+    @staticmethod
+    def _sink(
+        stack_name: str, changes: list[ResourceChange], on_event: EventSink
+    ) -> Callable[[Any], None]:
+        def handle(event: Any) -> None:
+            for attr, status in (
+                ("resource_pre_event", "start"),
+                ("res_outputs_event", "done"),
+                ("res_op_failed_event", "failed"),
+            ):
+                found = getattr(event, attr, None)
+                if found is None:
+                    continue
+                change = change_from_metadata(found.metadata)
+                if change is None:
+                    return
+                if status == "done":
+                    changes.append(change)
+                if change.op is not Op.SAME:
+                    on_event(ProgressEvent(stack_name, change.op, change.type, change.name, status))
+
+        return handle
+
+
+def _outputs(output_map: Mapping[str, Any]) -> StackOutputs:
+    values = {k: v.value for k, v in output_map.items()}
+    secret = frozenset(k for k, v in output_map.items() if v.secret)
+    return StackOutputs(values=values, secret=secret)
+
+
+def _first_line(exc: Exception) -> str:
+    """The engine's own error line, not the whole CLI transcript."""
+    text = str(exc)
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("error:"):
+            return stripped[len("error:") :].strip()
+    return text.strip().splitlines()[-1] if text.strip() else type(exc).__name__
