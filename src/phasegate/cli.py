@@ -220,12 +220,13 @@ def sandbox_serve(ctx: click.Context, env: str | None, port: int) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
 
-    def ready(url: str) -> None:
-        click.echo(f"Serving the {env or 'default'} sandbox at {url}", err=True)
-        click.echo(url)
-        sys.stdout.flush()
-
     with _orchestrator(ctx, env) as orch:
+
+        def ready(url: str) -> None:
+            click.echo(f"Serving the {orch.env.name} sandbox at {url} (Ctrl-C stops)", err=True)
+            click.echo(url)
+            sys.stdout.flush()
+
         orch.serve_sandbox(port=port, ready=ready, stop=stop)
     click.echo("Stopped; changes written back to the sandbox.", err=True)
 

@@ -1,10 +1,11 @@
 """The embedded AWS emulator: moto in this process, its whole state as bytes.
 
 moto keeps every service's state in module-level ``BackendDict`` objects and has no
-persistence of its own. :meth:`Emulator.dump` pickles those per service and
-:meth:`Emulator.load` puts them back, in this or another process. A few moto objects
-do not pickle faithfully on their own; a pickler that knows them stands in (never a
-global patch of moto):
+persistence of its own. :meth:`Emulator.dump` pickles the backends of :data:`SERVICES`
+as one object graph (their models point at each other: an ELBv2 load balancer holds
+EC2 subnets) and :meth:`Emulator.load` puts them back, in this or another process.
+A few moto objects do not pickle faithfully on their own; a pickler that knows them
+stands in (never a global patch of moto):
 
 * KMS keys hold ``cryptography`` private keys (every key, even a symmetric one): they
   travel as PKCS#8 DER.
@@ -13,8 +14,9 @@ global patch of moto):
 * IAM's AWS-managed policies (about 1,600 per account) carry their documents from
   moto's bundled data: a version whose document is still that text travels without it.
 
-moto's state is process-wide, so there is one emulated cloud per process. A dump is a
-pickle: load only dumps this program wrote.
+moto's state is process-wide, so there is one emulated cloud per process; dump and
+load between requests, not while serve() is answering one. A dump is a pickle: load
+only dumps this program wrote.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import os
 import pickle
 import sys
 import threading
+import zlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -162,21 +165,24 @@ class Emulator:
         from moto.core.base_backend import backend_lock
 
         own = _backend_dict_fields()
+        dumped: dict[str, BackendDict[Any]] = {
+            name: get_backend(name)  # type: ignore[call-overload]
+            for name in SERVICES
+        }
         services: dict[str, dict[str, Any]] = {}
-        # The lock keeps moto from creating backends while we copy the dicts; requests
-        # served concurrently can still change models, so dump between requests.
+        # The lock keeps moto from creating backends while we copy the dicts.
         with backend_lock:
-            for name in SERVICES:
-                backends: BackendDict[Any] = get_backend(name)  # type: ignore[call-overload]
+            for name, backends in dumped.items():
                 services[name] = {
                     "accounts": dict(dict.items(backends)),
                     # S3BackendDict keeps the bucket-name -> account map beside the dict.
                     "extra": {k: v for k, v in vars(backends).items() if k not in own},
                 }
-            # One pickle for all services: their models point at each other (an ELBv2
-            # load balancer holds EC2 subnets, which hold the EC2 backend), and only a
-            # shared graph keeps those the same objects after a load.
-            state = _dumps(services, [get_backend(n) for n in SERVICES])  # type: ignore[call-overload]
+            # One pickle for all services: only a shared graph keeps the EC2 subnet an
+            # ELBv2 load balancer holds the very subnet EC2 has after a load.
+            state = _dumps(services, dumped.values())
+        # IAM's managed policies make most of it and shrink ~5x at the fastest level.
+        state = zlib.compress(state, 1)
         envelope = {
             "format": _FORMAT,
             "moto": moto.__version__,
@@ -190,7 +196,8 @@ class Emulator:
         """Replace the whole emulated cloud with a dump; empty bytes give an empty cloud.
 
         A dump that is not one (damaged, another format or moto version) raises
-        ValueError before anything is replaced.
+        ValueError before anything is replaced. Should a sound-looking dump still fail
+        to decode, the cloud is left empty and ValueError raised.
         """
         if not blob:
             self.reset()
@@ -262,7 +269,9 @@ def serve(
     try:
         server.start()
         if server.error is not None:
-            raise OSError(f"cannot serve the emulator on {address}:{port}: {server.error}")
+            # werkzeug reports a port in use by calling sys.exit(1).
+            why = "port in use" if isinstance(server.error, SystemExit) else server.error
+            raise OSError(f"cannot serve the emulator on {address}:{port}: {why}")
         bound_host, bound_port = server.get_host_and_port()
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         if ready is not None:
@@ -372,7 +381,7 @@ def _decode(state: bytes) -> dict[str, dict[str, Any]]:
             raise TypeError(f"state is a {type(services).__name__}, not a dict")
         return services
     except Exception as exc:
-        _reset_all()
+        _discard_decoded()
         raise ValueError(
             f"emulator dump does not load ({type(exc).__name__}: {exc}); "
             "the emulated cloud is now empty"
@@ -417,7 +426,10 @@ def _read_envelope(blob: bytes) -> tuple[tuple[str, ...], bytes]:
         or hashlib.sha256(state).hexdigest() != envelope.get("sha256")
     ):
         raise ValueError("emulator dump is damaged (its checksum does not match)")
-    return names, state
+    try:
+        return names, zlib.decompress(state)
+    except zlib.error as exc:
+        raise ValueError(f"emulator dump is damaged ({exc})") from exc
 
 
 def _reset_all() -> None:
@@ -437,6 +449,17 @@ def _reset_all() -> None:
     _registry().clear()
     # Forget the dropped models, or moto's tracking lists grow with every load.
     reset_model_data()
+
+
+def _discard_decoded() -> None:
+    """Undo a load that failed part-way: close the S3 objects it made, empty the cloud."""
+    from moto.s3.models import FakeKey, FakeMultipart
+
+    # Everything tracked since the reset that preceded decoding came from the dump.
+    for cls in (FakeKey, FakeMultipart):
+        for obj in list(cls.instances_tracked):  # type: ignore[union-attr]
+            obj.dispose()
+    _reset_all()
 
 
 def _registry() -> list[Any]:
