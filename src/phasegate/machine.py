@@ -49,6 +49,8 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "fail", "source": ["applying", "verifying"], "dest": "rolling_back"},
     {"trigger": "ok", "source": "rolling_back", "dest": "rolled_back"},
     {"trigger": "error", "source": "rolling_back", "dest": "rollback_failed"},
+    # `migrate recover`, once a person has fixed what made the rollback fail.
+    {"trigger": "retry", "source": "rollback_failed", "dest": "rolling_back"},
     {"trigger": "reset", "source": "*", "dest": "pending"},
 ]
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from phasegate.atomic import write_atomic
 from phasegate.engines.base import (
@@ -294,16 +294,23 @@ class Orchestrator:
             result = self.engine.up(target, on_event=self.on_event)
         except EngineError as exc:
             lifecycle.fire("fail", message=str(exc))
-            return self._roll_back(lifecycle, spec, target, str(exc))
+            self._raise_for(self._roll_back(lifecycle, target, str(exc)))
         run.planned.pop(spec.name, None)
         state.outputs = redact(dict(result.outputs.values), result.outputs.secret)
         lifecycle.fire("ok")
+        self._verify(lifecycle, spec, target, fingerprint)
+        return PhaseReport(spec.name, state.stack, state.status, "applied", plan, result)
+
+    def _verify(
+        self, lifecycle: PhaseLifecycle, spec: PhaseSpec, target: StackTarget, fingerprint: str
+    ) -> None:
+        """verifying -> verified; keeps the last known good."""
+        state = lifecycle.state
         # Checks come per phase from migration.yaml; with none declared, a successful
         # apply is all there is to verify.
         state.checks = []
         state.lkg = self._keep_lkg(target, fingerprint)
         lifecycle.fire("pass", message=None if spec.checks else "no checks declared")
-        return PhaseReport(spec.name, state.stack, state.status, "applied", plan, result)
 
     # -- last known good and rollback -----------------------------------------------------
 
@@ -350,8 +357,9 @@ class Orchestrator:
         )
 
     def _roll_back(
-        self, lifecycle: PhaseLifecycle, spec: PhaseSpec, target: StackTarget, reason: str
+        self, lifecycle: PhaseLifecycle, target: StackTarget, reason: str
     ) -> PhaseReport:
+        """rolling_back -> rolled_back (or rollback_failed); the report says which."""
         state = lifecycle.state
         try:
             if state.lkg is not None:
@@ -364,20 +372,72 @@ class Orchestrator:
                 kept = result.kept
         except EngineError as exc:
             lifecycle.fire("error", message=f"rollback failed: {exc}")
-            raise RollbackFailed(
-                f"{state.stack}: apply failed ({reason}) and so did its rollback ({exc})",
-                hint="the stack is in rollback_failed; inspect it and re-run apply when fixed",
-            ) from exc
+            return PhaseReport(
+                state.phase,
+                state.stack,
+                state.status,
+                "rollback failed",
+                message=f"{reason}; and the rollback failed: {exc}",
+            )
         lifecycle.fire("ok", message=f"rolled back after: {reason}")
         what = (
             "its last known good"
             if state.lkg is not None
             else "nothing (destroyed what it created)"
         )
-        kept_note = f"; kept protected: {', '.join(kept)}" if kept else ""
-        raise RolledBack(
-            f"{state.stack}: apply failed ({reason}); rolled back to {what}{kept_note}"
+        return PhaseReport(
+            state.phase,
+            state.stack,
+            state.status,
+            "rolled back",
+            message=f"{reason}; rolled back to {what}",
+            kept=kept,
         )
+
+    @staticmethod
+    def _raise_for(report: PhaseReport) -> NoReturn:
+        kept = f"; kept protected: {', '.join(report.kept)}" if report.kept else ""
+        if report.outcome == "rolled back":
+            raise RolledBack(f"{report.stack}: apply failed: {report.message}{kept}")
+        raise RollbackFailed(
+            f"{report.stack}: apply failed: {report.message}",
+            hint="the stack is in rollback_failed; fix the cause, then run `migrate recover`",
+        )
+
+    # -- recovery -------------------------------------------------------------------------
+
+    def recover(self) -> list[PhaseReport]:
+        """Finish what a killed run left: refresh each interrupted or failed stack, then
+        roll back an interrupted apply, finish an interrupted verification, or redo an
+        interrupted (or failed) rollback. Stacks in other states are left alone."""
+        lock = self._lock()
+        self._acquire(lock)
+        try:
+            states = self.read_all()
+            reports = []
+            for spec in self.project.migration.phases:
+                state = states[spec.name]
+                if state.status in (*INTERRUPTED, "rollback_failed"):
+                    reports.append(self._recover_phase(spec, state))
+            return reports
+        finally:
+            lock.release()
+
+    def _recover_phase(self, spec: PhaseSpec, state: PhaseState) -> PhaseReport:
+        lifecycle = PhaseLifecycle(state, self.states, self.context)
+        target = self.project.target(self.env, spec)
+        drift = self.engine.refresh(target)
+        note = f" (refresh: {len(drift)} resource(s) no longer in the cloud)" if drift else ""
+        if state.status == "verifying":
+            self._verify(lifecycle, spec, target, state.fingerprint or "")
+            return PhaseReport(
+                spec.name, state.stack, state.status, "verified", message="verified" + note
+            )
+        if state.status == "applying":
+            lifecycle.fire("fail", message="the run applying it was interrupted")
+        elif state.status == "rollback_failed":
+            lifecycle.fire("retry", message="rollback retried by recover")
+        return self._roll_back(lifecycle, target, "interrupted or failed run recovered" + note)
 
     # -- status and reset -----------------------------------------------------------------
 

