@@ -188,9 +188,10 @@ class Orchestrator:
 
     def _record_plan(self, lifecycle: PhaseLifecycle, plan: Plan, fingerprint: str) -> None:
         state = lifecycle.state
-        unchanged = state.status == "verified" and state.fingerprint == fingerprint
-        if unchanged and not plan.has_changes:
-            return  # nothing to record: the stack is where its last verified apply left it
+        if state.fingerprint == fingerprint and (
+            (state.status == "verified" and not plan.has_changes) or state.status == "planned"
+        ):
+            return  # nothing new: the same plan is on record, or nothing to do at all
         state.fingerprint = fingerprint
         state.plan = PlanSummary(
             at=self.context.clock(),

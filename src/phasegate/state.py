@@ -51,13 +51,36 @@ STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
 _SECRET_WORDS = ("secret", "password", "passphrase", "token", "private_key", "credential")
 
 
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def _secret_sounding(key: str) -> bool:
+    return any(word in key.lower() for word in _SECRET_WORDS)
+
+
+def _hide_nested(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: "[secret]" if _secret_sounding(str(k)) else _hide_nested(v)
+            for k, v in sorted(value.items())
+        }
+    if isinstance(value, list):
+        return [_hide_nested(v) for v in value]
+    return value
+
+
 def redact(values: dict[str, Any], secret: frozenset[str] | set[str]) -> dict[str, Any]:
-    """Outputs as they may be shown: secret ones (and secret-sounding names) as [secret]."""
-
-    def hide(key: str) -> bool:
-        return key in secret or any(word in key.lower() for word in _SECRET_WORDS)
-
-    return {k: "[secret]" if hide(k) else v for k, v in sorted(values.items())}
+    """Outputs as they may be shown: secret ones, and any secret-sounding key at any
+    depth, as [secret]; mappings sorted so the same outputs always read the same."""
+    return {
+        k: "[secret]" if k in secret or _secret_sounding(k) else _hide_nested(v)
+        for k, v in sorted(values.items())
+    }
 
 
 class _Model(BaseModel):
@@ -128,6 +151,9 @@ class PhaseState(_Model):
 
     def to_yaml(self) -> str:
         data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        # Outputs are maps from the engine in whatever order it had: sort them so equal
+        # states write equal bytes. The rest keeps the models' field order.
+        data["outputs"] = _sorted(data.get("outputs", {}))
         return dump_yaml(data)
 
 

@@ -5,6 +5,7 @@ A bad file gets one line: ``file:line: field: what is wrong (allowed: ...)``.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -114,7 +115,9 @@ def validation_to_error(
     prefix: tuple[int | str, ...] = (),
 ) -> InputError:
     """Turn the first pydantic error into one located line."""
-    first = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # An unknown key usually explains a "field required" beside it (a typo): say it first.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(first["loc"])
     dotted = ".".join(str(p) for p in (*prefix, *loc)) or "(top level)"
     line = _line_of(node, (*prefix, *loc))
@@ -122,7 +125,13 @@ def validation_to_error(
     if first["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, loc[:-1])
         hint = f"allowed: {', '.join(allowed)}" if allowed else None
-        return error(f"unknown key '{loc[-1]}'", file=where, field=None, hint=hint)
+        guess = difflib.get_close_matches(str(loc[-1]), allowed or [], n=1)
+        did_you_mean = f"; did you mean '{guess[0]}'?" if guess else ""
+        parent = ".".join(str(p) for p in (*prefix, *loc[:-1]))
+        at = f" in {parent}" if parent else ""
+        return error(
+            f"unknown key '{loc[-1]}'{at}{did_you_mean}", file=where, field=None, hint=hint
+        )
     message = first["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
@@ -130,7 +139,7 @@ def validation_to_error(
     ctx = first.get("ctx") or {}
     if "expected" in ctx:
         hint = f"allowed: {ctx['expected']}"
-    more = len(exc.errors()) - 1
+    more = len(errors) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
     return error(message, file=where, field=dotted, hint=hint)

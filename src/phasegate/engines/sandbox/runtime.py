@@ -94,10 +94,12 @@ def _from_wire(value: Any) -> tuple[Any, bool]:
                 return UNKNOWN, bool(value.get("secret"))
             inner, secret = _from_wire(value["value"])
             return inner, secret or bool(value.get("secret"))
+        # Sorted: protobuf's map order differs from run to run, and state files,
+        # plans and checkpoints must not.
         out: dict[str, Any] = {}
         secret = False
-        for k, v in value.items():
-            out[k], s = _from_wire(v)
+        for k in sorted(value):
+            out[k], s = _from_wire(value[k])
             secret = secret or s
         return out, secret
     return value, False

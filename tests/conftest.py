@@ -1,0 +1,555 @@
+"""What every test tier shares: the guards, a CLI runner, and project copies.
+
+The guards make a test fail loudly when it would reach real AWS or the network, or
+write into the repository instead of its temp dir:
+
+* fake AWS credentials, no shared config or credentials file, no profile, HOME in tmp,
+  in this process and in every ``migrate`` subprocess;
+* ``socket.socket.connect`` (and ``socket.create_connection``) refuse any address that is
+  not loopback, in this process and, through a ``sitecustomize`` put on the subprocesses'
+  ``PYTHONPATH``, in every ``migrate`` subprocess; an attempt fails the test even when the
+  code under test swallowed the error;
+* before and after every test and the whole session, the repository's top-level entries
+  and every file of the shipped project, ``state/``, ``.phasegate/`` and ``.hypothesis/``
+  are listed (size, mtime): anything created or changed there fails the test. (Not the
+  whole tree: people edit ``src/`` and run ``bench/`` while the tests run.)
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ipaddress
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("migration.yaml", "Pulumi.yaml", "phases", "stacks")
+"""What a phasegate project is made of; tests copy these, never run in the repo."""
+
+FAKE_KEY = "phasegate-test-not-a-real-key"
+_AWS_UNSET = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+# What tests could write into the repository by mistake (running `migrate` there, editing
+# the shipped project instead of a copy, hypothesis caches), watched by content; and the
+# repository's top-level entries, watched for anything new. Not the whole tree: people
+# edit src/ and run bench/ while tests run.
+_WATCHED = (*PROJECT_FILES, "state", ".phasegate", ".hypothesis")
+_SKIP_ANYWHERE = {"__pycache__"}
+
+settings.register_profile("phasegate", database=None, deadline=None, print_blob=True)
+settings.load_profile("phasegate")
+# Hypothesis keeps caches (and, unless told, examples) under ./.hypothesis, some of them
+# while tests are collected: point it at a temp dir before any test module is imported.
+_HYPOTHESIS_HOME = Path(tempfile.mkdtemp(prefix="phasegate-tests-hypothesis-"))
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
+
+
+# --- the network guard ----------------------------------------------------------------
+
+
+class RealNetworkBlocked(RuntimeError):
+    """A test tried to leave the machine."""
+
+
+def _is_loopback(address: Any) -> bool:
+    if isinstance(address, str | bytes):  # AF_UNIX path
+        return True
+    if not isinstance(address, tuple) or not address:
+        return False
+    host = address[0]
+    if isinstance(host, bytes):
+        host = host.decode()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False  # a host name: resolving it is already going out
+
+
+def _is_local_name(host: Any) -> bool:
+    """Whether resolving ``host`` stays on this machine (an IP literal is checked on connect)."""
+    if host is None:
+        return True
+    if isinstance(host, bytes):
+        host = host.decode()
+    host = str(host).rstrip(".").lower()
+    if host in ("", "localhost", socket.gethostname().lower()) or host.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+_SITECUSTOMIZE = '''\
+"""Test guard (phasegate tests/conftest.py): this process may only connect to loopback."""
+import ipaddress
+import os
+import socket
+
+_log = os.environ.get("PHASEGATE_TEST_NETLOG")
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _is_loopback(address):
+    if isinstance(address, (str, bytes)):
+        return True
+    if not isinstance(address, tuple) or not address:
+        return False
+    host = address[0]
+    if isinstance(host, bytes):
+        host = host.decode()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _refuse(address):
+    if isinstance(address, str):
+        message = f"pid {os.getpid()} tried to {address}"
+    else:
+        message = f"pid {os.getpid()} tried to connect to {address!r}"
+    if _log:
+        with open(_log, "a", encoding="utf-8") as handle:
+            handle.write(message + "\\n")
+    raise RuntimeError("phasegate test guard: no network outside loopback: " + message)
+
+
+def _connect(self, address):
+    if not _is_loopback(address):
+        _refuse(address)
+    return _real_connect(self, address)
+
+
+def _connect_ex(self, address):
+    if not _is_loopback(address):
+        _refuse(address)
+    return _real_connect_ex(self, address)
+
+
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _is_local_name(host):
+    if host is None:
+        return True
+    if isinstance(host, bytes):
+        host = host.decode()
+    host = str(host).rstrip(".").lower()
+    if host in ("", "localhost", socket.gethostname().lower()) or host.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _getaddrinfo(host, *args, **kwargs):
+    if not _is_local_name(host):
+        _refuse(f"resolve {host!r}")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+socket.socket.connect = _connect
+socket.socket.connect_ex = _connect_ex
+socket.getaddrinfo = _getaddrinfo
+'''
+
+
+@dataclass
+class _Guard:
+    home: Path
+    netlog: Path
+    site_dir: Path
+    blocked: list[str]
+
+    def attempts(self) -> list[str]:
+        found = list(self.blocked)
+        if self.netlog.exists():
+            found += [line for line in self.netlog.read_text().splitlines() if line]
+        return found
+
+    def clear(self) -> None:
+        self.blocked.clear()
+        self.netlog.write_text("")
+
+
+def _repo_listing() -> dict[str, tuple[int, int]]:
+    """Relative path -> (size, mtime) of the watched files, and every top-level entry."""
+    found: dict[str, tuple[int, int]] = {}
+    for entry in REPO.iterdir():
+        found[entry.name + ("/" if entry.is_dir() else "")] = (0, 0)
+    for name in _WATCHED:
+        for directory, dirs, files in os.walk(REPO / name):
+            dirs[:] = [d for d in dirs if d not in _SKIP_ANYWHERE]
+            for file in files:
+                path = Path(directory, file)
+                with contextlib.suppress(FileNotFoundError):
+                    info = path.lstat()
+                    found[str(path.relative_to(REPO))] = (info.st_size, info.st_mtime_ns)
+        if (REPO / name).is_file():
+            info = (REPO / name).lstat()
+            found[name] = (info.st_size, info.st_mtime_ns)
+    return found
+
+
+def _listing_changes(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> str:
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    changed = sorted(p for p in set(before) & set(after) if before[p] != after[p])
+    parts = []
+    for what, paths in (("created", added), ("removed", removed), ("changed", changed)):
+        if paths:
+            parts.append(f"{what}: {', '.join(paths[:10])}")
+    return "; ".join(parts)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_guard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Guard]:
+    """Fake AWS, loopback-only sockets and a repo listing for the whole session."""
+    root = tmp_path_factory.mktemp("guard")
+    guard = _Guard(
+        home=root / "home", netlog=root / "netlog.txt", site_dir=root / "site", blocked=[]
+    )
+    guard.home.mkdir()
+    guard.site_dir.mkdir()
+    (guard.site_dir / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    guard.netlog.write_text("")
+    before = _repo_listing()
+
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+    real_create_connection = socket.create_connection
+    real_getaddrinfo = socket.getaddrinfo
+
+    def refuse(address: Any) -> None:
+        message = f"the test process tried to connect to {address!r}"
+        if isinstance(address, str):
+            message = f"the test process tried to {address}"
+        guard.blocked.append(message)
+        raise RealNetworkBlocked(f"phasegate test guard: no network outside loopback: {message}")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if not _is_loopback(address):
+            refuse(address)
+        return real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if not _is_loopback(address):
+            refuse(address)
+        return real_connect_ex(self, address)
+
+    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        if not _is_loopback(address):
+            refuse(address)
+        return real_create_connection(address, *args, **kwargs)
+
+    # Where DNS works a real endpoint is refused on connect; where it does not, the
+    # attempt would fail quietly at resolution: refuse resolving remote names too.
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _is_local_name(host):
+            refuse(f"resolve {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in _AWS_UNSET:
+            mp.delenv(name, raising=False)
+        mp.setenv("AWS_ACCESS_KEY_ID", FAKE_KEY)
+        mp.setenv("AWS_SECRET_ACCESS_KEY", FAKE_KEY)
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(guard.home / "no-aws-credentials"))
+        mp.setenv("AWS_CONFIG_FILE", str(guard.home / "no-aws-config"))
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.setenv("HOME", str(guard.home))
+        mp.setenv("PHASEGATE_TEST_NETLOG", str(guard.netlog))
+        # Any Python subprocess a test starts gets the loopback guard too.
+        mp.setenv(
+            "PYTHONPATH",
+            os.pathsep.join(filter(None, [str(guard.site_dir), os.environ.get("PYTHONPATH")])),
+        )
+        mp.setenv("PYTHONDONTWRITEBYTECODE", "1")
+        mp.setattr(socket.socket, "connect", connect)
+        mp.setattr(socket.socket, "connect_ex", connect_ex)
+        mp.setattr(socket, "create_connection", create_connection)
+        mp.setattr(socket, "getaddrinfo", getaddrinfo)
+        yield guard
+    # What session-scoped fixtures did while being torn down is nobody's test: check here.
+    attempts = guard.attempts()
+    assert not attempts, "guard: the session tried to reach the network: " + "; ".join(attempts)
+    changes = _listing_changes(before, _repo_listing())
+    assert not changes, f"guard: the session wrote into the repository {REPO}: {changes}"
+
+
+@pytest.fixture(autouse=True)
+def _test_guard(
+    _session_guard: _Guard, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[None]:
+    """Per test: fresh fake AWS files and HOME; fail on network attempts or repo writes."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in _AWS_UNSET:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_KEY)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "no-aws-config"))
+    monkeypatch.setenv("HOME", str(home))
+    # No clear() here: attempts made while session fixtures were set up for this test
+    # (the shared apply) are this test's to report.
+    before = _repo_listing()
+    yield
+    attempts = _session_guard.attempts()
+    _session_guard.clear()
+    changes = _listing_changes(before, _repo_listing())
+    problems = []
+    if attempts:
+        problems.append("tried to reach the network: " + "; ".join(attempts))
+    if changes:
+        problems.append(f"wrote into the repository {REPO} instead of its temp dir: {changes}")
+    if problems:
+        pytest.fail("guard: this test " + " and ".join(problems), pytrace=False)
+
+
+# --- the CLI as a user runs it --------------------------------------------------------
+
+
+def _migrate_command() -> list[str]:
+    script = Path(sys.executable).with_name("migrate")
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "phasegate"]
+
+
+class Served:
+    """A running ``migrate sandbox serve``: its process, endpoint URL and output.
+
+    Its stdout and stderr are read as they come, so a chatty server never blocks on a
+    full pipe.
+    """
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None and process.stderr is not None
+        self.process = process
+        self.url = ""
+        self._stdout: queue.Queue[str] = queue.Queue()
+        self._stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._pump, args=(process.stdout, self._stdout.put)),
+            threading.Thread(target=self._pump, args=(process.stderr, self._stderr.append)),
+        ]
+        for reader in self._readers:
+            reader.daemon = True
+            reader.start()
+
+    @staticmethod
+    def _pump(stream: Any, sink: Callable[[str], None]) -> None:
+        for line in stream:
+            sink(line)
+        sink("")  # end of stream
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_for_url(self, timeout: float) -> str:
+        try:
+            line = self._stdout.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"migrate sandbox serve printed no URL within {timeout}s")
+        if not line:
+            self.process.wait(timeout=30)
+            self._join()
+            pytest.fail(
+                f"migrate sandbox serve exited {self.process.returncode} before serving:\n"
+                f"{self.stderr}"
+            )
+        self.url = line.strip()
+        return self.url
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._stderr)
+
+    def _join(self) -> None:
+        for reader in self._readers:
+            reader.join(timeout=10)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        """Send ``sig`` (SIGTERM: stop as a user does) and wait; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                pytest.fail(f"migrate sandbox serve did not stop on signal {sig}")
+        self._join()
+        return self.process.returncode
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._join()
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+class Cli:
+    """Runs ``migrate`` as a real subprocess, in a project dir, with a clean environment."""
+
+    def __init__(self, guard: _Guard) -> None:
+        self.command = _migrate_command()
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(guard.home),
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "TERM": "dumb",
+            "AWS_ACCESS_KEY_ID": FAKE_KEY,
+            "AWS_SECRET_ACCESS_KEY": FAKE_KEY,
+            "AWS_SHARED_CREDENTIALS_FILE": str(guard.home / "no-aws-credentials"),
+            "AWS_CONFIG_FILE": str(guard.home / "no-aws-config"),
+            # The sitecustomize that keeps subprocesses on loopback, and its log.
+            "PYTHONPATH": str(guard.site_dir),
+            "PHASEGATE_TEST_NETLOG": str(guard.netlog),
+            # The package is installed editable: keep bytecode out of the repo's src/.
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+
+    def run(
+        self, project: Path, *args: str, timeout: float = 240
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.command, *args],
+            cwd=project,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+
+    @contextlib.contextmanager
+    def serve(self, project: Path, *args: str, timeout: float = 120) -> Iterator[Served]:
+        """``migrate sandbox serve --port 0`` until the block ends (SIGTERM, then waited for)."""
+        process = subprocess.Popen(
+            [*self.command, "sandbox", "serve", "--port", "0", *args],
+            cwd=project,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        served = Served(process)
+        try:
+            served.wait_for_url(timeout)
+            yield served
+            served.stop()
+        finally:
+            served.close()
+
+
+@pytest.fixture(scope="session")
+def cli(_session_guard: _Guard) -> Cli:
+    return Cli(_session_guard)
+
+
+# --- projects -------------------------------------------------------------------------
+
+
+def copy_project(source: Path, dest: Path) -> Path:
+    """Copy a project (the shipped one: its four parts; a used one: everything)."""
+    if source == REPO:
+        dest.mkdir(parents=True)
+        for name in PROJECT_FILES:
+            item = REPO / name
+            if item.is_dir():
+                shutil.copytree(item, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(item, dest / name)
+    else:
+        shutil.copytree(source, dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture
+def fresh_project(tmp_path: Path) -> Path:
+    """A copy of the shipped project that has never been planned or applied."""
+    return copy_project(REPO, tmp_path / "project")
+
+
+@dataclass(frozen=True)
+class AppliedTemplate:
+    """A project after one ``migrate apply --yes``; tests copy it, never change it."""
+
+    path: Path
+    apply: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="session")
+def applied_template(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> AppliedTemplate:
+    project = copy_project(REPO, tmp_path_factory.mktemp("applied") / "project")
+    result = cli.run(project, "apply", "--yes")
+    if result.returncode != 0:
+        pytest.fail(
+            f"migrate apply --yes on a fresh copy exited {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+    return AppliedTemplate(project, result)
+
+
+@pytest.fixture
+def applied_project(applied_template: AppliedTemplate, tmp_path: Path) -> Path:
+    """A private copy of an applied project, for tests that change or damage it."""
+    return copy_project(applied_template.path, tmp_path / "project")
+
+
+def tree_digest(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` by relative path, with its bytes."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+@pytest.fixture
+def snapshot() -> Callable[[Path], dict[str, bytes]]:
+    return tree_digest

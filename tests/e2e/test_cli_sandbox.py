@@ -1,0 +1,276 @@
+"""`migrate` as a user runs it, on the sandbox engine, checked with plain boto3.
+
+The applied project is shared by this module's tests, which run in file order: status,
+a no-op second apply, serving the cloud, changing a knob, and finally a reset.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PHASES = ["pilot", "data_layer", "compute", "cutover"]
+STATE_FILES = [f"state/sandbox/{phase}.yaml" for phase in PHASES]
+CHECKPOINT = ".phasegate/sandbox/sandbox/checkpoint.json"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+
+
+def _json(result: Any) -> Any:
+    assert result.returncode in (0, 2), f"exit {result.returncode}: {result.stderr}"
+    return json.loads(result.stdout)
+
+
+def _state(project: Path, phase: str) -> dict[str, Any]:
+    return yaml.safe_load((project / "state" / "sandbox" / f"{phase}.yaml").read_text())
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
+    assert lines[0].startswith("error: "), lines[0]
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+# --- a fresh project ------------------------------------------------------------------
+
+
+def test_plan_on_a_fresh_copy_lists_creates_for_all_four_phases(
+    cli: Any, fresh_project: Path
+) -> None:
+    result = cli.run(fresh_project, "plan", "--output", "json")
+    assert result.returncode == 0, result.stderr
+    plan = _json(result)
+    assert plan["environment"] == "sandbox"
+    assert [p["phase"] for p in plan["phases"]] == PHASES
+    found: dict[str, set[tuple[str, str]]] = {}
+    for phase in plan["phases"]:
+        assert phase["outcome"] == "planned"
+        assert phase["resources"], f"{phase['phase']} plans nothing"
+        assert {r["op"] for r in phase["resources"]} == {"create"}
+        assert not [r for r in phase["resources"] if r.get("refused")]
+        assert phase["changes"]["create"] == len(phase["resources"])
+        found[phase["phase"]] = {(r["type"], r["name"]) for r in phase["resources"]}
+    assert ("aws:ec2/vpc:Vpc", "vpc") in found["pilot"]
+    assert ("aws:eks/cluster:Cluster", "cluster") in found["pilot"]
+    assert ("aws:s3/bucket:Bucket", "lake-raw") in found["data_layer"]
+    # compute and cutover read outputs of phases that are only planned, not applied.
+    assert (NODE_GROUP, "gpu-inference") in found["compute"]
+    assert {
+        ("aws:route53/record:Record", "app-legacy"),
+        ("aws:route53/record:Record", "app-platform"),
+    } <= found["cutover"]
+    outputs = {p["phase"]: p["outputs"] for p in plan["phases"]}
+    assert outputs["pilot"]["vpc_id"] == "(known after apply)"
+    assert outputs["pilot"]["cluster_name"] == "sandbox-ai-platform"
+    assert outputs["cutover"]["app_host"] == "app.corp.example.com"
+    # A plan changes no cloud.
+    assert not (fresh_project / CHECKPOINT).exists()
+
+
+def test_apply_of_one_phase_before_its_dependency_is_blocked(cli: Any, fresh_project: Path) -> None:
+    result = cli.run(fresh_project, "apply", "--yes", "--phase", "compute")
+    assert result.returncode == 5, result.stderr
+    line = _one_error_line(result.stderr)
+    assert "compute" in line and "pilot" in line
+    assert not (fresh_project / "state").exists(), "a blocked apply writes no state"
+    assert not (fresh_project / CHECKPOINT).exists(), "a blocked apply changes no cloud"
+
+
+# --- the applied project, in order ----------------------------------------------------
+
+
+def test_apply_applied_and_verified_every_phase(applied_template: Any) -> None:
+    out = applied_template.apply.stdout
+    for phase in PHASES:
+        assert f"sandbox-{phase} (applied, verified)" in out
+    assert "Apply (sandbox): 4 phase(s) applied, 0 unchanged." in out
+    assert f"+ create  {NODE_GROUP}  gpu-inference" in out
+
+
+def test_status_shows_all_four_verified_in_order(cli: Any, applied: Path) -> None:
+    status = _json(cli.run(applied, "status", "--output", "json"))
+    assert status["environment"] == "sandbox"
+    assert [p["phase"] for p in status["phases"]] == PHASES
+    assert [p["status"] for p in status["phases"]] == ["verified"] * 4
+    assert (status["position"], status["complete"]) == ("cutover", True)
+    outputs = {p["phase"]: p["outputs"] for p in status["phases"]}
+    assert outputs["pilot"]["cluster_name"] == "sandbox-ai-platform"
+    assert outputs["data_layer"]["raw_bucket"] == "phasegate-sandbox-lake-raw"
+    assert outputs["compute"]["inference_node_group"] == "gpu-inference"
+    assert re.fullmatch(r"vpc-[0-9a-f]+", outputs["pilot"]["vpc_id"])
+    for phase in PHASES:
+        state = _state(applied, phase)
+        assert state["status"] == "verified"
+        assert [h["event"] for h in state["history"]][-3:] == ["apply", "ok", "pass"]
+
+    text = cli.run(applied, "status")
+    assert text.returncode == 0, text.stderr
+    assert "Position: complete (4/4 phases verified)" in text.stdout
+
+
+def test_a_second_apply_reports_no_changes_and_touches_nothing(
+    cli: Any, applied: Path, snapshot: Callable[[Path], dict[str, bytes]]
+) -> None:
+    before = snapshot(applied)
+    result = cli.run(applied, "apply", "--yes")
+    assert result.returncode == 0, result.stderr
+    for phase in PHASES:
+        assert f"sandbox-{phase} (no changes, verified)" in result.stdout
+    assert "Apply (sandbox): 0 phase(s) applied, 4 unchanged." in result.stdout
+    after = snapshot(applied)
+    for name in [*STATE_FILES, CHECKPOINT]:
+        assert after[name] == before[name], f"{name} changed on an apply with no changes"
+    assert after == before
+
+
+def test_serve_shows_the_applied_cloud_to_plain_boto3(
+    cli: Any, applied: Path, aws: Any, config: Any
+) -> None:
+    pilot, compute = config(applied, "sandbox-pilot"), config(applied, "sandbox-compute")
+    cutover = config(applied, "sandbox-cutover")
+    outputs = {p: _state(applied, p)["outputs"] for p in PHASES}
+    with cli.serve(applied) as served:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", served.url), served.url
+        url = served.url
+
+        ec2 = aws("ec2", url)
+        vpcs = ec2.describe_vpcs(Filters=[{"Name": "cidr-block", "Values": [pilot["vpc_cidr"]]}])[
+            "Vpcs"
+        ]
+        assert [v["VpcId"] for v in vpcs] == [outputs["pilot"]["vpc_id"]]
+        assert pilot["vpc_cidr"] == "10.20.0.0/16"
+        subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}])[
+            "Subnets"
+        ]
+        assert sorted(s["CidrBlock"] for s in subnets) == sorted(pilot["private_subnet_cidrs"])
+
+        s3 = aws("s3", url)
+        buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+        assert "phasegate-sandbox-lake-raw" in buckets
+
+        eks = aws("eks", url)
+        cluster = eks.describe_cluster(name="sandbox-ai-platform")["cluster"]
+        assert cluster["status"] == "ACTIVE"
+        group = eks.describe_nodegroup(
+            clusterName="sandbox-ai-platform", nodegroupName="gpu-inference"
+        )["nodegroup"]
+        pool = compute["inference_pool"]
+        assert group["instanceTypes"] == ["g5.xlarge"] == [pool["instance_type"]]
+        assert group["scalingConfig"] == {
+            "minSize": pool["min_size"],
+            "maxSize": pool["max_size"],
+            "desiredSize": pool["desired_size"],
+        }
+        assert group["capacityType"] == pool["capacity_type"]
+        assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"} in group[
+            "taints"
+        ]
+        assert group["status"] == "ACTIVE"
+
+        route53 = aws("route53", url)
+        zones = route53.list_hosted_zones_by_name(DNSName=cutover["zone"])["HostedZones"]
+        zone = next(z for z in zones if z["Name"] == cutover["zone"] + ".")
+        records = route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+        app = {
+            r["SetIdentifier"]: r
+            for r in records
+            if r["Name"] == "app.corp.example.com." and "SetIdentifier" in r
+        }
+        assert {k: r["Weight"] for k, r in app.items()} == {"legacy": 90, "platform": 10}
+        assert {k: r["Weight"] for k, r in app.items()} == cutover["weights"]
+        assert app["legacy"]["ResourceRecords"] == [{"Value": cutover["legacy_target"]}]
+        assert app["platform"]["ResourceRecords"] == [
+            {"Value": outputs["compute"]["inference_dns"]}
+        ]
+
+        assert served.stop() == 0, served.stderr
+    assert "Stopped; changes written back to the sandbox." in served.stderr
+
+
+def test_raising_desired_size_plans_one_update_and_applies_it(
+    cli: Any, applied: Path, aws: Any, config: Any
+) -> None:
+    stack_file = applied / "stacks" / "Pulumi.sandbox-compute.yaml"
+    pool = config(applied, "sandbox-compute")["inference_pool"]
+    wanted = pool["desired_size"] + 1
+    assert wanted <= pool["max_size"], "the shipped config leaves no room to scale up"
+    text = stack_file.read_text()
+    old = f"desired_size: {pool['desired_size']}\n"
+    assert text.count(old) == 1
+    stack_file.write_text(text.replace(old, f"desired_size: {wanted}\n"))
+
+    result = cli.run(applied, "plan", "--detailed-exitcode", "--output", "json")
+    assert result.returncode == 2, result.stderr
+    plan = _json(result)
+    changes = [(p["phase"], r) for p in plan["phases"] for r in p["resources"] if r["op"] != "same"]
+    assert changes == [
+        (
+            "compute",
+            {
+                "op": "update",
+                "type": NODE_GROUP,
+                "name": "gpu-inference",
+                "changed": ["scalingConfig"],
+            },
+        )
+    ]
+    assert [p["outcome"] for p in plan["phases"]] == [
+        "no changes",
+        "no changes",
+        "planned",
+        "no changes",
+    ]
+
+    applied_run = cli.run(applied, "apply", "--yes", "--output", "json")
+    assert applied_run.returncode == 0, applied_run.stderr
+    outcomes = {p["phase"]: p["outcome"] for p in _json(applied_run)["phases"]}
+    assert outcomes == {
+        "pilot": "no changes",
+        "data_layer": "no changes",
+        "compute": "applied",
+        "cutover": "no changes",
+    }
+    assert _state(applied, "compute")["status"] == "verified"
+
+    with cli.serve(applied) as served:
+        group = aws("eks", served.url).describe_nodegroup(
+            clusterName="sandbox-ai-platform", nodegroupName="gpu-inference"
+        )["nodegroup"]
+        assert group["scalingConfig"]["desiredSize"] == wanted
+        assert group["scalingConfig"]["maxSize"] == pool["max_size"]
+
+
+def test_sandbox_reset_empties_the_cloud_and_keeps_history(cli: Any, applied: Path) -> None:
+    before = {phase: _state(applied, phase)["history"] for phase in PHASES}
+    assert (applied / CHECKPOINT).exists()
+
+    result = cli.run(applied, "sandbox", "reset", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "4 stack(s) back to pending" in result.stdout
+
+    cloud = applied / ".phasegate" / "sandbox" / "sandbox"
+    assert not cloud.exists() or not any(cloud.iterdir()), "the sandbox cloud was not emptied"
+    for phase in PHASES:
+        state = _state(applied, phase)
+        assert state["status"] == "pending"
+        assert state["outputs"] == {}
+        history = state["history"]
+        assert len(history) == len(before[phase]) + 1
+        assert history[: len(before[phase])] == before[phase], "history is append-only"
+        assert (history[-1]["event"], history[-1]["from"], history[-1]["to"]) == (
+            "reset",
+            "verified",
+            "pending",
+        )
+
+    status = _json(cli.run(applied, "status", "--output", "json"))
+    assert [p["status"] for p in status["phases"]] == ["pending"] * 4
+    assert (status["position"], status["complete"]) == (None, False)
+    inventory = _json(cli.run(applied, "sandbox", "status", "--output", "json"))
+    assert (inventory["initialised"], inventory["stacks"]) == (False, {})

@@ -1,0 +1,89 @@
+"""The pulumi engine's own logic, which needs no Pulumi CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from phasegate.engines.base import Op, ProgramSource, StackTarget
+from phasegate.engines.pulumi import PulumiEngine, change_from_metadata
+from phasegate.errors import EngineError
+
+
+def _meta(op: str, type_: str, name: str, diffs: list[str] | None = None) -> SimpleNamespace:
+    urn = f"urn:pulumi:sandbox-pilot::phasegate::{type_}::{name}"
+    return SimpleNamespace(op=op, type=type_, urn=urn, diffs=diffs)
+
+
+@pytest.mark.parametrize(
+    ("op", "expected"),
+    [
+        ("create", Op.CREATE),
+        ("update", Op.UPDATE),
+        ("replace", Op.REPLACE),
+        ("create-replacement", Op.REPLACE),
+        ("delete", Op.DELETE),
+        ("same", Op.SAME),
+    ],
+)
+def test_step_ops_map_to_plan_ops(op: str, expected: Op) -> None:
+    change = change_from_metadata(
+        _meta(op, "aws:eks/nodeGroup:NodeGroup", "gpu", ["scalingConfig"])
+    )
+    assert change is not None
+    assert (change.op, change.name, change.changed) == (expected, "gpu", ("scalingConfig",))
+
+
+@pytest.mark.parametrize(
+    ("op", "type_"),
+    [
+        ("create", "pulumi:pulumi:Stack"),
+        ("create", "pulumi:providers:aws"),
+        ("delete-replaced", "aws:ec2/vpc:Vpc"),
+        ("discard", "aws:ec2/vpc:Vpc"),
+    ],
+)
+def test_internal_steps_are_not_plan_entries(op: str, type_: str) -> None:
+    assert change_from_metadata(_meta(op, type_, "x")) is None
+
+
+def _target(tmp_path: Path) -> StackTarget:
+    return StackTarget(
+        project="phasegate",
+        environment="staging",
+        phase="pilot",
+        region="eu-west-1",
+        program=ProgramSource("pilot", {"__main__.py": b"print(1)\n", "pilot.py": b"x = 1\n"}),
+        config={"phasegate:vpc_cidr": "10.0.0.0/16"},
+        endpoint_url="http://127.0.0.1:5000",
+    )
+
+
+def test_work_dir_holds_exactly_the_snapshot_and_its_config(tmp_path: Path) -> None:
+    engine = PulumiEngine(tmp_path, tmp_path / "home")
+    work = engine.work_dir(_target(tmp_path))
+    assert (work / "program" / "pilot.py").read_bytes() == b"x = 1\n"
+    project = yaml.safe_load((work / "Pulumi.yaml").read_text())
+    assert project["main"] == "program/" and project["stackConfigDir"] == "stacks"
+    config = yaml.safe_load((work / "stacks" / "Pulumi.staging-pilot.yaml").read_text())["config"]
+    assert config["phasegate:phase"] == "pilot"
+    assert config["phasegate:vpc_cidr"] == "10.0.0.0/16"
+    assert config["aws:skipCredentialsValidation"] is True
+
+
+def test_environment_of_a_run(tmp_path: Path) -> None:
+    engine = PulumiEngine(tmp_path, tmp_path / "home")
+    env = engine._env(_target(tmp_path))
+    assert env["PULUMI_BACKEND_URL"] == f"file://{tmp_path / 'home' / 'backend'}"
+    assert env["AWS_REGION"] == "eu-west-1"
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5000"
+
+
+def test_missing_cli_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    engine = PulumiEngine(tmp_path, tmp_path / "home")
+    with pytest.raises(EngineError, match="needs the Pulumi CLI on PATH"):
+        engine.preview(_target(tmp_path))
