@@ -5,10 +5,10 @@ write into the repository instead of its temp dir:
 
 * fake AWS credentials, no shared config or credentials file, no profile, HOME in tmp,
   in this process and in every ``migrate`` subprocess;
-* ``socket.socket.connect`` (and ``socket.create_connection``) refuse any address that is
-  not loopback, in this process and, through a ``sitecustomize`` put on the subprocesses'
-  ``PYTHONPATH``, in every ``migrate`` subprocess; an attempt fails the test even when the
-  code under test swallowed the error;
+* ``_guard/netguard.py`` lets sockets connect only to loopback and resolve only local
+  names, in this process and, through ``_guard/sitecustomize.py`` on the subprocesses'
+  ``PYTHONPATH``, in every ``migrate`` subprocess; every attempt is logged to one file and
+  fails the test even when the code under test swallowed the error;
 * before and after every test and the whole session, the repository's top-level entries
   and every file of the shipped project, ``state/``, ``.phasegate/`` and ``.hypothesis/``
   are listed (size, mtime): anything created or changed there fails the test. (Not the
@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ipaddress
 import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,7 +36,11 @@ import pytest
 from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from _guard import netguard
+
 REPO = Path(__file__).resolve().parents[1]
+GUARD_DIR = Path(__file__).resolve().parent / "_guard"
+"""The network guard (``netguard``) and the ``sitecustomize`` that installs it."""
 PROJECT_FILES = ("migration.yaml", "Pulumi.yaml", "phases", "stacks")
 """What a phasegate project is made of; tests copy these, never run in the repo."""
 
@@ -70,141 +72,47 @@ set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
 
 
-# --- the network guard ----------------------------------------------------------------
-
-
-class RealNetworkBlocked(RuntimeError):
-    """A test tried to leave the machine."""
-
-
-def _is_loopback(address: Any) -> bool:
-    if isinstance(address, str | bytes):  # AF_UNIX path
-        return True
-    if not isinstance(address, tuple) or not address:
-        return False
-    host = address[0]
-    if isinstance(host, bytes):
-        host = host.decode()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(str(host).split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False  # a host name: resolving it is already going out
-
-
-def _is_local_name(host: Any) -> bool:
-    """Whether resolving ``host`` stays on this machine (an IP literal is checked on connect)."""
-    if host is None:
-        return True
-    if isinstance(host, bytes):
-        host = host.decode()
-    host = str(host).rstrip(".").lower()
-    if host in ("", "localhost", socket.gethostname().lower()) or host.endswith(".localhost"):
-        return True
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
-
-
-_SITECUSTOMIZE = '''\
-"""Test guard (phasegate tests/conftest.py): this process may only connect to loopback."""
-import ipaddress
-import os
-import socket
-
-_log = os.environ.get("PHASEGATE_TEST_NETLOG")
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-
-
-def _is_loopback(address):
-    if isinstance(address, (str, bytes)):
-        return True
-    if not isinstance(address, tuple) or not address:
-        return False
-    host = address[0]
-    if isinstance(host, bytes):
-        host = host.decode()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(str(host).split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def _refuse(address):
-    if isinstance(address, str):
-        message = f"pid {os.getpid()} tried to {address}"
-    else:
-        message = f"pid {os.getpid()} tried to connect to {address!r}"
-    if _log:
-        with open(_log, "a", encoding="utf-8") as handle:
-            handle.write(message + "\\n")
-    raise RuntimeError("phasegate test guard: no network outside loopback: " + message)
-
-
-def _connect(self, address):
-    if not _is_loopback(address):
-        _refuse(address)
-    return _real_connect(self, address)
-
-
-def _connect_ex(self, address):
-    if not _is_loopback(address):
-        _refuse(address)
-    return _real_connect_ex(self, address)
-
-
-_real_getaddrinfo = socket.getaddrinfo
-
-
-def _is_local_name(host):
-    if host is None:
-        return True
-    if isinstance(host, bytes):
-        host = host.decode()
-    host = str(host).rstrip(".").lower()
-    if host in ("", "localhost", socket.gethostname().lower()) or host.endswith(".localhost"):
-        return True
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
-
-
-def _getaddrinfo(host, *args, **kwargs):
-    if not _is_local_name(host):
-        _refuse(f"resolve {host!r}")
-    return _real_getaddrinfo(host, *args, **kwargs)
-
-
-socket.socket.connect = _connect
-socket.socket.connect_ex = _connect_ex
-socket.getaddrinfo = _getaddrinfo
-'''
+# --- the guards -----------------------------------------------------------------------
 
 
 @dataclass
 class _Guard:
     home: Path
     netlog: Path
-    site_dir: Path
-    blocked: list[str]
+    """Where this process and every subprocess log the network attempts they refused."""
 
     def attempts(self) -> list[str]:
-        found = list(self.blocked)
-        if self.netlog.exists():
-            found += [line for line in self.netlog.read_text().splitlines() if line]
-        return found
+        return [line for line in self.netlog.read_text().splitlines() if line]
 
     def clear(self) -> None:
-        self.blocked.clear()
         self.netlog.write_text("")
+
+    def subprocess_env(self) -> dict[str, str]:
+        """What puts a Python subprocess under the network guard, logging here."""
+        return {
+            "PYTHONPATH": str(GUARD_DIR),  # its sitecustomize installs netguard
+            netguard.LOG_VARIABLE: str(self.netlog),
+            # The package is installed editable: keep bytecode out of the repo's src/.
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+
+
+def _fake_aws_env(home: Path) -> dict[str, str]:
+    """Fake AWS credentials, no shared config or credentials file, and ``home`` as HOME."""
+    return {
+        "AWS_ACCESS_KEY_ID": FAKE_KEY,
+        "AWS_SECRET_ACCESS_KEY": FAKE_KEY,
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
+        "AWS_CONFIG_FILE": str(home / "no-aws-config"),
+        "HOME": str(home),
+    }
+
+
+def _fake_aws(mp: pytest.MonkeyPatch, home: Path) -> None:
+    for name in _AWS_UNSET:
+        mp.delenv(name, raising=False)
+    for name, value in _fake_aws_env(home).items():
+        mp.setenv(name, value)
 
 
 def _repo_listing() -> dict[str, tuple[int, int]]:
@@ -241,70 +149,25 @@ def _listing_changes(before: dict[str, tuple[int, int]], after: dict[str, tuple[
 def _session_guard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Guard]:
     """Fake AWS, loopback-only sockets and a repo listing for the whole session."""
     root = tmp_path_factory.mktemp("guard")
-    guard = _Guard(
-        home=root / "home", netlog=root / "netlog.txt", site_dir=root / "site", blocked=[]
-    )
+    guard = _Guard(home=root / "home", netlog=root / "netlog.txt")
     guard.home.mkdir()
-    guard.site_dir.mkdir()
-    (guard.site_dir / "sitecustomize.py").write_text(_SITECUSTOMIZE)
-    guard.netlog.write_text("")
+    guard.clear()
     before = _repo_listing()
-
-    real_connect = socket.socket.connect
-    real_connect_ex = socket.socket.connect_ex
-    real_create_connection = socket.create_connection
-    real_getaddrinfo = socket.getaddrinfo
-
-    def refuse(address: Any) -> None:
-        message = f"the test process tried to connect to {address!r}"
-        if isinstance(address, str):
-            message = f"the test process tried to {address}"
-        guard.blocked.append(message)
-        raise RealNetworkBlocked(f"phasegate test guard: no network outside loopback: {message}")
-
-    def connect(self: socket.socket, address: Any) -> None:
-        if not _is_loopback(address):
-            refuse(address)
-        return real_connect(self, address)
-
-    def connect_ex(self: socket.socket, address: Any) -> int:
-        if not _is_loopback(address):
-            refuse(address)
-        return real_connect_ex(self, address)
-
-    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
-        if not _is_loopback(address):
-            refuse(address)
-        return real_create_connection(address, *args, **kwargs)
-
-    # Where DNS works a real endpoint is refused on connect; where it does not, the
-    # attempt would fail quietly at resolution: refuse resolving remote names too.
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _is_local_name(host):
-            refuse(f"resolve {host!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
     with pytest.MonkeyPatch.context() as mp:
-        for name in _AWS_UNSET:
-            mp.delenv(name, raising=False)
-        mp.setenv("AWS_ACCESS_KEY_ID", FAKE_KEY)
-        mp.setenv("AWS_SECRET_ACCESS_KEY", FAKE_KEY)
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(guard.home / "no-aws-credentials"))
-        mp.setenv("AWS_CONFIG_FILE", str(guard.home / "no-aws-config"))
+        _fake_aws(mp, guard.home)
         mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        mp.setenv("HOME", str(guard.home))
-        mp.setenv("PHASEGATE_TEST_NETLOG", str(guard.netlog))
-        # Any Python subprocess a test starts gets the loopback guard too.
-        mp.setenv(
-            "PYTHONPATH",
-            os.pathsep.join(filter(None, [str(guard.site_dir), os.environ.get("PYTHONPATH")])),
+        # Any Python subprocess a test starts gets the network guard too.
+        env = guard.subprocess_env()
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [env["PYTHONPATH"], os.getenv("PYTHONPATH")])
         )
-        mp.setenv("PYTHONDONTWRITEBYTECODE", "1")
-        mp.setattr(socket.socket, "connect", connect)
-        mp.setattr(socket.socket, "connect_ex", connect_ex)
-        mp.setattr(socket, "create_connection", create_connection)
-        mp.setattr(socket, "getaddrinfo", getaddrinfo)
-        yield guard
+        for name, value in env.items():
+            mp.setenv(name, value)
+        uninstall = netguard.install(guard.netlog)
+        try:
+            yield guard
+        finally:
+            uninstall()
     # What session-scoped fixtures did while being torn down is nobody's test: check here.
     attempts = guard.attempts()
     assert not attempts, "guard: the session tried to reach the network: " + "; ".join(attempts)
@@ -319,13 +182,7 @@ def _test_guard(
     """Per test: fresh fake AWS files and HOME; fail on network attempts or repo writes."""
     home = tmp_path / "home"
     home.mkdir()
-    for name in _AWS_UNSET:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_KEY)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "no-aws-config"))
-    monkeypatch.setenv("HOME", str(home))
+    _fake_aws(monkeypatch, home)
     # No clear() here: attempts made while session fixtures were set up for this test
     # (the shared apply) are this test's to report.
     before = _repo_listing()
@@ -436,19 +293,11 @@ class Cli:
         self.command = _migrate_command()
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(guard.home),
             "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8",
             "TERM": "dumb",
-            "AWS_ACCESS_KEY_ID": FAKE_KEY,
-            "AWS_SECRET_ACCESS_KEY": FAKE_KEY,
-            "AWS_SHARED_CREDENTIALS_FILE": str(guard.home / "no-aws-credentials"),
-            "AWS_CONFIG_FILE": str(guard.home / "no-aws-config"),
-            # The sitecustomize that keeps subprocesses on loopback, and its log.
-            "PYTHONPATH": str(guard.site_dir),
-            "PHASEGATE_TEST_NETLOG": str(guard.netlog),
-            # The package is installed editable: keep bytecode out of the repo's src/.
-            "PYTHONDONTWRITEBYTECODE": "1",
+            **_fake_aws_env(guard.home),
+            **guard.subprocess_env(),
         }
 
     def run(
