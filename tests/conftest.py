@@ -90,7 +90,10 @@ class _Guard:
     def subprocess_env(self) -> dict[str, str]:
         """What puts a Python subprocess under the network guard, logging here."""
         return {
-            "PYTHONPATH": str(GUARD_DIR),  # its sitecustomize installs netguard
+            # Its sitecustomize installs netguard; a PYTHONPATH already set is kept after it.
+            "PYTHONPATH": os.pathsep.join(
+                [str(GUARD_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
             netguard.LOG_VARIABLE: str(self.netlog),
             # The package is installed editable: keep bytecode out of the repo's src/.
             "PYTHONDONTWRITEBYTECODE": "1",

@@ -135,6 +135,22 @@ def apply(ctx: click.Context, env: str | None, phase: str | None, output: str, y
                 raise PhasegateError("apply cancelled: nothing was changed")
         reports = orch.apply(phase)
         render_reports(reports, output, environment=orch.env.name, title="Apply")
+    _raise_for_failures(reports)
+
+
+def _raise_for_failures(reports: list[Any]) -> None:
+    """After the reports are out: exit 3 for a phase rolled back, 4 for a failed rollback."""
+    from phasegate.errors import RollbackFailed, RolledBack
+
+    for report in reports:
+        kept = f"; kept protected: {', '.join(report.kept)}" if report.kept else ""
+        if report.outcome == "rollback failed":
+            raise RollbackFailed(
+                f"{report.stack}: {report.message}",
+                hint="the stack is in rollback_failed; fix the cause, then run `migrate recover`",
+            )
+        if report.outcome == "rolled back":
+            raise RolledBack(f"{report.stack}: {report.message}{kept}")
 
 
 @cli.command()
@@ -161,8 +177,20 @@ def recover(ctx: click.Context, env: str | None, output: str) -> None:
             click.echo(f"Nothing to recover in {orch.env.name}.")
             return
         render_reports(reports, output, environment=orch.env.name, title="Recover")
-    if any(r.outcome == "rollback failed" for r in reports):
-        ctx.exit(ExitCode.ROLLBACK_FAILED)
+    # A recovered rollback is the job done; only one that failed again is an error.
+    _raise_for_failures([r for r in reports if r.outcome == "rollback failed"])
+
+
+@cli.command()
+@_options(_env, _phase)
+@click.pass_context
+def approve(ctx: click.Context, env: str | None, phase: str | None) -> None:
+    """Record your approval of the phases' current programs (a gate where required)."""
+    with _orchestrator(ctx, env) as orch:
+        for state in orch.approve(phase):
+            assert state.approval is not None
+            program = state.approval.program.split(":", 1)[-1][:12]
+            click.echo(f"{state.stack}: approved program {program} as {state.approval.by}")
 
 
 @cli.command()
@@ -275,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted", ExitCode.ERROR)
+        _fail("interrupted: a stack left mid-run is finished by `migrate recover`", ExitCode.ERROR)
     except Exception as exc:
         if debug:
             raise

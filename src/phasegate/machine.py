@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transitions import EventData, Machine
+from transitions import EventData, Machine, MachineError
 
+from phasegate.errors import GateBlocked
 from phasegate.state import STATUSES, HistoryEntry, PhaseState, StateStore, now
 
 __all__ = ["INTERRUPTED", "TRANSITIONS", "PhaseLifecycle", "RunContext"]
@@ -173,4 +174,11 @@ class PhaseLifecycle:
     def fire(self, event: str, message: str | None = None) -> bool:
         """Trigger ``event``; False (with ``blocked`` set) when a guard stops it."""
         self.blocked = None
-        return bool(self.trigger(event, message=message))  # type: ignore[attr-defined]
+        try:
+            return bool(self.trigger(event, message=message))  # type: ignore[attr-defined]
+        except MachineError:
+            raise GateBlocked(
+                f"stack {self.state.stack} is {self.state.status}: "
+                f"'{event}' is not allowed from there",
+                hint="`migrate status` shows where each stack stands",
+            ) from None

@@ -12,9 +12,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from phasegate.atomic import write_atomic
+from phasegate.checks import CheckContext, run_check
 from phasegate.engines.base import (
     Engine,
     EventSink,
@@ -25,11 +26,12 @@ from phasegate.engines.base import (
     UpResult,
     _ignore,
 )
-from phasegate.errors import EngineError, GateBlocked, RollbackFailed, RolledBack
+from phasegate.errors import EngineError, GateBlocked, InputError
 from phasegate.machine import INTERRUPTED, PhaseLifecycle, RunContext
 from phasegate.project import Project
 from phasegate.spec import EnvironmentSpec, PhaseSpec
 from phasegate.state import (
+    Approval,
     EnvironmentLock,
     LastKnownGood,
     PhaseState,
@@ -148,6 +150,12 @@ class Orchestrator:
                     "nothing else runs on it until it is recovered",
                     hint=f"run `migrate recover --env {self.env.name}`",
                 )
+            if state.status == "rollback_failed":
+                raise GateBlocked(
+                    f"stack {state.stack} is in rollback_failed: nothing else runs on it "
+                    "until its rollback is finished",
+                    hint=f"fix the cause, then run `migrate recover --env {self.env.name}`",
+                )
 
     # -- fingerprints -------------------------------------------------------------------
 
@@ -241,7 +249,10 @@ class Orchestrator:
             run = _Run()
             reports = []
             for spec in phases:
-                reports.append(self._apply_phase(spec, states, run))
+                report = self._apply_phase(spec, states, run)
+                reports.append(report)
+                if report.outcome in ("rolled back", "rollback failed"):
+                    break  # later phases build on this one: they wait for it
             return reports
         finally:
             lock.release()
@@ -256,6 +267,55 @@ class Orchestrator:
                     f"{states[dep.name].status} in {self.env.name}",
                     hint=f"apply {dep.name} first, or run apply without --phase",
                 )
+
+    def _gate_promotion(self, spec: PhaseSpec, target: StackTarget, state: PhaseState) -> None:
+        """The environment's own gates: the same program verified in the promotion
+        source, and a recorded approval of that program where one is required."""
+        program = target.program.digest
+        short = program.split(":", 1)[-1][:12]
+        source = self.env.promote_from
+        if source is not None:
+            there = StateStore(self.project.state_dir, source).read(spec.name)
+            if there.status != "verified" or there.lkg is None or there.lkg.program != program:
+                seen = (
+                    f"{there.status} at program {there.lkg.program.split(':', 1)[-1][:12]}"
+                    if there.lkg is not None
+                    else there.status
+                )
+                raise GateBlocked(
+                    f"{state.stack}: program {short} of phase {spec.name} is not verified in "
+                    f"{source}, which this environment promotes from (there: {seen})",
+                    hint=f"apply this version in {source} first",
+                )
+        approved = state.approval is not None and state.approval.program == program
+        if self.env.approval == "required" and not approved:
+            raise GateBlocked(
+                f"{state.stack}: environment {self.env.name} requires an approval of "
+                f"program {short} of phase {spec.name}, and none is recorded",
+                hint=f"migrate approve --env {self.env.name} --phase {spec.name}",
+            )
+
+    def approve(self, phase: str | None = None) -> list[PhaseState]:
+        """Record the actor's approval of each selected phase's current program."""
+        phases = self._selected(phase)
+        lock = self._lock()
+        self._acquire(lock)
+        try:
+            states = self.read_all()
+            self._refuse_interrupted(states, phases)
+            approved = []
+            for spec in phases:
+                state = states[spec.name]
+                state.approval = Approval(
+                    by=self.context.actor,
+                    at=self.context.clock(),
+                    program=self.project.program(spec).digest,
+                )
+                self.states.write(state)
+                approved.append(state)
+            return approved
+        finally:
+            lock.release()
 
     def _apply_phase(
         self, spec: PhaseSpec, states: dict[str, PhaseState], run: _Run
@@ -288,6 +348,7 @@ class Orchestrator:
         if state.status == "verified" and state.fingerprint == fingerprint and not plan.has_changes:
             run.planned.pop(spec.name, None)
             return PhaseReport(spec.name, state.stack, state.status, "no changes", plan)
+        self._gate_promotion(spec, target, state)
         self._record_plan(lifecycle, plan, fingerprint)
         if not lifecycle.fire("apply"):
             raise GateBlocked(f"{state.stack}: {lifecycle.blocked}")
@@ -295,23 +356,39 @@ class Orchestrator:
             result = self.engine.up(target, on_event=self.on_event)
         except EngineError as exc:
             lifecycle.fire("fail", message=str(exc))
-            self._raise_for(self._roll_back(lifecycle, target, str(exc)))
+            return self._roll_back(lifecycle, target, f"apply failed: {exc}", plan)
         run.planned.pop(spec.name, None)
         state.outputs = redact(dict(result.outputs.values), result.outputs.secret)
         lifecycle.fire("ok")
-        self._verify(lifecycle, spec, target, fingerprint)
+        failed = self._verify(lifecycle, spec, target, fingerprint, result.outputs)
+        if failed:
+            return self._roll_back(lifecycle, target, failed, plan)
         return PhaseReport(spec.name, state.stack, state.status, "applied", plan, result)
 
     def _verify(
-        self, lifecycle: PhaseLifecycle, spec: PhaseSpec, target: StackTarget, fingerprint: str
-    ) -> None:
-        """verifying -> verified; keeps the last known good."""
+        self,
+        lifecycle: PhaseLifecycle,
+        spec: PhaseSpec,
+        target: StackTarget,
+        fingerprint: str,
+        outputs: StackOutputs,
+    ) -> str | None:
+        """Run the phase's checks: verifying -> verified, keeping the last known good, or
+        verifying -> rolling_back; returns the failure, None when verified."""
         state = lifecycle.state
-        # Checks come per phase from migration.yaml; with none declared, a successful
-        # apply is all there is to verify.
-        state.checks = []
+        ctx = CheckContext(self.env.name, state.stack, dict(outputs.values))
+        state.checks = [run_check(check, ctx) for check in spec.checks]
+        failed = [c for c in state.checks if c.result == "fail"]
+        if failed:
+            reason = "; ".join(f"check {c.name} failed: {c.message}" for c in failed)
+            lifecycle.fire("fail", message=reason)
+            return reason
         state.lkg = self._keep_lkg(target, fingerprint)
-        lifecycle.fire("pass", message=None if spec.checks else "no checks declared")
+        passed = sum(c.result == "pass" for c in state.checks)
+        lifecycle.fire(
+            "pass", message=f"{passed} check(s) passed" if spec.checks else "no checks declared"
+        )
+        return None
 
     # -- last known good and rollback -----------------------------------------------------
 
@@ -358,7 +435,7 @@ class Orchestrator:
         )
 
     def _roll_back(
-        self, lifecycle: PhaseLifecycle, target: StackTarget, reason: str
+        self, lifecycle: PhaseLifecycle, target: StackTarget, reason: str, plan: Plan | None = None
     ) -> PhaseReport:
         """rolling_back -> rolled_back (or rollback_failed); the report says which."""
         state = lifecycle.state
@@ -378,6 +455,7 @@ class Orchestrator:
                 state.stack,
                 state.status,
                 "rollback failed",
+                plan,
                 message=f"{reason}; and the rollback failed: {exc}",
             )
         lifecycle.fire("ok", message=f"rolled back after: {reason}")
@@ -391,18 +469,9 @@ class Orchestrator:
             state.stack,
             state.status,
             "rolled back",
+            plan,
             message=f"{reason}; rolled back to {what}",
             kept=kept,
-        )
-
-    @staticmethod
-    def _raise_for(report: PhaseReport) -> NoReturn:
-        kept = f"; kept protected: {', '.join(report.kept)}" if report.kept else ""
-        if report.outcome == "rolled back":
-            raise RolledBack(f"{report.stack}: apply failed: {report.message}{kept}")
-        raise RollbackFailed(
-            f"{report.stack}: apply failed: {report.message}",
-            hint="the stack is in rollback_failed; fix the cause, then run `migrate recover`",
         )
 
     # -- recovery -------------------------------------------------------------------------
@@ -430,7 +499,18 @@ class Orchestrator:
         drift = self.engine.refresh(target)
         note = f" (refresh: {len(drift)} resource(s) no longer in the cloud)" if drift else ""
         if state.status == "verifying":
-            self._verify(lifecycle, spec, target, state.fingerprint or "")
+            # Finish the verification only for what was applied: if the program, config
+            # or upstream outputs changed since, the applied version cannot be kept as
+            # known good from the working tree, so it is rolled back instead.
+            fingerprint = self._fingerprint(target, self._upstream_outputs(spec, _Run()))
+            outputs = self.engine.outputs(state.stack) or StackOutputs()
+            if fingerprint != state.fingerprint:
+                reason = "the working tree changed since the interrupted apply"
+                lifecycle.fire("fail", message=reason)
+                return self._roll_back(lifecycle, target, reason + note)
+            failed = self._verify(lifecycle, spec, target, fingerprint, outputs)
+            if failed:
+                return self._roll_back(lifecycle, target, failed + note)
             return PhaseReport(
                 spec.name, state.stack, state.status, "verified", message="verified" + note
             )
@@ -477,8 +557,12 @@ class Orchestrator:
 
         engine = self.engine
         if not isinstance(engine, SandboxEngine):
-            raise GateBlocked(
-                f"environment '{self.env.name}' uses the {self.env.engine} engine, not the sandbox"
+            envs = self.project.migration.environments
+            sandboxes = [e.name for e in envs if e.engine == "sandbox"]
+            raise InputError(
+                f"environment '{self.env.name}' uses the {self.env.engine} engine, not the sandbox",
+                field="--env",
+                hint=f"allowed: {', '.join(sandboxes) or 'none (no environment uses the sandbox)'}",
             )
         return engine
 

@@ -67,6 +67,10 @@ class Project:
 
     def stack_config(self, env: str, phase: str) -> dict[str, Any]:
         """The ``config:`` mapping of the stack's Pulumi config file."""
+        return self._stack_file(env, phase)[0]
+
+    def _stack_file(self, env: str, phase: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """The stack file's ``config:`` mapping and its other settings."""
         path = self.stack_config_path(env, phase)
         data, _ = read_yaml(path)
         if data is None:
@@ -84,16 +88,20 @@ class Project:
         config = data.get("config") or {}
         if not isinstance(config, dict):
             raise InputError("must be a mapping of key: value", file=path, field="config")
+        engine = self.migration.environment(env).engine
         for key, value in config.items():
             if not isinstance(key, str) or not key:
                 raise InputError(f"key {key!r} must be a string", file=path, field="config")
-            if isinstance(value, dict) and "secure" in value:
+            if isinstance(value, dict) and "secure" in value and engine != "pulumi":
                 raise InputError(
-                    "encrypted (secure:) values need the pulumi engine's secrets provider",
+                    f"encrypted (secure:) values need the pulumi engine's secrets provider; "
+                    f"environment {env} uses the {engine} engine",
                     file=path,
                     field=f"config.{key}",
+                    hint="give the sandbox a plain value (it holds no real secrets)",
                 )
-        return config
+        settings = {k: str(v) for k, v in data.items() if k != "config" and v is not None}
+        return config, settings
 
     def program(self, phase: PhaseSpec) -> ProgramSource:
         if not (self.phases_dir / f"{phase.program}.py").is_file():
@@ -106,17 +114,19 @@ class Project:
         return ProgramSource.from_directory(self.phases_dir, phase.program, others)
 
     def target(self, env: EnvironmentSpec, phase: PhaseSpec) -> StackTarget:
+        config, settings = self._stack_file(env.name, phase.name)
         return StackTarget(
             project=self.name,
             environment=env.name,
             phase=phase.name,
             region=env.region,
             program=self.program(phase),
-            config=self.stack_config(env.name, phase.name),
+            config=config,
             protected=frozenset(phase.protected),
             endpoint_url=env.aws.endpoint_url,
             profile=env.aws.profile,
             backend=env.backend,
+            stack_settings=settings,
         )
 
     def engine(self, env: EnvironmentSpec) -> Engine:
@@ -130,7 +140,10 @@ class Project:
             else:
                 from phasegate.engines.pulumi import PulumiEngine
 
-                self._engines["pulumi"] = PulumiEngine(self.root, self.work_dir / "pulumi")
+                backends = {e.name: e.backend for e in self.migration.environments}
+                self._engines["pulumi"] = PulumiEngine(
+                    self.root, self.work_dir / "pulumi", backends
+                )
         return self._engines[env.engine]
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ from phasegate.yamlfile import dump_yaml, read_yaml, validation_to_error
 __all__ = [
     "SCHEMA_VERSION",
     "STATUSES",
+    "Approval",
     "EnvironmentLock",
     "HistoryEntry",
     "PhaseState",
@@ -132,6 +133,14 @@ class LastKnownGood(_Model):
     at: str
 
 
+class Approval(_Model):
+    """A recorded approval: who approved which program version of the phase, and when."""
+
+    by: str
+    at: str
+    program: str = Field(description="content address of the phases/ snapshot approved")
+
+
 class PhaseState(_Model):
     """Where one stack stands."""
 
@@ -146,6 +155,9 @@ class PhaseState(_Model):
     plan: PlanSummary | None = None
     outputs: dict[str, Any] = Field(default_factory=dict)
     lkg: LastKnownGood | None = None
+    approval: Approval | None = Field(
+        default=None, description="where the environment requires one: the approval on record"
+    )
     checks: list[CheckResult] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
 

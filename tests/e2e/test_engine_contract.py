@@ -22,11 +22,15 @@ PROGRAM = textwrap.dedent(
         vpc = aws.ec2.Vpc("vpc", cidr_block=config.require("cidr"), tags={"tier": tier})
         aws.ec2.Subnet("subnet", vpc_id=vpc.id, cidr_block=config.require("subnet"))
         data = aws.s3.Bucket(
-            "data", bucket=config.require("bucket"), opts=pulumi.ResourceOptions(protect=True)
+            "data",
+            bucket=config.require("bucket"),
+            tags={"owner": pulumi.Output.secret("team-with-a-secret-name")},
+            opts=pulumi.ResourceOptions(protect=True),
         )
         pulumi.export("vpc_id", vpc.id)
         pulumi.export("bucket", data.bucket)
         pulumi.export("token", pulumi.Output.secret("s3cr3t-value"))
+        pulumi.export("bucket_tags", data.tags)
     """
 )
 MAIN = "import importlib, pulumi\nimportlib.import_module('demo').program()\n"
@@ -75,8 +79,10 @@ class EngineContract:
         assert outputs is not None
         assert outputs.values["bucket"] == "contract-data-bucket"
         assert str(outputs.values["vpc_id"]).startswith("vpc-")
-        assert outputs.secret == frozenset({"token"})
+        # Exported secret, and an output of a resource whose input was secret.
+        assert outputs.secret == frozenset({"token", "bucket_tags"})
         assert outputs.redacted()["token"] == "[secret]"
+        assert outputs.redacted()["bucket_tags"] == "[secret]"
         plan = engine.preview(_target(BASE))
         assert not plan.has_changes
 

@@ -87,3 +87,53 @@ def test_missing_cli_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
     engine = PulumiEngine(tmp_path, tmp_path / "home")
     with pytest.raises(EngineError, match="needs the Pulumi CLI on PATH"):
         engine.preview(_target(tmp_path))
+
+
+def test_secure_values_keep_their_salt_in_the_work_dir(tmp_path: Path) -> None:
+    target = _target(tmp_path)
+    target = StackTarget(
+        **{
+            **target.__dict__,
+            "config": {"phasegate:db_password": {"secure": "v1:abc:def"}},
+            "stack_settings": {"encryptionsalt": "v1:salt:xyz"},
+        }
+    )
+    work = PulumiEngine(tmp_path, tmp_path / "home").work_dir(target)
+    stack = yaml.safe_load((work / "stacks" / "Pulumi.staging-pilot.yaml").read_text())
+    assert stack["encryptionsalt"] == "v1:salt:xyz"
+    assert stack["config"]["phasegate:db_password"] == {"secure": "v1:abc:def"}
+    assert stack["config"]["phasegate:program"] == "pilot"
+
+
+def test_passphrase_is_passed_only_when_the_user_set_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = PulumiEngine(tmp_path, tmp_path / "home")
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE", raising=False)
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
+    assert "PULUMI_CONFIG_PASSPHRASE" not in engine._env(_target(tmp_path))
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "correct horse")
+    assert engine._env(_target(tmp_path))["PULUMI_CONFIG_PASSPHRASE"] == "correct horse"
+
+
+def test_outputs_of_a_stack_use_its_environments_backend(tmp_path: Path) -> None:
+    engine = PulumiEngine(
+        tmp_path, tmp_path / "home", {"staging": "s3://state-staging", "prod": None}
+    )
+    assert engine._env(None, "staging")["PULUMI_BACKEND_URL"] == "s3://state-staging"
+    assert engine._env(None, "prod")["PULUMI_BACKEND_URL"].startswith("file://")
+    assert engine._env(_target(tmp_path))["PULUMI_BACKEND_URL"] == "s3://state-staging"
+
+
+def test_program_snapshot_holds_data_files_but_not_caches_or_other_phases(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "pilot.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "pilot.py").write_text("x = 1\n")
+    (tmp_path / "compute.py").write_text("y = 2\n")
+    (tmp_path / "dashboards").mkdir()
+    (tmp_path / "dashboards" / "gpu.json").write_text("{}\n")
+    (tmp_path / ".swp").write_text("editor state\n")
+    source = ProgramSource.from_directory(tmp_path, "pilot", {"compute"})
+    assert sorted(source.files) == ["dashboards/gpu.json", "pilot.py"]

@@ -62,13 +62,19 @@ class ProgramSource:
 
     @classmethod
     def from_directory(cls, directory: Path, module: str, other_phases: set[str]) -> ProgramSource:
-        """The files of ``directory`` that ``module`` uses: all but other phases' modules."""
+        """The files of ``directory`` that ``module`` uses: every file (data files too)
+        but other phases' modules, bytecode caches and hidden files."""
         files: dict[str, bytes] = {}
-        for path in sorted(directory.rglob("*.py")):
-            rel = path.relative_to(directory).as_posix()
-            if "__pycache__" in rel or (path.stem in other_phases and path.parent == directory):
+        for path in sorted(directory.rglob("*")):
+            rel = path.relative_to(directory)
+            if (
+                not path.is_file()
+                or any(part.startswith(".") or part == "__pycache__" for part in rel.parts)
+                or path.suffix in (".pyc", ".pyo")
+                or (path.suffix == ".py" and path.stem in other_phases and path.parent == directory)
+            ):
                 continue
-            files[rel] = path.read_bytes()
+            files[rel.as_posix()] = path.read_bytes()
         return cls(module=module, files=files)
 
 
@@ -86,6 +92,9 @@ class StackTarget:
     endpoint_url: str | None = None
     profile: str | None = None
     backend: str | None = None
+    stack_settings: Mapping[str, str] = field(default_factory=dict)
+    """The stack file's other settings (secretsprovider, encryptionsalt) for ``secure:``
+    values, which only the pulumi engine can decrypt."""
 
     @property
     def name(self) -> str:

@@ -65,22 +65,34 @@ def change_from_metadata(metadata: Any) -> ResourceChange | None:
 class PulumiEngine(Engine):
     name = "pulumi"
 
-    def __init__(self, root: Path, home: Path) -> None:
+    def __init__(
+        self, root: Path, home: Path, backends: Mapping[str, str | None] | None = None
+    ) -> None:
         self.root = root
         self.home = home
+        self.backends = dict(backends or {})
+        """Each environment's backend URL (None: the local file backend)."""
 
     # -- workspace ----------------------------------------------------------------------
 
-    def _env(self, target: StackTarget | None) -> dict[str, str]:
-        backend = (target.backend if target else None) or f"file://{self.home / 'backend'}"
+    def _env(self, target: StackTarget | None, environment: str | None = None) -> dict[str, str]:
+        if target is not None:
+            environment = target.environment
+        backend = (
+            self.backends.get(environment or "") or (target.backend if target else None)
+        ) or f"file://{self.home / 'backend'}"
         if backend.startswith("file://"):
             Path(backend[len("file://") :]).mkdir(parents=True, exist_ok=True)
         env = {
             "PULUMI_BACKEND_URL": backend,
-            "PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE", ""),
             "PULUMI_PYTHON_CMD": sys.executable,
             "PULUMI_SKIP_UPDATE_CHECK": "true",
         }
+        # The passphrase only ever comes from the user: an empty default would encrypt
+        # every secret of the stack with a key anyone can guess.
+        for name in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+            if name in os.environ:
+                env[name] = os.environ[name]
         if target is not None:
             env["AWS_REGION"] = target.region
             if target.profile:
@@ -102,13 +114,17 @@ class PulumiEngine(Engine):
             "stackConfigDir": "stacks",
         }
         write_atomic(directory / "Pulumi.yaml", dump_yaml(project).encode())
-        config = {"phasegate:phase": target.phase, **dict(target.config)}
+        config = {
+            "phasegate:phase": target.phase,
+            "phasegate:program": target.program.module,
+            **dict(target.config),
+        }
         if target.endpoint_url:
             config.setdefault("aws:skipCredentialsValidation", True)
             config.setdefault("aws:skipRequestingAccountId", True)
         write_atomic(
             directory / "stacks" / f"Pulumi.{target.name}.yaml",
-            dump_yaml({"config": config}).encode(),
+            dump_yaml({**dict(target.stack_settings), "config": config}).encode(),
         )
         return directory
 
@@ -204,7 +220,7 @@ class PulumiEngine(Engine):
         try:
             workspace = auto.LocalWorkspace(
                 work_dir=str(self.root if project.exists() else self.home),
-                env_vars=self._env(None),
+                env_vars=self._env(None, stack_name.split("-", 1)[0]),
             )
             stack = auto.Stack.select(stack_name, workspace)
             return _outputs(stack.outputs())

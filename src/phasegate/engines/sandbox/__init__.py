@@ -300,7 +300,10 @@ class _Deployment:
                     f"{state.type} '{state.name}' is protected and no longer in the program: "
                     "it will not be deleted (remove its protection first to delete it)"
                 )
-        for state in [*gone, *reversed(self.replaced)]:
+        # One pass in reverse creation order over both kinds, each resource once: a
+        # replaced original may depend on something no longer declared, or the reverse.
+        doomed = {id(r) for r in (*gone, *self.replaced)}
+        for state in [r for r in reversed(self.current) if id(r) in doomed]:
             done.append(self._delete(state))
         return done
 
@@ -389,7 +392,12 @@ class SandboxEngine(Engine):
             upstream=upstream or {},
             on_event=on_event,
         )
-        config = {"phasegate:phase": stack.phase, **stack.config, "aws:region": stack.region}
+        config = {
+            "phasegate:phase": stack.phase,
+            "phasegate:program": stack.program.module,
+            **stack.config,
+            "aws:region": stack.region,
+        }
         try:
             outputs = run_program(
                 self._program_dir(stack.program),

@@ -115,6 +115,11 @@ def _to_wire(value: Any) -> Any:
     return value
 
 
+def _secret(value: Any) -> dict[str, Any]:
+    """A value wrapped as secret on the wire."""
+    return {_SIG_KEY: _SECRET_SIG, "value": value}
+
+
 def _struct(values: Mapping[str, Any]) -> Any:
     from google.protobuf import struct_pb2
 
@@ -130,7 +135,7 @@ def _plain(message: Any) -> dict[str, Any]:
     return result
 
 
-def _make_monitor(host: Host, failures: list[BaseException]) -> Any:
+def _make_monitor(host: Host, failures: list[Exception]) -> Any:
     from pulumi.runtime import mocks
     from pulumi.runtime.proto import resource_pb2
 
@@ -179,9 +184,11 @@ def _make_monitor(host: Host, failures: list[BaseException]) -> Any:
                     secret_inputs=frozenset(secret),
                 )
                 id_, outputs = host.register(reg)
-            except BaseException as exc:
+            except Exception as exc:
                 failures.append(exc)
                 raise
+            # What went in secret comes back secret, as the Pulumi providers do it.
+            outputs = {k: _secret(v) if k in reg.secret_inputs else v for k, v in outputs.items()}
             return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=_struct(outputs))
 
         def ReadResource(self, request: Any) -> Any:
@@ -204,7 +211,7 @@ def _make_monitor(host: Host, failures: list[BaseException]) -> Any:
                         "outputs": dict(outputs.values),
                         "secretOutputNames": sorted(outputs.secret),
                     }
-            except BaseException as exc:
+            except Exception as exc:
                 failures.append(exc)
                 raise
             return resource_pb2.ReadResourceResponse(urn=urn, properties=_struct(props))
@@ -213,7 +220,7 @@ def _make_monitor(host: Host, failures: list[BaseException]) -> Any:
             try:
                 args, _ = _from_wire(_plain(request.args))
                 result = host.invoke(request.tok, args)
-            except BaseException as exc:
+            except Exception as exc:
                 failures.append(exc)
                 raise
             if result is None:
@@ -270,7 +277,7 @@ def run_program(
     from pulumi.runtime.sync_await import _sync_await
 
     with _RUN_LOCK:
-        failures: list[BaseException] = []
+        failures: list[Exception] = []
         monitor = _make_monitor(host, failures)
         sdk_settings = mocks.MockSettings(
             monitor=monitor,
@@ -294,7 +301,7 @@ def run_program(
                 runpy.run_path(str(main), run_name="__main__")
 
             _sync_await(sdk_stack.run_in_stack(program))
-        except BaseException as exc:
+        except Exception as exc:
             cause = failures[0] if failures else exc
             raise ProgramFailed(_describe(cause)) from cause
         finally:
