@@ -392,9 +392,9 @@ class Orchestrator:
 
     # -- last known good and rollback -----------------------------------------------------
 
-    @property
-    def _lkg_dir(self) -> Path:
-        return self.project.state_dir / "lkg"
+    def _lkg_path(self, kind: str, digest: str) -> Path:
+        """Where a last-known-good program or config is kept, by its content address."""
+        return self.project.state_dir / "lkg" / f"{kind}-{digest.split(':', 1)[1][:24]}.json"
 
     def _keep_lkg(self, target: StackTarget, fingerprint: str) -> LastKnownGood:
         """Store the program snapshot and config content-addressed beside the state files."""
@@ -408,7 +408,7 @@ class Orchestrator:
             ("program", program_id, program),
             ("config", config_id, dict(target.config)),
         ):
-            path = self._lkg_dir / f"{kind}-{digest.split(':', 1)[1][:24]}.json"
+            path = self._lkg_path(kind, digest)
             if not path.exists():
                 write_atomic(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
         return LastKnownGood(
@@ -417,7 +417,7 @@ class Orchestrator:
 
     def _lkg_target(self, target: StackTarget, lkg: LastKnownGood) -> StackTarget:
         def load(kind: str, digest: str) -> Any:
-            path = self._lkg_dir / f"{kind}-{digest.split(':', 1)[1][:24]}.json"
+            path = self._lkg_path(kind, digest)
             try:
                 return json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:

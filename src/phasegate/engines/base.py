@@ -140,7 +140,10 @@ class StackOutputs:
     secret: frozenset[str] = frozenset()
 
     def redacted(self) -> dict[str, Any]:
-        return {k: "[secret]" if k in self.secret else v for k, v in sorted(self.values.items())}
+        """The outputs as they may be shown: secret ones as [secret]."""
+        from phasegate.redaction import redact
+
+        return redact(dict(self.values), self.secret)
 
     @property
     def digest(self) -> str:
