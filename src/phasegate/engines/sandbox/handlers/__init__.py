@@ -3,6 +3,9 @@
 An explicit registry of type token -> handler. A type with no handler is refused by name
 in the plan; it is never faked. Each handler validates what real AWS would reject and the
 emulator accepts, so a sandbox rehearsal fails where the real apply would.
+
+Handlers live one module per service area (``ec2_routes``, ``s3_config``, ``kms``, ...),
+each exporting ``HANDLERS``; :func:`_registry` lists the modules.
 """
 
 from __future__ import annotations
@@ -15,11 +18,26 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     import boto3
 
-__all__ = ["REGISTRY", "CloudContext", "Handler", "HandlerError", "handler_for"]
+__all__ = [
+    "REGISTRY",
+    "CloudContext",
+    "Handler",
+    "HandlerError",
+    "error_code",
+    "handler_for",
+]
 
 
 class HandlerError(Exception):
     """A resource operation failed, or its inputs are invalid, with a reason for the user."""
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a boto3 ClientError (``NoSuchBucket``, ...); '' for anything else."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
 
 
 @dataclass
@@ -85,6 +103,14 @@ class Handler(ABC):
 
     # -- helpers -------------------------------------------------------------------------
 
+    def updated(self, new: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+        """Outputs after an in-place update: the new inputs and the computed values kept.
+
+        Inputs the update dropped do not linger, as they would in ``{**outputs, **new}``.
+        """
+        kept = {k: v for k, v in outputs.items() if k in self.computed and k not in new}
+        return {**new, **kept}
+
     def physical_name(self, name: str, inputs: dict[str, Any], max_len: int = 63) -> str:
         given = inputs.get(self.name_key) if self.name_key else None
         if given:
@@ -97,15 +123,38 @@ class Handler(ABC):
 
 
 def _registry() -> dict[str, Handler]:
-    from phasegate.engines.sandbox.handlers import ec2, eks, iam, lb, route53, s3
+    from phasegate.engines.sandbox.handlers import (
+        cloudwatch,
+        ec2,
+        ec2_compute,
+        ec2_gateways,
+        ec2_routes,
+        ec2_security,
+        eks,
+        iam,
+        kms,
+        lb,
+        route53,
+        s3,
+        s3_config,
+        s3_lifecycle,
+    )
 
     handlers: list[Handler] = [
+        *cloudwatch.HANDLERS,
         *ec2.HANDLERS,
+        *ec2_compute.HANDLERS,
+        *ec2_gateways.HANDLERS,
+        *ec2_routes.HANDLERS,
+        *ec2_security.HANDLERS,
         *eks.HANDLERS,
         *iam.HANDLERS,
+        *kms.HANDLERS,
         *lb.HANDLERS,
         *route53.HANDLERS,
         *s3.HANDLERS,
+        *s3_config.HANDLERS,
+        *s3_lifecycle.HANDLERS,
     ]
     return {h.type: h for h in handlers}
 

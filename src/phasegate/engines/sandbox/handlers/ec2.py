@@ -1,4 +1,4 @@
-"""EC2 networking: VPCs and subnets."""
+"""EC2 networking: VPCs and subnets, and the helpers the other EC2 handler modules share."""
 
 from __future__ import annotations
 
@@ -146,6 +146,12 @@ class Subnet(Handler):
             if _missing(exc):
                 return False
             raise
+
+
+def _tag_spec(resource_type: str, name: str, inputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """TagSpecifications for a create call: the inputs' tags plus Name (the logical name)."""
+    tags = Handler.tag_list({"Name": name, **(inputs.get("tags") or {})})
+    return [{"ResourceType": resource_type, "Tags": tags}]
 
 
 def _retag(ec2: Any, resource_id: str, old: dict | None, new: dict | None) -> None:
