@@ -3,7 +3,7 @@
     python bench/run.py [--repeat N] [--write]
 
 Every measurement runs the real `migrate` in a subprocess, in a fresh temporary copy of
-the project (migration.yaml, Pulumi.yaml, phases/, stacks/):
+the project (migration.yaml, Pulumi.yaml, phases/, stacks/, policies/):
 
 1. `migrate --help` wall time                       (median of N, default 10)
 2. cold `migrate plan`: a fresh copy per run         (median of N, default 5)
@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
-PROJECT_FILES = ("migration.yaml", "Pulumi.yaml", "phases", "stacks")
+PROJECT_FILES = ("migration.yaml", "Pulumi.yaml", "phases", "stacks", "policies")
 
 # Targets on the 2-core reference machines.
 TARGET_HELP_S = 0.4

@@ -1,12 +1,41 @@
-"""Building blocks shared by the phase programs."""
+"""Building blocks shared by the phase programs: environment, config, tags, roles."""
 
 from __future__ import annotations
 
 import json
+from typing import Any, Literal, get_args, get_origin, overload
 
 import pulumi
+from pulumi.runtime.config import CONFIG, get_config_env
+from pydantic import BaseModel, ValidationError
 
-__all__ = ["environment", "phase_tags", "service_role_policy", "upstream"]
+from config import (
+    MODELS,
+    ComputeConfig,
+    CutoverConfig,
+    DataLayerConfig,
+    PhaseConfig,
+    PilotConfig,
+)
+
+__all__ = [
+    "InvalidConfig",
+    "describe",
+    "environment",
+    "load_config",
+    "phase_tags",
+    "service_role_policy",
+    "upstream",
+]
+
+NAMESPACE = "phasegate"
+# Keys the orchestrator and the policy pack read (which program runs, policy
+# enforcement overrides); not part of any phase's model.
+_NOT_MODEL_KEYS = frozenset({"phase", "program", "policy"})
+
+
+class InvalidConfig(ValueError):
+    """Stack config a phase cannot run with; one line per problem, naming the key."""
 
 
 def environment() -> str:
@@ -22,13 +51,69 @@ def upstream(phase: str) -> pulumi.StackReference:
     )
 
 
-def phase_tags(phase: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    config = pulumi.Config("phasegate")
+def _text(annotation: Any) -> bool:
+    """Whether a field's config value is plain text rather than JSON (numbers, lists, ...)."""
+    if annotation is str:
+        return True
+    return get_origin(annotation) is Literal and all(
+        isinstance(a, str) for a in get_args(annotation)
+    )
+
+
+@overload
+def load_config(phase: Literal["pilot"]) -> PilotConfig: ...
+@overload
+def load_config(phase: Literal["data_layer"]) -> DataLayerConfig: ...
+@overload
+def load_config(phase: Literal["compute"]) -> ComputeConfig: ...
+@overload
+def load_config(phase: Literal["cutover"]) -> CutoverConfig: ...
+@overload
+def load_config(phase: str) -> BaseModel: ...
+def load_config(phase: str) -> BaseModel:
+    """This stack's `phasegate:` config as the phase's model; InvalidConfig if it is wrong."""
+    model = MODELS[phase]
+    config = pulumi.Config(NAMESPACE)
+    values: dict[str, Any] = {}
+    for key, field in model.model_fields.items():
+        try:
+            value = config.get(key) if _text(field.annotation) else config.get_object(key)
+        except pulumi.ConfigTypeError:
+            # Not JSON: hand the text to the model, which says what the key allows.
+            value = config.get(key)
+        if value is not None:
+            values[key] = value
+    # Keys no field reads are typos or leftovers; the model rejects them by name.
+    prefix = f"{NAMESPACE}:"
+    for full_key, raw in {**get_config_env(), **CONFIG.get()}.items():
+        key = full_key.removeprefix(prefix)
+        if full_key.startswith(prefix) and key not in {*model.model_fields, *_NOT_MODEL_KEYS}:
+            values[key] = raw
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise InvalidConfig(f"stack {pulumi.get_stack()}: {describe(exc)}") from None
+
+
+def describe(exc: ValidationError) -> str:
+    """A model's validation errors on one line, each naming its `phasegate:` key."""
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{NAMESPACE}:{where}: {message}" if where else message)
+    return "; ".join(problems)
+
+
+def phase_tags(
+    phase: str, config: PhaseConfig, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The tags every taggable resource of a phase carries."""
     return {
         "phasegate:phase": phase,
         "phasegate:environment": environment(),
-        "owner": config.get("owner") or "platform",
-        "cost-center": config.get("cost_center") or "ml-platform",
+        "owner": config.owner,
+        "cost-center": config.cost_center,
         **(extra or {}),
     }
 

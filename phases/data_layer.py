@@ -1,26 +1,59 @@
-"""data_layer: the lake that replaces nightly batch exports from the legacy bucket."""
+"""data_layer: the lake that replaces nightly batch exports from the legacy bucket.
+
+Five buckets, one customer-managed KMS key. Logical names (`lake-raw`, ..., `lake-key`)
+are stable because migration.yaml marks data resources protected by those names.
+"""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
 
-from common import environment, phase_tags, upstream
+from common import environment, load_config, phase_tags
+from storage import Lifecycle, private_bucket
+
+LAKE_BUCKETS = ("raw", "curated", "features", "models", "checkpoints")
 
 
 def program() -> None:
-    config = pulumi.Config("phasegate")
+    cfg = load_config("data_layer")
     env = environment().replace("_", "-")
-    tags = phase_tags("data_layer")
-    pilot = upstream("pilot")
+    tags = phase_tags("data_layer", cfg)
 
-    raw = aws.s3.Bucket(
-        "lake-raw",
-        bucket=f"phasegate-{env}-lake-raw",
-        tags={**tags, "phasegate:vpc": pilot.get_output("vpc_id")},
-        # Data is never deleted by phasegate, whatever a rollback does.
-        opts=pulumi.ResourceOptions(protect=True),
+    key = aws.kms.Key(
+        "lake-key",
+        description=f"phasegate {env}: encryption of the lake buckets",
+        enable_key_rotation=True,
+        deletion_window_in_days=cfg.key_deletion_window_days,
+        tags=tags,
+    )
+    alias = aws.kms.Alias(
+        "lake-key-alias", name=f"alias/phasegate-{env}-lake", target_key_id=key.key_id
     )
 
-    pulumi.export("raw_bucket", raw.bucket)
-    pulumi.export("legacy_bucket", config.require("legacy_bucket"))
+    lifecycle = Lifecycle(
+        transitions=(
+            ("STANDARD_IA", cfg.ia_after_days),
+            ("GLACIER_IR", cfg.glacier_ir_after_days),
+            (cfg.archive_storage_class, cfg.archive_after_days),
+        ),
+        noncurrent_expiry_days=cfg.noncurrent_expiry_days,
+    )
+    buckets = {
+        name: private_bucket(
+            f"lake-{name}",
+            bucket=f"phasegate-{env}-lake-{name}",
+            tags={**tags, "phasegate:lake": name},
+            kms_key_arn=key.arn,
+            versioned=True,
+            lifecycle=lifecycle,
+        )
+        for name in LAKE_BUCKETS
+    }
+
+    for name, bucket in buckets.items():
+        pulumi.export(f"{name}_bucket", bucket.bucket)
+    pulumi.export("lake_buckets", {name: b.bucket for name, b in buckets.items()})
+    pulumi.export("lake_key_arn", key.arn)
+    pulumi.export("lake_key_alias", alias.name)
+    pulumi.export("legacy_bucket", cfg.legacy_bucket)

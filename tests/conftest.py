@@ -41,7 +41,7 @@ from _guard import netguard
 REPO = Path(__file__).resolve().parents[1]
 GUARD_DIR = Path(__file__).resolve().parent / "_guard"
 """The network guard (``netguard``) and the ``sitecustomize`` that installs it."""
-PROJECT_FILES = ("migration.yaml", "Pulumi.yaml", "phases", "stacks")
+PROJECT_FILES = ("migration.yaml", "Pulumi.yaml", "phases", "stacks", "policies")
 """What a phasegate project is made of; tests copy these, never run in the repo."""
 
 FAKE_KEY = "phasegate-test-not-a-real-key"

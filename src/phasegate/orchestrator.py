@@ -7,6 +7,7 @@ so a phase always sees the outputs its upstream phases have now.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from phasegate.engines.base import (
 )
 from phasegate.errors import EngineError, GateBlocked, InputError
 from phasegate.machine import INTERRUPTED, PhaseLifecycle, RunContext
+from phasegate.policy import Violation, crossguard_config, evaluate
 from phasegate.project import Project
 from phasegate.spec import EnvironmentSpec, PhaseSpec
 from phasegate.state import (
@@ -56,6 +58,7 @@ class PhaseReport:
     result: UpResult | None = None
     message: str = ""
     kept: tuple[str, ...] = ()
+    violations: list[Violation] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -74,7 +77,25 @@ class PhaseReport:
             out["message"] = self.message
         if self.kept:
             out["kept"] = list(self.kept)
+        if self.violations:
+            out["policy"] = [
+                {
+                    "rule": v.rule,
+                    "enforcement": v.enforcement,
+                    "resource": f"{v.resource_type} {v.resource_name}",
+                    "message": v.message,
+                }
+                for v in self.violations
+            ]
         return out
+
+
+@dataclass(frozen=True)
+class _Planned:
+    target: StackTarget
+    plan: Plan
+    fingerprint: str
+    violations: list[Violation]
 
 
 @dataclass
@@ -183,16 +204,27 @@ class Orchestrator:
 
     # -- plan -----------------------------------------------------------------------------
 
-    def _plan_phase(
-        self, phase: PhaseSpec, state: PhaseState, run: _Run
-    ) -> tuple[StackTarget, Plan, str]:
-        target = self.project.target(self.env, phase)
+    def _plan_phase(self, phase: PhaseSpec, run: _Run) -> _Planned:
+        """Validate the stack config, preview, fingerprint, and check the policies."""
+        config = self.project.validate_config(self.env.name, phase)
+        pack = self.project.root / "policies"
+        target = dataclasses.replace(
+            self.project.target(self.env, phase),
+            policy_pack=pack if pack.is_dir() else None,
+            policy_config=crossguard_config(config, f"{self.env.name}-{phase.name}"),
+        )
         upstream = self._upstream_outputs(phase, run)
         plan = self.engine.preview(target, upstream=upstream, on_event=self.on_event)
         fingerprint = self._fingerprint(target, upstream)
         if plan.has_changes:
             run.planned[phase.name] = plan.outputs
-        return target, plan, fingerprint
+        policy = evaluate(
+            plan.resources,
+            stack=target.name,
+            config=config,
+            pack_dir=pack,
+        )
+        return _Planned(target, plan, fingerprint, policy.violations)
 
     def _record_plan(self, lifecycle: PhaseLifecycle, plan: Plan, fingerprint: str) -> None:
         state = lifecycle.state
@@ -223,12 +255,20 @@ class Orchestrator:
             reports: list[PhaseReport] = []
             for spec in phases:
                 lifecycle = PhaseLifecycle(states[spec.name], self.states, self.context)
-                _, plan, fingerprint = self._plan_phase(spec, lifecycle.state, run)
+                planned = self._plan_phase(spec, run)
+                plan = planned.plan
                 if not plan.refused:
-                    self._record_plan(lifecycle, plan, fingerprint)
+                    self._record_plan(lifecycle, plan, planned.fingerprint)
                 outcome = "planned" if plan.has_changes else "no changes"
                 reports.append(
-                    PhaseReport(spec.name, lifecycle.state.stack, lifecycle.status, outcome, plan)
+                    PhaseReport(
+                        spec.name,
+                        lifecycle.state.stack,
+                        lifecycle.status,
+                        outcome,
+                        plan,
+                        violations=planned.violations,
+                    )
                 )
             return reports
         finally:
@@ -246,11 +286,23 @@ class Orchestrator:
             self._refuse_interrupted(states, phases)
             if phase is not None:
                 self._refuse_unapplied_dependencies(phases[0], states)
+            # Plan every phase first, so a policy violation anywhere stops the run before
+            # anything changes. A first plan is reused unless an upstream phase changed.
             run = _Run()
-            reports = []
+            first = {spec.name: self._plan_phase(spec, run) for spec in phases}
+            self._gate_policies(list(first.values()))
             for spec in phases:
-                report = self._apply_phase(spec, states, run)
+                if self._has_work(states[spec.name], first[spec.name]):
+                    self._gate_promotion(spec, first[spec.name].target, states[spec.name])
+            reports = []
+            changed: set[str] = set()
+            for spec in phases:
+                upstream = {p.name for p in self.project.migration.upstream(spec)}
+                planned = None if upstream & changed else first[spec.name]
+                report = self._apply_phase(spec, states, run, planned)
                 reports.append(report)
+                if report.outcome == "applied":
+                    changed.add(spec.name)
                 if report.outcome in ("rolled back", "rollback failed"):
                     break  # later phases build on this one: they wait for it
             return reports
@@ -317,8 +369,38 @@ class Orchestrator:
         finally:
             lock.release()
 
+    @staticmethod
+    def _has_work(state: PhaseState, planned: _Planned) -> bool:
+        """False when the phase is verified at this fingerprint and nothing would change."""
+        return not (
+            state.status == "verified"
+            and state.fingerprint == planned.fingerprint
+            and not planned.plan.has_changes
+        )
+
+    def _gate_policies(self, planned: list[_Planned]) -> None:
+        """Mandatory violations block (exit 5); advisory ones are warnings."""
+        blocking = []
+        for item in planned:
+            for v in item.violations:
+                where = f"{v.resource_type} '{v.resource_name}' in {item.target.name}"
+                line = f"{v.rule}: {where}: {v.message}"
+                if v.enforcement == "mandatory":
+                    blocking.append(line)
+                else:
+                    self.on_notice(f"policy (advisory) {line}")
+        if blocking:
+            raise GateBlocked(
+                f"{len(blocking)} mandatory policy violation(s); nothing was applied:\n  "
+                + "\n  ".join(blocking)
+            )
+
     def _apply_phase(
-        self, spec: PhaseSpec, states: dict[str, PhaseState], run: _Run
+        self,
+        spec: PhaseSpec,
+        states: dict[str, PhaseState],
+        run: _Run,
+        planned: _Planned | None = None,
     ) -> PhaseReport:
         state = states[spec.name]
 
@@ -341,14 +423,16 @@ class Orchestrator:
             self.context,
             guards={"dependencies_verified": dependencies_verified, "plan_is_fresh": plan_is_fresh},
         )
-        target, plan, fingerprint = self._plan_phase(spec, state, run)
+        if planned is None:
+            planned = self._plan_phase(spec, run)
+            self._gate_policies([planned])
+        target, plan, fingerprint = planned.target, planned.plan, planned.fingerprint
         if plan.refused:
             names = "; ".join(f"{c.type} '{c.name}': {c.refused}" for c in plan.refused)
             raise EngineError(f"the plan refuses {names}", stack=target.name)
-        if state.status == "verified" and state.fingerprint == fingerprint and not plan.has_changes:
+        if not self._has_work(state, planned):
             run.planned.pop(spec.name, None)
             return PhaseReport(spec.name, state.stack, state.status, "no changes", plan)
-        self._gate_promotion(spec, target, state)
         self._record_plan(lifecycle, plan, fingerprint)
         if not lifecycle.fire("apply"):
             raise GateBlocked(f"{state.stack}: {lifecycle.blocked}")

@@ -2,16 +2,59 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from phasegate.engines.base import Engine, ProgramSource, StackTarget
 from phasegate.errors import InputError
 from phasegate.spec import MIGRATION_FILE, EnvironmentSpec, Migration, PhaseSpec, load_migration
-from phasegate.yamlfile import read_yaml
+from phasegate.yamlfile import read_yaml, validation_to_error
 
-__all__ = ["Project", "find_root"]
+__all__ = ["CONFIG_NAMESPACE", "Project", "find_root"]
+
+CONFIG_NAMESPACE = "phasegate"
+"""Stack config keys the phase programs read: ``phasegate:<key>``."""
+
+POLICY_KEY = "phasegate:policy"
+"""Per-stack enforcement overrides of policy rules; read by the policy pack, not programs."""
+
+
+def _load_models(path: Path) -> Mapping[str, type[BaseModel]]:
+    """Import ``phases/config.py`` by path and take its ``MODELS``.
+
+    Modules it pulls in from ``phases/`` (the GPU catalog, say) are dropped from
+    ``sys.modules`` afterwards, so a program snapshot run later imports its own copies.
+    """
+    if not path.is_file():
+        return {}
+    before = set(sys.modules)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("_phasegate_phase_config", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise InputError(f"cannot load the phase config models: {exc}", file=path) from None
+    finally:
+        sys.path.remove(str(path.parent))
+        prefix = str(path.parent) + os.sep
+        for name in set(sys.modules) - before:
+            if (getattr(sys.modules[name], "__file__", None) or "").startswith(prefix):
+                del sys.modules[name]
+    models = getattr(module, "MODELS", None)
+    if not isinstance(models, dict) or not all(
+        isinstance(m, type) and issubclass(m, BaseModel) for m in models.values()
+    ):
+        raise InputError("MODELS must map phase names to pydantic models", file=path)
+    return models
 
 
 def find_root(start: Path) -> Path:
@@ -33,6 +76,7 @@ class Project:
     migration: Migration
     name: str
     _engines: dict[str, Engine] = field(default_factory=dict)
+    _models: Mapping[str, type[BaseModel]] | None = None
 
     @classmethod
     def load(cls, root: Path) -> Project:
@@ -102,6 +146,47 @@ class Project:
                 )
         settings = {k: str(v) for k, v in data.items() if k != "config" and v is not None}
         return config, settings
+
+    def config_models(self) -> Mapping[str, type[BaseModel]]:
+        """The typed stack config of each phase: ``MODELS`` in ``phases/config.py``."""
+        if self._models is None:
+            self._models = _load_models(self.phases_dir / "config.py")
+        return self._models
+
+    def validate_config(self, env: str, phase: PhaseSpec) -> dict[str, Any]:
+        """Check the stack config against the phase's model; one located line if wrong.
+
+        Returns the stack config with the model's defaults filled in (namespaced keys),
+        which is what the program will run with and what policies judge.
+        """
+        config = self.stack_config(env, phase.name)
+        model = self.config_models().get(phase.name)
+        if model is None:
+            return config
+        path = self.stack_config_path(env, phase.name)
+        own = (f"{CONFIG_NAMESPACE}:phase", f"{CONFIG_NAMESPACE}:program", POLICY_KEY)
+        values = {
+            key.split(":", 1)[1]: value
+            for key, value in config.items()
+            if key.startswith(f"{CONFIG_NAMESPACE}:") and key not in own
+        }
+        try:
+            validated = model.model_validate(values)
+        except ValidationError as exc:
+            _, node = read_yaml(path)
+            raise validation_to_error(
+                exc,
+                model,
+                path,
+                node,
+                yaml_path=lambda loc: (
+                    ("config", f"{CONFIG_NAMESPACE}:{loc[0]}", *loc[1:]) if loc else ("config",)
+                ),
+            ) from None
+        defaults = {
+            f"{CONFIG_NAMESPACE}:{k}": v for k, v in validated.model_dump(mode="json").items()
+        }
+        return {**defaults, **config}
 
     def program(self, phase: PhaseSpec) -> ProgramSource:
         if not (self.phases_dir / f"{phase.program}.py").is_file():

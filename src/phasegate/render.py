@@ -100,6 +100,12 @@ def render_reports(
                 tail = f"  [dim]({'; '.join(extra)})[/]" if extra else ""
                 mark = f"[{_STYLE[op]}]{_SYMBOL[op]:>2} {op:<7}[/]"
                 console.print(f"  {mark} {change.type}  {change.name}{tail}")
+        for v in report.violations:
+            colour = "red" if v.enforcement == "mandatory" else "yellow"
+            console.print(
+                f"  [{colour}]policy {v.enforcement}[/] {v.rule}: "
+                f"{v.resource_type} {v.resource_name}: {v.message}"
+            )
         if report.kept:
             console.print(f"  kept (protected): {', '.join(report.kept)}")
         if report.message:
@@ -127,7 +133,9 @@ def render_status(environment: str, states: list[PhaseState], output: str) -> No
     for state in states:
         if state.status == "verified":
             position = state.phase
-    complete = bool(states) and states[-1].status == "verified"
+    # Complete when cutover, and so everything before it, is verified: a cutover that
+    # stays verified while an earlier phase rolls back is not a finished migration.
+    complete = bool(states) and all(s.status == "verified" for s in states)
     if output == "json":
         data = {
             "environment": environment,
@@ -180,9 +188,11 @@ def render_inventory(environment: str, inventory: dict[str, Any], output: str) -
         return
     console = _console()
     if not inventory["initialised"]:
-        console.print(f"The {environment} sandbox is empty (created on the first apply).")
+        console.print(
+            f"The emulated cloud of {environment} is empty (it is created on the first apply)."
+        )
         return
-    console.print(f"[bold]{environment}[/] sandbox at {inventory['directory']}")
+    console.print(f"[bold]{environment}[/] emulated cloud at {inventory['directory']}")
     legacy = inventory["legacy"]
     if legacy:
         console.print(

@@ -6,6 +6,8 @@ A bad file gets one line: ``file:line: field: what is wrong (allowed: ...)``.
 from __future__ import annotations
 
 import difflib
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -113,14 +115,19 @@ def validation_to_error(
     node: yaml.Node | None = None,
     error: type[InputError] = InputError,
     prefix: tuple[int | str, ...] = (),
+    yaml_path: Callable[[tuple[int | str, ...]], tuple[int | str, ...]] | None = None,
 ) -> InputError:
-    """Turn the first pydantic error into one located line."""
+    """Turn the first pydantic error into one located line.
+
+    ``yaml_path`` maps a model location to where it sits in the YAML file, when the
+    model is validated from part of the file (a stack config's namespaced keys).
+    """
     errors = exc.errors(include_url=False)
     # An unknown key usually explains a "field required" beside it (a typo): say it first.
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(first["loc"])
+    loc = tuple(first["loc"]) or _field_named_in(first["msg"], model)
     dotted = ".".join(str(p) for p in (*prefix, *loc)) or "(top level)"
-    line = _line_of(node, (*prefix, *loc))
+    line = _line_of(node, yaml_path(loc) if yaml_path else (*prefix, *loc))
     where = f"{path}:{line}" if line else str(path)
     if first["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, loc[:-1])
@@ -143,6 +150,17 @@ def validation_to_error(
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
     return error(message, file=where, field=dotted, hint=hint)
+
+
+def _field_named_in(message: str, model: type[BaseModel]) -> tuple[str, ...]:
+    """A check across fields fails at the top level: locate it at the field its message
+    names first, so the line points at the key to fix (``()`` if it names none)."""
+    found = [
+        (m.start(), name)
+        for name in model.model_fields
+        if (m := re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", message))
+    ]
+    return (min(found)[1],) if found else ()
 
 
 def load_model(

@@ -148,7 +148,9 @@ def test_serve_shows_the_applied_cloud_to_plain_boto3(
         subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}])[
             "Subnets"
         ]
-        assert sorted(s["CidrBlock"] for s in subnets) == sorted(pilot["private_subnet_cidrs"])
+        assert sorted(s["CidrBlock"] for s in subnets) == sorted(
+            pilot["private_subnet_cidrs"] + pilot["public_subnet_cidrs"]
+        )
 
         s3 = aws("s3", url)
         buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
@@ -161,7 +163,7 @@ def test_serve_shows_the_applied_cloud_to_plain_boto3(
             clusterName="sandbox-ai-platform", nodegroupName="gpu-inference"
         )["nodegroup"]
         pool = compute["inference_pool"]
-        assert group["instanceTypes"] == ["g5.xlarge"] == [pool["instance_type"]]
+        assert group["instanceTypes"] == ["g6.xlarge", "g5.xlarge"] == pool["instance_types"]
         assert group["scalingConfig"] == {
             "minSize": pool["min_size"],
             "maxSize": pool["max_size"],

@@ -116,3 +116,79 @@ def test_debug_shows_the_traceback(cli: Any, applied_project: Path, snapshot: Sn
     assert "Traceback (most recent call last)" in result.stderr
     assert "InputError" in result.stderr and "unknown environment 'qa'" in result.stderr
     assert snapshot(applied_project) == before
+
+
+@pytest.mark.parametrize(
+    ("stack", "old", "new", "expected"),
+    [
+        pytest.param(
+            "sandbox-compute",
+            "    min_size: 0\n    max_size: 2",
+            "    min_size: 3\n    max_size: 2",
+            "inference_pool: min_size (3) must be <= desired_size (1)",
+            id="min-above-max",
+        ),
+        pytest.param(
+            "sandbox-compute",
+            "instance_types: [g6.xlarge, g5.xlarge]",
+            "instance_types: [g6.xlarge, m5.large]",
+            "inference_pool.instance_types: 'm5.large' not in the GPU catalog; allowed families: "
+            "g5, g6, g6e, p4d, p4de, p5, p5e",
+            id="unknown-instance-type",
+        ),
+        pytest.param(
+            "sandbox-pilot",
+            "[10.20.0.0/19, 10.20.32.0/19]",
+            "[10.20.0.0/19, 10.20.16.0/20]",
+            "private_subnet_cidrs: CIDR blocks must not overlap: private_subnet_cidrs[0] "
+            "10.20.0.0/19 overlaps private_subnet_cidrs[1] 10.20.16.0/20",
+            id="overlapping-cidrs",
+        ),
+        pytest.param(
+            "sandbox-cutover",
+            "    legacy: 90",
+            "    legacy: 300",
+            "weights.legacy: a Route53 weight must be between 0 and 255 (got 300)",
+            id="weight-300",
+        ),
+    ],
+)
+def test_bad_stack_config_value(
+    cli: Any,
+    applied_project: Path,
+    snapshot: Snapshot,
+    stack: str,
+    old: str,
+    new: str,
+    expected: str,
+) -> None:
+    path = applied_project / "stacks" / f"Pulumi.{stack}.yaml"
+    _replace_once(path, old, new)
+    before = snapshot(applied_project)
+    line = _fails_cleanly(cli.run(applied_project, "plan"))
+    assert line.startswith(f"error: {path}:"), line
+    assert f" {expected}" in line
+    # The line number points at the key to fix, or at the bad value inside it.
+    text = path.read_text().splitlines()
+    key = expected.split(":", 1)[0].split(".", 1)[0]
+    key_line = next(i for i, t in enumerate(text, 1) if t.startswith(f"  phasegate:{key}:"))
+    changed = next(i for i, t in enumerate(text, 1) if new.splitlines()[-1] in t)
+    assert key_line <= int(line.split(":")[2]) <= changed
+    assert snapshot(applied_project) == before
+
+
+def test_a_mandatory_policy_violation_stops_apply_before_anything_changes(
+    cli: Any, applied_project: Path, snapshot: Snapshot
+) -> None:
+    # Letting the inference pool grow to 12 GPUs breaks the sandbox's cap of 10.
+    path = applied_project / "stacks" / "Pulumi.sandbox-compute.yaml"
+    _replace_once(path, "    min_size: 0\n    max_size: 2", "    min_size: 0\n    max_size: 12")
+    before = snapshot(applied_project)
+    result = cli.run(applied_project, "apply", "--yes")
+    assert result.returncode == 5, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "error: 1 mandatory policy violation(s); nothing was applied:"
+    assert lines[1].strip().startswith("gpu-count-cap: pulumi:pulumi:Stack 'sandbox-compute'")
+    assert "gpu-inference: 12 x 1" in lines[1] and "over the stack's cap of 10" in lines[1]
+    assert snapshot(applied_project) == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -137,3 +138,20 @@ def test_program_snapshot_holds_data_files_but_not_caches_or_other_phases(
     (tmp_path / ".swp").write_text("editor state\n")
     source = ProgramSource.from_directory(tmp_path, "pilot", {"compute"})
     assert sorted(source.files) == ["dashboards/gpu.json", "pilot.py"]
+
+
+def test_policy_pack_and_its_stack_config_are_passed_to_crossguard(tmp_path: Path) -> None:
+    pack = tmp_path / "policies"
+    pack.mkdir()
+    target = StackTarget(
+        **{
+            **_target(tmp_path).__dict__,
+            "policy_pack": pack,
+            "policy_config": {"gpu-count-cap": {"maxGpus": 16}},
+        }
+    )
+    args = PulumiEngine(tmp_path, tmp_path / "home")._policy_args(target)
+    assert args["policy_packs"] == [str(pack)]
+    (config,) = args["policy_pack_configs"]
+    assert json.loads(Path(config).read_text()) == {"gpu-count-cap": {"maxGpus": 16}}
+    assert PulumiEngine(tmp_path, tmp_path / "home")._policy_args(_target(tmp_path)) == {}

@@ -57,7 +57,15 @@ def test_the_shipped_migration_loads() -> None:
         "compute": ["pilot"],
         "cutover": ["compute", "data_layer"],
     }
-    assert migration.phase("data_layer").protected == ["lake-raw"]
+    # Every data bucket and the key that encrypts them: a rollback never deletes data.
+    assert migration.phase("data_layer").protected == [
+        "lake-raw",
+        "lake-curated",
+        "lake-features",
+        "lake-models",
+        "lake-checkpoints",
+        "lake-key",
+    ]
 
 
 def test_every_shipped_stack_has_its_program_and_config() -> None:

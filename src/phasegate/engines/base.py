@@ -18,6 +18,7 @@ from typing import Any
 
 __all__ = [
     "UNKNOWN",
+    "DeclaredResource",
     "Engine",
     "EventSink",
     "Op",
@@ -92,6 +93,10 @@ class StackTarget:
     endpoint_url: str | None = None
     profile: str | None = None
     backend: str | None = None
+    policy_pack: Path | None = None
+    """The project's policy pack directory; engines that run CrossGuard pass it on."""
+    policy_config: Mapping[str, Any] = field(default_factory=dict)
+    """The pack's config for this stack (enforcement overrides, the GPU cap)."""
     stack_settings: Mapping[str, str] = field(default_factory=dict)
     """The stack file's other settings (secretsprovider, encryptionsalt) for ``secure:``
     values, which only the pulumi engine can decrypt."""
@@ -133,6 +138,16 @@ class ResourceChange:
 
 
 @dataclass(frozen=True)
+class DeclaredResource:
+    """A resource as the program declares it: what policies are checked against."""
+
+    type: str
+    name: str
+    inputs: Mapping[str, Any]
+    protected: bool = False
+
+
+@dataclass(frozen=True)
 class StackOutputs:
     """A stack's exported outputs; names in ``secret`` are never shown in clear."""
 
@@ -163,6 +178,8 @@ class Plan:
     stack: str
     changes: list[ResourceChange]
     outputs: StackOutputs = field(default_factory=StackOutputs)
+    resources: list[DeclaredResource] = field(default_factory=list)
+    """Every resource the program declares, with its inputs (unknown ones as UNKNOWN)."""
 
     @property
     def counts(self) -> dict[str, int]:

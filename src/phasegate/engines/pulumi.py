@@ -8,6 +8,7 @@ local file backend under ``.phasegate/pulumi``; an environment may name any back
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -128,6 +129,16 @@ class PulumiEngine(Engine):
         )
         return directory
 
+    def _policy_args(self, target: StackTarget) -> dict[str, list[str]]:
+        """CrossGuard flags: the project's pack, with this stack's config beside it."""
+        if target.policy_pack is None:
+            return {}
+        config = self.work_dir(target) / "policy-config.json"
+        write_atomic(
+            config, (json.dumps(dict(target.policy_config), sort_keys=True) + "\n").encode()
+        )
+        return {"policy_packs": [str(target.policy_pack)], "policy_pack_configs": [str(config)]}
+
     @staticmethod
     def _project_name(target: StackTarget) -> str:
         return target.project
@@ -185,13 +196,15 @@ class PulumiEngine(Engine):
                 if change is not None:
                     changes.append(change)
 
-        self._run(stack, lambda s: s.preview(on_event=collect, diff=True))
+        policies = self._policy_args(stack)
+        self._run(stack, lambda s: s.preview(on_event=collect, diff=True, **policies))
         return Plan(stack=stack.name, changes=changes)
 
     def up(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
         changes: list[ResourceChange] = []
         sink = self._sink(stack.name, changes, on_event)
-        result = self._run(stack, lambda s: s.up(on_event=sink))
+        policies = self._policy_args(stack)
+        result = self._run(stack, lambda s: s.up(on_event=sink, **policies))
         return UpResult(stack=stack.name, changes=changes, outputs=_outputs(result.outputs))
 
     def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:

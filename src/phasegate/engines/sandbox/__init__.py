@@ -16,6 +16,7 @@ from typing import Any
 from phasegate.atomic import write_atomic
 from phasegate.engines.base import (
     UNKNOWN,
+    DeclaredResource,
     Engine,
     EventSink,
     Op,
@@ -105,6 +106,7 @@ class _Deployment:
         self.current: list[ResourceState] = list(old.resources)
         self.seen: set[str] = set()
         self.changes: list[ResourceChange] = []
+        self.declared: list[DeclaredResource] = []
         # Originals of create-before-delete replacements, deleted last. A run killed
         # between the create and the delete leaves both under one URN: the earlier is it.
         self.replaced: list[ResourceState] = [r for r in old.resources if self.old[r.urn] is not r]
@@ -121,6 +123,7 @@ class _Deployment:
                 return self._bookkeeping(reg, old)
             handler = handler_for(reg.type)
             protected = reg.protect or reg.name in self.stack.protected
+            self.declared.append(DeclaredResource(reg.type, reg.name, reg.inputs, protected))
             if handler is None:
                 return self._refuse(reg, "the sandbox engine has no emulation for this type")
             known = {k: v for k, v in reg.inputs.items() if not _has_unknown(v)}
@@ -420,7 +423,9 @@ class SandboxEngine(Engine):
     ) -> Plan:
         deployment, outputs = self._run(stack, preview=True, upstream=upstream, on_event=on_event)
         changes = deployment.changes + deployment.planned_deletes()
-        return Plan(stack=stack.name, changes=changes, outputs=outputs)
+        return Plan(
+            stack=stack.name, changes=changes, outputs=outputs, resources=deployment.declared
+        )
 
     def up(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
         deployment, outputs = self._run(stack, preview=False, upstream=None, on_event=on_event)
