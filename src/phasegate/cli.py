@@ -28,9 +28,9 @@ Exit codes:
   0  done, or no changes
   1  error (bad input, engine failure)
   2  plan has changes (with --detailed-exitcode)
-  3  apply failed and the phase was rolled back
+  3  apply or a check failed and the phase was rolled back
   4  rollback failed: the stack needs a person
-  5  blocked by a gate (dependency, lock, interrupted run)"""
+  5  blocked by a gate (dependency, policy, promotion, approval, lock, interrupted run)"""
 
 
 class _Obj:
