@@ -162,6 +162,19 @@ class Orchestrator:
                 "which is no longer running"
             )
 
+    def _open(self, phases: list[PhaseSpec]) -> tuple[EnvironmentLock, dict[str, PhaseState]]:
+        """Take the environment's lock, read every state file, refuse interrupted stacks;
+        the caller releases the lock."""
+        lock = self._lock()
+        self._acquire(lock)
+        try:
+            states = self.read_all()
+            self._refuse_interrupted(states, phases)
+        except BaseException:
+            lock.release()
+            raise
+        return lock, states
+
     def _refuse_interrupted(self, states: dict[str, PhaseState], phases: list[PhaseSpec]) -> None:
         for phase in phases:
             state = states[phase.name]
@@ -246,11 +259,8 @@ class Orchestrator:
     def plan(self, phase: str | None = None) -> list[PhaseReport]:
         """Preview every selected phase in order and record each plan in its state file."""
         phases = self._selected(phase)
-        lock = self._lock()
-        self._acquire(lock)
+        lock, states = self._open(phases)
         try:
-            states = self.read_all()
-            self._refuse_interrupted(states, phases)
             run = _Run()
             reports: list[PhaseReport] = []
             for spec in phases:
@@ -279,11 +289,8 @@ class Orchestrator:
     def apply(self, phase: str | None = None) -> list[PhaseReport]:
         """Plan, gate, apply and verify each selected phase in order; stop at a failure."""
         phases = self._selected(phase)
-        lock = self._lock()
-        self._acquire(lock)
+        lock, states = self._open(phases)
         try:
-            states = self.read_all()
-            self._refuse_interrupted(states, phases)
             if phase is not None:
                 self._refuse_unapplied_dependencies(phases[0], states)
             # Plan every phase first, so a policy violation anywhere stops the run before
@@ -350,11 +357,8 @@ class Orchestrator:
     def approve(self, phase: str | None = None) -> list[PhaseState]:
         """Record the actor's approval of each selected phase's current program."""
         phases = self._selected(phase)
-        lock = self._lock()
-        self._acquire(lock)
+        lock, states = self._open(phases)
         try:
-            states = self.read_all()
-            self._refuse_interrupted(states, phases)
             approved = []
             for spec in phases:
                 state = states[spec.name]
