@@ -133,6 +133,64 @@ class TestSandboxEngine(EngineContract):
         buckets = {b["Name"] for b in session.client("s3").list_buckets()["Buckets"]}
         assert "contract-data-bucket" in buckets
 
+    def test_a_failed_up_leaves_nothing_running_and_cloud_and_checkpoint_agree(
+        self, engine: Engine
+    ) -> None:
+        # Twelve independent VPCs register at once; a bucket policy on a bucket that does
+        # not exist fails at create. Nothing may still be creating when up() returns.
+        program = textwrap.dedent(
+            """
+            import json
+
+            import pulumi_aws as aws
+
+            def program():
+                for i in range(12):
+                    aws.ec2.Vpc(f"vpc-{i}", cidr_block=f"10.{60 + i}.0.0/16")
+                deny = {
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": "arn:aws:s3:::no-such-bucket-anywhere/*",
+                }
+                aws.s3.BucketPolicy(
+                    "orphan-policy",
+                    bucket="no-such-bucket-anywhere",
+                    policy=json.dumps({"Version": "2012-10-17", "Statement": [deny]}),
+                )
+            """
+        )
+        target = _target({})
+        target = StackTarget(
+            **{
+                **target.__dict__,
+                "program": ProgramSource(
+                    "demo", {"__main__.py": MAIN.encode(), "demo.py": program.encode()}
+                ),
+            }
+        )
+        from phasegate.engines.sandbox import SandboxEngine
+        from phasegate.errors import EngineError
+
+        assert isinstance(engine, SandboxEngine)
+        with pytest.raises(EngineError, match="no-such-bucket-anywhere"):
+            engine.up(target)
+
+        def program_vpcs() -> tuple[set[str], set[str]]:
+            store = engine.store("test")
+            checkpoint = store.load()
+            stack = checkpoint.stacks.get("test-demo")
+            recorded = {r.id for r in stack.resources if r.type.endswith("Vpc")} if stack else set()
+            ec2 = store.cloud(checkpoint).session().client("ec2")
+            cidrs = {f"10.{60 + i}.0.0/16" for i in range(12)}
+            live = {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["CidrBlock"] in cidrs}
+            return recorded, live
+
+        recorded, live = program_vpcs()
+        assert recorded == live
+        engine.destroy(target)
+        assert program_vpcs() == (set(), set())
+
 
 @pytest.mark.pulumi_cli
 @pytest.mark.skipif(

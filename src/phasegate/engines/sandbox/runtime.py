@@ -146,6 +146,29 @@ def _make_monitor(host: Host, failures: list[Exception]) -> Any:
             super().__init__(mocks=None)  # type: ignore[arg-type]
             self.stack_outputs: tuple[dict[str, Any], frozenset[str]] = ({}, frozenset())
             self._stack_urn = ""
+            # The SDK registers on worker threads, several at once, and gives up on the
+            # first error without waiting for the rest: count them, and after a failure
+            # start nothing new, so a rollback never races a half-finished apply.
+            self._busy = threading.Condition()
+            self._in_flight = 0
+            self._stopped = False
+
+        def settle(self) -> None:
+            """Start nothing more, and wait until no registration is running any more."""
+            with self._busy:
+                self._stopped = True
+                self._busy.wait_for(lambda: self._in_flight == 0)
+
+        def _enter(self) -> None:
+            with self._busy:
+                if failures or self._stopped:
+                    raise ProgramFailed("not started: the run already failed")
+                self._in_flight += 1
+
+        def _leave(self) -> None:
+            with self._busy:
+                self._in_flight -= 1
+                self._busy.notify_all()
 
         def make_urn(self, parent: str, type_: str, name: str) -> str:
             # Like the engine: the root stack is not part of its children's type chain.
@@ -160,6 +183,7 @@ def _make_monitor(host: Host, failures: list[Exception]) -> Any:
             if request.type == _STACK_TYPE:
                 self._stack_urn = urn
                 return resource_pb2.RegisterResourceResponse(urn=urn)
+            self._enter()
             try:
                 raw = _plain(request.object)
                 inputs: dict[str, Any] = {}
@@ -185,8 +209,11 @@ def _make_monitor(host: Host, failures: list[Exception]) -> Any:
                 )
                 id_, outputs = host.register(reg)
             except Exception as exc:
-                failures.append(exc)
+                with self._busy:
+                    failures.append(exc)
                 raise
+            finally:
+                self._leave()
             # What went in secret comes back secret, as the Pulumi providers do it.
             outputs = {k: _secret(v) if k in reg.secret_inputs else v for k, v in outputs.items()}
             return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=_struct(outputs))
@@ -302,6 +329,7 @@ def run_program(
 
             _sync_await(sdk_stack.run_in_stack(program))
         except Exception as exc:
+            monitor.settle()
             cause = failures[0] if failures else exc
             raise ProgramFailed(_describe(cause)) from cause
         finally:
