@@ -90,7 +90,8 @@ def load_config(phase: str) -> BaseModel:
         if full_key.startswith(prefix) and key not in {*model.model_fields, *_NOT_MODEL_KEYS}:
             values[key] = raw
     try:
-        return model.model_validate(values)
+        region = pulumi.Config("aws").get("region")
+        return model.model_validate(values, context={"region": region} if region else None)
     except ValidationError as exc:
         raise InvalidConfig(f"stack {pulumi.get_stack()}: {describe(exc)}") from None
 

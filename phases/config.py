@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -236,7 +237,7 @@ class PilotConfig(PhaseConfig):
 
     @field_validator("availability_zones")
     @classmethod
-    def _two_or_three_zones(cls, zones: list[str]) -> list[str]:
+    def _two_or_three_zones(cls, zones: list[str], info: ValidationInfo) -> list[str]:
         if not 2 <= len(zones) <= 3:
             raise ValueError(f"list 2 or 3 availability zones (got {len(zones)})")
         bad = [z for z in zones if not _ZONE.fullmatch(z)]
@@ -246,6 +247,13 @@ class PilotConfig(PhaseConfig):
             raise ValueError("availability zones must not repeat")
         if len({z[:-1] for z in zones}) != 1:
             raise ValueError(f"zones {', '.join(zones)} must all be in one region")
+        # The environment's region, when the orchestrator validates (not inside a program).
+        region = (info.context or {}).get("region")
+        if region and zones[0][:-1] != region:
+            raise ValueError(
+                f"zones {', '.join(zones)} are not in the environment's region {region} "
+                f"(e.g. {region}a, {region}b)"
+            )
         return zones
 
     @model_validator(mode="after")

@@ -109,6 +109,14 @@ def plan(
         render_reports(reports, output, environment=orch.env.name, title="Plan")
     if any(r.plan and r.plan.refused for r in reports):
         raise PhasegateError("the plan refuses resources the engine cannot create (see above)")
+    blocking = [v for r in reports for v in r.violations if v.enforcement == "mandatory"]
+    if blocking:
+        from phasegate.errors import GateBlocked
+
+        raise GateBlocked(
+            f"{len(blocking)} mandatory policy violation(s) (see above): apply would refuse "
+            "this plan"
+        )
     if detailed_exitcode and any(r.plan and r.plan.has_changes for r in reports):
         ctx.exit(ExitCode.CHANGES)
 

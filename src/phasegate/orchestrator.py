@@ -170,6 +170,10 @@ class Orchestrator:
         try:
             states = self.read_all()
             self._refuse_interrupted(states, phases)
+            # Every stack config first: a bad value in a late phase must not leave the
+            # earlier phases' plans recorded.
+            for spec in phases:
+                self.project.validate_config(self.env.name, spec)
         except BaseException:
             lock.release()
             raise
@@ -427,9 +431,11 @@ class Orchestrator:
             self.context,
             guards={"dependencies_verified": dependencies_verified, "plan_is_fresh": plan_is_fresh},
         )
-        if planned is None:
+        if planned is None:  # re-planned on an upstream's new outputs: gate it again
             planned = self._plan_phase(spec, run)
             self._gate_policies([planned])
+            if self._has_work(state, planned):
+                self._gate_promotion(spec, planned.target, state)
         target, plan, fingerprint = planned.target, planned.plan, planned.fingerprint
         if plan.refused:
             names = "; ".join(f"{c.type} '{c.name}': {c.refused}" for c in plan.refused)

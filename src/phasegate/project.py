@@ -171,7 +171,8 @@ class Project:
             if key.startswith(f"{CONFIG_NAMESPACE}:") and key not in own
         }
         try:
-            validated = model.model_validate(values)
+            region = self.migration.environment(env).region
+            validated = model.model_validate(values, context={"region": region})
         except ValidationError as exc:
             _, node = read_yaml(path)
             raise validation_to_error(

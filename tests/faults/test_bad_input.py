@@ -145,6 +145,14 @@ def test_debug_shows_the_traceback(cli: Any, applied_project: Path, snapshot: Sn
             id="overlapping-cidrs",
         ),
         pytest.param(
+            "sandbox-pilot",
+            "[us-east-1a, us-east-1b]",
+            "[eu-west-1a, eu-west-1b]",
+            "availability_zones: zones eu-west-1a, eu-west-1b are not in the environment's "
+            "region us-east-1",
+            id="zones-of-another-region",
+        ),
+        pytest.param(
             "sandbox-cutover",
             "    legacy: 90",
             "    legacy: 300",
@@ -192,3 +200,30 @@ def test_a_mandatory_policy_violation_stops_apply_before_anything_changes(
     assert lines[1].strip().startswith("gpu-count-cap: pulumi:pulumi:Stack 'sandbox-compute'")
     assert "gpu-inference: 12 x 1" in lines[1] and "over the stack's cap of 10" in lines[1]
     assert snapshot(applied_project) == before
+
+
+def test_a_bad_value_in_a_late_phase_leaves_the_earlier_phases_untouched(
+    cli: Any, applied_project: Path, snapshot: Snapshot
+) -> None:
+    # compute has a real change to plan; cutover's config is wrong: nothing is recorded.
+    stacks = applied_project / "stacks"
+    _replace_once(stacks / "Pulumi.sandbox-compute.yaml", "desired_size: 1", "desired_size: 2")
+    _replace_once(stacks / "Pulumi.sandbox-cutover.yaml", "    legacy: 90", "    legacy: 300")
+    before = snapshot(applied_project)
+    for args in (("plan",), ("apply", "--yes")):
+        line = _fails_cleanly(cli.run(applied_project, *args))
+        assert "Pulumi.sandbox-cutover.yaml" in line and "weights.legacy" in line
+        assert snapshot(applied_project) == before
+
+
+def test_plan_with_a_mandatory_violation_shows_it_and_exits_5(
+    cli: Any, applied_project: Path
+) -> None:
+    path = applied_project / "stacks" / "Pulumi.sandbox-compute.yaml"
+    _replace_once(path, "    min_size: 0\n    max_size: 2", "    min_size: 0\n    max_size: 12")
+    result = cli.run(applied_project, "plan", "--detailed-exitcode")
+    assert result.returncode == 5, result.stderr
+    assert "policy mandatory gpu-count-cap" in result.stdout
+    assert result.stderr.strip() == (
+        "error: 1 mandatory policy violation(s) (see above): apply would refuse this plan"
+    )
