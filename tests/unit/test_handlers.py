@@ -1525,3 +1525,35 @@ ACCEPTED = [
 @pytest.mark.parametrize(("token", "inputs"), ACCEPTED)
 def test_validate_accepts_what_aws_accepts(token: str, inputs: dict[str, Any]) -> None:
     _handler(token).validate(inputs)
+
+
+def test_a_new_launch_template_version_rolls_the_node_group_in_place(
+    ctx: CloudContext, ec2: Any, subnet: str
+) -> None:
+    from phasegate.engines.sandbox.handlers import handler_for
+
+    eks = ctx.client("eks")
+    role = "arn:aws:iam::123456789012:role/eks"
+    eks.create_cluster(name="lt-roll", roleArn=role, resourcesVpcConfig={"subnetIds": [subnet]})
+    template = ec2.create_launch_template(
+        LaunchTemplateName="lt-roll-nodes",
+        LaunchTemplateData={"MetadataOptions": {"HttpTokens": "required"}},
+    )["LaunchTemplate"]
+    nodes = handler_for("aws:eks/nodeGroup:NodeGroup")
+    assert nodes is not None
+    inputs = {
+        "clusterName": "lt-roll",
+        "nodeGroupName": "gpu",
+        "nodeRoleArn": role,
+        "subnetIds": [subnet],
+        "instanceTypes": ["g5.xlarge"],
+        "scalingConfig": {"minSize": 0, "desiredSize": 1, "maxSize": 2},
+        "launchTemplate": {"id": template["LaunchTemplateId"], "version": "1"},
+    }
+    id_, outputs = nodes.create(ctx, "gpu", inputs)
+    created = eks.describe_nodegroup(clusterName="lt-roll", nodegroupName="gpu")["nodegroup"]
+    newer = {**inputs, "launchTemplate": {"id": template["LaunchTemplateId"], "version": "2"}}
+    nodes.update(ctx, id_, inputs, newer, outputs)
+    rolled = eks.describe_nodegroup(clusterName="lt-roll", nodegroupName="gpu")["nodegroup"]
+    assert rolled["launchTemplate"]["version"] == "2"
+    assert rolled["createdAt"] == created["createdAt"]  # the same group, not a new one

@@ -72,7 +72,18 @@ def _diff(
     if not changed:
         return Op.SAME, ()
     forcing = (handler.replace_on if handler else frozenset()) | set(reg.replace_on_changes)
-    return (Op.REPLACE if forcing & set(changed) else Op.UPDATE), changed
+    replaces = any(_changed_at(old.inputs, reg.inputs, key) for key in forcing)
+    return (Op.REPLACE if replaces else Op.UPDATE), changed
+
+
+def _changed_at(old: Mapping[str, Any], new: Mapping[str, Any], key: str) -> bool:
+    """Whether the (possibly nested, ``a.b``) input ``key`` differs or is unknown."""
+    for part in key.split(".")[:-1]:
+        old_part, new_part = old.get(part), new.get(part)
+        old = old_part if isinstance(old_part, Mapping) else {}
+        new = new_part if isinstance(new_part, Mapping) else {}
+    last = key.rsplit(".", 1)[-1]
+    return old.get(last) != new.get(last) or _has_unknown(new.get(last))
 
 
 def _split_stack(name: str) -> str:
@@ -183,7 +194,8 @@ class _Deployment:
         if op is Op.SAME and old is not None:
             return old.id, old.outputs
         if op is Op.UPDATE and old is not None:
-            return old.id, {**old.outputs, **reg.inputs}
+            unknown = {k: UNKNOWN for k in handler.changed_by_update}
+            return old.id, {**old.outputs, **reg.inputs, **unknown}
         unknown = {k: UNKNOWN for k in handler.computed if k not in reg.inputs}
         return "", {**reg.inputs, **unknown}
 

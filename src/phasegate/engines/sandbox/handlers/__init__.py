@@ -70,9 +70,11 @@ class Handler(ABC):
 
     type: ClassVar[str]
     replace_on: ClassVar[frozenset[str]] = frozenset()
-    """Input properties whose change forces a replacement."""
+    """Input properties whose change forces a replacement; ``a.b`` names a nested one."""
     computed: ClassVar[tuple[str, ...]] = ()
     """Outputs unknown until the resource exists (shown as known after apply)."""
+    changed_by_update: ClassVar[tuple[str, ...]] = ()
+    """Outputs an in-place update changes (a new version number): unknown in its plan."""
     name_key: ClassVar[str | None] = None
     """Input that holds the physical name; auto-named from the logical name if absent."""
     delete_before_replace: ClassVar[bool] = False

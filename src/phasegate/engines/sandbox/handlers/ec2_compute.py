@@ -194,6 +194,7 @@ class LaunchTemplate(Handler):
     type = "aws:ec2/launchTemplate:LaunchTemplate"
     replace_on = frozenset({"name", "namePrefix"})
     computed = ("id", "arn", "defaultVersion", "latestVersion", "name")
+    changed_by_update = ("latestVersion",)
     name_key = "name"
 
     def validate(self, inputs: dict[str, Any]) -> None:

@@ -128,7 +128,10 @@ class NodeGroup(Handler):
             "capacityType",
             "amiType",
             "diskSize",
-            "launchTemplate",
+            # A new version of the same template rolls the nodes in place (EKS
+            # UpdateNodegroupVersion); another template is another node group.
+            "launchTemplate.id",
+            "launchTemplate.name",
         }
     )
     computed = ("id", "arn", "status", "nodeGroupName", "resources")
@@ -212,6 +215,10 @@ class NodeGroup(Handler):
             }
         if len(args) > 2:
             eks.update_nodegroup_config(**args)
+        if (old.get("launchTemplate") or {}).get("version") != (
+            (new.get("launchTemplate") or {}).get("version")
+        ):
+            _roll_to_template_version(ctx, cluster, group, str(new["launchTemplate"]["version"]))
         if old.get("tags") != new.get("tags"):
             if old.get("tags"):
                 eks.untag_resource(resourceArn=outputs["arn"], tagKeys=list(old["tags"]))
@@ -245,6 +252,20 @@ class NodeGroup(Handler):
                 {"autoscalingGroups": group.get("resources", {}).get("autoScalingGroups", [])}
             ],
         }
+
+
+def _roll_to_template_version(ctx: CloudContext, cluster: str, group: str, version: str) -> None:
+    """EKS UpdateNodegroupVersion with a launch template version, which the emulator
+    lacks: set it on the emulator's node group, where describe_nodegroup reads it."""
+    from moto.backends import get_backend
+
+    try:
+        node_group = (
+            get_backend("eks")[ctx.account_id][ctx.region].clusters[cluster].nodegroups[group]
+        )
+    except KeyError:
+        raise HandlerError(f"node group {group} of cluster {cluster} does not exist") from None
+    node_group.launch_template = {**(node_group.launch_template or {}), "version": version}
 
 
 HANDLERS: list[Handler] = [Cluster(), NodeGroup()]
