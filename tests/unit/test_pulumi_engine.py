@@ -155,3 +155,35 @@ def test_policy_pack_and_its_stack_config_are_passed_to_crossguard(tmp_path: Pat
     (config,) = args["policy_pack_configs"]
     assert json.loads(Path(config).read_text()) == {"gpu-count-cap": {"maxGpus": 16}}
     assert PulumiEngine(tmp_path, tmp_path / "home")._policy_args(_target(tmp_path)) == {}
+
+
+def test_crossguard_violations_are_kept_as_lines_naming_rule_resource_and_reason() -> None:
+    from pulumi.automation import events
+
+    from phasegate.engines.pulumi import PolicyWatch
+
+    seen: list[object] = []
+    watch = PolicyWatch(seen.append)
+    for level, name in (("mandatory", "launch-template-imdsv2"), ("advisory", "required-tags")):
+        event = events.EngineEvent(
+            sequence=1,
+            timestamp=0,
+            policy_event=events.PolicyEvent(
+                message="metadataOptions.httpTokens must be required\nmore detail",
+                color="never",
+                policy_name=name,
+                policy_pack_name="phasegate",
+                policy_pack_version="0.1.0",
+                policy_pack_version_tag="0.1.0",
+                enforcement_level=level,
+                resource_urn="urn:pulumi:prod-compute::phasegate::aws:ec2/launchTemplate:"
+                "LaunchTemplate::gpu-inference-template",
+            ),
+        )
+        watch(event)
+    assert watch.mandatory == [
+        "launch-template-imdsv2: gpu-inference-template: "
+        "metadataOptions.httpTokens must be required"
+    ]
+    assert [line.split(":")[0] for line in watch.advisory] == ["required-tags"]
+    assert len(seen) == 2  # the events still reach the progress display

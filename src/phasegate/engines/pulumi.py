@@ -29,7 +29,7 @@ from phasegate.engines.base import (
     UpResult,
     _ignore,
 )
-from phasegate.errors import EngineError
+from phasegate.errors import EngineError, GateBlocked
 from phasegate.yamlfile import dump_yaml
 
 __all__ = ["PulumiEngine", "change_from_metadata"]
@@ -164,7 +164,12 @@ class PulumiEngine(Engine):
         except auto.CommandError as exc:
             raise EngineError(_first_line(exc), stack=target.name) from exc
 
-    def _run(self, target: StackTarget, action: Callable[[Any], Any]) -> Any:
+    def _run(
+        self,
+        target: StackTarget,
+        action: Callable[[Any], Any],
+        policy: PolicyWatch | None = None,
+    ) -> Any:
         auto = self._auto()
         stack = self._stack(target)
         try:
@@ -174,6 +179,12 @@ class PulumiEngine(Engine):
                 "another update is in progress on this stack", stack=target.name
             ) from exc
         except auto.CommandError as exc:
+            if policy is not None and policy.mandatory:
+                # CrossGuard stopped it: a gate, as in the sandbox, not an engine failure.
+                raise GateBlocked(
+                    f"{len(policy.mandatory)} mandatory policy violation(s) in {target.name}; "
+                    "nothing was applied:\n  " + "\n  ".join(policy.mandatory)
+                ) from exc
             raise EngineError(_first_line(exc), stack=target.name) from exc
 
     # -- the port -----------------------------------------------------------------------
@@ -196,15 +207,16 @@ class PulumiEngine(Engine):
                 if change is not None:
                     changes.append(change)
 
+        watch = PolicyWatch(collect)
         policies = self._policy_args(stack)
-        self._run(stack, lambda s: s.preview(on_event=collect, diff=True, **policies))
+        self._run(stack, lambda s: s.preview(on_event=watch, diff=True, **policies), watch)
         return Plan(stack=stack.name, changes=changes)
 
     def up(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
         changes: list[ResourceChange] = []
-        sink = self._sink(stack.name, changes, on_event)
+        watch = PolicyWatch(self._sink(stack.name, changes, on_event))
         policies = self._policy_args(stack)
-        result = self._run(stack, lambda s: s.up(on_event=sink, **policies))
+        result = self._run(stack, lambda s: s.up(on_event=watch, **policies), watch)
         return UpResult(stack=stack.name, changes=changes, outputs=_outputs(result.outputs))
 
     def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
@@ -264,6 +276,26 @@ class PulumiEngine(Engine):
                     on_event(ProgressEvent(stack_name, change.op, change.type, change.name, status))
 
         return handle
+
+
+class PolicyWatch:
+    """An engine event sink that also keeps CrossGuard's policy violations, as lines
+    naming rule, resource and reason."""
+
+    def __init__(self, inner: Callable[[Any], None]) -> None:
+        self.inner = inner
+        self.mandatory: list[str] = []
+        self.advisory: list[str] = []
+
+    def __call__(self, event: Any) -> None:
+        found = getattr(event, "policy_event", None)
+        if found is not None:
+            urn = str(found.resource_urn or "")
+            where = urn.rsplit("::", 1)[-1] if urn else "the stack"
+            line = f"{found.policy_name}: {where}: {str(found.message).strip().splitlines()[0]}"
+            level = str(found.enforcement_level).lower()
+            (self.mandatory if level == "mandatory" else self.advisory).append(line)
+        self.inner(event)
 
 
 def _outputs(output_map: Mapping[str, Any]) -> StackOutputs:
