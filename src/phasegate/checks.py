@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -25,11 +25,22 @@ __all__ = ["KINDS", "CheckContext", "CheckKind", "Probe", "run_check"]
 
 @dataclass(frozen=True)
 class CheckContext:
-    """What a probe may look at: the stack just applied and its outputs."""
+    """What a probe may look at: the stack just applied, its outputs and config, and the
+    environment's AWS API."""
 
     environment: str
     stack: str
     outputs: Mapping[str, Any]
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """The stack config with the phase model's defaults, keys without ``phasegate:``."""
+    aws: Callable[[str], Any] | None = None
+    """A boto3 client of a service on the environment's AWS API (sandbox: its cloud)."""
+    sandbox: bool = False
+    """True on the sandbox engine, where some probes cannot run (no cluster to ask)."""
+    kubeconfig: str | None = None
+    """The environment's kubeconfig path, for probes that talk to the cluster."""
+    bake_seconds: float = 0.0
+    """How long the current step bakes: probes that watch (alarms) watch this long."""
 
 
 @dataclass(frozen=True)
