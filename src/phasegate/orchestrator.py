@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from phasegate import faults
 from phasegate.atomic import write_atomic
 from phasegate.checks import CheckContext, run_check
 from phasegate.engines.base import (
@@ -471,7 +472,10 @@ class Orchestrator:
         verifying -> rolling_back; returns the failure, None when verified."""
         state = lifecycle.state
         ctx = CheckContext(self.env.name, state.stack, dict(outputs.values))
-        state.checks = [run_check(check, ctx) for check in spec.checks]
+        state.checks = []
+        for check in spec.checks:
+            faults.point("check")
+            state.checks.append(run_check(check, ctx))
         failed = [c for c in state.checks if c.result == "fail"]
         if failed:
             reason = "; ".join(f"check {c.name} failed: {c.message}" for c in failed)
@@ -533,6 +537,7 @@ class Orchestrator:
     ) -> PhaseReport:
         """rolling_back -> rolled_back (or rollback_failed); the report says which."""
         state = lifecycle.state
+        faults.point("rollback")
         try:
             if state.lkg is not None:
                 result = self.engine.up(self._lkg_target(target, state.lkg), on_event=self.on_event)

@@ -1,0 +1,55 @@
+"""Fault injection: named points where a run can be made to die or fail on purpose.
+
+Off unless ``PHASEGATE_FAULTS`` is set, which is how the crash-recovery tests (and anyone
+rehearsing an outage) kill a real ``migrate`` at an exact moment. The variable holds
+comma-separated ``POINT:N[:ACTION]`` entries: at the N-th time this process passes
+POINT, ACTION happens. Actions: ``kill`` (the default; SIGKILL, as a machine losing
+power would) and ``fail`` (the operation raises, as a cloud API error would).
+
+Points: ``resource-op`` (after each resource operation the sandbox engine commits),
+``check`` (before each check runs), ``rollback`` (as a rollback starts).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections import Counter
+
+__all__ = ["VARIABLE", "FaultInjected", "point"]
+
+VARIABLE = "PHASEGATE_FAULTS"
+
+_hits: Counter[str] = Counter()
+_lock = threading.Lock()
+
+
+class FaultInjected(Exception):
+    """A ``fail`` fault: stands for an error of the cloud or the engine."""
+
+
+def _plan() -> dict[str, tuple[int, str]]:
+    found: dict[str, tuple[int, str]] = {}
+    for entry in filter(None, (e.strip() for e in os.environ.get(VARIABLE, "").split(","))):
+        name, _, rest = entry.partition(":")
+        count, _, action = rest.partition(":")
+        if not count.isdigit() or action not in ("", "kill", "fail"):
+            raise ValueError(f"{VARIABLE}: '{entry}' is not POINT:N[:kill|fail]")
+        found[name] = (int(count), action or "kill")
+    return found
+
+
+def point(name: str) -> None:
+    """Pass the point ``name``; die or fail here if the run was told to."""
+    if VARIABLE not in os.environ:
+        return
+    wanted = _plan().get(name)
+    with _lock:
+        _hits[name] += 1
+        hit = _hits[name]
+    if wanted is None or hit != wanted[0]:
+        return
+    if wanted[1] == "fail":
+        raise FaultInjected(f"injected fault at {name} #{hit}")
+    os.kill(os.getpid(), signal.SIGKILL)
