@@ -391,6 +391,18 @@ class Weights(BaseModel):
         return self
 
 
+class CutoverStep(Weights):
+    """One step of the cutover: the weights to set, then how long to bake on them."""
+
+    bake_seconds: float = Field(
+        300, ge=0, le=86400, description="seconds the step's checks watch before the next"
+    )
+
+
+BASELINE = Weights(legacy=100, platform=0)
+"""Where a cutover rollback puts traffic: all of it on legacy."""
+
+
 class CutoverConfig(PhaseConfig):
     """cutover: weighted DNS from the legacy target to the platform, and its alarms."""
 
@@ -399,7 +411,11 @@ class CutoverConfig(PhaseConfig):
         "app", pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", description="host name in zone"
     )
     legacy_target: DnsName = Field(description="where legacy traffic goes today (CNAME target)")
-    weights: Weights = Field(default_factory=Weights, description="Route53 weight per target")
+    steps: list[CutoverStep] = Field(
+        default_factory=lambda: [CutoverStep(legacy=90, platform=10)],
+        min_length=1,
+        description="weights per step, applied one step per apply, each baked before the next",
+    )
     ttl: int = Field(60, ge=0, le=86400, description="record TTL in seconds; short during cutover")
     alarm_threshold_percent: float = Field(
         5.0, gt=0, le=100, description="5xx share of requests (%) that puts an alarm in ALARM"
@@ -415,6 +431,14 @@ class CutoverConfig(PhaseConfig):
         pattern=r"^[A-Za-z0-9./#:_-]{1,255}$",
         description="CloudWatch namespace of the app's 5xx-rate metric",
     )
+
+
+def step_weights(config: CutoverConfig, step: int) -> Weights:
+    """The weights of ``step`` (-1: the baseline, all traffic on legacy)."""
+    if step < 0:
+        return BASELINE
+    chosen = config.steps[min(step, len(config.steps) - 1)]
+    return Weights(legacy=chosen.legacy, platform=chosen.platform)
 
 
 MODELS: dict[str, type[BaseModel]] = {

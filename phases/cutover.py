@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from common import environment, load_config, phase_tags, upstream
+from config import step_weights
 
 
 def program() -> None:
@@ -24,7 +25,9 @@ def program() -> None:
         "legacy": cfg.legacy_target,
         "platform": compute.get_output("inference_dns"),
     }
-    weights = cfg.weights.model_dump()
+    # phasegate sets the step it is applying; -1 is the baseline a rollback returns to.
+    step = pulumi.Config("phasegate").get_int("step")
+    weights = step_weights(cfg, 0 if step is None else step).model_dump()
     alarms = {}
     for target, records in targets.items():
         aws.route53.Record(

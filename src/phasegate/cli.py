@@ -40,7 +40,9 @@ class _Obj:
 
 
 @contextmanager
-def _orchestrator(ctx: click.Context, env: str | None) -> Iterator[Orchestrator]:
+def _orchestrator(
+    ctx: click.Context, env: str | None, *, no_rollback: bool = False
+) -> Iterator[Orchestrator]:
     from phasegate.machine import RunContext
     from phasegate.orchestrator import Orchestrator
     from phasegate.project import Project, find_root
@@ -53,7 +55,9 @@ def _orchestrator(ctx: click.Context, env: str | None) -> Iterator[Orchestrator]
     context = RunContext.detect(root, command)
     progress = Progress(enabled=ctx.params.get("output", "text") == "text")
     try:
-        yield Orchestrator(project, env, context, on_event=progress, on_notice=notice)
+        yield Orchestrator(
+            project, env, context, on_event=progress, on_notice=notice, no_rollback=no_rollback
+        )
     finally:
         project.close()
 
@@ -126,14 +130,29 @@ def plan(
 @click.option(
     "--yes", "-y", is_flag=True, help="Apply without asking (required without a terminal)."
 )
+@click.option(
+    "--no-rollback",
+    is_flag=True,
+    help="Leave a phase whose apply or checks fail as it is, for a person to inspect.",
+)
 @click.pass_context
-def apply(ctx: click.Context, env: str | None, phase: str | None, output: str, yes: bool) -> None:
-    """Plan, apply and verify each phase in order; roll back a phase that fails."""
+def apply(
+    ctx: click.Context,
+    env: str | None,
+    phase: str | None,
+    output: str,
+    yes: bool,
+    no_rollback: bool,
+) -> None:
+    """Plan, apply and verify each phase in order; roll back a phase that fails.
+
+    A stepped phase (cutover) applies its next step per run and bakes it while its checks
+    watch."""
     from phasegate.render import render_reports
 
     if not yes and not sys.stdin.isatty():
         raise InputError("stdin is not a terminal: pass --yes to apply", field="--yes")
-    with _orchestrator(ctx, env) as orch:
+    with _orchestrator(ctx, env, no_rollback=no_rollback) as orch:
         if not yes:
             preview = orch.plan(phase)
             render_reports(preview, "text", environment=orch.env.name, title="Plan")
@@ -152,6 +171,8 @@ def _raise_for_failures(reports: list[Any]) -> None:
 
     for report in reports:
         kept = f"; kept protected: {', '.join(report.kept)}" if report.kept else ""
+        if report.outcome == "failed":
+            raise PhasegateError(f"{report.stack}: {report.message}")
         if report.outcome == "rollback failed":
             raise RollbackFailed(
                 f"{report.stack}: {report.message}",
@@ -187,6 +208,21 @@ def recover(ctx: click.Context, env: str | None, output: str) -> None:
         render_reports(reports, output, environment=orch.env.name, title="Recover")
     # A recovered rollback is the job done; only one that failed again is an error.
     _raise_for_failures([r for r in reports if r.outcome == "rollback failed"])
+
+
+@cli.command()
+@_options(_env, _output)
+@click.option("--phase", required=True, metavar="NAME", help="The phase to roll back.")
+@click.pass_context
+def rollback(ctx: click.Context, env: str | None, phase: str, output: str) -> None:
+    """Roll a phase back by hand: its last known good again (a stepped phase: its
+    baseline; never applied: what it created destroyed, protected resources kept)."""
+    from phasegate.render import render_reports
+
+    with _orchestrator(ctx, env) as orch:
+        report = orch.rollback(phase)
+        render_reports([report], output, environment=orch.env.name, title="Rollback")
+    _raise_for_failures([report] if report.outcome == "rollback failed" else [])
 
 
 @cli.command()
@@ -246,6 +282,19 @@ def sandbox_reset(ctx: click.Context, env: str | None, yes: bool) -> None:
         click.echo(
             f"Emptied the sandbox cloud of {orch.env.name}; {len(stacks)} stack(s) back to pending."
         )
+
+
+@sandbox.command("alarm")
+@_options(_env)
+@click.argument("name")
+@click.argument("state", type=click.Choice(["ALARM", "OK"]))
+@click.pass_context
+def sandbox_alarm(ctx: click.Context, env: str | None, name: str, state: str) -> None:
+    """Set a CloudWatch alarm of the emulated cloud to ALARM or OK (to rehearse a failed
+    cutover step and its rollback)."""
+    with _orchestrator(ctx, env) as orch:
+        orch.sandbox_alarm(name, state)
+        click.echo(f"Alarm {name} in the {orch.env.name} sandbox is now {state}.")
 
 
 @sandbox.command("serve")

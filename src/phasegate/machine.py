@@ -52,6 +52,12 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "error", "source": "rolling_back", "dest": "rollback_failed"},
     # `migrate recover`, once a person has fixed what made the rollback fail.
     {"trigger": "retry", "source": "rollback_failed", "dest": "rolling_back"},
+    # `migrate rollback`: the same rollback, asked for by a person.
+    {
+        "trigger": "rollback",
+        "source": ["planned", "verified", "rolled_back"],
+        "dest": "rolling_back",
+    },
     {"trigger": "reset", "source": "*", "dest": "pending"},
 ]
 

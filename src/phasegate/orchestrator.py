@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +31,11 @@ from phasegate.engines.base import (
 from phasegate.errors import EngineError, GateBlocked, InputError
 from phasegate.machine import INTERRUPTED, PhaseLifecycle, RunContext
 from phasegate.policy import Violation, crossguard_config, evaluate
-from phasegate.project import Project
+from phasegate.project import CONFIG_NAMESPACE, Project
 from phasegate.spec import EnvironmentSpec, PhaseSpec
 from phasegate.state import (
     Approval,
+    CheckResult,
     EnvironmentLock,
     LastKnownGood,
     PhaseState,
@@ -45,6 +46,14 @@ from phasegate.state import (
 )
 
 __all__ = ["Orchestrator", "PhaseReport"]
+
+_STEPS = f"{CONFIG_NAMESPACE}:steps"
+_STEP = f"{CONFIG_NAMESPACE}:step"
+"""A stepped phase's steps (its config) and the one a run applies (set by phasegate)."""
+
+_NOT_RECHECKED_AFTER_ROLLBACK = frozenset({"cloudwatch_alarm"})
+"""An alarm that fired is why a rollback happened; it stays in ALARM until its datapoints
+clear, so checking it again right after the rollback would fail every cutover rollback."""
 
 
 @dataclass
@@ -92,11 +101,27 @@ class PhaseReport:
 
 
 @dataclass(frozen=True)
-class _Planned:
+class _Stage:
+    """What a phase is about to run: its target (the step set, for a stepped phase), its
+    config with the model's defaults, and the step with its bake time."""
+
     target: StackTarget
+    config: dict[str, Any]
+    step: int | None = None
+    steps: int | None = None
+    bake: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Planned:
+    stage: _Stage
     plan: Plan
     fingerprint: str
     violations: list[Violation]
+
+    @property
+    def target(self) -> StackTarget:
+        return self.stage.target
 
 
 @dataclass
@@ -123,8 +148,11 @@ class Orchestrator:
         engine: Engine | None = None,
         on_event: EventSink = _ignore,
         on_notice: Callable[[str], None] = lambda _: None,
+        no_rollback: bool = False,
     ) -> None:
         self.project = project
+        self.no_rollback = no_rollback
+        """Leave a failed phase as it is (for a person to inspect) instead of rolling back."""
         self.env: EnvironmentSpec = project.migration.environment(environment)
         self.context = context
         self._engine = engine
@@ -222,8 +250,9 @@ class Orchestrator:
 
     # -- plan -----------------------------------------------------------------------------
 
-    def _plan_phase(self, phase: PhaseSpec, run: _Run) -> _Planned:
-        """Validate the stack config, preview, fingerprint, and check the policies."""
+    def _stage(self, phase: PhaseSpec, state: PhaseState) -> _Stage:
+        """The target to run now. A stepped phase (its config has ``steps``) runs one step
+        per apply: the one after its last verified step, the last one again once done."""
         config = self.project.validate_config(self.env.name, phase)
         pack = self.project.root / "policies"
         target = dataclasses.replace(
@@ -231,6 +260,19 @@ class Orchestrator:
             policy_pack=pack if pack.is_dir() else None,
             policy_config=crossguard_config(config, f"{self.env.name}-{phase.name}"),
         )
+        steps = config.get(_STEPS)
+        if not isinstance(steps, list) or not steps:
+            return _Stage(target, config)
+        done = state.step
+        step = 0 if done is None or done < 0 else min(done + 1, len(steps) - 1)
+        bake = float(steps[step].get("bake_seconds", 0) if isinstance(steps[step], dict) else 0)
+        target = dataclasses.replace(target, config={**target.config, _STEP: step})
+        return _Stage(target, {**config, _STEP: step}, step, len(steps), bake)
+
+    def _plan_phase(self, phase: PhaseSpec, run: _Run, state: PhaseState) -> _Planned:
+        """Validate the stack config, preview, fingerprint, and check the policies."""
+        stage = self._stage(phase, state)
+        target = stage.target
         upstream = self._upstream_outputs(phase, run)
         plan = self.engine.preview(target, upstream=upstream, on_event=self.on_event)
         fingerprint = self._fingerprint(target, upstream)
@@ -239,10 +281,10 @@ class Orchestrator:
         policy = evaluate(
             plan.resources,
             stack=target.name,
-            config=config,
-            pack_dir=pack,
+            config=stage.config,
+            pack_dir=self.project.root / "policies",
         )
-        return _Planned(target, plan, fingerprint, policy.violations)
+        return _Planned(stage, plan, fingerprint, policy.violations)
 
     def _record_plan(self, lifecycle: PhaseLifecycle, plan: Plan, fingerprint: str) -> None:
         state = lifecycle.state
@@ -270,7 +312,7 @@ class Orchestrator:
             reports: list[PhaseReport] = []
             for spec in phases:
                 lifecycle = PhaseLifecycle(states[spec.name], self.states, self.context)
-                planned = self._plan_phase(spec, run)
+                planned = self._plan_phase(spec, run, lifecycle.state)
                 plan = planned.plan
                 if not plan.refused:
                     self._record_plan(lifecycle, plan, planned.fingerprint)
@@ -301,7 +343,7 @@ class Orchestrator:
             # Plan every phase first, so a policy violation anywhere stops the run before
             # anything changes. A first plan is reused unless an upstream phase changed.
             run = _Run()
-            first = {spec.name: self._plan_phase(spec, run) for spec in phases}
+            first = {spec.name: self._plan_phase(spec, run, states[spec.name]) for spec in phases}
             self._gate_policies(list(first.values()))
             for spec in phases:
                 if self._has_work(states[spec.name], first[spec.name]):
@@ -315,7 +357,7 @@ class Orchestrator:
                 reports.append(report)
                 if report.outcome == "applied":
                     changed.add(spec.name)
-                if report.outcome in ("rolled back", "rollback failed"):
+                if report.outcome in ("rolled back", "rollback failed", "failed"):
                     break  # later phases build on this one: they wait for it
             return reports
         finally:
@@ -420,7 +462,7 @@ class Orchestrator:
             return None
 
         def plan_is_fresh() -> str | None:
-            target = self.project.target(self.env, spec)
+            target = self._stage(spec, state).target
             now_fp = self._fingerprint(target, self._upstream_outputs(spec, run))
             if now_fp != state.fingerprint:
                 return "the program, its config or its upstream outputs changed since the plan"
@@ -433,7 +475,7 @@ class Orchestrator:
             guards={"dependencies_verified": dependencies_verified, "plan_is_fresh": plan_is_fresh},
         )
         if planned is None:  # re-planned on an upstream's new outputs: gate it again
-            planned = self._plan_phase(spec, run)
+            planned = self._plan_phase(spec, run, state)
             self._gate_policies([planned])
             if self._has_work(state, planned):
                 self._gate_promotion(spec, planned.target, state)
@@ -450,43 +492,106 @@ class Orchestrator:
         try:
             result = self.engine.up(target, on_event=self.on_event)
         except EngineError as exc:
-            lifecycle.fire("fail", message=str(exc))
-            return self._roll_back(lifecycle, target, f"apply failed: {exc}", plan)
+            return self._failed(lifecycle, spec, planned, f"apply failed: {exc}")
         run.planned.pop(spec.name, None)
         state.outputs = redact(dict(result.outputs.values), result.outputs.secret)
         lifecycle.fire("ok")
-        failed = self._verify(lifecycle, spec, target, fingerprint, result.outputs)
+        failed = self._verify(lifecycle, spec, planned.stage, fingerprint, result.outputs)
         if failed:
-            return self._roll_back(lifecycle, target, failed, plan)
+            return self._failed(lifecycle, spec, planned, failed)
         return PhaseReport(spec.name, state.stack, state.status, "applied", plan, result)
+
+    def _failed(
+        self, lifecycle: PhaseLifecycle, spec: PhaseSpec, planned: _Planned, reason: str
+    ) -> PhaseReport:
+        """An apply or a check failed: roll back at once, unless told not to."""
+        state = lifecycle.state
+        if self.no_rollback:
+            return PhaseReport(
+                spec.name,
+                state.stack,
+                state.status,
+                "failed",
+                planned.plan,
+                message=f"{reason}; not rolled back (--no-rollback): the stack stays "
+                f"{state.status} until `migrate rollback` or `migrate recover`",
+            )
+        lifecycle.fire("fail", message=reason)
+        return self._roll_back(lifecycle, spec, planned.target, reason, planned.plan)
 
     def _verify(
         self,
         lifecycle: PhaseLifecycle,
         spec: PhaseSpec,
-        target: StackTarget,
+        stage: _Stage,
         fingerprint: str,
         outputs: StackOutputs,
     ) -> str | None:
-        """Run the phase's checks: verifying -> verified, keeping the last known good, or
-        verifying -> rolling_back; returns the failure, None when verified."""
+        """Run the phase's checks. Passed: verifying -> verified, keeping the last known
+        good (and the step); failed: returns why, and the caller rolls back."""
         state = lifecycle.state
-        ctx = CheckContext(self.env.name, state.stack, dict(outputs.values))
-        state.checks = []
-        for check in spec.checks:
-            faults.point("check")
-            state.checks.append(run_check(check, ctx))
+        state.checks = self._run_checks(spec, stage.target, outputs, stage.bake)
         failed = [c for c in state.checks if c.result == "fail"]
         if failed:
-            reason = "; ".join(f"check {c.name} failed: {c.message}" for c in failed)
-            lifecycle.fire("fail", message=reason)
-            return reason
-        state.lkg = self._keep_lkg(target, fingerprint)
+            return "; ".join(f"check {c.name} failed: {c.message}" for c in failed)
+        state.lkg = self._keep_lkg(stage.target, fingerprint)
+        if stage.step is not None:
+            state.step, state.steps = stage.step, stage.steps
         passed = sum(c.result == "pass" for c in state.checks)
+        where = f" at step {stage.step + 1} of {stage.steps}" if stage.step is not None else ""
         lifecycle.fire(
-            "pass", message=f"{passed} check(s) passed" if spec.checks else "no checks declared"
+            "pass",
+            message=f"{passed} check(s) passed{where}" if spec.checks else "no checks declared",
         )
         return None
+
+    def _run_checks(
+        self,
+        spec: PhaseSpec,
+        target: StackTarget,
+        outputs: StackOutputs,
+        bake: float,
+        skip: frozenset[str] = frozenset(),
+    ) -> list[CheckResult]:
+        ctx = CheckContext(
+            environment=self.env.name,
+            stack=target.name,
+            outputs=dict(outputs.values),
+            config=self._plain_config(spec, target.config),
+            aws=lambda service: self.engine.aws_client(target, service),
+            sandbox=self.env.engine == "sandbox",
+            kubeconfig=self.env.kubeconfig,
+            bake_seconds=bake,
+        )
+        results = []
+        for check in spec.checks:
+            if check.kind in skip:
+                results.append(
+                    CheckResult(
+                        name=check.name,
+                        kind=check.kind,
+                        result="skipped",
+                        message="not re-run after a rollback: it watches the traffic that "
+                        "was just moved away",
+                    )
+                )
+                continue
+            faults.point("check")
+            results.append(run_check(check, ctx))
+        return results
+
+    def _plain_config(self, spec: PhaseSpec, config: Mapping[str, Any]) -> dict[str, Any]:
+        """A stack config as checks read it: the model's defaults filled in, no namespace."""
+        prefix = f"{CONFIG_NAMESPACE}:"
+        values = {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
+        model = self.project.config_models().get(spec.name)
+        if model is None:
+            return values
+        fields = {k: v for k, v in values.items() if k in model.model_fields}
+        try:
+            return {**values, **model.model_validate(fields).model_dump(mode="json")}
+        except ValueError:
+            return values  # an older config (a last known good) the model no longer reads
 
     # -- last known good and rollback -----------------------------------------------------
 
@@ -533,16 +638,38 @@ class Orchestrator:
         )
 
     def _roll_back(
-        self, lifecycle: PhaseLifecycle, target: StackTarget, reason: str, plan: Plan | None = None
+        self,
+        lifecycle: PhaseLifecycle,
+        spec: PhaseSpec,
+        target: StackTarget,
+        reason: str,
+        plan: Plan | None = None,
     ) -> PhaseReport:
-        """rolling_back -> rolled_back (or rollback_failed); the report says which."""
+        """rolling_back -> rolled_back (or rollback_failed); the report says which.
+
+        The last known good is re-applied and checked again; with none, what the failed
+        apply created is destroyed, protected resources kept. A stepped phase goes back to
+        its baseline (cutover: all traffic on legacy) instead, on its last known good."""
         state = lifecycle.state
         faults.point("rollback")
+        kept: tuple[str, ...] = ()
+        stepped = _STEP in target.config
+        base = self._lkg_target(target, state.lkg) if state.lkg is not None else target
         try:
-            if state.lkg is not None:
-                result = self.engine.up(self._lkg_target(target, state.lkg), on_event=self.on_event)
+            if stepped or state.lkg is not None:
+                if stepped:
+                    base = dataclasses.replace(base, config={**base.config, _STEP: -1})
+                result = self.engine.up(base, on_event=self.on_event)
                 state.outputs = redact(dict(result.outputs.values), result.outputs.secret)
-                kept: tuple[str, ...] = ()
+                checks = self._run_checks(
+                    spec, base, result.outputs, 0.0, skip=_NOT_RECHECKED_AFTER_ROLLBACK
+                )
+                failed = [c for c in checks if c.result == "fail"]
+                if failed:
+                    raise EngineError(
+                        "after the rollback "
+                        + "; ".join(f"check {c.name} failed: {c.message}" for c in failed)
+                    )
             else:
                 result = self.engine.destroy(target, on_event=self.on_event)
                 state.outputs = {}
@@ -557,12 +684,14 @@ class Orchestrator:
                 plan,
                 message=f"{reason}; and the rollback failed: {exc}",
             )
-        lifecycle.fire("ok", message=f"rolled back after: {reason}")
-        what = (
-            "its last known good"
-            if state.lkg is not None
-            else "nothing (destroyed what it created)"
-        )
+        if stepped:
+            state.step = -1
+            what = "its baseline (all traffic on legacy)"
+        elif state.lkg is not None:
+            what = "its last known good"
+        else:
+            what = "nothing (destroyed what it created)"
+        lifecycle.fire("ok", message=f"rolled back to {what} after: {reason}")
         return PhaseReport(
             state.phase,
             state.stack,
@@ -572,6 +701,28 @@ class Orchestrator:
             message=f"{reason}; rolled back to {what}",
             kept=kept,
         )
+
+    def rollback(self, phase: str) -> PhaseReport:
+        """``migrate rollback``: what a failed apply does, by hand, from wherever the stack
+        stands (an interrupted or failed run included)."""
+        spec = self.project.migration.phase(phase)
+        lock = self._lock()
+        self._acquire(lock)
+        try:
+            state = self.read_all()[spec.name]
+            if state.status == "pending":
+                raise GateBlocked(f"{state.stack} was never applied: there is nothing to roll back")
+            lifecycle = PhaseLifecycle(state, self.states, self.context)
+            reason = "rolled back by hand"
+            if state.status in ("applying", "verifying"):
+                lifecycle.fire("fail", message=reason)
+            elif state.status == "rollback_failed":
+                lifecycle.fire("retry", message=reason)
+            else:
+                lifecycle.fire("rollback", message=reason)
+            return self._roll_back(lifecycle, spec, self._stage(spec, state).target, reason)
+        finally:
+            lock.release()
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -594,7 +745,8 @@ class Orchestrator:
 
     def _recover_phase(self, spec: PhaseSpec, state: PhaseState) -> PhaseReport:
         lifecycle = PhaseLifecycle(state, self.states, self.context)
-        target = self.project.target(self.env, spec)
+        stage = self._stage(spec, state)
+        target = stage.target
         drift = self.engine.refresh(target)
         note = f" (refresh: {len(drift)} resource(s) no longer in the cloud)" if drift else ""
         if state.status == "verifying":
@@ -606,10 +758,11 @@ class Orchestrator:
             if fingerprint != state.fingerprint:
                 reason = "the working tree changed since the interrupted apply"
                 lifecycle.fire("fail", message=reason)
-                return self._roll_back(lifecycle, target, reason + note)
-            failed = self._verify(lifecycle, spec, target, fingerprint, outputs)
+                return self._roll_back(lifecycle, spec, target, reason + note)
+            failed = self._verify(lifecycle, spec, stage, fingerprint, outputs)
             if failed:
-                return self._roll_back(lifecycle, target, failed + note)
+                lifecycle.fire("fail", message=failed)
+                return self._roll_back(lifecycle, spec, target, failed + note)
             return PhaseReport(
                 spec.name, state.stack, state.status, "verified", message="verified" + note
             )
@@ -617,7 +770,9 @@ class Orchestrator:
             lifecycle.fire("fail", message="the run applying it was interrupted")
         elif state.status == "rollback_failed":
             lifecycle.fire("retry", message="rollback retried by recover")
-        return self._roll_back(lifecycle, target, "interrupted or failed run recovered" + note)
+        return self._roll_back(
+            lifecycle, spec, target, "interrupted or failed run recovered" + note
+        )
 
     # -- status and reset -----------------------------------------------------------------
 
@@ -664,6 +819,16 @@ class Orchestrator:
                 hint=f"allowed: {', '.join(sandboxes) or 'none (no environment uses the sandbox)'}",
             )
         return engine
+
+    def sandbox_alarm(self, name: str, state: str) -> None:
+        """Set an alarm of the emulated cloud to ALARM or OK, as its metric would."""
+        engine = self._sandbox_engine()
+        lock = self._lock()
+        self._acquire(lock)
+        try:
+            engine.set_alarm(self.env.name, name, state)
+        finally:
+            lock.release()
 
     def sandbox_inventory(self) -> dict[str, Any]:
         return dict(self._sandbox_engine().inventory(self.env.name))

@@ -164,7 +164,12 @@ class Project:
         if model is None:
             return config
         path = self.stack_config_path(env, phase.name)
-        own = (f"{CONFIG_NAMESPACE}:phase", f"{CONFIG_NAMESPACE}:program", POLICY_KEY)
+        own = (
+            f"{CONFIG_NAMESPACE}:phase",
+            f"{CONFIG_NAMESPACE}:program",
+            f"{CONFIG_NAMESPACE}:step",
+            POLICY_KEY,
+        )
         values = {
             key.split(":", 1)[1]: value
             for key, value in config.items()

@@ -118,13 +118,26 @@ def render_reports(
     summary = ", ".join(
         f"{totals.get(op, 0)} to {op}" for op in ("create", "update", "replace", "delete")
     )
-    if title == "Recover":
+    if title in ("Recover", "Rollback"):
         outcomes = ", ".join(f"{r.stack} {r.outcome}" for r in reports)
-        summary = f"{len(reports)} stack(s) recovered: {outcomes}"
+        done = {"Recover": "recovered", "Rollback": "rolled back by hand"}[title]
+        summary = f"{len(reports)} stack(s) {done}: {outcomes}"
     if title == "Apply":
         applied = [r for r in reports if r.outcome == "applied"]
-        summary = f"{len(applied)} phase(s) applied, {len(reports) - len(applied)} unchanged"
+        others = [r for r in reports if r.outcome not in ("applied", "no changes")]
+        summary = (
+            f"{len(applied)} phase(s) applied, "
+            f"{sum(r.outcome == 'no changes' for r in reports)} unchanged"
+            + "".join(f", {r.phase} {r.outcome}" for r in others)
+        )
     console.print(f"[bold]{title}[/] ({environment}): {summary}.")
+
+
+def _step(state: PhaseState) -> str | None:
+    """Where a stepped phase stands: "2/3", or "baseline" after a rollback."""
+    if state.step is None or state.steps is None:
+        return None
+    return "baseline" if state.step < 0 else f"{state.step + 1}/{state.steps}"
 
 
 def render_status(environment: str, states: list[PhaseState], output: str) -> None:
@@ -135,7 +148,10 @@ def render_status(environment: str, states: list[PhaseState], output: str) -> No
             position = state.phase
     # Complete when cutover, and so everything before it, is verified: a cutover that
     # stays verified while an earlier phase rolls back is not a finished migration.
-    complete = bool(states) and all(s.status == "verified" for s in states)
+    # A stepped phase (cutover) is done at its last step.
+    complete = bool(states) and all(
+        s.status == "verified" and (s.steps is None or s.step == s.steps - 1) for s in states
+    )
     if output == "json":
         data = {
             "environment": environment,
@@ -147,6 +163,7 @@ def render_status(environment: str, states: list[PhaseState], output: str) -> No
                     "stack": s.stack,
                     "status": s.status,
                     "fingerprint": s.fingerprint,
+                    "step": _step(s),
                     "updated": s.history[-1].at if s.history else None,
                     "outputs": s.outputs,
                 }
@@ -158,7 +175,7 @@ def render_status(environment: str, states: list[PhaseState], output: str) -> No
     from rich.table import Table
 
     table = Table(title=f"{environment}", title_justify="left", box=None, pad_edge=False)
-    for column in ("phase", "status", "updated", "by", "outputs"):
+    for column in ("phase", "status", "step", "updated", "by", "outputs"):
         table.add_column(column)
     colours = {
         "verified": "green",
@@ -172,6 +189,7 @@ def render_status(environment: str, states: list[PhaseState], output: str) -> No
         table.add_row(
             s.phase,
             f"[{colour}]{s.status}[/]",
+            _step(s) or "-",
             last.at if last else "-",
             last.actor if last else "-",
             str(len(s.outputs)),

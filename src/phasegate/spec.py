@@ -73,6 +73,9 @@ class EnvironmentSpec(_Model):
         None,
         description="pulumi engine: backend URL (default: file backend under .phasegate/pulumi)",
     )
+    kubeconfig: str | None = Field(
+        None, description="kubeconfig the kubernetes checks use (the sandbox has no cluster)"
+    )
 
 
 class CheckSpec(_Model):

@@ -130,6 +130,11 @@ class PhaseState(_Model):
     plan: PlanSummary | None = None
     outputs: dict[str, Any] = Field(default_factory=dict)
     lkg: LastKnownGood | None = None
+    step: int | None = Field(
+        default=None,
+        description="a stepped phase: the last verified step, from 0 (-1: back at the baseline)",
+    )
+    steps: int | None = Field(default=None, description="a stepped phase: how many steps")
     approval: Approval | None = Field(
         default=None, description="where the environment requires one: the approval on record"
     )

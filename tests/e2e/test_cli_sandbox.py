@@ -98,7 +98,9 @@ def test_status_shows_all_four_verified_in_order(cli: Any, applied: Path) -> Non
     assert status["environment"] == "sandbox"
     assert [p["phase"] for p in status["phases"]] == PHASES
     assert [p["status"] for p in status["phases"]] == ["verified"] * 4
-    assert (status["position"], status["complete"]) == ("cutover", True)
+    # The cutover runs one step per apply: after the first apply it is at step 1 of 3.
+    assert (status["position"], status["complete"]) == ("cutover", False)
+    assert [p["step"] for p in status["phases"]] == [None, None, None, "1/3"]
     outputs = {p["phase"]: p["outputs"] for p in status["phases"]}
     assert outputs["pilot"]["cluster_name"] == "sandbox-ai-platform"
     assert outputs["data_layer"]["raw_bucket"] == "phasegate-sandbox-lake-raw"
@@ -111,10 +113,21 @@ def test_status_shows_all_four_verified_in_order(cli: Any, applied: Path) -> Non
 
     text = cli.run(applied, "status")
     assert text.returncode == 0, text.stderr
-    assert "Position: complete (4/4 phases verified)" in text.stdout
+    assert "Position: at cutover (4/4 phases verified)" in text.stdout
 
 
-def test_a_second_apply_reports_no_changes_and_touches_nothing(
+def test_each_further_apply_takes_the_cutover_one_step_on(cli: Any, applied: Path) -> None:
+    for step in (2, 3):
+        result = cli.run(applied, "apply", "--yes")
+        assert result.returncode == 0, result.stderr
+        assert "Apply (sandbox): 1 phase(s) applied, 3 unchanged." in result.stdout
+        assert _state(applied, "cutover")["step"] == step - 1
+        status = _json(cli.run(applied, "status", "--output", "json"))
+        assert status["phases"][-1]["step"] == f"{step}/3"
+    assert _json(cli.run(applied, "status", "--output", "json"))["complete"] is True
+
+
+def test_once_complete_an_apply_reports_no_changes_and_touches_nothing(
     cli: Any, applied: Path, snapshot: Callable[[Path], dict[str, bytes]]
 ) -> None:
     before = snapshot(applied)
@@ -184,8 +197,13 @@ def test_serve_shows_the_applied_cloud_to_plain_boto3(
             for r in records
             if r["Name"] == "app.corp.example.com." and "SetIdentifier" in r
         }
-        assert {k: r["Weight"] for k, r in app.items()} == {"legacy": 90, "platform": 10}
-        assert {k: r["Weight"] for k, r in app.items()} == cutover["weights"]
+        # The last step of the cutover: all traffic on the platform.
+        assert {k: r["Weight"] for k, r in app.items()} == {"legacy": 0, "platform": 100}
+        last = cutover["steps"][-1]
+        assert {k: r["Weight"] for k, r in app.items()} == {
+            "legacy": last["legacy"],
+            "platform": last["platform"],
+        }
         assert app["legacy"]["ResourceRecords"] == [{"Value": cutover["legacy_target"]}]
         assert app["platform"]["ResourceRecords"] == [
             {"Value": outputs["compute"]["inference_dns"]}

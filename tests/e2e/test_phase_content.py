@@ -121,7 +121,8 @@ def test_weighted_records_carry_the_configured_weights_and_alarms_watch_them(
         for r in records
         if r["Name"] == f"{cutover['app_host']}.{cutover['zone']}."
     }
-    assert weights == cutover["weights"]
+    first = cutover["steps"][0]  # one apply: the cutover is at its first step
+    assert weights == {"legacy": first["legacy"], "platform": first["platform"]}
     alarms = _outputs(applied, "cutover")["alarm_names"]
     found = cloudwatch.describe_alarms(AlarmNames=alarms)["MetricAlarms"]
     assert sorted(a["AlarmName"] for a in found) == sorted(alarms) and len(alarms) == 2

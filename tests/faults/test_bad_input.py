@@ -154,9 +154,9 @@ def test_debug_shows_the_traceback(cli: Any, applied_project: Path, snapshot: Sn
         ),
         pytest.param(
             "sandbox-cutover",
-            "    legacy: 90",
-            "    legacy: 300",
-            "weights.legacy: a Route53 weight must be between 0 and 255 (got 300)",
+            "{legacy: 90, platform: 10,",
+            "{legacy: 300, platform: 10,",
+            "steps.0.legacy: a Route53 weight must be between 0 and 255 (got 300)",
             id="weight-300",
         ),
     ],
@@ -208,11 +208,15 @@ def test_a_bad_value_in_a_late_phase_leaves_the_earlier_phases_untouched(
     # compute has a real change to plan; cutover's config is wrong: nothing is recorded.
     stacks = applied_project / "stacks"
     _replace_once(stacks / "Pulumi.sandbox-compute.yaml", "desired_size: 1", "desired_size: 2")
-    _replace_once(stacks / "Pulumi.sandbox-cutover.yaml", "    legacy: 90", "    legacy: 300")
+    _replace_once(
+        stacks / "Pulumi.sandbox-cutover.yaml",
+        "{legacy: 90, platform: 10,",
+        "{legacy: 300, platform: 10,",
+    )
     before = snapshot(applied_project)
     for args in (("plan",), ("apply", "--yes")):
         line = _fails_cleanly(cli.run(applied_project, *args))
-        assert "Pulumi.sandbox-cutover.yaml" in line and "weights.legacy" in line
+        assert "Pulumi.sandbox-cutover.yaml" in line and "steps.0.legacy" in line
         assert snapshot(applied_project) == before
 
 

@@ -623,7 +623,8 @@ def test_weighted_records_and_one_alarm_per_target(env: str) -> None:
     host = f"{config['phasegate:app_host']}.{config['phasegate:zone']}"
     records = {r.name: r.inputs for r in run.of(RECORD)}
     assert set(records) == {"app-legacy", "app-platform"}
-    weights = config["phasegate:weights"]
+    first = config["phasegate:steps"][0]  # no step given: the first one
+    weights = {"legacy": first["legacy"], "platform": first["platform"]}
     for target in ("legacy", "platform"):
         record = records[f"app-{target}"]
         assert record["name"] == host
@@ -646,10 +647,19 @@ def test_weighted_records_and_one_alarm_per_target(env: str) -> None:
     assert sorted(run.outputs["alarm_names"]) == sorted(alarms)
 
 
-def test_a_cutover_step_changes_only_the_weights() -> None:
-    run = run_phase("sandbox", "cutover", {"phasegate:weights": {"legacy": 50, "platform": 50}})
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [(0, (90, 10)), (1, (50, 50)), (2, (0, 100)), (-1, (100, 0))],
+    ids=["first", "second", "last", "baseline"],
+)
+def test_a_cutover_step_sets_only_its_weights(step: int, expected: tuple[int, int]) -> None:
+    # phasegate passes the step it applies; -1 is the baseline a rollback goes back to.
+    run = run_phase("sandbox", "cutover", {"phasegate:step": step})
     weights = {r.name: r.inputs["weightedRoutingPolicies"][0]["weight"] for r in run.of(RECORD)}
-    assert weights == {"app-legacy": 50, "app-platform": 50}
+    assert (weights["app-legacy"], weights["app-platform"]) == expected
+    assert {r.name for r in run.resources} == {
+        r.name for r in shipped("sandbox", "cutover").resources
+    }
 
 
 # --- bad config stops the program before anything is declared ---------------------------
@@ -779,10 +789,10 @@ def test_a_weight_over_255_is_refused(models: ModuleType) -> None:
         {
             "zone": "corp.example.com",
             "legacy_target": "legacy.corp.example.com",
-            "weights": {"legacy": 0, "platform": 300},
+            "steps": [{"legacy": 0, "platform": 300}],
         },
     )
-    assert where == "weights.platform"
+    assert where == "steps.0.platform"
     assert "between 0 and 255 (got 300)" in message
 
 
@@ -792,10 +802,10 @@ def test_weights_that_add_up_to_zero_are_refused(models: ModuleType) -> None:
         {
             "zone": "corp.example.com",
             "legacy_target": "legacy.corp.example.com",
-            "weights": {"legacy": 0, "platform": 0},
+            "steps": [{"legacy": 0, "platform": 0}],
         },
     )
-    assert where == "weights"
+    assert where == "steps.0"
     assert "at least one must be 1-255" in message
 
 

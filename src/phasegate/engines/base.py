@@ -259,3 +259,7 @@ class Engine(ABC):
     @abstractmethod
     def outputs(self, stack_name: str) -> StackOutputs | None:
         """The stack's current outputs, or None if the stack was never applied."""
+
+    @abstractmethod
+    def aws_client(self, stack: StackTarget, service: str) -> Any:
+        """A boto3 client of ``service`` on the AWS API the stack's resources live in."""

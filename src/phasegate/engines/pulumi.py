@@ -254,6 +254,12 @@ class PulumiEngine(Engine):
         except auto.CommandError as exc:
             raise EngineError(_first_line(exc), stack=stack_name) from exc
 
+    def aws_client(self, stack: StackTarget, service: str) -> Any:
+        import boto3
+
+        session = boto3.Session(profile_name=stack.profile, region_name=stack.region)
+        return session.client(service, endpoint_url=stack.endpoint_url)
+
     @staticmethod
     def _sink(
         stack_name: str, changes: list[ResourceChange], on_event: EventSink

@@ -37,7 +37,7 @@ from phasegate.engines.sandbox.store import (
     SandboxStore,
     StackCheckpoint,
 )
-from phasegate.errors import EngineError
+from phasegate.errors import EngineError, InputError
 
 __all__ = ["SandboxEngine"]
 
@@ -517,6 +517,30 @@ class SandboxEngine(Engine):
             },
             "kubernetes_objects": sorted(checkpoint.store.get("kubernetes", {})),
         }
+
+    def set_alarm(self, environment: str, name: str, state: str) -> None:
+        """Put a CloudWatch alarm of the emulated cloud in ALARM or OK, and keep it so."""
+        store = self.store(environment)
+        checkpoint = store.load()
+        cloudwatch = (
+            store.cloud(checkpoint).session().client("cloudwatch", region_name=store.region)
+        )
+        names = [a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]]
+        if name not in names:
+            raise InputError(
+                f"no alarm named '{name}' in the {environment} sandbox",
+                field="NAME",
+                hint=f"allowed: {', '.join(sorted(names)) or 'none (apply the cutover first)'}",
+            )
+        cloudwatch.set_alarm_state(
+            AlarmName=name, StateValue=state, StateReason="set by `migrate sandbox alarm`"
+        )
+        store.commit(checkpoint)
+
+    def aws_client(self, stack: StackTarget, service: str) -> Any:
+        """A client of the environment's emulated cloud, in this process (read by checks)."""
+        store = self.store(stack.environment, stack.region)
+        return store.cloud(store.load()).session().client(service, region_name=stack.region)
 
     def serve(
         self,
