@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,8 @@ class PhaseReport:
     message: str = ""
     kept: tuple[str, ...] = ()
     violations: list[Violation] = field(default_factory=list)
+    rollback_seconds: float | None = None
+    """From the failure being seen to the rollback being done (checked), when one ran."""
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -87,6 +90,8 @@ class PhaseReport:
             out["message"] = self.message
         if self.kept:
             out["kept"] = list(self.kept)
+        if self.rollback_seconds is not None:
+            out["rollback_seconds"] = round(self.rollback_seconds, 3)
         if self.violations:
             out["policy"] = [
                 {
@@ -651,6 +656,7 @@ class Orchestrator:
         apply created is destroyed, protected resources kept. A stepped phase goes back to
         its baseline (cutover: all traffic on legacy) instead, on its last known good."""
         state = lifecycle.state
+        started = time.monotonic()
         faults.point("rollback")
         kept: tuple[str, ...] = ()
         stepped = _STEP in target.config
@@ -683,6 +689,7 @@ class Orchestrator:
                 "rollback failed",
                 plan,
                 message=f"{reason}; and the rollback failed: {exc}",
+                rollback_seconds=time.monotonic() - started,
             )
         if stepped:
             state.step = -1
@@ -700,6 +707,7 @@ class Orchestrator:
             plan,
             message=f"{reason}; rolled back to {what}",
             kept=kept,
+            rollback_seconds=time.monotonic() - started,
         )
 
     def rollback(self, phase: str) -> PhaseReport:

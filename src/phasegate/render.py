@@ -110,6 +110,8 @@ def render_reports(
             console.print(f"  kept (protected): {', '.join(report.kept)}")
         if report.message:
             console.print(f"  {report.message}")
+        if report.rollback_seconds is not None:
+            console.print(f"  [dim]rollback took {report.rollback_seconds:.1f} s[/]")
     totals: dict[str, int] = {}
     for report in reports:
         if report.plan is not None and report.outcome != "no changes":
