@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from typing import Any, Literal, get_args, get_origin, overload
 
@@ -31,7 +32,7 @@ __all__ = [
 NAMESPACE = "phasegate"
 # Keys the orchestrator and the policy pack read (which program runs, policy
 # enforcement overrides); not part of any phase's model.
-_NOT_MODEL_KEYS = frozenset({"phase", "program", "policy", "step"})
+_NOT_MODEL_KEYS = frozenset({"phase", "program", "policy", "step", "protected"})
 
 
 class InvalidConfig(ValueError):
@@ -41,6 +42,15 @@ class InvalidConfig(ValueError):
 def environment() -> str:
     """The environment of this stack (stacks are named <environment>-<phase>)."""
     return pulumi.get_stack().split("-", 1)[0]
+
+
+def keep(name: str, opts: pulumi.ResourceOptions | None = None) -> pulumi.ResourceOptions:
+    """Resource options that protect ``name`` when migration.yaml lists it as protected
+    (names or glob patterns, passed as `phasegate:protected`): never deleted, not even by
+    a rollback, on either engine."""
+    patterns: list[str] = pulumi.Config(NAMESPACE).get_object("protected") or []
+    protect = any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect))
 
 
 def upstream(phase: str) -> pulumi.StackReference:

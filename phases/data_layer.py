@@ -1,7 +1,8 @@
 """data_layer: the lake that replaces nightly batch exports from the legacy bucket.
 
-Five buckets, one customer-managed KMS key. Logical names (`lake-raw`, ..., `lake-key`)
-are stable because migration.yaml marks data resources protected by those names.
+Five buckets, one customer-managed KMS key. Logical names (`lake-raw`, ..., `lake-key`,
+each bucket's guards `lake-raw-versioning`, ...) are stable: migration.yaml protects
+them by name (`lake-*`), so no rollback deletes the data or loosens its guards.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from common import environment, load_config, phase_tags
+from common import environment, keep, load_config, phase_tags
 from storage import Lifecycle, private_bucket
 
 LAKE_BUCKETS = ("raw", "curated", "features", "models", "checkpoints")
@@ -26,9 +27,13 @@ def program() -> None:
         enable_key_rotation=True,
         deletion_window_in_days=cfg.key_deletion_window_days,
         tags=tags,
+        opts=keep("lake-key"),
     )
     alias = aws.kms.Alias(
-        "lake-key-alias", name=f"alias/phasegate-{env}-lake", target_key_id=key.key_id
+        "lake-key-alias",
+        name=f"alias/phasegate-{env}-lake",
+        target_key_id=key.key_id,
+        opts=keep("lake-key-alias"),
     )
 
     lifecycle = Lifecycle(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from common import keep
 from config import check_bucket_name
 
 __all__ = ["Lifecycle", "private_bucket"]
@@ -64,7 +65,7 @@ def private_bucket(
     Without ``kms_key_arn`` objects are encrypted with the account's AWS managed S3 key.
     """
     check_bucket_name(bucket)
-    resource = aws.s3.Bucket(name, bucket=bucket, tags=tags)
+    resource = aws.s3.Bucket(name, bucket=bucket, tags=tags, opts=keep(name))
     blocked = aws.s3.BucketPublicAccessBlock(
         f"{name}-public-access",
         bucket=resource.id,
@@ -72,6 +73,7 @@ def private_bucket(
         block_public_policy=True,
         ignore_public_acls=True,
         restrict_public_buckets=True,
+        opts=keep(f"{name}-public-access"),
     )
     aws.s3.BucketServerSideEncryptionConfiguration(
         f"{name}-encryption",
@@ -84,13 +86,14 @@ def private_bucket(
                 bucket_key_enabled=True,
             )
         ],
+        opts=keep(f"{name}-encryption"),
     )
     # S3 refuses a policy change while the public-access block is being written.
     aws.s3.BucketPolicy(
         f"{name}-tls-only",
         bucket=resource.id,
         policy=resource.arn.apply(_tls_only),
-        opts=pulumi.ResourceOptions(depends_on=[blocked]),
+        opts=keep(f"{name}-tls-only", pulumi.ResourceOptions(depends_on=[blocked])),
     )
     versioning = None
     if versioned:
@@ -100,6 +103,7 @@ def private_bucket(
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
                 status="Enabled"
             ),
+            opts=keep(f"{name}-versioning"),
         )
     if lifecycle is not None:
         aws.s3.BucketLifecycleConfiguration(
@@ -125,6 +129,9 @@ def private_bucket(
                 )
             ],
             # A lifecycle on a versioned bucket must follow the versioning setting.
-            opts=pulumi.ResourceOptions(depends_on=[versioning] if versioning else []),
+            opts=keep(
+                f"{name}-lifecycle",
+                pulumi.ResourceOptions(depends_on=[versioning] if versioning else []),
+            ),
         )
     return resource

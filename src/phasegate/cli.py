@@ -170,7 +170,7 @@ def _raise_for_failures(reports: list[Any]) -> None:
     from phasegate.errors import RollbackFailed, RolledBack
 
     for report in reports:
-        kept = f"; kept protected: {', '.join(report.kept)}" if report.kept else ""
+        kept = f"; kept {len(report.kept)} protected resource(s) (see above)" if report.kept else ""
         if report.outcome == "failed":
             raise PhasegateError(f"{report.stack}: {report.message}")
         if report.outcome == "rollback failed":

@@ -107,7 +107,8 @@ def render_reports(
                 f"{v.resource_type} {v.resource_name}: {v.message}"
             )
         if report.kept:
-            console.print(f"  kept (protected): {', '.join(report.kept)}")
+            names = ", ".join(sorted(k.rsplit(" ", 1)[-1] for k in report.kept))
+            console.print(f"  kept {len(report.kept)} protected resource(s): {names}")
         if report.message:
             console.print(f"  {report.message}")
         if report.rollback_seconds is not None:

@@ -134,7 +134,8 @@ class PhaseSpec(_Model):
     )
     protected: list[str] = Field(
         default_factory=list,
-        description="resource names never deleted, in addition to protect=True in the program",
+        description="resource names or glob patterns (lake-*) never deleted, not even by a "
+        "rollback; the programs mark them protect=True (phasegate:protected)",
     )
 
     @field_validator("depends_on", mode="before")

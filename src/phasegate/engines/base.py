@@ -6,6 +6,7 @@ its own failures into :class:`~phasegate.errors.EngineError` here at the boundar
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 from abc import ABC, abstractmethod
@@ -104,6 +105,20 @@ class StackTarget:
     @property
     def name(self) -> str:
         return f"{self.environment}-{self.phase}"
+
+    def is_protected(self, resource: str) -> bool:
+        """Whether migration.yaml protects a resource of this stack (names or globs)."""
+        return any(fnmatch.fnmatchcase(resource, pattern) for pattern in self.protected)
+
+    @property
+    def run_config(self) -> dict[str, Any]:
+        """The config a program runs with: the stack's, plus what phasegate tells it."""
+        return {
+            "phasegate:phase": self.phase,
+            "phasegate:program": self.program.module,
+            "phasegate:protected": sorted(self.protected),
+            **dict(self.config),
+        }
 
     @property
     def config_digest(self) -> str:

@@ -115,11 +115,7 @@ class PulumiEngine(Engine):
             "stackConfigDir": "stacks",
         }
         write_atomic(directory / "Pulumi.yaml", dump_yaml(project).encode())
-        config = {
-            "phasegate:phase": target.phase,
-            "phasegate:program": target.program.module,
-            **dict(target.config),
-        }
+        config = target.run_config
         if target.endpoint_url:
             config.setdefault("aws:skipCredentialsValidation", True)
             config.setdefault("aws:skipRequestingAccountId", True)

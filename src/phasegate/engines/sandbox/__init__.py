@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from phasegate import faults
 from phasegate.atomic import write_atomic
 from phasegate.engines.base import (
     UNKNOWN,
@@ -133,7 +134,7 @@ class _Deployment:
             if not reg.custom or reg.type.startswith("pulumi:providers:"):
                 return self._bookkeeping(reg, old)
             handler = handler_for(reg.type)
-            protected = reg.protect or reg.name in self.stack.protected
+            protected = reg.protect or self.stack.is_protected(reg.name)
             self.declared.append(DeclaredResource(reg.type, reg.name, reg.inputs, protected))
             if handler is None:
                 return self._refuse(reg, "the sandbox engine has no emulation for this type")
@@ -238,6 +239,7 @@ class _Deployment:
         ctx = self.context()
         self._event(change, "start")
         try:
+            faults.point("resource-op-fail")
             if change.op is Op.UPDATE and old is not None:
                 outputs = handler.update(ctx, old.id, old.inputs, reg.inputs, old.outputs)
                 id_ = old.id
@@ -251,7 +253,7 @@ class _Deployment:
                     else:
                         self.replaced.append(old)
                 id_, outputs = handler.create(ctx, reg.name, reg.inputs)
-        except (HandlerError, ProgramFailed) as exc:
+        except (HandlerError, ProgramFailed, faults.FaultInjected) as exc:
             self._event(change, "failed", str(exc))
             raise ProgramFailed(f"{reg.type} '{reg.name}': {exc}") from None
         except Exception as exc:
@@ -259,6 +261,7 @@ class _Deployment:
             raise ProgramFailed(f"{reg.type} '{reg.name}': {type(exc).__name__}: {exc}") from None
         self._record(reg, id_, outputs, emulated=handler.emulated)
         self._commit()
+        self._passed(change)
         self._event(change, "done")
         return id_, outputs
 
@@ -273,7 +276,7 @@ class _Deployment:
             outputs=dict(outputs),
             parent=reg.parent,
             dependencies=sorted(set(reg.dependencies) | ({reg.parent} if reg.parent else set())),
-            protect=reg.protect or reg.name in self.stack.protected,
+            protect=reg.protect or self.stack.is_protected(reg.name),
             emulated=emulated,
         )
         # Registration order is dependency order: moving the resource last keeps the
@@ -292,6 +295,18 @@ class _Deployment:
             secret_outputs=sorted(outputs.secret) if outputs else previous.secret_outputs,
         )
         self.store.commit(self.checkpoint)
+
+    @staticmethod
+    def _passed(change: ResourceChange) -> None:
+        """The ``resource-op`` fault point, right after an operation is committed; a
+        ``fail`` there fails the run with the operation done, as an error on the next
+        API call would."""
+        try:
+            faults.point("resource-op")
+        except faults.FaultInjected as exc:
+            raise ProgramFailed(
+                f"after {change.op.value} {change.type} '{change.name}': {exc}"
+            ) from None
 
     def _event(self, change: ResourceChange, status: str, message: str = "") -> None:
         self.on_event(
@@ -330,15 +345,18 @@ class _Deployment:
                 raise ProgramFailed(f"{state.type} '{state.name}': no sandbox handler to delete it")
             self._event(change, "start")
             try:
+                faults.point("resource-op-fail")
                 handler.delete(self.context(), state.id, state.outputs)
             except Exception as exc:
                 self._event(change, "failed", str(exc))
                 raise ProgramFailed(f"deleting {state.type} '{state.name}': {exc}") from None
-            self._event(change, "done")
         self.current = [r for r in self.current if r is not state]
         if state in self.replaced:
             self.replaced.remove(state)
         self._commit()
+        if state.custom and not state.type.startswith("pulumi:providers:"):
+            self._passed(change)
+            self._event(change, "done")
         return change
 
     def planned_deletes(self) -> list[ResourceChange]:
@@ -407,12 +425,7 @@ class SandboxEngine(Engine):
             upstream=upstream or {},
             on_event=on_event,
         )
-        config = {
-            "phasegate:phase": stack.phase,
-            "phasegate:program": stack.program.module,
-            **stack.config,
-            "aws:region": stack.region,
-        }
+        config = {**stack.run_config, "aws:region": stack.region}
         try:
             outputs = run_program(
                 self._program_dir(stack.program),
@@ -455,7 +468,7 @@ class SandboxEngine(Engine):
         deployment = _Deployment(
             self, stack, store, checkpoint, preview=False, upstream={}, on_event=on_event
         )
-        kept = [r for r in deployment.current if r.protect or r.name in stack.protected]
+        kept = [r for r in deployment.current if r.protect or stack.is_protected(r.name)]
         deployment.seen = {r.urn for r in kept}
         try:
             deleted = deployment.delete_leftovers()
