@@ -3,146 +3,131 @@
 Kinds live in an explicit registry; a check of a kind not in it is refused when
 ``migration.yaml`` is loaded, never skipped silently. Each kind declares its parameters
 as a pydantic model, so a wrong parameter is reported with the file and line too.
+Parameters may name stack outputs and config (``${outputs.NAME}``,
+``${config.KEY.SUB}``); see :mod:`phasegate.checks_base` for how they are resolved and
+validated.
+
+The kinds, one module per area: ``checks_storage`` (s3_bucket), ``checks_compute``
+(eks_nodegroup, launch_template), ``checks_network`` (vpc_endpoint, route53_weights),
+``checks_traffic`` (cloudwatch_alarm, http), ``checks_kubernetes`` (kubernetes) and
+``checks_custom`` (outputs, python).
 """
 
 from __future__ import annotations
 
-import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from phasegate.checks_base import (
+    CheckContext,
+    CheckError,
+    CheckKind,
+    Probe,
+    UnresolvedReference,
+    prepare_params,
+)
+from phasegate.checks_compute import EksNodegroup, LaunchTemplate, load_gpu_catalog
+from phasegate.checks_custom import Outputs, PythonCheck
+from phasegate.checks_kubernetes import Kubernetes
+from phasegate.checks_network import Route53Weights, VpcEndpoint
+from phasegate.checks_storage import S3Bucket
+from phasegate.checks_traffic import CloudwatchAlarm, Http
 from phasegate.state import CheckResult
 
 if TYPE_CHECKING:
     from phasegate.spec import CheckSpec
 
-__all__ = ["KINDS", "CheckContext", "CheckKind", "Probe", "run_check"]
+__all__ = [
+    "KINDS",
+    "CheckContext",
+    "CheckError",
+    "CheckKind",
+    "Probe",
+    "load_gpu_catalog",
+    "run_check",
+]
 
-
-@dataclass(frozen=True)
-class CheckContext:
-    """What a probe may look at: the stack just applied, its outputs and config, and the
-    environment's AWS API."""
-
-    environment: str
-    stack: str
-    outputs: Mapping[str, Any]
-    config: Mapping[str, Any] = field(default_factory=dict)
-    """The stack config with the phase model's defaults, keys without ``phasegate:``."""
-    aws: Callable[[str], Any] | None = None
-    """A boto3 client of a service on the environment's AWS API (sandbox: its cloud)."""
-    sandbox: bool = False
-    """True on the sandbox engine, where some probes cannot run (no cluster to ask)."""
-    kubeconfig: str | None = None
-    """The environment's kubeconfig path, for probes that talk to the cluster."""
-    bake_seconds: float = 0.0
-    """How long the current step bakes: probes that watch (alarms) watch this long."""
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One attempt's verdict."""
-
-    passed: bool
-    message: str
-
-
-class CheckKind(ABC):
-    """A kind of check: its parameter model and one probe attempt."""
-
-    name: ClassVar[str]
-    params: ClassVar[type[BaseModel]]
-
-    @abstractmethod
-    def probe(self, params: Any, ctx: CheckContext) -> Probe:
-        """One attempt; raising counts as a failed attempt."""
-
-
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class OutputsParams(_Params):
-    """Assertions over the stack's exported outputs."""
-
-    present: list[str] = Field(default_factory=list, description="outputs that must be set")
-    equals: dict[str, Any] = Field(
-        default_factory=dict, description="outputs that must have exactly these values"
+KINDS: dict[str, CheckKind] = {
+    kind.name: kind
+    for kind in (
+        Outputs(),
+        PythonCheck(),
+        S3Bucket(),
+        EksNodegroup(),
+        LaunchTemplate(),
+        VpcEndpoint(),
+        Route53Weights(),
+        CloudwatchAlarm(),
+        Http(),
+        Kubernetes(),
     )
-
-    @model_validator(mode="after")
-    def _something_to_check(self) -> OutputsParams:
-        if not self.present and not self.equals:
-            raise ValueError("give at least one of present, equals")
-        return self
-
-
-class Outputs(CheckKind):
-    name = "outputs"
-    params = OutputsParams
-
-    def probe(self, params: OutputsParams, ctx: CheckContext) -> Probe:
-        missing = [k for k in params.present if ctx.outputs.get(k) in (None, "", [], {})]
-        wrong = [
-            f"{k} is {ctx.outputs.get(k)!r}, expected {v!r}"
-            for k, v in params.equals.items()
-            if ctx.outputs.get(k) != v
-        ]
-        problems = ([f"missing outputs: {', '.join(missing)}"] if missing else []) + wrong
-        if problems:
-            return Probe(False, "; ".join(problems))
-        checked = len(params.present) + len(params.equals)
-        return Probe(True, f"{checked} output assertion(s) hold")
-
-
-KINDS: dict[str, CheckKind] = {kind.name: kind for kind in (Outputs(),)}
+}
 
 
 def run_check(
     spec: CheckSpec,
     ctx: CheckContext,
     *,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> CheckResult:
-    """Probe until ``required_passes`` in a row, more than ``retries`` failures, or the
-    timeout. A probe that raises counts as a failed attempt with the error as message."""
+    """Probe until ``required_passes`` in a row, more than ``retries`` failures, a final
+    failure, or the timeout; a probe that cannot run here makes the check ``skipped``.
+
+    A probe that raises counts as a failed attempt with the error as message. The
+    timeout is looked at between attempts: a probe that watches for a while (an alarm
+    through its bake) is not cut short. ``sleep`` and ``clock`` default to the context's.
+    References in the params are resolved first; one that names nothing fails the check
+    without an attempt. ``ctx`` is handed to the probes as it is.
+    """
+    sleep = sleep or ctx.sleep
+    clock = clock or ctx.clock
     kind = KINDS[spec.kind]
-    params = kind.params.model_validate(spec.params)
     start = clock()
+
+    def result(
+        outcome: Literal["pass", "fail", "skipped"], message: str, attempts: int
+    ) -> CheckResult:
+        return CheckResult(
+            name=spec.name,
+            kind=spec.kind,
+            result=outcome,
+            message=message,
+            attempts=attempts,
+            duration=round(clock() - start, 3),
+        )
+
+    try:
+        params = prepare_params(kind, spec.params, ctx)
+    except (UnresolvedReference, ValueError) as exc:
+        return result("fail", str(exc), 0)
     attempts = failures = streak = 0
-    verdict = Probe(False, "not run")
     while True:
         attempts += 1
         try:
             verdict = kind.probe(params, ctx)
+        except CheckError as exc:
+            verdict = Probe(False, str(exc))
         except Exception as exc:  # a broken probe fails its check; it never passes it
             verdict = Probe(False, f"{type(exc).__name__}: {exc}")
+        if verdict.skipped:
+            return result("skipped", verdict.message, attempts)
         if verdict.passed:
             streak += 1
             if streak >= spec.required_passes:
-                result = "pass"
-                break
+                return result("pass", verdict.message, attempts)
         else:
             streak = 0
             failures += 1
-            if failures > spec.retries:
-                result = "fail"
-                break
+            if verdict.final or failures > spec.retries:
+                return result("fail", verdict.message, attempts)
         if clock() - start + spec.interval > spec.timeout:
-            result = "fail"
-            verdict = Probe(False, f"timed out after {spec.timeout:g}s: {verdict.message}")
-            break
+            so_far = (
+                f"{streak} of {spec.required_passes} passes in a row, last: "
+                if verdict.passed
+                else ""
+            )
+            return result(
+                "fail", f"timed out after {spec.timeout:g}s: {so_far}{verdict.message}", attempts
+            )
         sleep(spec.interval)
-    return CheckResult(
-        name=spec.name,
-        kind=spec.kind,
-        result=result,
-        message=verdict.message,
-        attempts=attempts,
-        duration=round(clock() - start, 3),
-    )
