@@ -257,7 +257,10 @@ def program() -> None:
     )
     kube = _kubernetes(provider, cfg.gpu_quotas, env)
 
+    pulumi.export("cluster_name", cluster_name)
     pulumi.export("training_node_group", training.node_group_name)
+    pulumi.export("training_launch_template", training_template.name)
+    pulumi.export("inference_launch_template", inference_template.name)
     pulumi.export("inference_node_group", inference.node_group_name)
     pulumi.export("placement_group", placement.name)
     pulumi.export("training_efa", cfg.training_pool.efa)

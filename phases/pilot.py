@@ -211,4 +211,5 @@ def program() -> None:
     )
     pulumi.export("node_role_arn", role.arn)
     pulumi.export("pilot_node_group", pilot_pool.node_group_name)
+    pulumi.export("pilot_launch_template", template.name)
     pulumi.export("artifacts_bucket", artifacts.bucket)

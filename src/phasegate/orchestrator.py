@@ -567,6 +567,7 @@ class Orchestrator:
             sandbox=self.env.engine == "sandbox",
             kubeconfig=self.env.kubeconfig,
             bake_seconds=bake,
+            project_root=self.project.root,
         )
         results = []
         for check in spec.checks:
