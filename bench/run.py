@@ -7,8 +7,10 @@ the project (migration.yaml, Pulumi.yaml, phases/, stacks/, policies/):
 
 1. `migrate --help` wall time                       (median of N, default 10)
 2. cold `migrate plan`: a fresh copy per run         (median of N, default 5)
-3. no-op `migrate apply --yes` after a full apply    (median of N, default 5)
+3. no-op `migrate apply --yes` after a full apply, the cutover stepped to its end (median of N)
 4. a full `migrate apply --yes` in a fresh copy: wall time and peak RSS of the child
+5. rollbacks: a cutover step whose alarm fires, a compute change whose GPU check fails
+   (from the failed check to the rollback checked, as the apply report gives it)
 
 It prints a markdown table; --write also appends it, with the machine it ran on, to
 bench/RESULTS.md. Benchmarks report, they do not gate: the exit code is always 0.
@@ -29,6 +31,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -39,6 +42,7 @@ TARGET_HELP_S = 0.4
 TARGET_PLAN_S = 4.0
 TARGET_NOOP_S = 3.0
 TARGET_RSS_MB = 500.0
+TARGET_ROLLBACK_S = 5.0
 
 # Runs one command as its only child and reports that child's wall time and peak RSS.
 # A separate process, so RUSAGE_CHILDREN holds nothing but this one child (and whatever
@@ -222,11 +226,59 @@ def bench_full_apply(migrate: str, work: Path, n: int) -> tuple[Measure, Measure
     return wall, rss, applied
 
 
+def _json_run(argv: list[str], cwd: Path) -> tuple[int, Any]:
+    proc = subprocess.run(
+        argv, cwd=cwd, env=child_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True
+    )
+    try:
+        return proc.returncode, json.loads(proc.stdout)
+    except ValueError:
+        return proc.returncode, {"stderr": proc.stderr[-2000:]}
+
+
+def bench_rollbacks(migrate: str, applied: Path | None, work: Path, n: int) -> list[Measure]:
+    """From a failed check to the rollback checked, as the apply report says: a cutover
+    step whose alarm fires, and a compute change whose GPU check cannot pass."""
+    cutover = Measure("rollback of a cutover step (alarm fired)", "s", TARGET_ROLLBACK_S)
+    compute = Measure("rollback of compute (GPU check failed)", "s", TARGET_ROLLBACK_S)
+    if applied is None:
+        for m in (cutover, compute):
+            m.errors.append("no applied copy to run in (the full apply failed)")
+        return [cutover, compute]
+    for i in range(n):
+        for m, phase in ((cutover, "cutover"), (compute, "compute")):
+            cwd = work / f"rollback-{phase}-{i}"
+            shutil.copytree(applied, cwd, symlinks=True)
+            if phase == "cutover":
+                timed([migrate, "sandbox", "alarm", "sandbox-app-platform-5xx", "ALARM"], cwd)
+            else:
+                config = cwd / "stacks" / "Pulumi.sandbox-compute.yaml"
+                text = config.read_text().replace("    desired_size: 1\n", "    desired_size: 0\n")
+                config.write_text(text)
+            rc, report = _json_run([migrate, "apply", "--yes", "--output", "json"], cwd)
+            found = [p for p in report.get("phases", []) if p.get("phase") == phase]
+            if rc == 3 and found and "rollback_seconds" in found[0]:
+                m.add(found[0]["rollback_seconds"])
+            else:
+                m.fail(f"{phase} rollback", Run(0.0, rc, str(report.get("stderr", report))))
+    return [cutover, compute]
+
+
+def step_through(migrate: str, applied: Path) -> None:
+    """Apply until the stepped cutover is at its last step (one step per apply)."""
+    for _ in range(10):
+        rc, status = _json_run([migrate, "status", "--output", "json"], applied)
+        if rc != 0 or status.get("complete"):
+            return
+        timed([migrate, "apply", "--yes"], applied)
+
+
 def bench_noop_apply(migrate: str, applied: Path | None, n: int) -> Measure:
     m = Measure("no-op `migrate apply --yes` (after a full apply)", "s", TARGET_NOOP_S)
     if applied is None:
         m.errors.append("no fully applied copy to run in (the full apply failed)")
         return m
+    step_through(migrate, applied)
     for _ in range(n):
         run = timed([migrate, "apply", "--yes"], applied)
         if run.rc == 0:
@@ -333,9 +385,11 @@ def main() -> int:
         measures.append(bench_cold_plan(migrate, work, n_runs))
         print("bench: full apply ...", file=sys.stderr)
         wall, rss, applied = bench_full_apply(migrate, work, max(1, args.apply_repeat))
+        print("bench: rollbacks ...", file=sys.stderr)
+        rollbacks = bench_rollbacks(migrate, applied, work, max(1, n_runs // 2 + 1))
         print("bench: no-op apply ...", file=sys.stderr)
         noop = bench_noop_apply(migrate, applied, n_runs)
-        measures += [noop, rss, wall]
+        measures += [noop, rss, wall, *rollbacks]
     except Exception as exc:  # report what we have; benchmarks never gate
         print(f"bench: stopped early: {type(exc).__name__}: {exc}", file=sys.stderr)
     finally:

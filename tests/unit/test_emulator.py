@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -510,3 +511,30 @@ def test_serve_exposes_the_emulators_own_state(clean: Emulator) -> None:
 def test_serve_refuses_a_host_that_is_not_loopback(emu: Emulator, host: str) -> None:
     with pytest.raises(ValueError, match="loopback"):
         serve(emu, host=host, stop=threading.Event())
+
+
+def test_a_tls_only_bucket_policy_lets_sdk_requests_through_and_denials_stand(
+    clean: Emulator,
+) -> None:
+    # S3 denies on `aws:SecureTransport: false` only without TLS; every SDK uses TLS.
+    s3 = clean.session().client("s3", region_name=REGION)
+    for bucket, deny in (
+        ("tls-only", {"Bool": {"aws:SecureTransport": "false"}}),
+        ("locked", None),
+    ):
+        s3.create_bucket(Bucket=bucket)
+        statement: dict[str, Any] = {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+        }
+        if deny:
+            statement["Condition"] = deny
+        s3.put_bucket_policy(
+            Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        )
+    s3.put_object(Bucket="tls-only", Key="data", Body=b"kept")
+    assert s3.get_object(Bucket="tls-only", Key="data")["Body"].read() == b"kept"
+    with pytest.raises(ClientError, match=r"Forbidden|AccessDenied"):
+        s3.put_object(Bucket="locked", Key="data", Body=b"no")

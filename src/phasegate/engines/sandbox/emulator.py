@@ -67,6 +67,49 @@ _ENV_DEFAULTS = {
 }
 
 
+def _over_tls(policy: str) -> str:
+    """A bucket policy as S3 applies it to a request made over TLS: statements that only
+    apply when ``aws:SecureTransport`` is false drop out (their other conditions kept)."""
+    try:
+        document = json.loads(policy)
+    except ValueError:
+        return policy
+    statements = document.get("Statement")
+    if not isinstance(statements, list):
+        return policy
+    kept = []
+    for statement in statements:
+        condition = statement.get("Condition") if isinstance(statement, dict) else None
+        secure = (condition or {}).get("Bool", {}).get("aws:SecureTransport")
+        if str(secure).lower() != "false":
+            kept.append(statement)
+    return json.dumps({**document, "Statement": kept})
+
+
+def _reach_buckets_over_tls() -> None:
+    """moto ignores policy conditions it cannot evaluate, so the usual TLS-only bucket
+    policy ("deny when aws:SecureTransport is false") denies every request. The sandbox
+    stands for HTTPS access, as every AWS SDK uses: judge policies accordingly."""
+    from moto.s3.models import FakeBucket
+
+    if getattr(FakeBucket.get_permission, "_phasegate_tls", False):
+        return
+    original = FakeBucket.get_permission
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return original(self, action, resource)
+        stored = self.policy
+        try:
+            self.policy = _over_tls(stored.decode()).encode()
+            return original(self, action, resource)
+        finally:
+            self.policy = stored
+
+    get_permission._phasegate_tls = True  # type: ignore[attr-defined]
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+
+
 class Emulator:
     """moto in this process: start/stop, a boto3 session on it, dump/load its state."""
 
@@ -98,6 +141,7 @@ class Emulator:
             # gives requests through serve(), which carry no moto header, our account.
             self._saved_account = os.environ.get("MOTO_ACCOUNT_ID")
             os.environ["MOTO_ACCOUNT_ID"] = self.account_id
+            _reach_buckets_over_tls()
             # MockAWS, not mock_aws(): the latter turns into a client of a remote
             # moto server when TEST_SERVER_MODE is set, and the state must be ours.
             from moto.core.models import MockAWS
