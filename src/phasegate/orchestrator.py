@@ -72,6 +72,8 @@ class PhaseReport:
     violations: list[Violation] = field(default_factory=list)
     rollback_seconds: float | None = None
     """From the failure being seen to the rollback being done (checked), when one ran."""
+    checks: list[CheckResult] = field(default_factory=list)
+    """The checks of the apply (for a rollback: of the apply that failed)."""
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -90,6 +92,8 @@ class PhaseReport:
             out["message"] = self.message
         if self.kept:
             out["kept"] = list(self.kept)
+        if self.checks:
+            out["checks"] = [c.model_dump(mode="json") for c in self.checks]
         if self.rollback_seconds is not None:
             out["rollback_seconds"] = round(self.rollback_seconds, 3)
         if self.violations:
@@ -504,7 +508,9 @@ class Orchestrator:
         failed = self._verify(lifecycle, spec, planned.stage, fingerprint, result.outputs)
         if failed:
             return self._failed(lifecycle, spec, planned, failed)
-        return PhaseReport(spec.name, state.stack, state.status, "applied", plan, result)
+        return PhaseReport(
+            spec.name, state.stack, state.status, "applied", plan, result, checks=state.checks
+        )
 
     def _failed(
         self, lifecycle: PhaseLifecycle, spec: PhaseSpec, planned: _Planned, reason: str
@@ -520,6 +526,7 @@ class Orchestrator:
                 planned.plan,
                 message=f"{reason}; not rolled back (--no-rollback): the stack stays "
                 f"{state.status} until `migrate rollback` or `migrate recover`",
+                checks=state.checks,
             )
         lifecycle.fire("fail", message=reason)
         return self._roll_back(lifecycle, spec, planned.target, reason, planned.plan)
@@ -691,6 +698,7 @@ class Orchestrator:
                 plan,
                 message=f"{reason}; and the rollback failed: {exc}",
                 rollback_seconds=time.monotonic() - started,
+                checks=state.checks,
             )
         if stepped:
             state.step = -1
@@ -709,6 +717,7 @@ class Orchestrator:
             message=f"{reason}; rolled back to {what}",
             kept=kept,
             rollback_seconds=time.monotonic() - started,
+            checks=state.checks,
         )
 
     def rollback(self, phase: str) -> PhaseReport:

@@ -106,6 +106,12 @@ def render_reports(
                 f"  [{colour}]policy {v.enforcement}[/] {v.rule}: "
                 f"{v.resource_type} {v.resource_name}: {v.message}"
             )
+        marks = {"pass": "[green]✓[/]", "fail": "[red]✗[/]", "skipped": "[dim]-[/]"}
+        for check in report.checks:
+            console.print(
+                f"  {marks[check.result]} check {check.name} ({check.kind}): {check.result}"
+                f"[dim], {check.attempts} attempt(s), {check.duration:.1f} s: {check.message}[/]"
+            )
         if report.kept:
             names = ", ".join(sorted(k.rsplit(" ", 1)[-1] for k in report.kept))
             console.print(f"  kept {len(report.kept)} protected resource(s): {names}")
