@@ -6,8 +6,21 @@ comma-separated ``POINT:N[:ACTION]`` entries: at the N-th time this process pass
 POINT, ACTION happens. Actions: ``kill`` (the default; SIGKILL, as a machine losing
 power would) and ``fail`` (the operation raises, as a cloud API error would).
 
-Points: ``resource-op`` (after each resource operation the sandbox engine commits),
-``check`` (before each check runs), ``rollback`` (as a rollback starts).
+Points:
+
+* ``resource-op``: right after the sandbox engine commits a resource operation (a
+  create, update, replace or delete of a cloud resource, in an apply, a rollback's
+  re-apply or a destroy alike); ``resource-op:N`` kills the run with N operations done
+  and saved. ``fail`` there fails the run with the N-th operation done.
+* ``resource-op-fail``: just before the sandbox engine calls the cloud for an operation;
+  it counts the same operations as ``resource-op``. ``fail`` makes the N-th operation
+  fail as a cloud API error would, before it changes anything (in a rollback, that is a
+  rollback that fails: ``rollback_failed``, exit 4); ``kill`` dies with N-1 done.
+* ``check``: before each check runs (after an apply, and after a rollback's re-apply).
+* ``rollback``: as a rollback starts, with the stack already in ``rolling_back``.
+
+Counts are per process: ``resource-op:5`` in a run that applies two phases is the fifth
+operation of the run, whichever phase it belongs to.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ resource operation.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -124,6 +125,7 @@ class _Deployment:
         self.replaced: list[ResourceState] = [r for r in old.resources if self.old[r.urn] is not r]
         self._lock = threading.Lock()
         self._ctx: CloudContext | None = None
+        self._committed_store = copy.deepcopy(checkpoint.store)
 
     # -- the runtime's questions --------------------------------------------------------
 
@@ -248,15 +250,17 @@ class _Deployment:
                     named = handler.name_key is not None and handler.name_key in reg.inputs
                     if reg.delete_before_replace or named or handler.delete_before_replace:
                         handler.delete(ctx, old.id, old.outputs)
-                        self._forget(old.urn)
+                        self._forget(old)
                         self._commit()
                     else:
                         self.replaced.append(old)
                 id_, outputs = handler.create(ctx, reg.name, reg.inputs)
         except (HandlerError, ProgramFailed, faults.FaultInjected) as exc:
+            self._discard()
             self._event(change, "failed", str(exc))
             raise ProgramFailed(f"{reg.type} '{reg.name}': {exc}") from None
         except Exception as exc:
+            self._discard()
             self._event(change, "failed", str(exc))
             raise ProgramFailed(f"{reg.type} '{reg.name}': {type(exc).__name__}: {exc}") from None
         self._record(reg, id_, outputs, emulated=handler.emulated)
@@ -284,8 +288,12 @@ class _Deployment:
         self.current = [r for r in self.current if r.urn != reg.urn or r in self.replaced]
         self.current.append(state)
 
-    def _forget(self, urn: str) -> None:
-        self.current = [r for r in self.current if r.urn != urn]
+    def _forget(self, state: ResourceState) -> None:
+        """Drop one resource; not its URN, which the original of a replacement a killed
+        run left half done shares (still in the cloud, deleted after the replacement)."""
+        self.current = [r for r in self.current if r is not state]
+        if state in self.replaced:
+            self.replaced.remove(state)
 
     def _commit(self, outputs: StackOutputs | None = None) -> None:
         previous = self.checkpoint.stacks.get(self.stack.name) or StackCheckpoint()
@@ -295,6 +303,14 @@ class _Deployment:
             secret_outputs=sorted(outputs.secret) if outputs else previous.secret_outputs,
         )
         self.store.commit(self.checkpoint)
+        self._committed_store = copy.deepcopy(self.checkpoint.store)
+
+    def _discard(self) -> None:
+        """After a failed operation: the cloud and the sandbox's own records back as last
+        committed, so that what it did half way is not saved by the next commit."""
+        self.store.discard()
+        self.checkpoint.store.clear()
+        self.checkpoint.store.update(copy.deepcopy(self._committed_store))
 
     @staticmethod
     def _passed(change: ResourceChange) -> None:
@@ -348,11 +364,10 @@ class _Deployment:
                 faults.point("resource-op-fail")
                 handler.delete(self.context(), state.id, state.outputs)
             except Exception as exc:
+                self._discard()
                 self._event(change, "failed", str(exc))
                 raise ProgramFailed(f"deleting {state.type} '{state.name}': {exc}") from None
-        self.current = [r for r in self.current if r is not state]
-        if state in self.replaced:
-            self.replaced.remove(state)
+        self._forget(state)
         self._commit()
         if state.custom and not state.type.startswith("pulumi:providers:"):
             self._passed(change)
@@ -480,6 +495,10 @@ class SandboxEngine(Engine):
         )
 
     def refresh(self, stack: StackTarget) -> list[ResourceChange]:
+        """Reconcile the stack's checkpoint with the cloud: each resource the cloud no
+        longer has is dropped (only that one: of a replacement a killed run left half
+        done, the half that exists stays for the next run to finish), and checkpoint,
+        cloud snapshot and manifests are written again, whatever a killed run left."""
         store = self.store(stack.environment, stack.region)
         checkpoint = store.load()
         deployment = _Deployment(
@@ -491,10 +510,11 @@ class SandboxEngine(Engine):
             if handler is None or state.type.startswith("pulumi:"):
                 continue
             if not handler.exists(deployment.context(), state.id, state.outputs):
-                deployment._forget(state.urn)
-                drift.append(ResourceChange(op=Op.DELETE, type=state.type, name=state.name))
-        if drift:
-            deployment._commit()
+                deployment._forget(state)
+                drift.append(
+                    ResourceChange(op=Op.DELETE, type=state.type, name=state.name, urn=state.urn)
+                )
+        deployment._commit()
         return drift
 
     def outputs(self, stack_name: str) -> StackOutputs | None:

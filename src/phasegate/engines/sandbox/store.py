@@ -4,8 +4,10 @@
 (Kubernetes objects and other emulated types), the legacy estate's inventory, and the name
 of the cloud snapshot it goes with. The snapshot is written under its content hash first;
 replacing ``checkpoint.json`` is the single commit point, so the checkpoint and the cloud
-on disk always agree, wherever a run is killed. Reading checkpoints never loads the
-emulator, which keeps plans fast.
+on disk always agree, wherever a run is killed. In memory, :meth:`SandboxStore.discard`
+puts the cloud back as last committed, so a failed operation leaves nothing behind that
+a later commit would save unrecorded. Reading checkpoints never loads the emulator,
+which keeps plans fast.
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ class SandboxStore:
         self.environment = environment
         self.region = region
         self._emulator: Emulator | None = None
+        self._committed = b""
+        """The cloud as last committed (or loaded): what :meth:`discard` goes back to."""
 
     @property
     def checkpoint_path(self) -> Path:
@@ -140,10 +144,13 @@ class SandboxStore:
                     hint="`migrate sandbox reset` starts the sandbox over",
                 ) from None
             self._emulator = emulator
+            self._committed = blob
             if not checkpoint.legacy:
                 from phasegate.engines.sandbox.legacy import create_estate
 
                 checkpoint.legacy = create_estate(emulator.session(), self.environment, self.region)
+                # The estate is the sandbox's starting point, committed or not yet.
+                self._committed = emulator.dump()
         return self._emulator
 
     @property
@@ -153,19 +160,29 @@ class SandboxStore:
     def commit(self, checkpoint: Checkpoint) -> None:
         """Write the cloud snapshot (if loaded) and then the checkpoint that names it."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        if self._emulator is not None:
-            blob = self._emulator.dump()
+        blob = self._emulator.dump() if self._emulator is not None else None
+        if blob is not None:
             name = f"cloud-{hashlib.sha256(blob).hexdigest()[:16]}.pickle"
             target = self.directory / name
             if not target.exists():
                 write_atomic(target, blob)
             checkpoint.cloud = name
         write_atomic(self.checkpoint_path, checkpoint.to_json().encode())
+        if blob is not None:
+            self._committed = blob
         for stale in self.directory.glob("cloud-*.pickle"):
             if stale.name != checkpoint.cloud:
                 with contextlib.suppress(FileNotFoundError):
                     stale.unlink()
         self._render_manifests(checkpoint)
+
+    def discard(self) -> None:
+        """Put the cloud in memory back as last committed, undoing whatever an operation
+        that failed half way did (a node group rolled to a new launch template version
+        before its tagging failed, say): left there, the next commit would save it with
+        nothing in the checkpoint saying so."""
+        if self._emulator is not None:
+            self._emulator.load(self._committed)
 
     def close(self) -> None:
         if self._emulator is not None:
