@@ -168,6 +168,7 @@ class Orchestrator:
         self.on_event = on_event
         self.on_notice = on_notice
         self.states = StateStore(project.state_dir, self.env.name)
+        self._pack_digests: dict[Path, str] = {}
 
     @property
     def engine(self) -> Engine:
@@ -249,13 +250,34 @@ class Orchestrator:
         return found
 
     def _fingerprint(self, target: StackTarget, upstream: dict[str, StackOutputs]) -> str:
+        """Everything a plan of the stack depends on besides the engine's own state."""
         return _digest(
             {
                 "program": target.program.digest,
                 "config": target.config_digest,
+                "protected": sorted(target.protected),
+                "policy": self._pack_digest(target.policy_pack),
                 "upstream": {k: v.digest for k, v in sorted(upstream.items())},
             }
         )
+
+    def _pack_digest(self, pack: Path | None) -> str | None:
+        """The policy pack's files, hashed once per run."""
+        if pack is None:
+            return None
+        if pack not in self._pack_digests:
+            files = sorted(
+                p
+                for p in pack.rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+            )
+            self._pack_digests[pack] = _digest(
+                {
+                    p.relative_to(pack).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                    for p in files
+                }
+            )
+        return self._pack_digests[pack]
 
     # -- plan -----------------------------------------------------------------------------
 
@@ -278,13 +300,24 @@ class Orchestrator:
         target = dataclasses.replace(target, config={**target.config, _STEP: step})
         return _Stage(target, {**config, _STEP: step}, step, len(steps), bake)
 
-    def _plan_phase(self, phase: PhaseSpec, run: _Run, state: PhaseState) -> _Planned:
-        """Validate the stack config, preview, fingerprint, and check the policies."""
+    def _plan_phase(
+        self, phase: PhaseSpec, run: _Run, state: PhaseState, *, reuse_verified: bool = False
+    ) -> _Planned:
+        """Validate the stack config, preview, fingerprint, and check the policies.
+
+        With ``reuse_verified`` (an apply), a phase verified at this very fingerprint is not
+        previewed where the engine can tell its plan without (the sandbox): that preview
+        could only say "no changes", and the policies passed on the same inputs when it
+        was verified."""
         stage = self._stage(phase, state)
         target = stage.target
         upstream = self._upstream_outputs(phase, run)
-        plan = self.engine.preview(target, upstream=upstream, on_event=self.on_event)
         fingerprint = self._fingerprint(target, upstream)
+        if reuse_verified and state.status == "verified" and state.fingerprint == fingerprint:
+            unchanged = self.engine.unchanged_plan(target.name)
+            if unchanged is not None:
+                return _Planned(stage, unchanged, fingerprint, [])
+        plan = self.engine.preview(target, upstream=upstream, on_event=self.on_event)
         if plan.has_changes:
             run.planned[phase.name] = plan.outputs
         policy = evaluate(
@@ -352,7 +385,10 @@ class Orchestrator:
             # Plan every phase first, so a policy violation anywhere stops the run before
             # anything changes. A first plan is reused unless an upstream phase changed.
             run = _Run()
-            first = {spec.name: self._plan_phase(spec, run, states[spec.name]) for spec in phases}
+            first = {
+                spec.name: self._plan_phase(spec, run, states[spec.name], reuse_verified=True)
+                for spec in phases
+            }
             self._gate_policies(list(first.values()))
             for spec in phases:
                 if self._has_work(states[spec.name], first[spec.name]):
@@ -484,7 +520,7 @@ class Orchestrator:
             guards={"dependencies_verified": dependencies_verified, "plan_is_fresh": plan_is_fresh},
         )
         if planned is None:  # re-planned on an upstream's new outputs: gate it again
-            planned = self._plan_phase(spec, run, state)
+            planned = self._plan_phase(spec, run, state, reuse_verified=True)
             self._gate_policies([planned])
             if self._has_work(state, planned):
                 self._gate_promotion(spec, planned.target, state)

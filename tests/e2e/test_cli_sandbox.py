@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,34 @@ def test_once_complete_an_apply_reports_no_changes_and_touches_nothing(
     for name in [*STATE_FILES, CHECKPOINT]:
         assert after[name] == before[name], f"{name} changed on an apply with no changes"
     assert after == before
+
+
+def test_a_no_op_apply_counts_what_a_plan_counts(cli: Any, applied: Path) -> None:
+    applied_counts = {
+        p["phase"]: p["changes"]
+        for p in _json(cli.run(applied, "apply", "--yes", "--output", "json"))["phases"]
+    }
+    planned = _json(cli.run(applied, "plan", "--output", "json"))["phases"]
+    assert applied_counts == {p["phase"]: p["changes"] for p in planned}
+    assert all(counts["same"] > 0 for counts in applied_counts.values()), applied_counts
+
+
+def test_a_policy_pack_changed_after_verification_is_enforced_on_the_next_apply(
+    cli: Any, applied: Path, tmp_path: Path, snapshot: Callable[[Path], dict[str, bytes]]
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(applied, project, symlinks=True)
+    rules = project / "policies" / "rules.py"
+    text = rules.read_text()
+    required = 'REQUIRED_TAGS = ("phasegate:phase", "phasegate:environment", "owner", "cost-center")'
+    assert required in text
+    rules.write_text(text.replace(required, required[:-1] + ', "data-classification")'))
+    before = snapshot(project)
+    result = cli.run(project, "apply", "--yes")
+    assert result.returncode == 5, result.stdout + result.stderr
+    assert "mandatory policy violation(s); nothing was applied" in result.stderr
+    assert "data-classification" in result.stderr
+    assert snapshot(project) == before
 
 
 def test_serve_shows_the_applied_cloud_to_plain_boto3(

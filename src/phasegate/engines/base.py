@@ -271,6 +271,13 @@ class Engine(ABC):
     def refresh(self, stack: StackTarget) -> list[ResourceChange]:
         """Bring the engine's record of the stack in line with the cloud; returns drift."""
 
+    def unchanged_plan(self, stack_name: str) -> Plan | None:
+        """The plan of a stack at the very inputs it was last applied with, from what
+        the engine recorded, without running its program; None when only a preview can
+        tell (anyone but phasegate may have changed what the preview diffs against, as a
+        person running ``pulumi up`` by hand can)."""
+        return None
+
     @abstractmethod
     def outputs(self, stack_name: str) -> StackOutputs | None:
         """The stack's current outputs, or None if the stack was never applied."""

@@ -227,6 +227,7 @@ class _Deployment:
                 region=self.stack.region,
                 account_id=_ACCOUNT_ID,
                 store=self.checkpoint.store,
+                make_client=emulator.client,
             )
         return self._ctx
 
@@ -525,6 +526,28 @@ class SandboxEngine(Engine):
             return None
         return StackOutputs(values=found.outputs, secret=frozenset(found.secret_outputs))
 
+    def unchanged_plan(self, stack_name: str) -> Plan | None:
+        """Every recorded resource the same: a preview diffs against this checkpoint,
+        which only phasegate writes."""
+        environment = _split_stack(stack_name)
+        found = self.store(environment).load().stacks.get(stack_name)
+        if found is None or (not found.resources and not found.outputs):
+            return None
+        same = [
+            ResourceChange(
+                op=Op.SAME,
+                type=r.type,
+                name=r.name,
+                urn=r.urn,
+                protected=r.protect,
+                emulated=r.emulated,
+            )
+            for r in found.resources
+            if r.custom and not r.type.startswith("pulumi:providers:")
+        ]
+        outputs = StackOutputs(values=found.outputs, secret=frozenset(found.secret_outputs))
+        return Plan(stack_name, same, outputs)
+
     # -- the sandbox's own commands ----------------------------------------------------------
 
     def inventory(self, environment: str) -> dict[str, Any]:
@@ -555,9 +578,7 @@ class SandboxEngine(Engine):
         """Put a CloudWatch alarm of the emulated cloud in ALARM or OK, and keep it so."""
         store = self.store(environment)
         checkpoint = store.load()
-        cloudwatch = (
-            store.cloud(checkpoint).session().client("cloudwatch", region_name=store.region)
-        )
+        cloudwatch = store.cloud(checkpoint).client("cloudwatch", store.region)
         names = [a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]]
         if name not in names:
             raise InputError(
@@ -573,7 +594,7 @@ class SandboxEngine(Engine):
     def aws_client(self, stack: StackTarget, service: str) -> Any:
         """A client of the environment's emulated cloud, in this process (read by checks)."""
         store = self.store(stack.environment, stack.region)
-        return store.cloud(store.load()).session().client(service, region_name=stack.region)
+        return store.cloud(store.load()).client(service, stack.region)
 
     def serve(
         self,

@@ -123,6 +123,8 @@ class Emulator:
         self._mock: MockAWS | None = None
         self._saved_account: str | None = None
         self._lock = threading.RLock()
+        self._session: boto3.Session | None = None
+        self._clients: dict[tuple[str, str], Any] = {}
 
     @property
     def running(self) -> bool:
@@ -176,8 +178,24 @@ class Emulator:
 
         Static fake credentials, no shared config or credentials file, no environment
         settings (profiles, endpoint URLs, FIPS): a request moto does not answer, or one
-        made while the emulator is stopped, raises instead of going out.
+        made while the emulator is stopped, raises instead of going out. One session
+        serves every caller: its loader parses each service model once per process,
+        not once per client (tens of MB for EC2 alone).
         """
+        with self._lock:
+            if self._session is None:
+                self._session = self._isolated_session()
+            return self._session
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        """A client of :meth:`session`, one per service and region for the process."""
+        key = (service, region or self.region)
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self.session().client(service, region_name=key[1])
+            return self._clients[key]
+
+    def _isolated_session(self) -> boto3.Session:
         import boto3
         import botocore.session
         from botocore.configprovider import BOTOCORE_DEFAUT_SESSION_VARIABLES

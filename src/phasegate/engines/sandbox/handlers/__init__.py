@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -48,11 +49,16 @@ class CloudContext:
     region: str
     account_id: str
     store: dict[str, Any] = field(default_factory=dict)
+    make_client: Callable[[str, str], Any] | None = None
+    """Where clients come from (the emulator's, shared by the process); else the session."""
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(service, region_name=self.region)
+            if self.make_client is not None:
+                self._clients[service] = self.make_client(service, self.region)
+            else:
+                self._clients[service] = self.session.client(service, region_name=self.region)
         return self._clients[service]
 
     def kept(self, kind: str) -> dict[str, Any]:
