@@ -1557,3 +1557,45 @@ def test_a_new_launch_template_version_rolls_the_node_group_in_place(
     rolled = eks.describe_nodegroup(clusterName="lt-roll", nodegroupName="gpu")["nodegroup"]
     assert rolled["launchTemplate"]["version"] == "2"
     assert rolled["createdAt"] == created["createdAt"]  # the same group, not a new one
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        pytest.param({"phasegate:owner": "platform", "env": "pilot"}, id="change-and-add"),
+        pytest.param({"phasegate:owner": "platform"}, id="remove-one"),
+        pytest.param({}, id="remove-all"),
+    ],
+)
+def test_cluster_and_node_group_tags_become_exactly_the_new_ones(
+    ctx: CloudContext, subnet: str, tags: dict[str, str]
+) -> None:
+    eks = ctx.client("eks")
+    role = "arn:aws:iam::123456789012:role/eks"
+    name = f"tags-{secrets.token_hex(3)}"
+    old_tags = {"phasegate:owner": "infra", "phasegate:phase": "pilot"}
+    cluster_inputs = {
+        "name": name,
+        "roleArn": role,
+        "vpcConfig": {"subnetIds": [subnet, subnet]},
+        "tags": old_tags,
+    }
+    cluster_id, cluster_out = _create(ctx, "aws:eks/cluster:Cluster", cluster_inputs, name)
+    group_inputs = {
+        "clusterName": name,
+        "nodeGroupName": "general",
+        "nodeRoleArn": role,
+        "subnetIds": [subnet],
+        "scalingConfig": {"minSize": 1, "desiredSize": 1, "maxSize": 2},
+        "tags": old_tags,
+    }
+    group_id, group_out = _create(ctx, "aws:eks/nodeGroup:NodeGroup", group_inputs, "general")
+
+    new_cluster = {**cluster_inputs, "tags": tags}
+    _update(ctx, "aws:eks/cluster:Cluster", cluster_id, cluster_inputs, new_cluster, cluster_out)
+    new_group = {**group_inputs, "tags": tags}
+    _update(ctx, "aws:eks/nodeGroup:NodeGroup", group_id, group_inputs, new_group, group_out)
+
+    assert eks.describe_cluster(name=name)["cluster"].get("tags", {}) == tags
+    group = eks.describe_nodegroup(clusterName=name, nodegroupName="general")["nodegroup"]
+    assert group.get("tags", {}) == tags

@@ -75,12 +75,13 @@ class Cluster(Handler):
             raise HandlerError(
                 "changing the Kubernetes version is an upgrade the sandbox cannot rehearse"
             )
-        if old.get("tags") != new.get("tags"):
-            arn = outputs["arn"]
-            if old.get("tags"):
-                eks.untag_resource(resourceArn=arn, tagKeys=list(old["tags"]))
-            if new.get("tags"):
-                eks.tag_resource(resourceArn=arn, tags=dict(new["tags"]))
+        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
+        # One key a call: the emulator's UntagResource reads only the first tagKeys value.
+        for key in (k for k in old_tags if k not in new_tags):
+            eks.untag_resource(resourceArn=outputs["arn"], tagKeys=[key])
+        changed = {k: str(v) for k, v in new_tags.items() if old_tags.get(k) != v}
+        if changed:
+            eks.tag_resource(resourceArn=outputs["arn"], tags=changed)
         return self._outputs(new, eks.describe_cluster(name=id_)["cluster"])
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
@@ -219,11 +220,12 @@ class NodeGroup(Handler):
             (new.get("launchTemplate") or {}).get("version")
         ):
             _roll_to_template_version(ctx, cluster, group, str(new["launchTemplate"]["version"]))
-        if old.get("tags") != new.get("tags"):
-            if old.get("tags"):
-                eks.untag_resource(resourceArn=outputs["arn"], tagKeys=list(old["tags"]))
-            if new.get("tags"):
-                eks.tag_resource(resourceArn=outputs["arn"], tags=dict(new["tags"]))
+        new_tags = new.get("tags") or {}
+        if (old.get("tags") or {}) != new_tags:
+            # EKS TagResource/UntagResource on the node group ARN; the emulator's look
+            # only among clusters, so a node group is "not found" there.
+            node_group = _emulated_node_group(ctx, cluster, group)
+            node_group.tags = {k: str(v) for k, v in new_tags.items()}
         described = eks.describe_nodegroup(clusterName=cluster, nodegroupName=group)["nodegroup"]
         return self._outputs(new, described)
 
@@ -257,15 +259,18 @@ class NodeGroup(Handler):
 def _roll_to_template_version(ctx: CloudContext, cluster: str, group: str, version: str) -> None:
     """EKS UpdateNodegroupVersion with a launch template version, which the emulator
     lacks: set it on the emulator's node group, where describe_nodegroup reads it."""
+    node_group = _emulated_node_group(ctx, cluster, group)
+    node_group.launch_template = {**(node_group.launch_template or {}), "version": version}
+
+
+def _emulated_node_group(ctx: CloudContext, cluster: str, group: str) -> Any:
+    """The emulator's own node group, for the changes its EKS API cannot make."""
     from moto.backends import get_backend
 
     try:
-        node_group = (
-            get_backend("eks")[ctx.account_id][ctx.region].clusters[cluster].nodegroups[group]
-        )
+        return get_backend("eks")[ctx.account_id][ctx.region].clusters[cluster].nodegroups[group]
     except KeyError:
         raise HandlerError(f"node group {group} of cluster {cluster} does not exist") from None
-    node_group.launch_template = {**(node_group.launch_template or {}), "version": version}
 
 
 HANDLERS: list[Handler] = [Cluster(), NodeGroup()]
