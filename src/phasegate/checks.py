@@ -24,6 +24,7 @@ from phasegate.checks_base import (
     CheckKind,
     Probe,
     UnresolvedReference,
+    hide_secrets,
     prepare_params,
 )
 from phasegate.checks_compute import EksNodegroup, LaunchTemplate, load_gpu_catalog
@@ -78,7 +79,9 @@ def run_check(
     timeout is looked at between attempts: a probe that watches for a while (an alarm
     through its bake) is not cut short. ``sleep`` and ``clock`` default to the context's.
     References in the params are resolved first; one that names nothing fails the check
-    without an attempt. ``ctx`` is handed to the probes as it is.
+    without an attempt. ``ctx`` is handed to the probes as it is, secrets in clear; the
+    message of every result, whatever made it, has ``ctx.secret_values`` hidden here, so
+    no kind, present or future, can put a secret in the state file or on the terminal.
     """
     sleep = sleep or ctx.sleep
     clock = clock or ctx.clock
@@ -92,7 +95,7 @@ def run_check(
             name=spec.name,
             kind=spec.kind,
             result=outcome,
-            message=message,
+            message=hide_secrets(message, ctx),
             attempts=attempts,
             duration=round(clock() - start, 3),
         )

@@ -127,7 +127,8 @@ class EksNodegroupParams(Params):
     min_gpus: int | None = Field(
         None,
         ge=0,
-        description="at least this many GPUs: desired size x GPUs per node of its largest type",
+        description="at least this many GPUs: desired size x GPUs per node of the type with "
+        "the fewest, since EKS may launch any listed type",
     )
 
 
@@ -254,7 +255,9 @@ class EksNodegroup(CheckKind):
 
 
 def _gpu_total(ctx: CheckContext, group: Mapping[str, Any], types: list[str]) -> tuple[int, str]:
-    """The group's GPUs (desired size x GPUs per node of its largest type), and how counted."""
+    """The GPUs the group is sure to have, and how counted: desired size x GPUs per node of
+    the listed type with the fewest. EKS may launch any listed type for any node, so only
+    the smallest is guaranteed; counting the largest would pass a 1-GPU node as 4."""
     catalog = ctx.gpu_catalog
     if catalog is None:
         if ctx.project_root is None:
@@ -266,11 +269,12 @@ def _gpu_total(ctx: CheckContext, group: Mapping[str, Any], types: list[str]) ->
             f"{group.get('nodegroupName')}: cannot count GPUs: instance type(s) "
             f"{', '.join(unknown) or 'none'} not in the GPU catalog"
         )
-    largest = max(types, key=lambda t: catalog[t])
+    fewest = min(types, key=lambda t: catalog[t])
     desired = int(group.get("scalingConfig", {}).get("desiredSize", 0))
-    total = desired * catalog[largest]
+    total = desired * catalog[fewest]
+    among = f", the fewest-GPU type of {'/'.join(types)}" if len(types) > 1 else ""
     # A real multiplication sign, as people write a GPU count (desired 2 x 8 p5.48xlarge).
-    return total, f"{total} GPUs (desired {desired} × {catalog[largest]} {largest})"  # noqa: RUF001
+    return total, f"{total} GPUs (desired {desired} × {catalog[fewest]} {fewest}{among})"  # noqa: RUF001
 
 
 class LaunchTemplateParams(Params):

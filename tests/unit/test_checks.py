@@ -20,7 +20,14 @@ import pytest
 from pydantic import ValidationError
 
 from phasegate.checks import KINDS, CheckContext, load_gpu_catalog, run_check
-from phasegate.checks_base import UnresolvedReference, resolve_references
+from phasegate.checks_base import (
+    CheckError,
+    CheckKind,
+    Params,
+    Probe,
+    UnresolvedReference,
+    resolve_references,
+)
 from phasegate.checks_kubernetes import SANDBOX_REASON
 from phasegate.engines.sandbox.emulator import Emulator
 from phasegate.errors import InputError
@@ -534,7 +541,7 @@ def test_eks_nodegroup_passes_as_declared_with_references(
     assert result.result == "pass", result.message
     assert result.message == (
         f"{group}: ACTIVE, g6.xlarge/g5.xlarge SPOT, scaling 0/1/2, "
-        "1 GPUs (desired 1 × 1 g6.xlarge)"  # noqa: RUF001
+        "1 GPUs (desired 1 × 1 g6.xlarge, the fewest-GPU type of g6.xlarge/g5.xlarge)"  # noqa: RUF001
     )
 
 
@@ -550,12 +557,22 @@ def test_eks_nodegroup_fails_short_of_gpus_saying_how_it_counted(
     assert result.message == (
         f"{group}: 0 GPUs (desired 0 × 1 g5.xlarge), expected at least 1"  # noqa: RUF001
     )
-    # The largest type counts: a 4-GPU g6.12xlarge beside a 1-GPU g5.xlarge.
-    cluster, group = node_group(instanceTypes=["g5.xlarge", "g6.12xlarge"])
-    result = _run("eks_nodegroup", {"cluster": cluster, "nodegroup": group, "min_gpus": 5}, ctx)
-    assert result.message.endswith(
-        "4 GPUs (desired 1 × 4 g6.12xlarge), expected at least 5"  # noqa: RUF001
+
+
+def test_eks_nodegroup_counts_only_the_gpus_its_fewest_gpu_type_guarantees(
+    aws: Callable[[str], Any], node_group: Callable[..., tuple[str, str]], catalog: dict
+) -> None:
+    # EKS may launch the 1-GPU g5.xlarge as well as the 4-GPU g5.12xlarge: 4 is not sure.
+    cluster, group = node_group(instanceTypes=["g5.xlarge", "g5.12xlarge"])
+    ctx = _ctx(aws, gpu_catalog=catalog)
+    result = _run("eks_nodegroup", {"cluster": cluster, "nodegroup": group, "min_gpus": 4}, ctx)
+    assert result.result == "fail"
+    assert result.message == (
+        f"{group}: 1 GPUs (desired 1 × 1 g5.xlarge, the fewest-GPU type of "  # noqa: RUF001
+        "g5.xlarge/g5.12xlarge), expected at least 4"
     )
+    result = _run("eks_nodegroup", {"cluster": cluster, "nodegroup": group, "min_gpus": 1}, ctx)
+    assert result.result == "pass", result.message
 
 
 def test_eks_nodegroup_fails_naming_each_setting_that_differs(
@@ -998,6 +1015,20 @@ def test_http_fails_when_nothing_answers(web: ThreadingHTTPServer) -> None:
     assert result.message.startswith(f"GET {url}: cannot connect: ")
 
 
+def test_http_never_shows_a_secret_token_its_url_carries(web: ThreadingHTTPServer) -> None:
+    token = "tok-" + secrets.token_hex(8)
+    ctx = _ctx(outputs={"port": web.server_address[1], "api_token": token}, secret_values=(token,))
+    url = "http://127.0.0.1:${outputs.port}/ok?token=${outputs.api_token}"
+    result = _run("http", {"url": url}, ctx)
+    assert result.result == "pass", result.message
+    assert result.message.startswith(f"GET {_url(web, '/ok?token=[secret]')} answered 200 in ")
+    assert web.hits == [f"/ok?token={token}"]  # type: ignore[attr-defined]
+    result = _run("http", {"url": url, "status": 204}, ctx)
+    assert result.result == "fail"
+    assert token not in result.message
+    assert result.message.endswith(" ms, expected 204")
+
+
 # --- kubernetes -----------------------------------------------------------------------
 
 TOKEN = "phasegate-test-token"
@@ -1247,3 +1278,101 @@ def test_outputs_asserts_presence_and_values() -> None:
         "fail",
         "missing outputs: nat_gateway_ids; training_efa is True, expected False",
     )
+
+
+# --- secrets in messages --------------------------------------------------------------
+
+
+def test_outputs_never_shows_a_secret_output_it_compares() -> None:
+    ctx = _ctx(outputs={"db_password": "hunter2"}, secret_values=("hunter2",))
+    result = _run("outputs", {"equals": {"db_password": "x"}}, ctx)
+    assert (result.result, result.message) == ("fail", "db_password is '[secret]', expected 'x'")
+    # A list or map is hidden whole, as str() and JSON spell it, and part by part.
+    keys = ["key-aaaa", "key-bbbb"]
+    ctx = _ctx(outputs={"keys": keys}, secret_values=(keys,))
+    result = _run("outputs", {"equals": {"keys": []}}, ctx)
+    assert result.message == "keys is [secret], expected []"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"nodegroup": "${outputs.api_token.name}"},
+            "params.nodegroup: ${outputs.api_token.name}: outputs.api_token is '[secret]', "
+            "which has no 'name'",
+        ),
+        (
+            {"nodegroup": "x", "min_gpus": "${outputs.api_token}"},
+            "params.min_gpus: Input should be a valid integer, unable to parse string as an "
+            "integer (it is '[secret]' once references are resolved)",
+        ),
+        (
+            {"nodegroup": "x", "min_gpus": "${config.db.password}"},
+            "params.min_gpus: Input should be a valid integer, unable to parse string as an "
+            "integer (it is '[secret]' once references are resolved)",
+        ),
+    ],
+)
+def test_a_reference_error_never_shows_a_secret_it_resolved(
+    params: dict[str, Any], message: str
+) -> None:
+    ctx = _ctx(
+        outputs={"api_token": "tok-1234"},
+        config={"db": {"password": "hunter22"}},
+        secret_values=("tok-1234", "hunter22"),
+    )
+    result = _run("eks_nodegroup", params, ctx)
+    assert (result.result, result.attempts, result.message) == ("fail", 0, message)
+
+
+class _Tattler(CheckKind):
+    """A kind that says the secret whatever it finds: what any kind, now or later, might do."""
+
+    name = "tattler"
+    params = Params
+
+    def __init__(self, outcome: str) -> None:
+        self.outcome = outcome
+
+    def probe(self, params: Any, ctx: CheckContext) -> Probe:
+        said = f"token is {ctx.outputs['api_token']}, port {ctx.outputs['port']}"
+        if self.outcome == "raise":
+            raise RuntimeError(said)
+        if self.outcome == "error":
+            raise CheckError(said)
+        if self.outcome == "skip":
+            return Probe.skip(said)
+        return Probe(self.outcome == "pass", said)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "options", "result", "message"),
+    [
+        ("pass", {}, "pass", "token is [secret], port [secret]"),
+        ("fail", {}, "fail", "token is [secret], port [secret]"),
+        ("skip", {}, "skipped", "token is [secret], port [secret]"),
+        ("error", {}, "fail", "token is [secret], port [secret]"),
+        ("raise", {}, "fail", "RuntimeError: token is [secret], port [secret]"),
+        (
+            "fail",
+            {"retries": 5, "interval": 5, "timeout": 1},
+            "fail",
+            "timed out after 1s: token is [secret], port [secret]",
+        ),
+    ],
+)
+def test_no_result_of_any_kind_shows_a_secret(
+    monkeypatch: pytest.MonkeyPatch, outcome: str, options: dict, result: str, message: str
+) -> None:
+    monkeypatch.setitem(KINDS, "tattler", _Tattler(outcome))
+    fake = FakeTime()
+    # A number is found as str() spells it; a text shorter than 4 would garble messages.
+    ctx = _ctx(
+        outputs={"api_token": "s3cr3t-value", "port": 8443},
+        secret_values=("s3cr3t-value", 8443, "is", ""),
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+    found = _run("tattler", {}, ctx, **options)
+    assert (found.result, found.message) == (result, message)
