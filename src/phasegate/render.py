@@ -25,6 +25,14 @@ _STYLE = {
 }
 
 
+def _text(value: object) -> str:
+    """Text from outside (messages, names) as rich prints it literally: a ``[secret]`` or
+    ``[bold]`` in it is not markup."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
@@ -32,7 +40,7 @@ def _console(stderr: bool = False) -> Console:
 
 
 def notice(message: str) -> None:
-    _console(stderr=True).print(f"[yellow]warning:[/] {message}")
+    _console(stderr=True).print(f"[yellow]warning:[/] {_text(message)}")
 
 
 class Progress:
@@ -65,7 +73,7 @@ class Progress:
             )
         else:
             what = f"{event.stack}[/] {op} {event.type} {event.name}"
-            self._console.print(f"  [red]x[/] [dim]{what} failed: {event.message}")
+            self._console.print(f"  [red]x[/] [dim]{what} failed: {_text(event.message)}")
 
 
 def render_reports(
@@ -96,7 +104,7 @@ def render_reports(
                 if change.protected:
                     extra.append("protected")
                 if change.refused:
-                    extra.append(f"[red]refused: {change.refused}[/]")
+                    extra.append(f"[red]refused: {_text(change.refused)}[/]")
                 tail = f"  [dim]({'; '.join(extra)})[/]" if extra else ""
                 mark = f"[{_STYLE[op]}]{_SYMBOL[op]:>2} {op:<7}[/]"
                 console.print(f"  {mark} {change.type}  {change.name}{tail}")
@@ -104,19 +112,24 @@ def render_reports(
             colour = "red" if v.enforcement == "mandatory" else "yellow"
             console.print(
                 f"  [{colour}]policy {v.enforcement}[/] {v.rule}: "
-                f"{v.resource_type} {v.resource_name}: {v.message}"
+                f"{v.resource_type} {_text(v.resource_name)}: {_text(v.message)}"
             )
         marks = {"pass": "[green]✓[/]", "fail": "[red]✗[/]", "skipped": "[dim]-[/]"}
-        for check in report.checks:
-            console.print(
-                f"  {marks[check.result]} check {check.name} ({check.kind}): {check.result}"
-                f"[dim], {check.attempts} attempt(s), {check.duration:.1f} s: {check.message}[/]"
-            )
+        for heading, checks in (
+            ("", report.checks),
+            ("after the rollback: ", report.rollback_checks),
+        ):
+            for check in checks:
+                console.print(
+                    f"  {marks[check.result]} {heading}check {check.name} ({check.kind}): "
+                    f"{check.result}[dim], {check.attempts} attempt(s), {check.duration:.1f} s: "
+                    f"{_text(check.message)}[/]"
+                )
         if report.kept:
             names = ", ".join(sorted(k.rsplit(" ", 1)[-1] for k in report.kept))
             console.print(f"  kept {len(report.kept)} protected resource(s): {names}")
         if report.message:
-            console.print(f"  {report.message}")
+            console.print(f"  {_text(report.message)}")
         if report.rollback_seconds is not None:
             console.print(f"  [dim]rollback took {report.rollback_seconds:.1f} s[/]")
     totals: dict[str, int] = {}
