@@ -47,10 +47,13 @@ def environment() -> str:
 def keep(name: str, opts: pulumi.ResourceOptions | None = None) -> pulumi.ResourceOptions:
     """Resource options that protect ``name`` when migration.yaml lists it as protected
     (names or glob patterns, passed as `phasegate:protected`): never deleted, not even by
-    a rollback, on either engine."""
+    a rollback, on either engine. ``retain_on_delete`` as well: a rollback to a version
+    without it lifts the protection for its up, and the resource is then only forgotten."""
     patterns: list[str] = pulumi.Config(NAMESPACE).get_object("protected") or []
     protect = any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
-    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect))
+    return pulumi.ResourceOptions.merge(
+        opts, pulumi.ResourceOptions(protect=protect, retain_on_delete=protect or None)
+    )
 
 
 def upstream(phase: str) -> pulumi.StackReference:

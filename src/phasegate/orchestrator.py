@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from phasegate.errors import EngineError, GateBlocked, InputError
 from phasegate.machine import INTERRUPTED, PhaseLifecycle, RunContext
 from phasegate.policy import Violation, crossguard_config, evaluate
 from phasegate.project import CONFIG_NAMESPACE, Project
-from phasegate.spec import EnvironmentSpec, PhaseSpec
+from phasegate.spec import CheckSpec, EnvironmentSpec, PhaseSpec
 from phasegate.state import (
     Approval,
     CheckResult,
@@ -74,6 +74,8 @@ class PhaseReport:
     """From the failure being seen to the rollback being done (checked), when one ran."""
     checks: list[CheckResult] = field(default_factory=list)
     """The checks of the apply (for a rollback: of the apply that failed)."""
+    rollback_checks: list[CheckResult] = field(default_factory=list)
+    """The last known good's checks, run again on what a rollback restored."""
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -94,6 +96,8 @@ class PhaseReport:
             out["kept"] = list(self.kept)
         if self.checks:
             out["checks"] = [c.model_dump(mode="json") for c in self.checks]
+        if self.rollback_checks:
+            out["rollback_checks"] = [c.model_dump(mode="json") for c in self.rollback_checks]
         if self.rollback_seconds is not None:
             out["rollback_seconds"] = round(self.rollback_seconds, 3)
         if self.violations:
@@ -208,7 +212,7 @@ class Orchestrator:
         self._acquire(lock)
         try:
             states = self.read_all()
-            self._refuse_interrupted(states, phases)
+            self._refuse_interrupted(states)
             # Every stack config first: a bad value in a late phase must not leave the
             # earlier phases' plans recorded.
             for spec in phases:
@@ -218,9 +222,14 @@ class Orchestrator:
             raise
         return lock, states
 
-    def _refuse_interrupted(self, states: dict[str, PhaseState], phases: list[PhaseSpec]) -> None:
-        for phase in phases:
+    def _refuse_interrupted(self, states: dict[str, PhaseState], allow: str | None = None) -> None:
+        """Any stack of the environment left interrupted or in rollback_failed stops the
+        command (all but status and recover), whichever phases it names: later phases
+        build on earlier ones. ``allow``: a phase the command may take as it stands."""
+        for phase in self.project.migration.phases:
             state = states[phase.name]
+            if phase.name == allow:
+                continue
             if state.status in INTERRUPTED:
                 raise GateBlocked(
                     f"stack {state.stack} was interrupted while {state.status.replace('_', ' ')}: "
@@ -554,6 +563,7 @@ class Orchestrator:
         """An apply or a check failed: roll back at once, unless told not to."""
         state = lifecycle.state
         if self.no_rollback:
+            self.states.write(state)  # the check results that failed, for the person
             return PhaseReport(
                 spec.name,
                 state.stack,
@@ -582,7 +592,8 @@ class Orchestrator:
         failed = [c for c in state.checks if c.result == "fail"]
         if failed:
             return "; ".join(f"check {c.name} failed: {c.message}" for c in failed)
-        state.lkg = self._keep_lkg(stage.target, fingerprint)
+        state.lkg = self._keep_lkg(stage.target, fingerprint, spec.checks)
+        state.rollback_checks = None
         if stage.step is not None:
             state.step, state.steps = stage.step, stage.steps
         passed = sum(c.result == "pass" for c in state.checks)
@@ -599,8 +610,10 @@ class Orchestrator:
         target: StackTarget,
         outputs: StackOutputs,
         bake: float,
+        checks: Sequence[CheckSpec] | None = None,
         skip: frozenset[str] = frozenset(),
     ) -> list[CheckResult]:
+        """Run ``checks`` (the phase's own by default) against ``outputs``."""
         ctx = CheckContext(
             environment=self.env.name,
             stack=target.name,
@@ -611,9 +624,13 @@ class Orchestrator:
             kubeconfig=self.env.kubeconfig,
             bake_seconds=bake,
             project_root=self.project.root,
+            # Config has no clear-text secrets to hide: `secure:` values stay ciphertext.
+            secret_values=tuple(
+                outputs.values[k] for k in sorted(outputs.secret) if k in outputs.values
+            ),
         )
         results = []
-        for check in spec.checks:
+        for check in spec.checks if checks is None else checks:
             if check.kind in skip:
                 results.append(
                     CheckResult(
@@ -648,34 +665,44 @@ class Orchestrator:
         """Where a last-known-good program or config is kept, by its content address."""
         return self.project.state_dir / "lkg" / f"{kind}-{digest.split(':', 1)[1][:24]}.json"
 
-    def _keep_lkg(self, target: StackTarget, fingerprint: str) -> LastKnownGood:
-        """Store the program snapshot and config content-addressed beside the state files."""
+    def _keep_lkg(
+        self, target: StackTarget, fingerprint: str, checks: Sequence[CheckSpec]
+    ) -> LastKnownGood:
+        """Store the program snapshot, the config and the checks it passed, content-addressed
+        beside the state files: a rollback restores that version and judges it by those."""
         program = {
             "module": target.program.module,
             "files": {k: v.decode("utf-8") for k, v in sorted(target.program.files.items())},
         }
         program_id = target.program.digest
         config_id = target.config_digest
+        checked = [c.model_dump(mode="json") for c in checks]
+        checks_id = _digest(checked)
         for kind, digest, data in (
             ("program", program_id, program),
             ("config", config_id, dict(target.config)),
+            ("checks", checks_id, checked),
         ):
             path = self._lkg_path(kind, digest)
             if not path.exists():
                 write_atomic(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
         return LastKnownGood(
-            fingerprint=fingerprint, program=program_id, config=config_id, at=now()
+            fingerprint=fingerprint,
+            program=program_id,
+            config=config_id,
+            checks=checks_id,
+            at=now(),
         )
 
-    def _lkg_target(self, target: StackTarget, lkg: LastKnownGood) -> StackTarget:
-        def load(kind: str, digest: str) -> Any:
-            path = self._lkg_path(kind, digest)
-            try:
-                return json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise EngineError(f"last known good {kind} {path} is unreadable: {exc}") from None
+    def _lkg_load(self, kind: str, digest: str) -> Any:
+        path = self._lkg_path(kind, digest)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise EngineError(f"last known good {kind} {path} is unreadable: {exc}") from None
 
-        program = load("program", lkg.program)
+    def _lkg_target(self, target: StackTarget, lkg: LastKnownGood) -> StackTarget:
+        program = self._lkg_load("program", lkg.program)
         source = ProgramSource(
             module=program["module"],
             files={k: v.encode("utf-8") for k, v in program["files"].items()},
@@ -683,7 +710,42 @@ class Orchestrator:
         if source.digest != lkg.program:
             raise EngineError(f"last known good program {lkg.program} does not match its content")
         return StackTarget(
-            **{**target.__dict__, "program": source, "config": load("config", lkg.config)}
+            **{**target.__dict__, "program": source, "config": self._lkg_load("config", lkg.config)}
+        )
+
+    def _lkg_checks(self, spec: PhaseSpec, lkg: LastKnownGood) -> list[CheckSpec]:
+        """The checks the last known good passed (the phase's current ones for a last
+        known good kept before checks were kept with it)."""
+        if lkg.checks is None:
+            return list(spec.checks)
+        try:
+            return [CheckSpec.model_validate(c) for c in self._lkg_load("checks", lkg.checks)]
+        except ValueError as exc:
+            raise EngineError(
+                f"last known good checks {lkg.checks} no longer read: {str(exc).splitlines()[0]}"
+            ) from None
+
+    def _rollback_target(self, spec: PhaseSpec, state: PhaseState) -> StackTarget:
+        """The stack as a rollback or a recovery addresses it. A rollback with a last known
+        good needs nothing of the working tree, so a stack config broken since (the likely
+        cause of the failure) does not stop it."""
+        try:
+            return self._stage(spec, state).target
+        except InputError:
+            if state.lkg is None:
+                raise
+        program = self._lkg_load("program", state.lkg.program)
+        return StackTarget(
+            project=self.project.name,
+            environment=self.env.name,
+            phase=spec.name,
+            region=self.env.region,
+            program=ProgramSource(module=program["module"], files={}),
+            config={},
+            protected=frozenset(spec.protected),
+            endpoint_url=self.env.aws.endpoint_url,
+            profile=self.env.aws.profile,
+            backend=self.env.backend,
         )
 
     def _roll_back(
@@ -703,17 +765,25 @@ class Orchestrator:
         started = time.monotonic()
         faults.point("rollback")
         kept: tuple[str, ...] = ()
-        stepped = _STEP in target.config
-        base = self._lkg_target(target, state.lkg) if state.lkg is not None else target
         try:
+            base = self._lkg_target(target, state.lkg) if state.lkg is not None else target
+            stepped = _STEP in base.config
             if stepped or state.lkg is not None:
                 if stepped:
                     base = dataclasses.replace(base, config={**base.config, _STEP: -1})
-                result = self.engine.up(base, on_event=self.on_event)
+                # Protected resources only the failed version had stay, released.
+                result = self.engine.up(base, on_event=self.on_event, release_protected=True)
+                kept = result.kept
                 state.outputs = redact(dict(result.outputs.values), result.outputs.secret)
                 checks = self._run_checks(
-                    spec, base, result.outputs, 0.0, skip=_NOT_RECHECKED_AFTER_ROLLBACK
+                    spec,
+                    base,
+                    result.outputs,
+                    0.0,
+                    checks=self._lkg_checks(spec, state.lkg) if state.lkg is not None else None,
+                    skip=_NOT_RECHECKED_AFTER_ROLLBACK,
                 )
+                state.rollback_checks = checks
                 failed = [c for c in checks if c.result == "fail"]
                 if failed:
                     raise EngineError(
@@ -733,10 +803,12 @@ class Orchestrator:
                 "rollback failed",
                 plan,
                 message=f"{reason}; and the rollback failed: {exc}",
+                kept=kept,
                 rollback_seconds=time.monotonic() - started,
                 checks=state.checks,
+                rollback_checks=state.rollback_checks or [],
             )
-        if stepped:
+        if _STEP in base.config:
             state.step = -1
             what = "its baseline (all traffic on legacy)"
         elif state.lkg is not None:
@@ -754,6 +826,7 @@ class Orchestrator:
             kept=kept,
             rollback_seconds=time.monotonic() - started,
             checks=state.checks,
+            rollback_checks=state.rollback_checks or [],
         )
 
     def rollback(self, phase: str) -> PhaseReport:
@@ -763,7 +836,9 @@ class Orchestrator:
         lock = self._lock()
         self._acquire(lock)
         try:
-            state = self.read_all()[spec.name]
+            states = self.read_all()
+            self._refuse_interrupted(states, allow=spec.name)
+            state = states[spec.name]
             if state.status == "pending":
                 raise GateBlocked(f"{state.stack} was never applied: there is nothing to roll back")
             lifecycle = PhaseLifecycle(state, self.states, self.context)
@@ -774,7 +849,7 @@ class Orchestrator:
                 lifecycle.fire("retry", message=reason)
             else:
                 lifecycle.fire("rollback", message=reason)
-            return self._roll_back(lifecycle, spec, self._stage(spec, state).target, reason)
+            return self._roll_back(lifecycle, spec, self._rollback_target(spec, state), reason)
         finally:
             lock.release()
 
@@ -799,20 +874,30 @@ class Orchestrator:
 
     def _recover_phase(self, spec: PhaseSpec, state: PhaseState) -> PhaseReport:
         lifecycle = PhaseLifecycle(state, self.states, self.context)
-        stage = self._stage(spec, state)
-        target = stage.target
+        target = self._rollback_target(spec, state)
         drift = self.engine.refresh(target)
         note = f" (refresh: {len(drift)} resource(s) no longer in the cloud)" if drift else ""
         if state.status == "verifying":
-            # Finish the verification only for what was applied: if the program, config
-            # or upstream outputs changed since, the applied version cannot be kept as
-            # known good from the working tree, so it is rolled back instead.
-            fingerprint = self._fingerprint(target, self._upstream_outputs(spec, _Run()))
-            outputs = self.engine.outputs(state.stack) or StackOutputs()
-            if fingerprint != state.fingerprint:
+            # Finish the verification only of what was applied, intact: if the program,
+            # config or upstream outputs changed since, the applied version cannot be kept
+            # as known good from the working tree; if some of it is gone from the cloud,
+            # it is not what was applied. Either way it is rolled back instead.
+            stage: _Stage | None
+            try:
+                stage = self._stage(spec, state)
+                fingerprint = self._fingerprint(stage.target, self._upstream_outputs(spec, _Run()))
+            except InputError:
+                stage, fingerprint = None, ""
+            reason = None
+            if stage is None or fingerprint != state.fingerprint:
                 reason = "the working tree changed since the interrupted apply"
+            elif drift:
+                reason = "what the interrupted apply made is no longer all in the cloud"
+            if stage is None or reason is not None:
+                reason = (reason or "") + note
                 lifecycle.fire("fail", message=reason)
-                return self._roll_back(lifecycle, spec, target, reason + note)
+                return self._roll_back(lifecycle, spec, target, reason)
+            outputs = self.engine.outputs(state.stack) or StackOutputs()
             failed = self._verify(lifecycle, spec, stage, fingerprint, outputs)
             if failed:
                 lifecycle.fire("fail", message=failed)
@@ -880,6 +965,7 @@ class Orchestrator:
         lock = self._lock()
         self._acquire(lock)
         try:
+            self._refuse_interrupted(self.read_all())
             engine.set_alarm(self.env.name, name, state)
         finally:
             lock.release()
@@ -893,6 +979,8 @@ class Orchestrator:
         lock = self._lock()
         self._acquire(lock)
         try:
+            # What a client changes while a stack is mid-run would be taken for its drift.
+            self._refuse_interrupted(self.read_all())
             engine.serve(self.env.name, port=port, ready=ready, stop=stop)
         finally:
             lock.release()

@@ -105,6 +105,9 @@ class LastKnownGood(_Model):
     fingerprint: str
     program: str = Field(description="content address of the phases/ snapshot")
     config: str = Field(description="content address of the stack config")
+    checks: str | None = Field(
+        default=None, description="content address of the checks it was verified with"
+    )
     at: str
 
 
@@ -139,6 +142,10 @@ class PhaseState(_Model):
         default=None, description="where the environment requires one: the approval on record"
     )
     checks: list[CheckResult] = Field(default_factory=list)
+    rollback_checks: list[CheckResult] | None = Field(
+        default=None,
+        description="the last known good's checks, run again on what the last rollback restored",
+    )
     history: list[HistoryEntry] = Field(default_factory=list)
 
     def to_yaml(self) -> str:

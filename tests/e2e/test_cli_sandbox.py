@@ -160,9 +160,9 @@ def test_a_policy_pack_changed_after_verification_is_enforced_on_the_next_apply(
     shutil.copytree(applied, project, symlinks=True)
     rules = project / "policies" / "rules.py"
     text = rules.read_text()
-    required = 'REQUIRED_TAGS = ("phasegate:phase", "phasegate:environment", "owner", "cost-center")'
-    assert required in text
-    rules.write_text(text.replace(required, required[:-1] + ', "data-classification")'))
+    required = '"owner", "cost-center")'
+    assert f'REQUIRED_TAGS = ("phasegate:phase", "phasegate:environment", {required}' in text
+    rules.write_text(text.replace(required, '"owner", "cost-center", "data-classification")', 1))
     before = snapshot(project)
     result = cli.run(project, "apply", "--yes")
     assert result.returncode == 5, result.stdout + result.stderr

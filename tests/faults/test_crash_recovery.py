@@ -904,3 +904,43 @@ def test_an_operation_that_fails_half_way_leaves_nothing_unrecorded(
         store.close()
     assert "10.98.0.0/16" not in cidrs, "the destroy deleted what the failed up created"
     assert HALF_WAY_CIDR not in cidrs, "the half-done create was saved with the next commit"
+
+
+# --- drift found while recovering ---------------------------------------------------------
+
+
+def test_a_verification_is_not_finished_over_resources_gone_from_the_cloud(
+    cli: Any, templates: Templates, agreement: Agreement, tmp_path: Path
+) -> None:
+    """Killed in a check of a compute change; meanwhile a launch template is deleted
+    behind the sandbox's back. What was applied is not all there: recover rolls back to
+    the last known good (which puts it back) instead of verifying what is left."""
+    project = copy(templates.before("cutover"), tmp_path / "project")
+    path = stack_file(project, "compute")
+    stack = yaml.safe_load(path.read_text())
+    stack["config"]["phasegate:inference_pool"]["disk_size_gib"] += 20
+    path.write_text(yaml.safe_dump(stack, sort_keys=False))
+    killed = migrate(cli, project, "apply", "--yes", "--phase", "compute", fault="check:1")
+    assert killed.returncode == -signal.SIGKILL, _said(killed)
+    assert statuses(project)["compute"] == "verifying"
+
+    store = SandboxStore(project / ".phasegate" / "sandbox" / ENV, ENV, REGION)
+    checkpoint = store.load()
+    try:
+        ec2 = store.cloud(checkpoint).client("ec2")
+        [template] = ec2.describe_launch_templates(LaunchTemplateNames=["sandbox-gpu-training"])[
+            "LaunchTemplates"
+        ]
+        ec2.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
+        store.commit(checkpoint)
+    finally:
+        store.close()
+
+    recovered = recover(cli, project)
+    assert "no longer all in the cloud" in recovered.stdout + recovered.stderr
+    state = StateStore(project / "state", ENV).read("compute")
+    assert state.status == "rolled_back", state.history[-1]
+    checkpoint = agreement(project)
+    resources = checkpoint.stacks[f"{ENV}-compute"].resources
+    templates_left = {r.outputs.get("name") for r in resources if r.type == LAUNCH_TEMPLATE}
+    assert "sandbox-gpu-training" in templates_left, "the rollback put it back"

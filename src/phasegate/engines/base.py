@@ -217,7 +217,8 @@ class UpResult:
     changes: list[ResourceChange]
     outputs: StackOutputs = field(default_factory=StackOutputs)
     kept: tuple[str, ...] = ()
-    """Protected resources a destroy left in place, by name."""
+    """Protected resources a destroy left in place, or a rollback's up released, as
+    "type name"."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -260,8 +261,19 @@ class Engine(ABC):
         of other stacks by stack name (planned outputs of phases not applied yet)."""
 
     @abstractmethod
-    def up(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
-        """Make the cloud match the program; returns what changed and the outputs."""
+    def up(
+        self,
+        stack: StackTarget,
+        *,
+        on_event: EventSink = _ignore,
+        release_protected: bool = False,
+    ) -> UpResult:
+        """Make the cloud match the program; returns what changed and the outputs.
+
+        A protected resource the program no longer declares stops the run, as Pulumi's
+        ``protect`` does; with ``release_protected`` (a rollback re-applying a version
+        that never had it) it is left in the cloud, dropped from the stack's records,
+        and named in ``kept``: a rollback never deletes data, nor fails for keeping it."""
 
     @abstractmethod
     def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:

@@ -208,12 +208,35 @@ class PulumiEngine(Engine):
         self._run(stack, lambda s: s.preview(on_event=watch, diff=True, **policies), watch)
         return Plan(stack=stack.name, changes=changes)
 
-    def up(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
+    def up(
+        self,
+        stack: StackTarget,
+        *,
+        on_event: EventSink = _ignore,
+        release_protected: bool = False,
+    ) -> UpResult:
         changes: list[ResourceChange] = []
         watch = PolicyWatch(self._sink(stack.name, changes, on_event))
         policies = self._policy_args(stack)
-        result = self._run(stack, lambda s: s.up(on_event=watch, **policies), watch)
-        return UpResult(stack=stack.name, changes=changes, outputs=_outputs(result.outputs))
+        if not release_protected:
+            result = self._run(stack, lambda s: s.up(on_event=watch, **policies), watch)
+            return UpResult(stack=stack.name, changes=changes, outputs=_outputs(result.outputs))
+
+        def run(s: Any) -> tuple[Any, tuple[str, ...]]:
+            protected = _unprotect_for_release(s)
+            result = s.up(on_event=watch, **policies)
+            left = {r["urn"] for r in s.export_stack().deployment.get("resources") or []}
+            released = tuple(
+                f"{type_} {urn.rsplit('::', 1)[-1]}"
+                for urn, type_ in protected.items()
+                if urn not in left
+            )
+            return result, released
+
+        result, released = self._run(stack, run, watch)
+        return UpResult(
+            stack=stack.name, changes=changes, outputs=_outputs(result.outputs), kept=released
+        )
 
     def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
         changes: list[ResourceChange] = []
@@ -298,6 +321,24 @@ class PolicyWatch:
             level = str(found.enforcement_level).lower()
             (self.mandatory if level == "mandatory" else self.advisory).append(line)
         self.inner(event)
+
+
+def _unprotect_for_release(stack: Any) -> dict[str, str]:
+    """Let an up drop protected resources its program no longer declares, without
+    deleting them: each one loses ``protect`` and gains ``retainOnDelete`` in the stack's
+    state, so Pulumi's delete of it only forgets it (``pulumi state delete``, in effect).
+    Those still declared get their options back from the program in the same up.
+    Returns the protected resources, URN to type."""
+    state = stack.export_stack()
+    resources = state.deployment.get("resources") or []
+    protected = {r["urn"]: r["type"] for r in resources if r.get("protect")}
+    if protected:
+        for resource in resources:
+            if resource.get("protect"):
+                resource["protect"] = False
+                resource["retainOnDelete"] = True
+        stack.import_stack(state)
+    return protected
 
 
 def _outputs(output_map: Mapping[str, Any]) -> StackOutputs:

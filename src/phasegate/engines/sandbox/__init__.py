@@ -126,6 +126,8 @@ class _Deployment:
         self._lock = threading.Lock()
         self._ctx: CloudContext | None = None
         self._committed_store = copy.deepcopy(checkpoint.store)
+        self.released: list[ResourceState] = []
+        """Protected resources a rollback left in the cloud and dropped from the stack."""
 
     # -- the runtime's questions --------------------------------------------------------
 
@@ -337,16 +339,24 @@ class _Deployment:
             )
         )
 
-    def delete_leftovers(self) -> list[ResourceChange]:
-        """Delete what the program no longer declares, then replaced originals; reverse order."""
+    def delete_leftovers(self, *, release_protected: bool = False) -> list[ResourceChange]:
+        """Delete what the program no longer declares, then replaced originals; reverse order.
+
+        A protected leftover stops the run, unless ``release_protected`` (a rollback to a
+        version that never had it): then it stays in the cloud, leaves the stack's
+        records, and is in :attr:`released`."""
         done: list[ResourceChange] = []
         gone = [r for r in reversed(self.current) if r.urn not in self.seen]
-        for state in gone:
-            if state.protect:
+        for state in [r for r in gone if r.protect]:
+            if not release_protected:
                 raise ProgramFailed(
                     f"{state.type} '{state.name}' is protected and no longer in the program: "
                     "it will not be deleted (remove its protection first to delete it)"
                 )
+            self._forget(state)
+            self.released.append(state)
+            self._commit()
+        gone = [r for r in gone if not r.protect]
         # One pass in reverse creation order over both kinds, each resource once: a
         # replaced original may depend on something no longer declared, or the reverse.
         doomed = {id(r) for r in (*gone, *self.replaced)}
@@ -468,15 +478,22 @@ class SandboxEngine(Engine):
             stack=stack.name, changes=changes, outputs=outputs, resources=deployment.declared
         )
 
-    def up(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
+    def up(
+        self,
+        stack: StackTarget,
+        *,
+        on_event: EventSink = _ignore,
+        release_protected: bool = False,
+    ) -> UpResult:
         deployment, outputs = self._run(stack, preview=False, upstream=None, on_event=on_event)
         try:
-            deleted = deployment.delete_leftovers()
+            deleted = deployment.delete_leftovers(release_protected=release_protected)
         except ProgramFailed as exc:
             raise EngineError(str(exc), stack=stack.name) from exc
         deployment._commit(outputs)
         changes = [c for c in deployment.changes if c.op is not Op.SAME] + deleted
-        return UpResult(stack=stack.name, changes=changes, outputs=outputs)
+        kept = tuple(f"{r.type} {r.name}" for r in deployment.released)
+        return UpResult(stack=stack.name, changes=changes, outputs=outputs, kept=kept)
 
     def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
         store = self.store(stack.environment, stack.region)
