@@ -4,6 +4,7 @@ was last verified (the cutover: all traffic on legacy), loudly, and never loses 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -253,20 +254,37 @@ def test_no_rollback_leaves_a_failed_phase_for_a_person_then_rollback_finishes_i
 def test_a_rollback_keeps_a_protected_resource_only_the_failed_version_had(
     cli: Any, applied_project: Path, aws: Any
 ) -> None:
+    # The failed version adds a bucket and a key with its alias, all protected (lake-*).
     program = applied_project / "phases" / "data_layer.py"
-    original = program.read_text()
     _replace_once(program, '"checkpoints")', '"checkpoints", "scratch")')
+    text = program.read_text()
+    anchor = "    lifecycle = Lifecycle("
+    assert text.count(anchor) == 1
+    program.write_text(
+        text.replace(
+            anchor,
+            "    scratch_key = aws.kms.Key(\n"
+            '        "lake-scratch-key", tags=tags, opts=keep("lake-scratch-key")\n'
+            "    )\n"
+            "    aws.kms.Alias(\n"
+            '        "lake-scratch-alias",\n'
+            '        name=f"alias/phasegate-{env}-lake-scratch",\n'
+            "        target_key_id=scratch_key.key_id,\n"
+            '        opts=keep("lake-scratch-alias"),\n'
+            "    )\n" + anchor,
+        )
+    )
     never = {"name": "never", "kind": "outputs", "params": {"present": ["no_such_output"]}}
     _add_check(applied_project, "data_layer", {**never, "interval": 0, "retries": 0})
 
     result = cli.run(applied_project, "apply", "--yes", "--phase", "data_layer", "--output", "json")
 
-    # The last known good has no lake-scratch: the rollback keeps it, and checks out.
+    # The last known good has none of them: the rollback keeps them, and checks out.
     assert result.returncode == 3, result.stdout + result.stderr
     [report] = json.loads(result.stdout)["phases"]
     assert report["message"].endswith("rolled back to its last known good")
     kept = {k.rsplit(" ", 1)[-1] for k in report["kept"]}
-    assert {"lake-scratch", "lake-scratch-versioning"} <= kept
+    assert {"lake-scratch", "lake-scratch-versioning", "lake-scratch-alias"} <= kept
     assert all(name.startswith("lake-scratch") for name in kept), kept
     assert _state(applied_project, "data_layer")["status"] == "rolled_back"
     inventory = json.loads(cli.run(applied_project, "sandbox", "status", "--output", "json").stdout)
@@ -275,11 +293,13 @@ def test_a_rollback_keeps_a_protected_resource_only_the_failed_version_had(
         s3 = aws("s3", served.url)
         buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
         versioning = s3.get_bucket_versioning(Bucket="phasegate-sandbox-lake-scratch")
+        aliases = aws("kms", served.url).list_aliases()["Aliases"]
     assert "phasegate-sandbox-lake-scratch" in buckets
     assert versioning["Status"] == "Enabled"
+    [alias] = [a for a in aliases if a["AliasName"] == "alias/phasegate-sandbox-lake-scratch"]
 
-    # And the stack goes on: the change given up, the next apply verifies the lake.
-    program.write_text(original)
+    # Fixed forward (the check that failed was wrong): the stack takes them back, the
+    # very same key and alias rather than new ones, and verifies.
     migration = yaml.safe_load((applied_project / "migration.yaml").read_text())
     for spec in migration["phases"]:
         spec["checks"] = [c for c in spec.get("checks", []) if c["name"] != "never"]
@@ -287,6 +307,17 @@ def test_a_rollback_keeps_a_protected_resource_only_the_failed_version_had(
     again = cli.run(applied_project, "apply", "--yes", "--phase", "data_layer")
     assert again.returncode == 0, again.stdout + again.stderr
     assert _state(applied_project, "data_layer")["status"] == "verified"
+    inventory = json.loads(cli.run(applied_project, "sandbox", "status", "--output", "json").stdout)
+    managed = {r["name"]: r["id"] for r in inventory["stacks"]["sandbox-data_layer"]}
+    assert kept <= set(managed)
+    with cli.serve(applied_project) as served:
+        keys = aws("kms", served.url).list_keys()["Keys"]
+        aliases = aws("kms", served.url).list_aliases()["Aliases"]
+    assert managed["lake-scratch-key"] == alias["TargetKeyId"]
+    assert [a["TargetKeyId"] for a in aliases if "lake-scratch" in a["AliasName"]] == [
+        alias["TargetKeyId"]
+    ]
+    assert len(keys) == len({k["KeyId"] for k in keys})
 
 
 def test_a_rollback_is_judged_by_the_checks_its_last_known_good_passed(
@@ -336,3 +367,55 @@ def test_recover_rolls_back_on_the_last_known_good_alone_when_the_config_is_brok
     assert lifecycle["Rules"][0]["Transitions"][0]["Days"] == 30
     bad = cli.run(applied_project, "plan")
     assert bad.returncode == 1 and "ia_after_days" in bad.stderr, bad.stderr
+
+
+def test_a_failed_rollback_shows_no_checks_of_an_earlier_one(
+    cli: Any, applied_project: Path
+) -> None:
+    _replace_once(
+        applied_project / "stacks" / "Pulumi.sandbox-compute.yaml",
+        "    desired_size: 1\n",
+        "    desired_size: 0\n",
+    )
+    first = cli.run(applied_project, "apply", "--yes", "--phase", "compute")
+    assert first.returncode == 3, first.stdout + first.stderr
+    assert _state(applied_project, "compute")["rollback_checks"]
+
+    # The same change again; this time the rollback's first operation fails (the apply's
+    # one update is operation 1), before any check of it could run.
+    env = {**cli.env, "PHASEGATE_FAULTS": "resource-op-fail:2:fail"}
+    failed = subprocess.run(
+        [*cli.command, "apply", "--yes", "--phase", "compute", "--output", "json"],
+        cwd=applied_project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert failed.returncode == 4, failed.stdout + failed.stderr
+    [report] = json.loads(failed.stdout)["phases"]
+    assert "rollback_checks" not in report
+    state = _state(applied_project, "compute")
+    assert state["status"] == "rollback_failed"
+    assert "rollback_checks" not in state
+    [gpus] = [c for c in state["checks"] if c["name"] == "inference_gpus"]
+    assert gpus["result"] == "fail"  # this apply's checks, not the earlier one's
+
+
+def test_a_rollback_by_hand_that_cannot_start_leaves_the_stack_as_it_was(
+    cli: Any, fresh_project: Path
+) -> None:
+    assert cli.run(fresh_project, "plan", "--phase", "pilot").returncode == 0
+    assert _state(fresh_project, "pilot")["status"] == "planned"
+    _replace_once(
+        fresh_project / "stacks" / "Pulumi.sandbox-pilot.yaml",
+        "phasegate:vpc_cidr: 10.20.0.0/16",
+        "phasegate:vpc_cidr: not-a-cidr",
+    )
+
+    result = cli.run(fresh_project, "rollback", "--phase", "pilot")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "vpc_cidr" in result.stderr
+    assert _state(fresh_project, "pilot")["status"] == "planned"  # not left rolling_back

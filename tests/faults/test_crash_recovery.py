@@ -233,7 +233,8 @@ def recorded(checkpoint: Checkpoint) -> set[tuple[str, str]]:
     """(type, key) of every cloud resource of every stack in the checkpoint."""
     found = set()
     for stack, state in checkpoint.stacks.items():
-        for resource in state.resources:
+        # Released resources (kept by a rollback, no longer managed) are known too.
+        for resource in [*state.resources, *state.released]:
             if not resource.custom or resource.type.startswith("pulumi:"):
                 continue
             assert _kind(resource) in LISTED, (

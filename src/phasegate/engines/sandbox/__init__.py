@@ -126,15 +126,16 @@ class _Deployment:
         self._lock = threading.Lock()
         self._ctx: CloudContext | None = None
         self._committed_store = copy.deepcopy(checkpoint.store)
-        self.released: list[ResourceState] = []
-        """Protected resources a rollback left in the cloud and dropped from the stack."""
+        self.released: list[ResourceState] = list(old.released)
+        """Protected resources rollbacks left in the cloud and dropped from the stack."""
+        self.newly_released: list[ResourceState] = []
 
     # -- the runtime's questions --------------------------------------------------------
 
     def register(self, reg: Registration) -> tuple[str, dict[str, Any]]:
         with self._lock:
             self.seen.add(reg.urn)
-            old = self.old.get(reg.urn)
+            old = self.old.get(reg.urn) or self._released(reg.urn)
             if not reg.custom or reg.type.startswith("pulumi:providers:"):
                 return self._bookkeeping(reg, old)
             handler = handler_for(reg.type)
@@ -290,6 +291,19 @@ class _Deployment:
         # list one whose reverse is a safe delete order.
         self.current = [r for r in self.current if r.urn != reg.urn or r in self.replaced]
         self.current.append(state)
+        self.released = [r for r in self.released if r.urn != reg.urn]
+
+    def _released(self, urn: str) -> ResourceState | None:
+        """A resource a rollback released, declared again: taken back as it stands (no
+        create of what exists), then updated to what the program declares."""
+        found = next((r for r in self.released if r.urn == urn), None)
+        if found is None or self.preview:
+            return found
+        handler = handler_for(found.type)
+        if handler is not None and not handler.exists(self.context(), found.id, found.outputs):
+            self.released.remove(found)  # deleted by hand since: made anew
+            return None
+        return found
 
     def _forget(self, state: ResourceState) -> None:
         """Drop one resource; not its URN, which the original of a replacement a killed
@@ -304,6 +318,7 @@ class _Deployment:
             resources=list(self.current),
             outputs=dict(outputs.values) if outputs else previous.outputs,
             secret_outputs=sorted(outputs.secret) if outputs else previous.secret_outputs,
+            released=list(self.released),
         )
         self.store.commit(self.checkpoint)
         self._committed_store = copy.deepcopy(self.checkpoint.store)
@@ -355,6 +370,7 @@ class _Deployment:
                 )
             self._forget(state)
             self.released.append(state)
+            self.newly_released.append(state)
             self._commit()
         gone = [r for r in gone if not r.protect]
         # One pass in reverse creation order over both kinds, each resource once: a
@@ -492,7 +508,7 @@ class SandboxEngine(Engine):
             raise EngineError(str(exc), stack=stack.name) from exc
         deployment._commit(outputs)
         changes = [c for c in deployment.changes if c.op is not Op.SAME] + deleted
-        kept = tuple(f"{r.type} {r.name}" for r in deployment.released)
+        kept = tuple(f"{r.type} {r.name}" for r in deployment.newly_released)
         return UpResult(stack=stack.name, changes=changes, outputs=outputs, kept=kept)
 
     def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:

@@ -56,6 +56,9 @@ class StackCheckpoint:
     resources: list[ResourceState] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: list[str] = field(default_factory=list)
+    released: list[ResourceState] = field(default_factory=list)
+    """Protected resources a rollback kept in the cloud that the stack no longer manages;
+    a later version that declares one again takes it back instead of creating it."""
 
     def by_urn(self) -> dict[str, ResourceState]:
         return {r.urn: r for r in self.resources}
@@ -84,6 +87,7 @@ class Checkpoint:
                 resources=[ResourceState(**r) for r in s["resources"]],
                 outputs=s["outputs"],
                 secret_outputs=s["secret_outputs"],
+                released=[ResourceState(**r) for r in s.get("released", [])],
             )
             for name, s in data.pop("stacks").items()
         }
