@@ -22,6 +22,7 @@ from phasegate.checks import CheckContext, run_check
 from phasegate.engines.base import (
     Engine,
     EventSink,
+    Op,
     Plan,
     ProgramSource,
     StackOutputs,
@@ -541,6 +542,7 @@ class Orchestrator:
             run.planned.pop(spec.name, None)
             return PhaseReport(spec.name, state.stack, state.status, "no changes", plan)
         self._record_plan(lifecycle, plan, fingerprint)
+        state.checks = []  # this apply's own, once it has any; none left from an earlier one
         if not lifecycle.fire("apply"):
             raise GateBlocked(f"{state.stack}: {lifecycle.blocked}")
         try:
@@ -720,10 +722,14 @@ class Orchestrator:
             return list(spec.checks)
         try:
             return [CheckSpec.model_validate(c) for c in self._lkg_load("checks", lkg.checks)]
-        except ValueError as exc:
-            raise EngineError(
-                f"last known good checks {lkg.checks} no longer read: {str(exc).splitlines()[0]}"
-            ) from None
+        except (EngineError, ValueError) as exc:
+            # A check kind changed since (or its file is gone): the restore is judged by
+            # the phase's checks as they are now rather than not at all, and said so.
+            self.on_notice(
+                f"{spec.name}: the last known good's checks no longer read "
+                f"({str(exc).splitlines()[0]}); checking it with the phase's current checks"
+            )
+            return list(spec.checks)
 
     def _rollback_target(self, spec: PhaseSpec, state: PhaseState) -> StackTarget:
         """The stack as a rollback or a recovery addresses it. A rollback with a last known
@@ -765,6 +771,7 @@ class Orchestrator:
         started = time.monotonic()
         faults.point("rollback")
         kept: tuple[str, ...] = ()
+        state.rollback_checks = None  # this rollback's own, once it gets that far
         try:
             base = self._lkg_target(target, state.lkg) if state.lkg is not None else target
             stepped = _STEP in base.config
@@ -794,7 +801,8 @@ class Orchestrator:
                 result = self.engine.destroy(target, on_event=self.on_event)
                 state.outputs = {}
                 kept = result.kept
-        except EngineError as exc:
+        except (EngineError, GateBlocked) as exc:
+            # A policy pack that now rejects the last known good fails the rollback too.
             lifecycle.fire("error", message=f"rollback failed: {exc}")
             return PhaseReport(
                 state.phase,
@@ -841,6 +849,7 @@ class Orchestrator:
             state = states[spec.name]
             if state.status == "pending":
                 raise GateBlocked(f"{state.stack} was never applied: there is nothing to roll back")
+            target = self._rollback_target(spec, state)  # before any transition is written
             lifecycle = PhaseLifecycle(state, self.states, self.context)
             reason = "rolled back by hand"
             if state.status in ("applying", "verifying"):
@@ -849,7 +858,7 @@ class Orchestrator:
                 lifecycle.fire("retry", message=reason)
             else:
                 lifecycle.fire("rollback", message=reason)
-            return self._roll_back(lifecycle, spec, self._rollback_target(spec, state), reason)
+            return self._roll_back(lifecycle, spec, target, reason)
         finally:
             lock.release()
 
@@ -875,7 +884,8 @@ class Orchestrator:
     def _recover_phase(self, spec: PhaseSpec, state: PhaseState) -> PhaseReport:
         lifecycle = PhaseLifecycle(state, self.states, self.context)
         target = self._rollback_target(spec, state)
-        drift = self.engine.refresh(target)
+        # Gone from the cloud, that is; a property drift (Pulumi's refresh updates) is not.
+        drift = [c for c in self.engine.refresh(target) if c.op is Op.DELETE]
         note = f" (refresh: {len(drift)} resource(s) no longer in the cloud)" if drift else ""
         if state.status == "verifying":
             # Finish the verification only of what was applied, intact: if the program,
@@ -934,7 +944,7 @@ class Orchestrator:
                 if state.status == "pending" and not state.outputs:
                     continue
                 state.outputs, state.lkg, state.plan, state.fingerprint = {}, None, None, None
-                state.checks = []
+                state.checks, state.rollback_checks = [], None
                 PhaseLifecycle(state, self.states, self.context).fire(
                     "reset", message="sandbox reset: the emulated cloud was emptied"
                 )

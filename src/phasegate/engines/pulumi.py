@@ -224,7 +224,11 @@ class PulumiEngine(Engine):
 
         def run(s: Any) -> tuple[Any, tuple[str, ...]]:
             protected = _unprotect_for_release(s)
-            result = s.up(on_event=watch, **policies)
+            try:
+                result = s.up(on_event=watch, **policies)
+            except BaseException:
+                _protect_again(s, protected)  # a failed up leaves nothing unprotected
+                raise
             left = {r["urn"] for r in s.export_stack().deployment.get("resources") or []}
             released = tuple(
                 f"{type_} {urn.rsplit('::', 1)[-1]}"
@@ -339,6 +343,16 @@ def _unprotect_for_release(stack: Any) -> dict[str, str]:
                 resource["retainOnDelete"] = True
         stack.import_stack(state)
     return protected
+
+
+def _protect_again(stack: Any, urns: Mapping[str, str]) -> None:
+    """Put ``protect`` back on those of ``urns`` still in the stack's state."""
+    state = stack.export_stack()
+    resources = state.deployment.get("resources") or []
+    for resource in resources:
+        if resource.get("urn") in urns:
+            resource["protect"] = True
+    stack.import_stack(state)
 
 
 def _outputs(output_map: Mapping[str, Any]) -> StackOutputs:
