@@ -259,12 +259,17 @@ class Orchestrator:
                     found[stack] = outputs
         return found
 
-    def _fingerprint(self, target: StackTarget, upstream: dict[str, StackOutputs]) -> str:
-        """Everything a plan of the stack depends on besides the engine's own state."""
+    def _fingerprint(
+        self, spec: PhaseSpec, target: StackTarget, upstream: dict[str, StackOutputs]
+    ) -> str:
+        """Everything a plan of the stack depends on besides the engine's own state, and
+        the checks it is verified by: a check added to a verified phase runs on the next
+        apply, rather than that apply saying "no changes"."""
         return _digest(
             {
                 "program": target.program.digest,
                 "config": target.config_digest,
+                "checks": [c.model_dump(mode="json") for c in spec.checks],
                 "protected": sorted(target.protected),
                 "policy": self._pack_digest(target.policy_pack),
                 "upstream": {k: v.digest for k, v in sorted(upstream.items())},
@@ -322,7 +327,7 @@ class Orchestrator:
         stage = self._stage(phase, state)
         target = stage.target
         upstream = self._upstream_outputs(phase, run)
-        fingerprint = self._fingerprint(target, upstream)
+        fingerprint = self._fingerprint(phase, target, upstream)
         if reuse_verified and state.status == "verified" and state.fingerprint == fingerprint:
             unchanged = self.engine.unchanged_plan(target.name)
             if unchanged is not None:
@@ -518,7 +523,7 @@ class Orchestrator:
 
         def plan_is_fresh() -> str | None:
             target = self._stage(spec, state).target
-            now_fp = self._fingerprint(target, self._upstream_outputs(spec, run))
+            now_fp = self._fingerprint(spec, target, self._upstream_outputs(spec, run))
             if now_fp != state.fingerprint:
                 return "the program, its config or its upstream outputs changed since the plan"
             return None
@@ -895,7 +900,8 @@ class Orchestrator:
             stage: _Stage | None
             try:
                 stage = self._stage(spec, state)
-                fingerprint = self._fingerprint(stage.target, self._upstream_outputs(spec, _Run()))
+                upstream = self._upstream_outputs(spec, _Run())
+                fingerprint = self._fingerprint(spec, stage.target, upstream)
             except InputError:
                 stage, fingerprint = None, ""
             reason = None

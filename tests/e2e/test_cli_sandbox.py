@@ -171,6 +171,28 @@ def test_a_policy_pack_changed_after_verification_is_enforced_on_the_next_apply(
     assert snapshot(project) == before
 
 
+def test_a_check_added_to_a_verified_phase_runs_on_the_next_apply(
+    cli: Any, applied: Path, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(applied, project, symlinks=True)
+    migration = yaml.safe_load((project / "migration.yaml").read_text())
+    [pilot] = [p for p in migration["phases"] if p["name"] == "pilot"]
+    pilot["checks"].append(
+        {"name": "vpc_exported", "kind": "outputs", "params": {"present": ["vpc_id"]}}
+    )
+    (project / "migration.yaml").write_text(yaml.safe_dump(migration, sort_keys=False))
+
+    result = cli.run(project, "apply", "--yes")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Apply (sandbox): 1 phase(s) applied, 3 unchanged." in result.stdout
+    assert "check vpc_exported (outputs): pass" in result.stdout
+    state = _state(project, "pilot")
+    assert state["status"] == "verified"
+    assert {c["name"]: c["result"] for c in state["checks"]}["vpc_exported"] == "pass"
+
+
 def test_serve_shows_the_applied_cloud_to_plain_boto3(
     cli: Any, applied: Path, aws: Any, config: Any
 ) -> None:
