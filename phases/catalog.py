@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CATALOG", "FAMILIES", "GpuInstanceType", "family_of", "gpus"]
+__all__ = ["CATALOG", "FAMILIES", "GpuInstanceType", "gpus"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def _family(
 
 
 CATALOG: dict[str, GpuInstanceType] = {
-    # NVIDIA A10G, 24 GiB per GPU. EFA on the 16xlarge and larger.
+    # NVIDIA A10G, 24 GiB per GPU. EFA on the 8xlarge and larger.
     **_family(
         "g5",
         "A10G",
@@ -105,11 +105,6 @@ CATALOG: dict[str, GpuInstanceType] = {
 }
 
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(t.family for t in CATALOG.values()))
-
-
-def family_of(instance_type: str) -> str:
-    """The family part of an instance type name ("g5" of "g5.xlarge")."""
-    return instance_type.split(".", 1)[0]
 
 
 def gpus(instance_type: str) -> int:

@@ -46,6 +46,8 @@ from pydantic import (
     model_validator,
 )
 
+from phasegate.errors import aws_error_code as error_code
+
 __all__ = [
     "CheckContext",
     "CheckError",
@@ -131,6 +133,9 @@ class CheckKind(ABC):
 
     name: ClassVar[str]
     params: ClassVar[type[BaseModel]]
+    not_rerun_after_rollback: ClassVar[str | None] = None
+    """Why checks of this kind are not run again on what a rollback restored (skipped,
+    with this as the message); None: they are."""
 
     @abstractmethod
     def probe(self, params: Any, ctx: CheckContext) -> Probe:
@@ -342,11 +347,3 @@ def aws_client(ctx: CheckContext, service: str) -> Any:
     if ctx.aws is None:
         raise CheckError(f"environment {ctx.environment} gives checks no AWS API to ask")
     return ctx.aws(service)
-
-
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a boto3 ClientError (``NoSuchBucket``, ...); '' for anything else."""
-    response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return ""
-    return str(response.get("Error", {}).get("Code", ""))

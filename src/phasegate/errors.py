@@ -19,6 +19,7 @@ __all__ = [
     "RollbackFailed",
     "RolledBack",
     "StateFileError",
+    "aws_error_code",
 ]
 
 
@@ -103,3 +104,11 @@ class RollbackFailed(PhasegateError):
     """An apply failed and so did its rollback: the stack needs a person."""
 
     exit_code = ExitCode.ROLLBACK_FAILED
+
+
+def aws_error_code(exc: BaseException) -> str:
+    """The AWS error code of a boto3 ClientError (``NoSuchBucket``, ...); '' for anything else."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))

@@ -345,6 +345,14 @@ def serve(
             emulator.stop()
 
 
+def eks_node_group(account_id: str, region: str, cluster: str, group: str) -> Any:
+    """moto's own record of an EKS node group, for what its API cannot change (tags,
+    the launch template version); KeyError if there is none."""
+    from moto.backends import get_backend
+
+    return get_backend("eks")[account_id][region].clusters[cluster].nodegroups[group]
+
+
 def _loopback(host: str) -> str:
     """The address to bind for ``host``; ValueError unless it is a loopback address."""
     if host == "localhost":

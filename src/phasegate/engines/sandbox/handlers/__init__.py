@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from phasegate.errors import aws_error_code as error_code
+
 if TYPE_CHECKING:
     import boto3
 
@@ -26,19 +28,17 @@ __all__ = [
     "HandlerError",
     "error_code",
     "handler_for",
+    "int_or_none",
 ]
+
+
+def int_or_none(value: Any) -> int | None:
+    """An input that is an integer (not a bool, not unknown), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class HandlerError(Exception):
     """A resource operation failed, or its inputs are invalid, with a reason for the user."""
-
-
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a boto3 ClientError (``NoSuchBucket``, ...); '' for anything else."""
-    response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return ""
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError
+from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError, int_or_none
 
 __all__ = ["HANDLERS"]
 
@@ -28,10 +28,6 @@ _MISSING_DATA = ("missing", "ignore", "breaching", "notBreaching")
 _ACTION_LISTS = ("alarmActions", "okActions", "insufficientDataActions")
 _SINGLE_METRIC = ("metricName", "namespace", "statistic", "extendedStatistic", "dimensions")
 _DAY, _WEEK = 86_400, 604_800
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _check_period(period: int, what: str) -> None:
@@ -116,17 +112,17 @@ class MetricAlarm(Handler):
 
     @staticmethod
     def _check_periods(inputs: dict[str, Any]) -> None:
-        period = _int(inputs.get("period"))
+        period = int_or_none(inputs.get("period"))
         if period is not None:
             _check_period(period, "period")
         for i, query in enumerate(inputs.get("metricQueries") or []):
-            stat_period = _int(((query or {}).get("metric") or {}).get("period"))
+            stat_period = int_or_none(((query or {}).get("metric") or {}).get("period"))
             if stat_period is not None:
                 _check_period(stat_period, f"metricQueries[{i}].metric.period")
-        evaluations = _int(inputs.get("evaluationPeriods"))
+        evaluations = int_or_none(inputs.get("evaluationPeriods"))
         if evaluations is not None and evaluations < 1:
             raise HandlerError("evaluationPeriods must be at least 1")
-        datapoints = _int(inputs.get("datapointsToAlarm"))
+        datapoints = int_or_none(inputs.get("datapointsToAlarm"))
         if (
             datapoints is not None
             and evaluations is not None

@@ -16,7 +16,7 @@ import re
 import secrets
 from typing import Any
 
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError
+from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError, int_or_none
 from phasegate.engines.sandbox.handlers.ec2 import _missing, _retag
 
 __all__ = ["HANDLERS"]
@@ -128,17 +128,13 @@ def _template_data(inputs: dict[str, Any]) -> dict[str, Any]:
     return _api_dict({k: v for k, v in inputs.items() if k not in _NOT_DATA})
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _check_metadata(options: dict[str, Any]) -> None:
     for key, choices in _METADATA_CHOICES.items():
         if key in options and options[key] not in choices:
             raise HandlerError(
                 f"metadataOptions.{key} '{options[key]}' is not {' or '.join(choices)}"
             )
-    hops = _int(options.get("httpPutResponseHopLimit"))
+    hops = int_or_none(options.get("httpPutResponseHopLimit"))
     if hops is not None and not 1 <= hops <= 64:
         raise HandlerError(f"metadataOptions.httpPutResponseHopLimit {hops} is outside 1-64")
 
@@ -147,13 +143,13 @@ def _check_volume(ebs: dict[str, Any], what: str) -> None:
     kind = ebs.get("volumeType", "gp3")
     if kind not in _VOLUME_SIZES:
         raise HandlerError(f"{what}.volumeType '{kind}' is not one of {', '.join(_VOLUME_SIZES)}")
-    size = _int(ebs.get("volumeSize"))
+    size = int_or_none(ebs.get("volumeSize"))
     low, high = _VOLUME_SIZES[kind]
     if size is not None and not low <= size <= high:
         raise HandlerError(f"{what}.volumeSize {size} GiB is outside {low}-{high} for {kind}")
     if ebs.get("iops") and kind not in _IOPS_TYPES:
         raise HandlerError(f"{what}.iops applies to {', '.join(_IOPS_TYPES)} volumes, not {kind}")
-    throughput = _int(ebs.get("throughput"))
+    throughput = int_or_none(ebs.get("throughput"))
     if throughput is not None and (kind != "gp3" or not 125 <= throughput <= 2000):
         raise HandlerError(f"{what}.throughput is for gp3 volumes only, 125-2000 MiB/s")
     if ebs.get("kmsKeyId") and not _flag(ebs.get("encrypted", "")):
@@ -171,7 +167,10 @@ def _check_interfaces(interfaces: list[Any], inputs: dict[str, Any]) -> None:
             raise HandlerError(
                 f"{what}.interfaceType '{kind}' is not one of {', '.join(_INTERFACE_TYPES)}"
             )
-        card, device = _int(nic.get("networkCardIndex", 0)), _int(nic.get("deviceIndex"))
+        card, device = (
+            int_or_none(nic.get("networkCardIndex", 0)),
+            int_or_none(nic.get("deviceIndex")),
+        )
         if card is None or device is None:
             continue
         if (card, device) in slots:
@@ -261,7 +260,7 @@ class LaunchTemplate(Handler):
         if new.get("updateDefaultVersion"):
             wanted = template["LatestVersionNumber"]
         else:
-            wanted = _int(new.get("defaultVersion")) or default
+            wanted = int_or_none(new.get("defaultVersion")) or default
         if wanted != default:
             ec2.modify_launch_template(LaunchTemplateId=id_, DefaultVersion=str(wanted))
             template = self._described(ec2, id_)
@@ -319,7 +318,7 @@ class PlacementGroup(Handler):
         strategy = inputs.get("strategy")
         if strategy is not None and strategy not in _STRATEGIES:
             raise HandlerError(f"strategy '{strategy}' is not one of {', '.join(_STRATEGIES)}")
-        count = _int(inputs.get("partitionCount"))
+        count = int_or_none(inputs.get("partitionCount"))
         if count is not None:
             if strategy is not None and strategy != "partition":
                 raise HandlerError("partitionCount applies to the partition strategy only")

@@ -265,10 +265,10 @@ def _roll_to_template_version(ctx: CloudContext, cluster: str, group: str, versi
 
 def _emulated_node_group(ctx: CloudContext, cluster: str, group: str) -> Any:
     """The emulator's own node group, for the changes its EKS API cannot make."""
-    from moto.backends import get_backend
+    from phasegate.engines.sandbox.emulator import eks_node_group
 
     try:
-        return get_backend("eks")[ctx.account_id][ctx.region].clusters[cluster].nodegroups[group]
+        return eks_node_group(ctx.account_id, ctx.region, cluster, group)
     except KeyError:
         raise HandlerError(f"node group {group} of cluster {cluster} does not exist") from None
 

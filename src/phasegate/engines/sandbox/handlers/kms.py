@@ -13,7 +13,13 @@ import re
 import secrets
 from typing import Any
 
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError, error_code
+from phasegate.engines.sandbox.handlers import (
+    CloudContext,
+    Handler,
+    HandlerError,
+    error_code,
+    int_or_none,
+)
 
 __all__ = ["HANDLERS"]
 
@@ -42,10 +48,6 @@ _GONE = ("PendingDeletion", "PendingReplicaDeletion")
 _ALIAS = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _kms_tags(tags: dict[str, Any] | None) -> list[dict[str, str]]:
     return [{"TagKey": k, "TagValue": str(v)} for k, v in sorted((tags or {}).items())]
 
@@ -71,10 +73,10 @@ class Key(Handler):
             raise HandlerError(
                 f"automatic rotation is for symmetric encryption keys only, not {spec}"
             )
-        window = _int(inputs.get("deletionWindowInDays"))
+        window = int_or_none(inputs.get("deletionWindowInDays"))
         if window is not None and not 7 <= window <= 30:
             raise HandlerError(f"deletionWindowInDays {window} is outside 7-30")
-        period = _int(inputs.get("rotationPeriodInDays"))
+        period = int_or_none(inputs.get("rotationPeriodInDays"))
         if period is not None and not 90 <= period <= 2560:
             raise HandlerError(f"rotationPeriodInDays {period} is outside 90-2560")
         description = inputs.get("description")
@@ -137,7 +139,7 @@ class Key(Handler):
             raise
         if state in _GONE:
             return
-        window = _int(outputs.get("deletionWindowInDays")) or 30
+        window = int_or_none(outputs.get("deletionWindowInDays")) or 30
         kms.schedule_key_deletion(KeyId=id_, PendingWindowInDays=window)
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:

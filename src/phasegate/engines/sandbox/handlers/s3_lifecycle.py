@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from phasegate.engines.sandbox.handlers import Handler, HandlerError
+from phasegate.engines.sandbox.handlers import Handler, HandlerError, int_or_none
 from phasegate.engines.sandbox.handlers.s3_config import BucketConfig
 
 __all__ = ["HANDLERS"]
@@ -39,10 +39,6 @@ _FILTER_KEYS = ("prefix", "tag", "objectSizeGreaterThan", "objectSizeLessThan", 
 _MINIMUM_SIZES = ("all_storage_classes_128K", "varies_by_storage_class")
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _check_moves(moves: list[dict[str, Any]], days_key: str, what: str) -> int:
     """Check transitions (``days``) or noncurrent ones (``noncurrentDays``); the last day."""
     dated: list[tuple[int, str]] = []
@@ -59,7 +55,7 @@ def _check_moves(moves: list[dict[str, Any]], days_key: str, what: str) -> int:
             seen.add(cls)
         if move.get("days") is not None and move.get("date") is not None:
             raise HandlerError(f"{what}[{i}] has both days and date: give one")
-        days = _int(move.get(days_key))
+        days = int_or_none(move.get(days_key))
         if days is None or cls is None:
             continue
         if days < 0:
@@ -98,7 +94,10 @@ def _check_filter(rule: dict[str, Any], what: str) -> None:
         )
     both = given.get("and")
     sizes: dict[str, Any] = both if isinstance(both, dict) else given
-    low, high = _int(sizes.get("objectSizeGreaterThan")), _int(sizes.get("objectSizeLessThan"))
+    low, high = (
+        int_or_none(sizes.get("objectSizeGreaterThan")),
+        int_or_none(sizes.get("objectSizeLessThan")),
+    )
     if low is not None and high is not None and low >= high:
         raise HandlerError(f"{what}.filter: objectSizeGreaterThan must be below objectSizeLessThan")
     tagged = given.get("tag") or (given.get("and") or {}).get("tags")
@@ -118,7 +117,7 @@ def _check_rule(rule: dict[str, Any], what: str) -> None:
     _check_filter(rule, what)
     last_move = _check_moves(rule.get("transitions") or [], "days", f"{what}.transitions")
     expiration = rule.get("expiration") or {}
-    days = _int(expiration.get("days"))
+    days = int_or_none(expiration.get("days"))
     given = [k for k in ("days", "date", "expiredObjectDeleteMarker") if expiration.get(k)]
     if len(given) > 1:
         raise HandlerError(f"{what}.expiration has {' and '.join(given)}: give one")
@@ -135,7 +134,7 @@ def _check_rule(rule: dict[str, Any], what: str) -> None:
         f"{what}.noncurrentVersionTransitions",
     )
     noncurrent = rule.get("noncurrentVersionExpiration") or {}
-    noncurrent_days = _int(noncurrent.get("noncurrentDays"))
+    noncurrent_days = int_or_none(noncurrent.get("noncurrentDays"))
     if noncurrent_days is not None and noncurrent_days < 1:
         raise HandlerError(f"{what}.noncurrentVersionExpiration.noncurrentDays must be >= 1")
     if noncurrent_days is not None and noncurrent_days <= last_noncurrent:
@@ -143,10 +142,12 @@ def _check_rule(rule: dict[str, Any], what: str) -> None:
             f"{what}: noncurrent versions expire on day {noncurrent_days}, not after their last "
             f"transition on day {last_noncurrent}"
         )
-    newer = _int(noncurrent.get("newerNoncurrentVersions"))
+    newer = int_or_none(noncurrent.get("newerNoncurrentVersions"))
     if newer is not None and not 1 <= newer <= 100:
         raise HandlerError(f"{what}.noncurrentVersionExpiration.newerNoncurrentVersions: 1-100")
-    abort = _int((rule.get("abortIncompleteMultipartUpload") or {}).get("daysAfterInitiation"))
+    abort = int_or_none(
+        (rule.get("abortIncompleteMultipartUpload") or {}).get("daysAfterInitiation")
+    )
     if abort is not None and abort < 1:
         raise HandlerError(f"{what}.abortIncompleteMultipartUpload.daysAfterInitiation: >= 1")
 
