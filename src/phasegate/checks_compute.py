@@ -42,17 +42,29 @@ _EFFECTS = {
 """Kubernetes taint effects in their EKS API spelling."""
 
 
+_CATALOGS: dict[tuple[Path, str], dict[str, int]] = {}
+"""Catalogs loaded in this process, by path and content: each probe asks again."""
+
+
 def load_gpu_catalog(root: Path) -> dict[str, int]:
     """GPUs per instance by instance type, from ``phases/catalog.py`` under ``root``.
 
     Loaded by path, as the policy pack does, and compiled here so no bytecode is left in
-    the project. CheckError when the file is missing or holds no ``CATALOG``.
+    the project; once per content. CheckError when the file is missing or holds no
+    ``CATALOG``.
     """
     path = root / CATALOG_FILE
     try:
         source = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CheckError(f"cannot read the GPU catalog {path}: {exc.strerror}") from None
+    key = (path, source)
+    if key not in _CATALOGS:
+        _CATALOGS[key] = _exec_catalog(path, source)
+    return dict(_CATALOGS[key])
+
+
+def _exec_catalog(path: Path, source: str) -> dict[str, int]:
     name = "_phasegate_gpu_catalog_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
     module = types.ModuleType(name)
     module.__file__ = str(path)

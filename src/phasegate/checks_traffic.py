@@ -39,6 +39,9 @@ class CloudwatchAlarm(CheckKind):
 
     name = "cloudwatch_alarm"
     params = CloudwatchAlarmParams
+    not_rerun_after_rollback = (
+        "not re-run after a rollback: it watches the traffic that was just moved away"
+    )
 
     def probe(self, params: CloudwatchAlarmParams, ctx: CheckContext) -> Probe:
         cloudwatch = aws_client(ctx, "cloudwatch")

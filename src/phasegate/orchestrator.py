@@ -7,6 +7,7 @@ so a phase always sees the outputs its upstream phases have now.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -18,7 +19,7 @@ from typing import Any
 
 from phasegate import faults
 from phasegate.atomic import write_atomic
-from phasegate.checks import CheckContext, run_check
+from phasegate.checks import KINDS, CheckContext, run_check
 from phasegate.engines.base import (
     Engine,
     EventSink,
@@ -53,7 +54,6 @@ _STEPS = f"{CONFIG_NAMESPACE}:steps"
 _STEP = f"{CONFIG_NAMESPACE}:step"
 """A stepped phase's steps (its config) and the one a run applies (set by phasegate)."""
 
-_NOT_RECHECKED_AFTER_ROLLBACK = frozenset({"cloudwatch_alarm"})
 """An alarm that fired is why a rollback happened; it stays in ALARM until its datapoints
 clear, so checking it again right after the rollback would fail every cutover rollback."""
 
@@ -281,17 +281,9 @@ class Orchestrator:
         if pack is None:
             return None
         if pack not in self._pack_digests:
-            files = sorted(
-                p
-                for p in pack.rglob("*")
-                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
-            )
-            self._pack_digests[pack] = _digest(
-                {
-                    p.relative_to(pack).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                    for p in files
-                }
-            )
+            # The same snapshot rules as a phase program's: every file, no caches.
+            source = ProgramSource.from_directory(pack, "__main__", set())
+            self._pack_digests[pack] = source.digest
         return self._pack_digests[pack]
 
     # -- plan -----------------------------------------------------------------------------
@@ -618,9 +610,10 @@ class Orchestrator:
         outputs: StackOutputs,
         bake: float,
         checks: Sequence[CheckSpec] | None = None,
-        skip: frozenset[str] = frozenset(),
+        after_rollback: bool = False,
     ) -> list[CheckResult]:
-        """Run ``checks`` (the phase's own by default) against ``outputs``."""
+        """Run ``checks`` (the phase's own by default) against ``outputs``; after a
+        rollback, kinds that say so are skipped."""
         ctx = CheckContext(
             environment=self.env.name,
             stack=target.name,
@@ -638,15 +631,10 @@ class Orchestrator:
         )
         results = []
         for check in spec.checks if checks is None else checks:
-            if check.kind in skip:
+            skipped = KINDS[check.kind].not_rerun_after_rollback if after_rollback else None
+            if skipped is not None:
                 results.append(
-                    CheckResult(
-                        name=check.name,
-                        kind=check.kind,
-                        result="skipped",
-                        message="not re-run after a rollback: it watches the traffic that "
-                        "was just moved away",
-                    )
+                    CheckResult(name=check.name, kind=check.kind, result="skipped", message=skipped)
                 )
                 continue
             faults.point("check")
@@ -745,6 +733,10 @@ class Orchestrator:
         except InputError:
             if state.lkg is None:
                 raise
+        # The stack file unvalidated: its settings (secrets provider, salt) still count.
+        with contextlib.suppress(InputError):
+            return self.project.target(self.env, spec)
+        # Not even readable: the last known good is all there is.
         program = self._lkg_load("program", state.lkg.program)
         return StackTarget(
             project=self.project.name,
@@ -793,7 +785,7 @@ class Orchestrator:
                     result.outputs,
                     0.0,
                     checks=self._lkg_checks(spec, state.lkg) if state.lkg is not None else None,
-                    skip=_NOT_RECHECKED_AFTER_ROLLBACK,
+                    after_rollback=True,
                 )
                 state.rollback_checks = checks
                 failed = [c for c in checks if c.result == "fail"]

@@ -26,13 +26,13 @@ from types import ModuleType
 from typing import Any
 
 from phasegate.errors import InputError
+from phasegate.project import POLICY_KEY
 
 __all__ = ["ENFORCEMENTS", "PolicyResult", "Violation", "crossguard_config", "evaluate"]
 
 ENFORCEMENTS = ("mandatory", "advisory", "disabled")
 """What ``phasegate:policy`` may set a rule to."""
 
-POLICY_KEY = "phasegate:policy"
 MAX_GPUS_KEY = "phasegate:max_gpus"
 
 
