@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -304,12 +304,17 @@ class Cli:
         }
 
     def run(
-        self, project: Path, *args: str, timeout: float = 240
+        self,
+        project: Path,
+        *args: str,
+        timeout: float = 240,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """``migrate ARGS`` in ``project``; ``env`` adds to (or overrides) its environment."""
         return subprocess.run(
             [*self.command, *args],
             cwd=project,
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,

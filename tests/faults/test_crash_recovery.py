@@ -91,20 +91,10 @@ def copy(source: Path, dest: Path) -> Path:
 def migrate(
     cli: Any, project: Path, *args: str, fault: str | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """``migrate ARGS`` as ``cli.run`` runs it, with ``PHASEGATE_FAULTS=fault`` if given."""
-    env = dict(cli.env)
-    if fault is not None:
-        env[faults.VARIABLE] = fault
-    return subprocess.run(
-        [*cli.command, *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    """``migrate ARGS`` with ``PHASEGATE_FAULTS=fault`` if given."""
+    env = {faults.VARIABLE: fault} if fault is not None else None
+    result: subprocess.CompletedProcess[str] = cli.run(project, *args, timeout=timeout, env=env)
+    return result
 
 
 def _said(result: subprocess.CompletedProcess[str]) -> str:

@@ -87,22 +87,6 @@ def _run(kind: str, params: dict[str, Any], ctx: CheckContext, **options: Any) -
 # --- the emulated cloud ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with pytest.MonkeyPatch.context() as mp:
-        # The emulator sets these with setdefault; put back whatever was there after us.
-        mp.delenv("MOTO_EC2_LOAD_DEFAULT_AMIS", raising=False)
-        mp.delenv("MOTO_IAM_LOAD_MANAGED_POLICIES", raising=False)
-        emulator = Emulator(REGION, ACCOUNT)
-        emulator.start()
-        emulator.reset()
-        try:
-            yield emulator
-        finally:
-            emulator.reset()
-            emulator.stop()
-
-
 @pytest.fixture
 def aws(emu: Emulator) -> Callable[[str], Any]:
     """``ctx.aws`` on the emulated cloud: one client per service."""
@@ -908,14 +892,12 @@ def test_cloudwatch_alarm_set_by_another_thread_during_a_real_bake(
     timer = threading.Timer(0.3, fire)
     timer.start()
     try:
-        started = time.monotonic()
         result = run_check(_spec("cloudwatch_alarm", {"alarms": names, "poll_seconds": 0.05}), ctx)
     finally:
         timer.join()
     assert result.result == "fail"
     assert result.message.startswith(f"{names[0]} is in ALARM ")
     assert result.message.endswith("s bake: rehearsal")
-    assert time.monotonic() - started < 3, "the probe stops at the first look that sees ALARM"
 
 
 def test_cloudwatch_alarm_fails_for_an_alarm_that_does_not_exist(

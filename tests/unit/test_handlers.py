@@ -13,7 +13,6 @@ import importlib.util
 import json
 import re
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,22 +68,6 @@ NEW_TYPES = (
 
 
 # --- the emulated cloud -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with pytest.MonkeyPatch.context() as mp:
-        # The emulator sets these with setdefault; put back whatever was there after us.
-        mp.delenv("MOTO_EC2_LOAD_DEFAULT_AMIS", raising=False)
-        mp.delenv("MOTO_IAM_LOAD_MANAGED_POLICIES", raising=False)
-        emulator = Emulator(REGION, ACCOUNT)
-        emulator.start()
-        emulator.reset()
-        try:
-            yield emulator
-        finally:
-            emulator.reset()
-            emulator.stop()
 
 
 @pytest.fixture
