@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from phasegate.engines import build_engine
 from phasegate.engines.base import Engine, ProgramSource, StackTarget
 from phasegate.errors import InputError
 from phasegate.spec import MIGRATION_FILE, EnvironmentSpec, Migration, PhaseSpec, load_migration
@@ -223,22 +224,16 @@ class Project:
     def engine(self, env: EnvironmentSpec) -> Engine:
         """The environment's engine; one instance per kind for the whole run."""
         if env.engine not in self._engines:
-            if env.engine == "sandbox":
-                from phasegate.engines.sandbox import SandboxEngine
-
-                regions = {e.name: e.region for e in self.migration.environments}
-                self._engines["sandbox"] = SandboxEngine(self.work_dir / "sandbox", regions)
-            else:
-                from phasegate.engines.pulumi import PulumiEngine
-
-                backends = {e.name: e.backend for e in self.migration.environments}
-                self._engines["pulumi"] = PulumiEngine(
-                    self.root, self.work_dir / "pulumi", backends
-                )
+            environments = self.migration.environments
+            self._engines[env.engine] = build_engine(
+                env.engine,
+                root=self.root,
+                work_dir=self.work_dir,
+                regions={e.name: e.region for e in environments},
+                backends={e.name: e.backend for e in environments},
+            )
         return self._engines[env.engine]
 
     def close(self) -> None:
         for engine in self._engines.values():
-            close = getattr(engine, "close", None)
-            if close is not None:
-                close()
+            engine.close()

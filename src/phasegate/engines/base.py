@@ -9,13 +9,14 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import threading
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
     "UNKNOWN",
@@ -27,6 +28,7 @@ __all__ = [
     "ProgramSource",
     "ProgressEvent",
     "ResourceChange",
+    "SandboxControls",
     "StackOutputs",
     "StackTarget",
     "UpResult",
@@ -297,3 +299,33 @@ class Engine(ABC):
     @abstractmethod
     def aws_client(self, stack: StackTarget, service: str) -> Any:
         """A boto3 client of ``service`` on the AWS API the stack's resources live in."""
+
+    def sandbox_controls(self) -> SandboxControls | None:
+        """The emulated cloud's own controls; None for an engine on a real cloud."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - most engines hold nothing open
+        """Release what the engine holds open (emulators, workspaces)."""
+
+
+class SandboxControls(Protocol):
+    """What only an emulated cloud can do: the chores of ``migrate sandbox``."""
+
+    def reset(self, environment: str, region: str) -> None:
+        """Empty the environment's emulated cloud and every stack's checkpoint."""
+
+    def set_alarm(self, environment: str, name: str, state: str) -> None:
+        """Put a CloudWatch alarm in ALARM or OK, and keep it so."""
+
+    def inventory(self, environment: str) -> Mapping[str, Any]:
+        """What the emulated cloud holds, per stack."""
+
+    def serve(
+        self,
+        environment: str,
+        *,
+        port: int,
+        ready: Callable[[str], None],
+        stop: threading.Event,
+    ) -> None:
+        """Expose the cloud as an AWS endpoint on loopback until ``stop`` is set."""

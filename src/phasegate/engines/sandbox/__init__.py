@@ -583,6 +583,13 @@ class SandboxEngine(Engine):
 
     # -- the sandbox's own commands ----------------------------------------------------------
 
+    def sandbox_controls(self) -> SandboxEngine:
+        return self
+
+    def reset(self, environment: str, region: str) -> None:
+        """Empty the environment's emulated cloud and every stack's checkpoint."""
+        self.store(environment, region).reset()
+
     def inventory(self, environment: str) -> dict[str, Any]:
         """What the emulated cloud of ``environment`` holds, from its checkpoint."""
         store = self.store(environment)

@@ -1,0 +1,41 @@
+"""The engines behind the port (:mod:`phasegate.engines.base`), built in one place.
+
+Nothing outside this package names a concrete engine: the core asks :func:`build_engine`
+for the engine an environment names and talks to it through the port. Each engine is
+imported only when built, so a command that needs none (``status``) loads neither the
+Pulumi Automation API nor the emulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal, get_args
+
+from phasegate.engines.base import Engine
+
+__all__ = ["ENGINE_KINDS", "EngineKind", "build_engine"]
+
+EngineKind = Literal["sandbox", "pulumi"]
+ENGINE_KINDS: tuple[str, ...] = get_args(EngineKind)
+
+
+def build_engine(
+    kind: EngineKind,
+    *,
+    root: Path,
+    work_dir: Path,
+    regions: Mapping[str, str],
+    backends: Mapping[str, str | None],
+) -> Engine:
+    """The engine of ``kind`` for a project at ``root`` keeping its working data under
+    ``work_dir``; ``regions`` and ``backends`` are per environment name."""
+    if kind == "sandbox":
+        from phasegate.engines.sandbox import SandboxEngine
+
+        return SandboxEngine(work_dir / "sandbox", dict(regions))
+    if kind == "pulumi":
+        from phasegate.engines.pulumi import PulumiEngine
+
+        return PulumiEngine(root, work_dir / "pulumi", dict(backends))
+    raise ValueError(f"unknown engine kind {kind!r} (allowed: {', '.join(ENGINE_KINDS)})")
