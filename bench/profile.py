@@ -38,10 +38,10 @@ SCENARIOS = ("plan", "noop", "apply")
 TIMERS = [
     ("phasegate.project", "Project.load", "Project.load (migration.yaml, stack configs)"),
     ("phasegate.machine", "RunContext.detect", "RunContext.detect (git commit, CI vars)"),
-    ("phasegate.orchestrator", "Orchestrator.read_all", "read state files"),
-    ("phasegate.orchestrator", "Orchestrator._plan_phase", "plan one phase"),
+    ("phasegate.environment", "Environment.read_all", "read state files"),
+    ("phasegate.planning", "Planner.plan_phase", "plan one phase"),
     ("phasegate.project", "Project.target", "  Project.target (program snapshot + config)"),
-    ("phasegate.orchestrator", "Orchestrator._upstream_outputs", "  upstream outputs"),
+    ("phasegate.planning", "Planner.upstream_outputs", "  upstream outputs"),
     ("phasegate.engines.sandbox", "run_program", "  run_program"),
     ("phasegate.engines.sandbox.runtime", "_sdk_setup", "    SDK import + mock setup"),
     ("runpy", "run_path", "    the phase program (incl. lazy pulumi_aws imports)"),

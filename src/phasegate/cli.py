@@ -20,6 +20,8 @@ from phasegate.errors import ExitCode, InputError, PhasegateError
 
 if TYPE_CHECKING:
     from phasegate.orchestrator import Orchestrator
+    from phasegate.project import Project
+    from phasegate.sandbox_admin import SandboxAdmin
 
 __all__ = ["main"]
 
@@ -40,11 +42,9 @@ class _Obj:
 
 
 @contextmanager
-def _orchestrator(
-    ctx: click.Context, env: str | None, *, no_rollback: bool = False
-) -> Iterator[Orchestrator]:
+def _environment(ctx: click.Context, env: str | None) -> Iterator[tuple[Project, dict[str, Any]]]:
+    """The project the command runs in, and how the core reports back to the terminal."""
     from phasegate.machine import RunContext
-    from phasegate.orchestrator import Orchestrator
     from phasegate.project import Project, find_root
     from phasegate.render import Progress, notice
 
@@ -52,14 +52,38 @@ def _orchestrator(
     root = obj.project_dir.resolve() if obj.project_dir else find_root(Path.cwd())
     project = Project.load(root)
     command = "migrate " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    context = RunContext.detect(root, command)
     progress = Progress(enabled=ctx.params.get("output", "text") == "text")
     try:
-        yield Orchestrator(
-            project, env, context, on_event=progress, on_notice=notice, no_rollback=no_rollback
+        yield (
+            project,
+            {
+                "environment": env,
+                "context": RunContext.detect(root, command),
+                "on_event": progress,
+                "on_notice": notice,
+            },
         )
     finally:
         project.close()
+
+
+@contextmanager
+def _orchestrator(
+    ctx: click.Context, env: str | None, *, no_rollback: bool = False
+) -> Iterator[Orchestrator]:
+    from phasegate.orchestrator import Orchestrator
+
+    with _environment(ctx, env) as (project, settings):
+        yield Orchestrator(project, **settings, no_rollback=no_rollback)
+
+
+@contextmanager
+def _sandbox(ctx: click.Context, env: str | None) -> Iterator[SandboxAdmin]:
+    from phasegate.environment import Environment
+    from phasegate.sandbox_admin import SandboxAdmin
+
+    with _environment(ctx, env) as (project, settings):
+        yield SandboxAdmin(Environment(project, **settings))
 
 
 def _options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -262,8 +286,8 @@ def sandbox_status(ctx: click.Context, env: str | None, output: str) -> None:
     """What the emulated cloud of an environment holds."""
     from phasegate.render import render_inventory
 
-    with _orchestrator(ctx, env) as orch:
-        render_inventory(orch.env.name, orch.sandbox_inventory(), output)
+    with _sandbox(ctx, env) as sandbox:
+        render_inventory(sandbox.environment.name, sandbox.inventory(), output)
 
 
 @sandbox.command("reset")
@@ -277,11 +301,10 @@ def sandbox_reset(ctx: click.Context, env: str | None, yes: bool) -> None:
             raise InputError("stdin is not a terminal: pass --yes to reset", field="--yes")
         if not click.confirm("Empty the emulated cloud?", default=False):
             raise PhasegateError("reset cancelled: nothing was changed")
-    with _orchestrator(ctx, env) as orch:
-        stacks = orch.reset_sandbox()
-        click.echo(
-            f"Emptied the sandbox cloud of {orch.env.name}; {len(stacks)} stack(s) back to pending."
-        )
+    with _sandbox(ctx, env) as sandbox:
+        stacks = sandbox.reset()
+        name = sandbox.environment.name
+        click.echo(f"Emptied the sandbox cloud of {name}; {len(stacks)} stack(s) back to pending.")
 
 
 @sandbox.command("alarm")
@@ -292,9 +315,9 @@ def sandbox_reset(ctx: click.Context, env: str | None, yes: bool) -> None:
 def sandbox_alarm(ctx: click.Context, env: str | None, name: str, state: str) -> None:
     """Set a CloudWatch alarm of the emulated cloud to ALARM or OK (to rehearse a failed
     cutover step and its rollback)."""
-    with _orchestrator(ctx, env) as orch:
-        orch.sandbox_alarm(name, state)
-        click.echo(f"Alarm {name} in the {orch.env.name} sandbox is now {state}.")
+    with _sandbox(ctx, env) as sandbox:
+        sandbox.set_alarm(name, state)
+        click.echo(f"Alarm {name} in the {sandbox.environment.name} sandbox is now {state}.")
 
 
 @sandbox.command("serve")
@@ -323,14 +346,15 @@ def sandbox_serve(ctx: click.Context, env: str | None, port: int) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
 
-    with _orchestrator(ctx, env) as orch:
+    with _sandbox(ctx, env) as sandbox:
+        name = sandbox.environment.name
 
         def ready(url: str) -> None:
-            click.echo(f"Serving the {orch.env.name} sandbox at {url} (Ctrl-C stops)", err=True)
+            click.echo(f"Serving the {name} sandbox at {url} (Ctrl-C stops)", err=True)
             click.echo(url)
             sys.stdout.flush()
 
-        orch.serve_sandbox(port=port, ready=ready, stop=stop)
+        sandbox.serve(port=port, ready=ready, stop=stop)
     click.echo("Stopped; changes written back to the sandbox.", err=True)
 
 

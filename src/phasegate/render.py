@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from phasegate.engines.base import ProgressEvent
-    from phasegate.orchestrator import PhaseReport
+    from phasegate.reports import PhaseReport
     from phasegate.state import PhaseState
 
 __all__ = ["Progress", "notice", "render_inventory", "render_reports", "render_status"]

@@ -1,0 +1,95 @@
+"""One environment of a project as a command works on it: its engine, its state files
+and its lock, and the stacks an earlier run left unfinished refused before anything runs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+
+from phasegate.engines.base import Engine, EventSink, _ignore
+from phasegate.gates import refuse_interrupted
+from phasegate.machine import PhaseLifecycle, RunContext
+from phasegate.project import Project
+from phasegate.spec import EnvironmentSpec, PhaseSpec
+from phasegate.state import EnvironmentLock, PhaseState, StateStore
+
+__all__ = ["Environment"]
+
+
+class Environment:
+    """What every command on one environment shares."""
+
+    def __init__(
+        self,
+        project: Project,
+        environment: str | None,
+        context: RunContext,
+        *,
+        engine: Engine | None = None,
+        on_event: EventSink = _ignore,
+        on_notice: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.project = project
+        self.spec: EnvironmentSpec = project.migration.environment(environment)
+        self.context = context
+        self.on_event = on_event
+        self.on_notice = on_notice
+        self.states = StateStore(project.state_dir, self.spec.name)
+        self._engine = engine
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def engine(self) -> Engine:
+        """Built on first use: ``status`` never needs one."""
+        if self._engine is None:
+            self._engine = self.project.engine(self.spec)
+        return self._engine
+
+    def phases(self, phase: str | None = None) -> list[PhaseSpec]:
+        """The phases a command selects: all in order, or the one named."""
+        if phase is None:
+            return list(self.project.migration.phases)
+        return [self.project.migration.phase(phase)]
+
+    def read_all(self) -> dict[str, PhaseState]:
+        """Every phase's state; a damaged file stops here, before anything is written."""
+        return {p.name: self.states.read(p.name) for p in self.project.migration.phases}
+
+    def lifecycle(
+        self, state: PhaseState, guards: dict[str, Callable[[], str | None]] | None = None
+    ) -> PhaseLifecycle:
+        return PhaseLifecycle(state, self.states, self.context, guards)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the environment's lock for the block."""
+        lock = EnvironmentLock(
+            self.project.work_dir / "locks", self.spec.name, self.context.command
+        )
+        lock.acquire()
+        try:
+            if lock.took_over:
+                held = lock.took_over
+                self.on_notice(
+                    f"took over the lock of environment '{self.spec.name}' left by pid "
+                    f"{held.get('pid')} on {held.get('host')} (started {held.get('started')}), "
+                    "which is no longer running"
+                )
+            yield
+        finally:
+            lock.release()
+
+    @contextlib.contextmanager
+    def opened(self, phases: Sequence[PhaseSpec]) -> Iterator[dict[str, PhaseState]]:
+        """Locked, every state file read, interrupted stacks refused, and every selected
+        stack config validated: a bad value in a late phase must not leave the earlier
+        phases' plans recorded."""
+        with self.locked():
+            states = self.read_all()
+            refuse_interrupted(self.project.migration.phases, states, self.spec.name)
+            for spec in phases:
+                self.project.validate_config(self.spec.name, spec)
+            yield states

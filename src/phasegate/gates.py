@@ -1,0 +1,158 @@
+"""The gates a phase passes before it may apply (exit 5 when one blocks): no stack left
+mid-run, dependencies verified, the same program verified where the environment promotes
+from, a recorded approval where one is required, mandatory policies, a fresh plan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from phasegate.engines.base import StackTarget
+from phasegate.errors import GateBlocked
+from phasegate.machine import INTERRUPTED
+from phasegate.spec import EnvironmentSpec, PhaseSpec
+from phasegate.state import Approval, PhaseState, StateStore
+
+if TYPE_CHECKING:
+    from phasegate.planning import Planned
+
+__all__ = [
+    "approve",
+    "has_work",
+    "refuse_interrupted",
+    "refuse_policy_violations",
+    "refuse_unapplied_dependencies",
+    "refuse_unpromoted",
+]
+
+
+def refuse_interrupted(
+    phases: Sequence[PhaseSpec],
+    states: dict[str, PhaseState],
+    environment: str,
+    allow: str | None = None,
+) -> None:
+    """Any stack of the environment left interrupted or in rollback_failed stops the
+    command (all but status and recover), whichever phases it names: later phases build
+    on earlier ones. ``allow``: a phase the command may take as it stands."""
+    for phase in phases:
+        state = states[phase.name]
+        if phase.name == allow:
+            continue
+        if state.status in INTERRUPTED:
+            raise GateBlocked(
+                f"stack {state.stack} was interrupted while {state.status.replace('_', ' ')}: "
+                "nothing else runs on it until it is recovered",
+                hint=f"run `migrate recover --env {environment}`",
+            )
+        if state.status == "rollback_failed":
+            raise GateBlocked(
+                f"stack {state.stack} is in rollback_failed: nothing else runs on it "
+                "until its rollback is finished",
+                hint=f"fix the cause, then run `migrate recover --env {environment}`",
+            )
+
+
+def refuse_unapplied_dependencies(
+    upstream: Sequence[PhaseSpec], phase: PhaseSpec, states: dict[str, PhaseState], env: str
+) -> None:
+    """``apply --phase P``: every phase P builds on is verified already."""
+    for dep in upstream:
+        if states[dep.name].status != "verified":
+            raise GateBlocked(
+                f"phase {phase.name} depends on {dep.name}, which is "
+                f"{states[dep.name].status} in {env}",
+                hint=f"apply {dep.name} first, or run apply without --phase",
+            )
+
+
+def dependencies_verified(
+    spec: PhaseSpec, states: dict[str, PhaseState], env: str
+) -> Callable[[], str | None]:
+    """The lifecycle's guard of the same rule, at the moment the phase applies."""
+
+    def guard() -> str | None:
+        for dep in spec.depends_on:
+            if states[dep].status != "verified":
+                return f"depends on {dep}, which is {states[dep].status} in {env}"
+        return None
+
+    return guard
+
+
+def plan_is_fresh(state: PhaseState, current: Callable[[], str]) -> Callable[[], str | None]:
+    """The lifecycle's guard that nothing changed between the plan and the apply."""
+
+    def guard() -> str | None:
+        if current() != state.fingerprint:
+            return "the program, its config or its upstream outputs changed since the plan"
+        return None
+
+    return guard
+
+
+def refuse_unpromoted(
+    env: EnvironmentSpec,
+    state_dir: Path,
+    spec: PhaseSpec,
+    target: StackTarget,
+    state: PhaseState,
+) -> None:
+    """The environment's own gates: the same program verified in the promotion source,
+    and a recorded approval of that program where one is required."""
+    program = target.program.digest
+    short = program.split(":", 1)[-1][:12]
+    source = env.promote_from
+    if source is not None:
+        there = StateStore(state_dir, source).read(spec.name)
+        if there.status != "verified" or there.lkg is None or there.lkg.program != program:
+            seen = (
+                f"{there.status} at program {there.lkg.program.split(':', 1)[-1][:12]}"
+                if there.lkg is not None
+                else there.status
+            )
+            raise GateBlocked(
+                f"{state.stack}: program {short} of phase {spec.name} is not verified in "
+                f"{source}, which this environment promotes from (there: {seen})",
+                hint=f"apply this version in {source} first",
+            )
+    approved = state.approval is not None and state.approval.program == program
+    if env.approval == "required" and not approved:
+        raise GateBlocked(
+            f"{state.stack}: environment {env.name} requires an approval of "
+            f"program {short} of phase {spec.name}, and none is recorded",
+            hint=f"migrate approve --env {env.name} --phase {spec.name}",
+        )
+
+
+def approve(state: PhaseState, actor: str, at: str, program: str) -> None:
+    """Record ``actor``'s approval of ``program`` for the stack (written by the caller)."""
+    state.approval = Approval(by=actor, at=at, program=program)
+
+
+def has_work(state: PhaseState, planned: Planned) -> bool:
+    """False when the phase is verified at this fingerprint and nothing would change."""
+    return not (
+        state.status == "verified"
+        and state.fingerprint == planned.fingerprint
+        and not planned.plan.has_changes
+    )
+
+
+def refuse_policy_violations(planned: Sequence[Planned], on_notice: Callable[[str], None]) -> None:
+    """Mandatory violations block (exit 5); advisory ones are warnings."""
+    blocking = []
+    for item in planned:
+        for v in item.violations:
+            where = f"{v.resource_type} '{v.resource_name}' in {item.target.name}"
+            line = f"{v.rule}: {where}: {v.message}"
+            if v.enforcement == "mandatory":
+                blocking.append(line)
+            else:
+                on_notice(f"policy (advisory) {line}")
+    if blocking:
+        raise GateBlocked(
+            f"{len(blocking)} mandatory policy violation(s); nothing was applied:\n  "
+            + "\n  ".join(blocking)
+        )

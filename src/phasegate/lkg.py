@@ -1,0 +1,100 @@
+"""Last-known-good snapshots: the exact program, stack config and checks of a phase's last
+verified apply, content-addressed under ``state/lkg/``. A rollback restores that version
+from here, never from the working tree or git."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from phasegate.atomic import write_atomic
+from phasegate.engines.base import ProgramSource, StackTarget
+from phasegate.errors import EngineError
+from phasegate.planning import digest
+from phasegate.spec import CheckSpec, PhaseSpec
+from phasegate.state import LastKnownGood, now
+
+__all__ = ["LastKnownGoodStore"]
+
+
+class LastKnownGoodStore:
+    """The snapshots beside one project's state files."""
+
+    def __init__(self, state_dir: Path, on_notice: Callable[[str], None]) -> None:
+        self.directory = state_dir / "lkg"
+        self.on_notice = on_notice
+
+    def _path(self, kind: str, content: str) -> Path:
+        """Where a last-known-good program or config is kept, by its content address."""
+        return self.directory / f"{kind}-{content.split(':', 1)[1][:24]}.json"
+
+    def keep(
+        self, target: StackTarget, fingerprint: str, checks: Sequence[CheckSpec]
+    ) -> LastKnownGood:
+        """Store the program snapshot, the config and the checks it passed: a rollback
+        restores that version and judges it by those."""
+        program = {
+            "module": target.program.module,
+            "files": {k: v.decode("utf-8") for k, v in sorted(target.program.files.items())},
+        }
+        program_id = target.program.digest
+        config_id = target.config_digest
+        checked = [c.model_dump(mode="json") for c in checks]
+        checks_id = digest(checked)
+        for kind, content, data in (
+            ("program", program_id, program),
+            ("config", config_id, dict(target.config)),
+            ("checks", checks_id, checked),
+        ):
+            path = self._path(kind, content)
+            if not path.exists():
+                write_atomic(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+        return LastKnownGood(
+            fingerprint=fingerprint,
+            program=program_id,
+            config=config_id,
+            checks=checks_id,
+            at=now(),
+        )
+
+    def load(self, kind: str, content: str) -> Any:
+        path = self._path(kind, content)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise EngineError(f"last known good {kind} {path} is unreadable: {exc}") from None
+
+    def program_module(self, lkg: LastKnownGood) -> str:
+        """The module of the last known good's program (the stack's entry point)."""
+        return str(self.load("program", lkg.program)["module"])
+
+    def target(self, target: StackTarget, lkg: LastKnownGood) -> StackTarget:
+        """``target`` with the last known good's program and config."""
+        program = self.load("program", lkg.program)
+        source = ProgramSource(
+            module=program["module"],
+            files={k: v.encode("utf-8") for k, v in program["files"].items()},
+        )
+        if source.digest != lkg.program:
+            raise EngineError(f"last known good program {lkg.program} does not match its content")
+        return StackTarget(
+            **{**target.__dict__, "program": source, "config": self.load("config", lkg.config)}
+        )
+
+    def checks(self, spec: PhaseSpec, lkg: LastKnownGood) -> list[CheckSpec]:
+        """The checks the last known good passed (the phase's current ones for a last
+        known good kept before checks were kept with it)."""
+        if lkg.checks is None:
+            return list(spec.checks)
+        try:
+            return [CheckSpec.model_validate(c) for c in self.load("checks", lkg.checks)]
+        except (EngineError, ValueError) as exc:
+            # A check kind changed since (or its file is gone): the restore is judged by
+            # the phase's checks as they are now rather than not at all, and said so.
+            self.on_notice(
+                f"{spec.name}: the last known good's checks no longer read "
+                f"({str(exc).splitlines()[0]}); checking it with the phase's current checks"
+            )
+            return list(spec.checks)

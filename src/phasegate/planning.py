@@ -1,0 +1,185 @@
+"""Planning one phase: the stage it runs (a stepped phase's next step), its fingerprint,
+the engine's preview and the policy verdict. Nothing here writes a state file or changes
+a cloud; recording a plan is the lifecycle's ``plan`` transition."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from phasegate.engines.base import Plan, ProgramSource, StackOutputs, StackTarget
+from phasegate.machine import PhaseLifecycle
+from phasegate.policy import Violation, crossguard_config, evaluate
+from phasegate.project import CONFIG_NAMESPACE
+from phasegate.spec import PhaseSpec
+from phasegate.state import PhaseState, PlanSummary
+
+if TYPE_CHECKING:
+    from phasegate.environment import Environment
+
+__all__ = ["STEP", "STEPS", "Planned", "Planner", "RunMemory", "Stage", "digest"]
+
+STEPS = f"{CONFIG_NAMESPACE}:steps"
+STEP = f"{CONFIG_NAMESPACE}:step"
+"""A stepped phase's steps (its config) and the one a run applies (set by phasegate)."""
+
+
+def digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What a phase is about to run: its target (the step set, for a stepped phase), its
+    config with the model's defaults, and the step with its bake time."""
+
+    target: StackTarget
+    config: dict[str, Any]
+    step: int | None = None
+    steps: int | None = None
+    bake: float = 0.0
+
+
+@dataclass(frozen=True)
+class Planned:
+    stage: Stage
+    plan: Plan
+    fingerprint: str
+    violations: list[Violation]
+
+    @property
+    def target(self) -> StackTarget:
+        return self.stage.target
+
+
+@dataclass
+class RunMemory:
+    """What one command has learned so far: planned outputs of phases not applied yet."""
+
+    planned: dict[str, StackOutputs] = field(default_factory=dict)
+
+
+class Planner:
+    """Plans the phases of one environment."""
+
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+        self.project = environment.project
+        self._pack_digests: dict[Path, str] = {}
+
+    def stage(self, phase: PhaseSpec, state: PhaseState) -> Stage:
+        """The target to run now. A stepped phase (its config has ``steps``) runs one step
+        per apply: the one after its last verified step, the last one again once done."""
+        env = self.environment.spec
+        config = self.project.validate_config(env.name, phase)
+        pack = self.project.root / "policies"
+        target = dataclasses.replace(
+            self.project.target(env, phase),
+            policy_pack=pack if pack.is_dir() else None,
+            policy_config=crossguard_config(config, f"{env.name}-{phase.name}"),
+        )
+        steps = config.get(STEPS)
+        if not isinstance(steps, list) or not steps:
+            return Stage(target, config)
+        done = state.step
+        step = 0 if done is None or done < 0 else min(done + 1, len(steps) - 1)
+        bake = float(steps[step].get("bake_seconds", 0) if isinstance(steps[step], dict) else 0)
+        target = dataclasses.replace(target, config={**target.config, STEP: step})
+        return Stage(target, {**config, STEP: step}, step, len(steps), bake)
+
+    def upstream_outputs(self, phase: PhaseSpec, run: RunMemory) -> dict[str, StackOutputs]:
+        """Outputs of the phases this one depends on: planned in this run, else current."""
+        found: dict[str, StackOutputs] = {}
+        for dep in self.project.migration.upstream(phase):
+            stack = f"{self.environment.name}-{dep.name}"
+            if dep.name in run.planned:
+                found[stack] = run.planned[dep.name]
+            else:
+                outputs = self.environment.engine.outputs(stack)
+                if outputs is not None:
+                    found[stack] = outputs
+        return found
+
+    def fingerprint(
+        self, spec: PhaseSpec, target: StackTarget, upstream: dict[str, StackOutputs]
+    ) -> str:
+        """Everything a plan of the stack depends on besides the engine's own state, and
+        the checks it is verified by: a check added to a verified phase runs on the next
+        apply, rather than that apply saying "no changes"."""
+        return digest(
+            {
+                "program": target.program.digest,
+                "config": target.config_digest,
+                "checks": [c.model_dump(mode="json") for c in spec.checks],
+                "protected": sorted(target.protected),
+                "policy": self._pack_digest(target.policy_pack),
+                "upstream": {k: v.digest for k, v in sorted(upstream.items())},
+            }
+        )
+
+    def current_fingerprint(self, spec: PhaseSpec, state: PhaseState, run: RunMemory) -> str:
+        """The fingerprint of the phase as the working tree and upstream stand now."""
+        target = self.stage(spec, state).target
+        return self.fingerprint(spec, target, self.upstream_outputs(spec, run))
+
+    def _pack_digest(self, pack: Path | None) -> str | None:
+        """The policy pack's files, hashed once per run."""
+        if pack is None:
+            return None
+        if pack not in self._pack_digests:
+            # The same snapshot rules as a phase program's: every file, no caches.
+            source = ProgramSource.from_directory(pack, "__main__", set())
+            self._pack_digests[pack] = source.digest
+        return self._pack_digests[pack]
+
+    def plan_phase(
+        self, phase: PhaseSpec, run: RunMemory, state: PhaseState, *, reuse_verified: bool = False
+    ) -> Planned:
+        """Validate the stack config, preview, fingerprint, and check the policies.
+
+        With ``reuse_verified`` (an apply), a phase verified at this very fingerprint is not
+        previewed where the engine can tell its plan without (the sandbox): that preview
+        could only say "no changes", and the policies passed on the same inputs when it
+        was verified."""
+        engine = self.environment.engine
+        stage = self.stage(phase, state)
+        target = stage.target
+        upstream = self.upstream_outputs(phase, run)
+        fingerprint = self.fingerprint(phase, target, upstream)
+        if reuse_verified and state.status == "verified" and state.fingerprint == fingerprint:
+            unchanged = engine.unchanged_plan(target.name)
+            if unchanged is not None:
+                return Planned(stage, unchanged, fingerprint, [])
+        plan = engine.preview(target, upstream=upstream, on_event=self.environment.on_event)
+        if plan.has_changes:
+            run.planned[phase.name] = plan.outputs
+        policy = evaluate(
+            plan.resources,
+            stack=target.name,
+            config=stage.config,
+            pack_dir=self.project.root / "policies",
+        )
+        return Planned(stage, plan, fingerprint, policy.violations)
+
+    def record(self, lifecycle: PhaseLifecycle, plan: Plan, fingerprint: str) -> None:
+        """The ``plan`` transition, with the plan's summary, unless it is on record."""
+        state = lifecycle.state
+        if state.fingerprint == fingerprint and (
+            (state.status == "verified" and not plan.has_changes) or state.status == "planned"
+        ):
+            return  # nothing new: the same plan is on record, or nothing to do at all
+        state.fingerprint = fingerprint
+        state.plan = PlanSummary(
+            at=self.environment.context.clock(),
+            fingerprint=fingerprint,
+            changes=plan.counts,
+            resources=[
+                f"{c.op.value} {c.type} {c.name}" for c in plan.changes if c.op.value != "same"
+            ],
+        )
+        lifecycle.fire("plan")

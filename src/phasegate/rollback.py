@@ -1,0 +1,171 @@
+"""Rollback: the last known good re-applied and checked again; a stepped phase back at its
+baseline; a phase never verified has what it created destroyed. Protected resources are
+kept whatever happens, and a rollback that fails leaves ``rollback_failed``."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from typing import TYPE_CHECKING
+
+from phasegate import faults
+from phasegate.engines.base import Plan, ProgramSource, StackTarget
+from phasegate.errors import EngineError, GateBlocked, InputError
+from phasegate.gates import refuse_interrupted
+from phasegate.machine import PhaseLifecycle
+from phasegate.planning import STEP, Planner
+from phasegate.reports import PhaseReport
+from phasegate.spec import PhaseSpec
+from phasegate.state import PhaseState, redact
+from phasegate.verification import Verifier
+
+if TYPE_CHECKING:
+    from phasegate.environment import Environment
+
+__all__ = ["Rollback"]
+
+
+class Rollback:
+    """Rolls back the phases of one environment."""
+
+    def __init__(self, environment: Environment, planner: Planner, verifier: Verifier) -> None:
+        self.environment = environment
+        self.planner = planner
+        self.verifier = verifier
+        self.lkgs = verifier.lkgs
+
+    def target(self, spec: PhaseSpec, state: PhaseState) -> StackTarget:
+        """The stack as a rollback or a recovery addresses it. A rollback with a last known
+        good needs nothing of the working tree, so a stack config broken since (the likely
+        cause of the failure) does not stop it."""
+        env = self.environment.spec
+        project = self.environment.project
+        try:
+            return self.planner.stage(spec, state).target
+        except InputError:
+            if state.lkg is None:
+                raise
+        # The stack file unvalidated: its settings (secrets provider, salt) still count.
+        with contextlib.suppress(InputError):
+            return project.target(env, spec)
+        # Not even readable: the last known good is all there is.
+        return StackTarget(
+            project=project.name,
+            environment=env.name,
+            phase=spec.name,
+            region=env.region,
+            program=ProgramSource(module=self.lkgs.program_module(state.lkg), files={}),
+            config={},
+            protected=frozenset(spec.protected),
+            endpoint_url=env.aws.endpoint_url,
+            profile=env.aws.profile,
+            backend=env.backend,
+        )
+
+    def roll_back(
+        self,
+        lifecycle: PhaseLifecycle,
+        spec: PhaseSpec,
+        target: StackTarget,
+        reason: str,
+        plan: Plan | None = None,
+    ) -> PhaseReport:
+        """rolling_back -> rolled_back (or rollback_failed); the report says which.
+
+        The last known good is re-applied and checked again; with none, what the failed
+        apply created is destroyed, protected resources kept. A stepped phase goes back to
+        its baseline (cutover: all traffic on legacy) instead, on its last known good."""
+        engine = self.environment.engine
+        on_event = self.environment.on_event
+        state = lifecycle.state
+        started = time.monotonic()
+        faults.point("rollback")
+        kept: tuple[str, ...] = ()
+        state.rollback_checks = None  # this rollback's own, once it gets that far
+        try:
+            base = self.lkgs.target(target, state.lkg) if state.lkg is not None else target
+            stepped = STEP in base.config
+            if stepped or state.lkg is not None:
+                if stepped:
+                    base = dataclasses.replace(base, config={**base.config, STEP: -1})
+                # Protected resources only the failed version had stay, released.
+                result = engine.up(base, on_event=on_event, release_protected=True)
+                kept = result.kept
+                state.outputs = redact(dict(result.outputs.values), result.outputs.secret)
+                checks = self.verifier.run_checks(
+                    spec,
+                    base,
+                    result.outputs,
+                    0.0,
+                    checks=self.lkgs.checks(spec, state.lkg) if state.lkg is not None else None,
+                    after_rollback=True,
+                )
+                state.rollback_checks = checks
+                failed = [c for c in checks if c.result == "fail"]
+                if failed:
+                    raise EngineError(
+                        "after the rollback "
+                        + "; ".join(f"check {c.name} failed: {c.message}" for c in failed)
+                    )
+            else:
+                result = engine.destroy(target, on_event=on_event)
+                state.outputs = {}
+                kept = result.kept
+        except (EngineError, GateBlocked) as exc:
+            # A policy pack that now rejects the last known good fails the rollback too.
+            lifecycle.fire("error", message=f"rollback failed: {exc}")
+            return PhaseReport(
+                state.phase,
+                state.stack,
+                state.status,
+                "rollback failed",
+                plan,
+                message=f"{reason}; and the rollback failed: {exc}",
+                kept=kept,
+                rollback_seconds=time.monotonic() - started,
+                checks=state.checks,
+                rollback_checks=state.rollback_checks or [],
+            )
+        if STEP in base.config:
+            state.step = -1
+            what = "its baseline (all traffic on legacy)"
+        elif state.lkg is not None:
+            what = "its last known good"
+        else:
+            what = "nothing (destroyed what it created)"
+        lifecycle.fire("ok", message=f"rolled back to {what} after: {reason}")
+        return PhaseReport(
+            state.phase,
+            state.stack,
+            state.status,
+            "rolled back",
+            plan,
+            message=f"{reason}; rolled back to {what}",
+            kept=kept,
+            rollback_seconds=time.monotonic() - started,
+            checks=state.checks,
+            rollback_checks=state.rollback_checks or [],
+        )
+
+    def by_hand(self, phase: str) -> PhaseReport:
+        """``migrate rollback``: what a failed apply does, by hand, from wherever the stack
+        stands (an interrupted or failed run included)."""
+        env = self.environment
+        spec = env.project.migration.phase(phase)
+        with env.locked():
+            states = env.read_all()
+            refuse_interrupted(env.project.migration.phases, states, env.name, allow=spec.name)
+            state = states[spec.name]
+            if state.status == "pending":
+                raise GateBlocked(f"{state.stack} was never applied: there is nothing to roll back")
+            target = self.target(spec, state)  # before any transition is written
+            lifecycle = env.lifecycle(state)
+            reason = "rolled back by hand"
+            if state.status in ("applying", "verifying"):
+                lifecycle.fire("fail", message=reason)
+            elif state.status == "rollback_failed":
+                lifecycle.fire("retry", message=reason)
+            else:
+                lifecycle.fire("rollback", message=reason)
+            return self.roll_back(lifecycle, spec, target, reason)
