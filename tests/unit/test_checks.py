@@ -20,7 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from phasegate.checks import KINDS, CheckContext, load_gpu_catalog, run_check
-from phasegate.checks_base import (
+from phasegate.checks.base import (
     CheckError,
     CheckKind,
     Params,
@@ -28,7 +28,7 @@ from phasegate.checks_base import (
     UnresolvedReference,
     resolve_references,
 )
-from phasegate.checks_kubernetes import SANDBOX_REASON
+from phasegate.checks.kubernetes import SANDBOX_REASON
 from phasegate.engines.sandbox.emulator import Emulator
 from phasegate.errors import InputError
 from phasegate.spec import MIGRATION_FILE, CheckSpec, load_migration

@@ -4,13 +4,13 @@ Kinds live in an explicit registry; a check of a kind not in it is refused when
 ``migration.yaml`` is loaded, never skipped silently. Each kind declares its parameters
 as a pydantic model, so a wrong parameter is reported with the file and line too.
 Parameters may name stack outputs and config (``${outputs.NAME}``,
-``${config.KEY.SUB}``); see :mod:`phasegate.checks_base` for how they are resolved and
+``${config.KEY.SUB}``); see :mod:`phasegate.checks.base` for how they are resolved and
 validated.
 
-The kinds, one module per area: ``checks_storage`` (s3_bucket), ``checks_compute``
-(eks_nodegroup, launch_template), ``checks_network`` (vpc_endpoint, route53_weights),
-``checks_traffic`` (cloudwatch_alarm, http), ``checks_kubernetes`` (kubernetes) and
-``checks_custom`` (outputs, python).
+The kinds, one module of this package per area: ``storage`` (s3_bucket), ``compute``
+(eks_nodegroup, launch_template), ``network`` (vpc_endpoint, route53_weights),
+``traffic`` (cloudwatch_alarm, http), ``kubernetes`` (kubernetes) and ``custom``
+(outputs, python).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from phasegate.checks_base import (
+from phasegate.checks.base import (
     CheckContext,
     CheckError,
     CheckKind,
@@ -27,12 +27,12 @@ from phasegate.checks_base import (
     hide_secrets,
     prepare_params,
 )
-from phasegate.checks_compute import EksNodegroup, LaunchTemplate, load_gpu_catalog
-from phasegate.checks_custom import Outputs, PythonCheck
-from phasegate.checks_kubernetes import Kubernetes
-from phasegate.checks_network import Route53Weights, VpcEndpoint
-from phasegate.checks_storage import S3Bucket
-from phasegate.checks_traffic import CloudwatchAlarm, Http
+from phasegate.checks.compute import EksNodegroup, LaunchTemplate, load_gpu_catalog
+from phasegate.checks.custom import Outputs, PythonCheck
+from phasegate.checks.kubernetes import Kubernetes
+from phasegate.checks.network import Route53Weights, VpcEndpoint
+from phasegate.checks.storage import S3Bucket
+from phasegate.checks.traffic import CloudwatchAlarm, Http
 from phasegate.state import CheckResult
 
 if TYPE_CHECKING:
