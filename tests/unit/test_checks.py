@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from phasegate.checks import KINDS, CheckContext, load_gpu_catalog, run_check
+from phasegate.checks import KINDS, CheckContext, CheckSpec, load_gpu_catalog, run_check
 from phasegate.checks.base import (
     CheckError,
     CheckKind,
@@ -31,7 +31,7 @@ from phasegate.checks.base import (
 from phasegate.checks.kubernetes import SANDBOX_REASON
 from phasegate.engines.sandbox.emulator import Emulator
 from phasegate.errors import InputError
-from phasegate.spec import MIGRATION_FILE, CheckSpec, load_migration
+from phasegate.spec import MIGRATION_FILE, load_migration
 from phasegate.state import CheckResult
 
 REGION = "us-east-1"
