@@ -1,22 +1,18 @@
 """``migration.yaml``: the environments in promotion order and the phases in order.
 
 These models are the reference for the file; ``migrate schema`` prints them as JSON schema.
+A check's entry, :class:`CheckSpec`, is declared in :mod:`phasegate.checks` beside the
+registry of kinds it is validated against, and is exported from here as well.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from phasegate.checks import CheckSpec, Name
 from phasegate.errors import InputError
 from phasegate.yamlfile import load_model
 
@@ -30,11 +26,6 @@ __all__ = [
 ]
 
 MIGRATION_FILE = "migration.yaml"
-
-Name = Annotated[
-    str,
-    Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="lower case letters, digits and _"),
-]
 
 
 class _Model(BaseModel):
@@ -76,44 +67,6 @@ class EnvironmentSpec(_Model):
     kubeconfig: str | None = Field(
         None, description="kubeconfig the kubernetes checks use (the sandbox has no cluster)"
     )
-
-
-class CheckSpec(_Model):
-    """A probe run after apply that decides verified or rolled back."""
-
-    name: Name = Field(description="check name, unique within the phase")
-    kind: str = Field(description="check kind: one of the registered kinds")
-    params: dict[str, Any] = Field(default_factory=dict, description="kind-specific parameters")
-    timeout: float = Field(60.0, gt=0, description="seconds before the check fails")
-    interval: float = Field(2.0, ge=0, description="seconds between attempts")
-    retries: int = Field(3, ge=0, description="attempts after the first that may fail")
-    required_passes: int = Field(1, ge=1, description="consecutive passes needed")
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, kind: str) -> str:
-        from phasegate.checks import KINDS
-
-        if kind not in KINDS:
-            raise ValueError(f"unknown check kind '{kind}' (allowed: {', '.join(sorted(KINDS))})")
-        return kind
-
-    @model_validator(mode="after")
-    def _params_fit_kind(self) -> CheckSpec:
-        from phasegate.checks import KINDS
-
-        try:
-            KINDS[self.kind].params.model_validate(self.params)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in ("params", *first["loc"]))
-            allowed = ", ".join(KINDS[self.kind].params.model_fields)
-            raise ValueError(
-                f"{where}: {first['msg']} ({self.kind} takes: {allowed})".replace(
-                    "Value error, ", ""
-                )
-            ) from None
-        return self
 
 
 class PhaseSpec(_Model):

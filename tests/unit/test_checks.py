@@ -5,6 +5,7 @@ skips on a fake clock, and parameter references."""
 
 from __future__ import annotations
 
+import ast
 import json
 import secrets
 import shutil
@@ -19,8 +20,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from phasegate.checks import KINDS, CheckContext, load_gpu_catalog, run_check
-from phasegate.checks_base import (
+import phasegate.checks as checks_package
+from phasegate.checks import KINDS, CheckContext, CheckSpec, load_gpu_catalog, run_check
+from phasegate.checks.base import (
     CheckError,
     CheckKind,
     Params,
@@ -28,10 +30,10 @@ from phasegate.checks_base import (
     UnresolvedReference,
     resolve_references,
 )
-from phasegate.checks_kubernetes import SANDBOX_REASON
+from phasegate.checks.kubernetes import SANDBOX_REASON
 from phasegate.engines.sandbox.emulator import Emulator
 from phasegate.errors import InputError
-from phasegate.spec import MIGRATION_FILE, CheckSpec, load_migration
+from phasegate.spec import MIGRATION_FILE, load_migration
 from phasegate.state import CheckResult
 
 REGION = "us-east-1"
@@ -122,6 +124,32 @@ def test_the_registry_holds_the_issue_kinds() -> None:
         "http",
         "kubernetes",
     }
+
+
+def _imported(node: ast.AST, package: str) -> set[str]:
+    """What an import statement may name, a relative one resolved from ``package``."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    if not isinstance(node, ast.ImportFrom):
+        return set()
+    parts = package.split(".")
+    parent = parts[: len(parts) + 1 - node.level] if node.level else []
+    base = ".".join([*parent, node.module] if node.module else parent)
+    return {base} | {f"{base}.{alias.name}" for alias in node.names}
+
+
+def test_the_checks_package_imports_none_of_the_modules_that_import_it() -> None:
+    """spec, project and orchestrator build on phasegate.checks; an import back from it,
+    even inside a function or under TYPE_CHECKING, would make an import cycle again."""
+    above = {"phasegate.spec", "phasegate.project", "phasegate.orchestrator"}
+    package = Path(checks_package.__file__).parent
+    found = [
+        f"{module.name}: {name}"
+        for module in sorted(package.glob("*.py"))
+        for node in ast.walk(ast.parse(module.read_text()))
+        for name in sorted(_imported(node, checks_package.__name__) & above)
+    ]
+    assert found == []
 
 
 def test_the_gpu_catalog_is_the_projects() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from phasegate.checks_base import CheckContext, CheckError, CheckKind, Params, Probe, aws_client
+from phasegate.checks.base import CheckContext, CheckError, CheckKind, Params, Probe, aws_client
 
 __all__ = ["CloudwatchAlarm", "CloudwatchAlarmParams", "Http", "HttpParams"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from phasegate.checks_base import CheckContext, CheckKind, Params, Probe
+from phasegate.checks.base import CheckContext, CheckKind, Params, Probe
 
 __all__ = ["Outputs", "OutputsParams", "PythonCheck", "PythonParams"]
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from phasegate.checks_base import CheckContext, CheckError, CheckKind, Params, Probe, aws_client
+from phasegate.checks.base import CheckContext, CheckError, CheckKind, Params, Probe, aws_client
 
 __all__ = ["Route53Weights", "Route53WeightsParams", "VpcEndpoint", "VpcEndpointParams"]
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from phasegate.checks_base import (
+from phasegate.checks.base import (
     CheckContext,
     CheckError,
     CheckKind,

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from phasegate.checks_base import (
+from phasegate.checks.base import (
     CheckContext,
     CheckKind,
     Params,

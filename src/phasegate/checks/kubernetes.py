@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from pydantic import Field
 
-from phasegate.checks_base import CheckContext, CheckError, CheckKind, Params, Probe
+from phasegate.checks.base import CheckContext, CheckError, CheckKind, Params, Probe
 
 __all__ = ["GPU_RESOURCE", "SANDBOX_REASON", "Kubernetes", "KubernetesParams"]
 

@@ -4,21 +4,27 @@ Kinds live in an explicit registry; a check of a kind not in it is refused when
 ``migration.yaml`` is loaded, never skipped silently. Each kind declares its parameters
 as a pydantic model, so a wrong parameter is reported with the file and line too.
 Parameters may name stack outputs and config (``${outputs.NAME}``,
-``${config.KEY.SUB}``); see :mod:`phasegate.checks_base` for how they are resolved and
+``${config.KEY.SUB}``); see :mod:`phasegate.checks.base` for how they are resolved and
 validated.
 
-The kinds, one module per area: ``checks_storage`` (s3_bucket), ``checks_compute``
-(eks_nodegroup, launch_template), ``checks_network`` (vpc_endpoint, route53_weights),
-``checks_traffic`` (cloudwatch_alarm, http), ``checks_kubernetes`` (kubernetes) and
-``checks_custom`` (outputs, python).
+The kinds, one module of this package per area: ``storage`` (s3_bucket), ``compute``
+(eks_nodegroup, launch_template), ``network`` (vpc_endpoint, route53_weights),
+``traffic`` (cloudwatch_alarm, http), ``kubernetes`` (kubernetes) and ``custom``
+(outputs, python).
+
+A check as ``migration.yaml`` declares it, :class:`CheckSpec`, is defined here beside the
+registry that checks its kind and params; :mod:`phasegate.spec` takes it from here, so
+this package never needs the migration model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import Annotated, Any, Literal
 
-from phasegate.checks_base import (
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from phasegate.checks.base import (
     CheckContext,
     CheckError,
     CheckKind,
@@ -27,22 +33,21 @@ from phasegate.checks_base import (
     hide_secrets,
     prepare_params,
 )
-from phasegate.checks_compute import EksNodegroup, LaunchTemplate, load_gpu_catalog
-from phasegate.checks_custom import Outputs, PythonCheck
-from phasegate.checks_kubernetes import Kubernetes
-from phasegate.checks_network import Route53Weights, VpcEndpoint
-from phasegate.checks_storage import S3Bucket
-from phasegate.checks_traffic import CloudwatchAlarm, Http
+from phasegate.checks.compute import EksNodegroup, LaunchTemplate, load_gpu_catalog
+from phasegate.checks.custom import Outputs, PythonCheck
+from phasegate.checks.kubernetes import Kubernetes
+from phasegate.checks.network import Route53Weights, VpcEndpoint
+from phasegate.checks.storage import S3Bucket
+from phasegate.checks.traffic import CloudwatchAlarm, Http
 from phasegate.state import CheckResult
-
-if TYPE_CHECKING:
-    from phasegate.spec import CheckSpec
 
 __all__ = [
     "KINDS",
     "CheckContext",
     "CheckError",
     "CheckKind",
+    "CheckSpec",
+    "Name",
     "Probe",
     "load_gpu_catalog",
     "run_check",
@@ -63,6 +68,49 @@ KINDS: dict[str, CheckKind] = {
         Kubernetes(),
     )
 }
+
+Name = Annotated[
+    str,
+    Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="lower case letters, digits and _"),
+]
+"""What a check is called in ``migration.yaml``; phases and environments follow the same
+rule, and :mod:`phasegate.spec` names them with this type."""
+
+
+class CheckSpec(BaseModel):
+    """A probe run after apply that decides verified or rolled back."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name = Field(description="check name, unique within the phase")
+    kind: str = Field(description="check kind: one of the registered kinds")
+    params: dict[str, Any] = Field(default_factory=dict, description="kind-specific parameters")
+    timeout: float = Field(60.0, gt=0, description="seconds before the check fails")
+    interval: float = Field(2.0, ge=0, description="seconds between attempts")
+    retries: int = Field(3, ge=0, description="attempts after the first that may fail")
+    required_passes: int = Field(1, ge=1, description="consecutive passes needed")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"unknown check kind '{kind}' (allowed: {', '.join(sorted(KINDS))})")
+        return kind
+
+    @model_validator(mode="after")
+    def _params_fit_kind(self) -> CheckSpec:
+        try:
+            KINDS[self.kind].params.model_validate(self.params)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in ("params", *first["loc"]))
+            allowed = ", ".join(KINDS[self.kind].params.model_fields)
+            raise ValueError(
+                f"{where}: {first['msg']} ({self.kind} takes: {allowed})".replace(
+                    "Value error, ", ""
+                )
+            ) from None
+        return self
 
 
 def run_check(
