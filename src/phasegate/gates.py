@@ -6,16 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from phasegate.engines.base import StackTarget
+from phasegate.engines.base import Plan, StackTarget
 from phasegate.errors import GateBlocked
 from phasegate.machine import INTERRUPTED
+from phasegate.policy import Violation
 from phasegate.spec import EnvironmentSpec, PhaseSpec
 from phasegate.state import Approval, PhaseState, StateStore
-
-if TYPE_CHECKING:
-    from phasegate.planning import Planned
 
 __all__ = [
     "approve",
@@ -131,21 +128,22 @@ def approve(state: PhaseState, actor: str, at: str, program: str) -> None:
     state.approval = Approval(by=actor, at=at, program=program)
 
 
-def has_work(state: PhaseState, planned: Planned) -> bool:
+def has_work(state: PhaseState, fingerprint: str, plan: Plan) -> bool:
     """False when the phase is verified at this fingerprint and nothing would change."""
     return not (
-        state.status == "verified"
-        and state.fingerprint == planned.fingerprint
-        and not planned.plan.has_changes
+        state.status == "verified" and state.fingerprint == fingerprint and not plan.has_changes
     )
 
 
-def refuse_policy_violations(planned: Sequence[Planned], on_notice: Callable[[str], None]) -> None:
-    """Mandatory violations block (exit 5); advisory ones are warnings."""
+def refuse_policy_violations(
+    found: Sequence[tuple[str, Sequence[Violation]]], on_notice: Callable[[str], None]
+) -> None:
+    """Mandatory violations block (exit 5); advisory ones are warnings. ``found``: each
+    stack's violations."""
     blocking = []
-    for item in planned:
-        for v in item.violations:
-            where = f"{v.resource_type} '{v.resource_name}' in {item.target.name}"
+    for stack, violations in found:
+        for v in violations:
+            where = f"{v.resource_type} '{v.resource_name}' in {stack}"
             line = f"{v.rule}: {where}: {v.message}"
             if v.enforcement == "mandatory":
                 blocking.append(line)

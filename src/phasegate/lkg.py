@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from phasegate.atomic import write_atomic
+from phasegate.checks import CheckSpec
 from phasegate.engines.base import ProgramSource, StackTarget
 from phasegate.errors import EngineError
 from phasegate.planning import digest
-from phasegate.spec import CheckSpec, PhaseSpec
+from phasegate.spec import PhaseSpec
 from phasegate.state import LastKnownGood, now
 
 __all__ = ["LastKnownGoodStore"]

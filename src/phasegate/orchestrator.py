@@ -103,9 +103,9 @@ class Orchestrator:
                 )
                 for spec in phases
             }
-            gates.refuse_policy_violations(list(first.values()), env.on_notice)
+            gates.refuse_policy_violations([p.policy for p in first.values()], env.on_notice)
             for spec in phases:
-                if gates.has_work(states[spec.name], first[spec.name]):
+                if first[spec.name].has_work(states[spec.name]):
                     self._refuse_unpromoted(spec, first[spec.name], states[spec.name])
             reports = []
             changed: set[str] = set()
@@ -143,14 +143,14 @@ class Orchestrator:
         )
         if planned is None:  # re-planned on an upstream's new outputs: gate it again
             planned = self.planner.plan_phase(spec, run, state, reuse_verified=True)
-            gates.refuse_policy_violations([planned], env.on_notice)
-            if gates.has_work(state, planned):
+            gates.refuse_policy_violations([planned.policy], env.on_notice)
+            if planned.has_work(state):
                 self._refuse_unpromoted(spec, planned, state)
         target, plan, fingerprint = planned.target, planned.plan, planned.fingerprint
         if plan.refused:
             names = "; ".join(f"{c.type} '{c.name}': {c.refused}" for c in plan.refused)
             raise EngineError(f"the plan refuses {names}", stack=target.name)
-        if not gates.has_work(state, planned):
+        if not planned.has_work(state):
             run.planned.pop(spec.name, None)
             return PhaseReport(spec.name, state.stack, state.status, "no changes", plan)
         self.planner.record(lifecycle, plan, fingerprint)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phasegate.engines.base import Plan, ProgramSource, StackOutputs, StackTarget
+from phasegate.gates import has_work
 from phasegate.machine import PhaseLifecycle
 from phasegate.policy import Violation, crossguard_config, evaluate
 from phasegate.project import CONFIG_NAMESPACE
@@ -55,6 +56,15 @@ class Planned:
     @property
     def target(self) -> StackTarget:
         return self.stage.target
+
+    @property
+    def policy(self) -> tuple[str, list[Violation]]:
+        """The stack's policy findings, as the policy gate takes them."""
+        return self.target.name, self.violations
+
+    def has_work(self, state: PhaseState) -> bool:
+        """False when the phase is verified at this fingerprint and nothing would change."""
+        return has_work(state, self.fingerprint, self.plan)
 
 
 @dataclass

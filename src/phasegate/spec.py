@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from phasegate.checks import CheckSpec, Name
+from phasegate.engines import EngineKind
 from phasegate.errors import InputError
 from phasegate.yamlfile import load_model
 
@@ -45,7 +46,7 @@ class EnvironmentSpec(_Model):
     """One account/region target."""
 
     name: Name = Field(description="environment name, e.g. sandbox, staging, prod")
-    engine: Literal["sandbox", "pulumi"] = Field(
+    engine: EngineKind = Field(
         "sandbox",
         description="sandbox: embedded emulated cloud; pulumi: the Pulumi Automation API",
     )

@@ -7,13 +7,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from phasegate import faults
-from phasegate.checks import KINDS, CheckContext, run_check
+from phasegate.checks import KINDS, CheckContext, CheckSpec, run_check
 from phasegate.engines.base import StackOutputs, StackTarget
 from phasegate.lkg import LastKnownGoodStore
 from phasegate.machine import PhaseLifecycle
 from phasegate.planning import Stage
 from phasegate.project import CONFIG_NAMESPACE
-from phasegate.spec import CheckSpec, PhaseSpec
+from phasegate.spec import PhaseSpec
 from phasegate.state import CheckResult
 
 if TYPE_CHECKING:
