@@ -638,7 +638,7 @@ class SandboxEngine(Engine):
         stop: threading.Event,
     ) -> None:
         """Serve the emulated cloud on 127.0.0.1 until ``stop``; write back what changed."""
-        from phasegate.engines.sandbox.emulator import serve
+        from phasegate.engines.sandbox.server import serve
 
         store = self.store(environment)
         checkpoint = store.load()
