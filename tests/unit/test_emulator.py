@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from phasegate.engines.sandbox import emulator as emulator_module
-from phasegate.engines.sandbox.emulator import Emulator, serve
+from phasegate.engines.sandbox.emulator import Emulator
+from phasegate.engines.sandbox.server import serve
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
