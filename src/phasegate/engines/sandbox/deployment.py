@@ -13,12 +13,13 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from phasegate import faults
 from phasegate.engines.base import (
     UNKNOWN,
     DeclaredResource,
+    Engine,
     EventSink,
     Op,
     ProgressEvent,
@@ -36,9 +37,6 @@ from phasegate.engines.sandbox.store import (
     StackCheckpoint,
 )
 
-if TYPE_CHECKING:
-    from phasegate.engines.sandbox import SandboxEngine
-
 __all__: list[str] = []
 
 _ACCOUNT_ID = "123456789012"
@@ -49,7 +47,7 @@ class _Deployment:
 
     def __init__(
         self,
-        engine: SandboxEngine,
+        engine: Engine,
         stack: StackTarget,
         store: SandboxStore,
         checkpoint: Checkpoint,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError, int_or_none
+from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, int_or_none
 
 __all__ = ["HANDLERS"]
 

@@ -16,7 +16,7 @@ import re
 import secrets
 from typing import Any
 
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError, int_or_none
+from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, int_or_none
 from phasegate.engines.sandbox.handlers.ec2 import _missing, _retag
 
 __all__ = ["HANDLERS"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError, error_code
+from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, error_code
 from phasegate.engines.sandbox.handlers.ec2 import _missing, _retag, _tag_spec
 
 __all__ = ["HANDLERS"]

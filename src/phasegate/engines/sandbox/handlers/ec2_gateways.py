@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError
+from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError
 from phasegate.engines.sandbox.handlers.ec2 import _missing, _retag, _tag_spec
 
 __all__ = ["HANDLERS"]

@@ -11,7 +11,7 @@ import ipaddress
 import zlib
 from typing import Any
 
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError, error_code
+from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, error_code
 from phasegate.engines.sandbox.handlers.ec2 import _missing, _network, _retag, _tag_spec
 
 __all__ = ["HANDLERS"]

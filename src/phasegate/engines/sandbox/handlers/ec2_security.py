@@ -13,7 +13,7 @@ import re
 import secrets
 from typing import Any
 
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError
+from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError
 from phasegate.engines.sandbox.handlers.ec2 import _missing, _network, _retag, _tag_spec
 
 __all__ = ["HANDLERS"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError
+from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError
 
 __all__ = ["HANDLERS"]
 

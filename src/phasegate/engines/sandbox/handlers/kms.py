@@ -13,7 +13,7 @@ import re
 import secrets
 from typing import Any
 
-from phasegate.engines.sandbox.handlers import (
+from phasegate.engines.sandbox.handlers.base import (
     CloudContext,
     Handler,
     HandlerError,

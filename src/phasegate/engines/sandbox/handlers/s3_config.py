@@ -11,7 +11,7 @@ import json
 from abc import abstractmethod
 from typing import Any, ClassVar
 
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError, error_code
+from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, error_code
 
 __all__ = ["HANDLERS", "BucketConfig"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from phasegate.engines.sandbox.handlers import Handler, HandlerError, int_or_none
+from phasegate.engines.sandbox.handlers.base import Handler, HandlerError, int_or_none
 from phasegate.engines.sandbox.handlers.s3_config import BucketConfig
 
 __all__ = ["HANDLERS"]
