@@ -29,7 +29,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -42,6 +41,7 @@ from typing import Any
 import pytest
 import yaml
 
+from _shipped import copy_project, shipped_project
 from phasegate import faults
 from phasegate.engines.base import ProgramSource, StackTarget
 from phasegate.engines.sandbox import SandboxEngine
@@ -59,9 +59,6 @@ from phasegate.errors import EngineError
 from phasegate.redaction import redact
 from phasegate.state import StateStore
 
-REPO = Path(__file__).resolve().parents[2]
-PROJECT_PARTS = ("migration.yaml", "Pulumi.yaml", "phases", "stacks", "policies")
-"""The shipped project, as tests/conftest.py's ``copy_project`` copies it."""
 ENV = "sandbox"
 REGION = "us-east-1"
 PHASES = ("pilot", "data_layer", "compute", "cutover")
@@ -71,21 +68,6 @@ Agreement = Callable[[Path], Checkpoint]
 
 
 # --- running migrate --------------------------------------------------------------------
-
-
-def copy(source: Path, dest: Path) -> Path:
-    """A copy of a project: of the shipped one its parts, of a used one everything."""
-    if source == REPO:
-        dest.mkdir(parents=True)
-        for name in PROJECT_PARTS:
-            if (REPO / name).is_dir():
-                ignore = shutil.ignore_patterns("__pycache__")
-                shutil.copytree(REPO / name, dest / name, ignore=ignore)
-            else:
-                shutil.copy2(REPO / name, dest / name)
-    else:
-        shutil.copytree(source, dest, symlinks=True)
-    return dest
 
 
 def migrate(
@@ -429,8 +411,8 @@ class Templates:
     per cloud resource, as the plan of the whole fresh project says)."""
 
     def __init__(self, cli: Any, root: Path) -> None:
-        fresh = copy(REPO, root / "before-pilot")
-        plan = migrate(cli, copy(fresh, root / "planned"), "plan", "--output", "json")
+        fresh = copy_project(shipped_project(), root / "before-pilot")
+        plan = migrate(cli, copy_project(fresh, root / "planned"), "plan", "--output", "json")
         assert plan.returncode == 0, f"plan: {_said(plan)}"
         self.ops = {p["phase"]: p["changes"]["create"] for p in json.loads(plan.stdout)["phases"]}
         self._ready: dict[str, Future[Path]] = {phase: Future() for phase in PHASES}
@@ -441,7 +423,7 @@ class Templates:
     def _build(self, cli: Any, root: Path, project: Path) -> None:
         for phase, following in itertools.pairwise(PHASES):
             try:
-                project = copy(project, root / f"before-{following}")
+                project = copy_project(project, root / f"before-{following}")
                 result = migrate(cli, project, "apply", "--yes", "--phase", phase)
                 assert result.returncode == 0, f"apply --phase {phase}: {_said(result)}"
             except BaseException as exc:
@@ -497,11 +479,11 @@ class Rehearsal:
 
 
 def rehearse(cli: Any, scenario: Scenario, workdir: Path) -> Rehearsal:
-    project = copy(scenario.template(), workdir / "project")
+    project = copy_project(scenario.template(), workdir / "project")
     killed = migrate(cli, project, *scenario.command, fault=scenario.fault)
     interrupted = statuses(project)
     recovered = migrate(cli, project, "recover")
-    snapshot = copy(project, workdir / "recovered")
+    snapshot = copy_project(project, workdir / "recovered")
     afterwards = None
     if scenario.afterwards is not None and recovered.returncode == 0:
         afterwards = migrate(cli, project, *scenario.afterwards)
@@ -621,7 +603,7 @@ def checked_phases(
     root = tmp_path_factory.mktemp("checked")
     found = {}
     for phase, names in CHECKED_OUTPUTS.items():
-        project = copy(templates.before(phase), root / phase)
+        project = copy_project(templates.before(phase), root / phase)
         add_checks(project, phase, *[outputs_check(f"crash_{n}", present=[n]) for n in names])
         found[phase] = project
     return found
@@ -630,7 +612,9 @@ def checked_phases(
 @pytest.fixture(scope="module")
 def failing_first_apply(templates: Templates, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Compute about to be applied for the first time, with a check that fails."""
-    project = copy(templates.before("compute"), tmp_path_factory.mktemp("failing") / "project")
+    project = copy_project(
+        templates.before("compute"), tmp_path_factory.mktemp("failing") / "project"
+    )
     add_checks(project, "compute", FAILING)
     return project
 
@@ -640,7 +624,7 @@ def changed_compute(
     cli: Any, templates: Templates, tmp_path_factory: pytest.TempPathFactory
 ) -> ChangedCompute:
     root = tmp_path_factory.mktemp("changed-compute")
-    project = copy(templates.before("cutover"), root / "project")
+    project = copy_project(templates.before("cutover"), root / "project")
     verified = StateStore(project / "state", ENV).read("compute").outputs
     # Bigger root volumes give both launch templates a new version and roll both node
     # groups to it; smaller GPU quotas update both quotas, and fail the check.
@@ -654,7 +638,7 @@ def changed_compute(
     config["phasegate:gpu_quotas"] = {pool: n - 1 for pool, n in quotas.items()}
     path.write_text(yaml.safe_dump(stack, sort_keys=False))
     add_checks(project, "compute", outputs_check("crash_quotas", equals={"gpu_quotas": quotas}))
-    planned = copy(project, root / "planned")
+    planned = copy_project(project, root / "planned")
     plan = migrate(cli, planned, "plan", "--phase", "compute", "--output", "json")
     assert plan.returncode == 0, _said(plan)
     (compute,) = json.loads(plan.stdout)["phases"]
@@ -711,7 +695,7 @@ def _key(request: pytest.FixtureRequest) -> str:
 def test_a_rollback_that_fails_ends_in_rollback_failed_and_recover_finishes_it(
     cli: Any, changed_compute: ChangedCompute, agreement: Agreement, tmp_path: Path
 ) -> None:
-    project = copy(changed_compute.project, tmp_path / "project")
+    project = copy_project(changed_compute.project, tmp_path / "project")
     # The second operation of the rollback's re-apply fails as a cloud API error would.
     fault = f"resource-op-fail:{changed_compute.operations + 2}:fail"
     failed = migrate(cli, project, "apply", "--yes", "--phase", "compute", fault=fault)
@@ -906,7 +890,7 @@ def test_a_verification_is_not_finished_over_resources_gone_from_the_cloud(
     """Killed in a check of a compute change; meanwhile a launch template is deleted
     behind the sandbox's back. What was applied is not all there: recover rolls back to
     the last known good (which puts it back) instead of verifying what is left."""
-    project = copy(templates.before("cutover"), tmp_path / "project")
+    project = copy_project(templates.before("cutover"), tmp_path / "project")
     path = stack_file(project, "compute")
     stack = yaml.safe_load(path.read_text())
     stack["config"]["phasegate:inference_pool"]["disk_size_gib"] += 20

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from _shipped import shipped_project
 from phasegate.checks import KINDS, CheckContext, load_gpu_catalog, run_check
 from phasegate.checks_base import (
     CheckError,
@@ -36,7 +37,7 @@ from phasegate.state import CheckResult
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-REPO = Path(__file__).resolve().parents[2]
+SHIPPED = shipped_project()
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/nodes"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
 
@@ -103,7 +104,7 @@ def aws(emu: Emulator) -> Callable[[str], Any]:
 
 @pytest.fixture(scope="module")
 def catalog() -> dict[str, int]:
-    return load_gpu_catalog(REPO)
+    return load_gpu_catalog(SHIPPED)
 
 
 # --- the registry ---------------------------------------------------------------------
@@ -125,7 +126,7 @@ def test_the_registry_holds_the_issue_kinds() -> None:
 
 
 def test_the_gpu_catalog_is_the_projects() -> None:
-    found = load_gpu_catalog(REPO)
+    found = load_gpu_catalog(SHIPPED)
     assert found["g5.xlarge"] == 1
     assert found["p5.48xlarge"] == 8
     assert found["g6.12xlarge"] == 4
@@ -589,7 +590,7 @@ def test_eks_nodegroup_finds_its_cluster_and_reads_the_catalog_from_the_project(
 ) -> None:
     _, group = node_group()
     (tmp_path / "phases").mkdir()
-    shutil.copy(REPO / "phases" / "catalog.py", tmp_path / "phases" / "catalog.py")
+    shutil.copy(SHIPPED / "phases" / "catalog.py", tmp_path / "phases" / "catalog.py")
     result = _run(
         "eks_nodegroup", {"nodegroup": group, "min_gpus": 1}, _ctx(aws, project_root=tmp_path)
     )
