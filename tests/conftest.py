@@ -18,7 +18,7 @@ write into the repository instead of its temp dir:
   changes it instead of copying it fails, before it can change what later tests see.
 
 The project the tests use is the one staged in git, never the working tree's
-(``_shipped.py``): tests copy the parts of the project (``migration.yaml``,
+(``_projects.py``): tests copy the parts of the project (``migration.yaml``,
 ``Pulumi.yaml``, ``phases/``, ``stacks/``, ``policies/``) from the git index, taken once
 per test process into a temp dir, so a stack config someone is editing decides nothing.
 (The index, not ``HEAD``: the same in CI, and what a developer stages is what they mean to
@@ -52,13 +52,15 @@ from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from _guard import netguard
-from _shipped import (
+from _projects import (
     PROJECT_FILES,
     REPO,
+    built_once,
     copy_project,
     shipped_from,
     shipped_project,
     unstaged_edits,
+    without_bakes,
 )
 
 GUARD_DIR = Path(__file__).resolve().parent / "_guard"
@@ -420,8 +422,16 @@ class AppliedTemplate:
 def applied_template(
     cli: Cli, shipped: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AppliedTemplate:
-    project = copy_project(shipped, tmp_path_factory.mktemp("applied") / "project")
-    result = cli.run(project, "apply", "--yes")
+    """The shipped project (cutover bakes cut to 0 s) after one ``migrate apply --yes``,
+    made once per run and shared by the xdist workers."""
+
+    def build(project: Path) -> dict[str, Any]:
+        without_bakes(copy_project(shipped, project))
+        result = cli.run(project, "apply", "--yes")
+        return {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr}
+
+    project, facts = built_once(tmp_path_factory, "applied", build)
+    result = subprocess.CompletedProcess(["migrate", "apply", "--yes"], **facts)
     if result.returncode != 0:
         pytest.fail(
             f"migrate apply --yes on a fresh copy exited {result.returncode}\n"

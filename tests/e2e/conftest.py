@@ -11,7 +11,7 @@ import pytest
 import yaml
 from botocore.config import Config
 
-from _shipped import copy_project
+from _projects import built_once, copy_project
 
 REGION = "us-east-1"
 
@@ -21,17 +21,21 @@ def completed_template(
     cli: Any, applied_template: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """The applied template taken through the rest of the cutover, one step per
-    ``migrate apply --yes``: the migration complete. Tests copy it, never change it."""
-    root = tmp_path_factory.mktemp("completed")
-    project = copy_project(applied_template.path, root / "project")
-    steps = stack_config(project, "sandbox-cutover")["steps"]
-    for _ in steps[1:]:  # the first apply took the first step
-        result = cli.run(project, "apply", "--yes")
-        if result.returncode != 0:
-            pytest.fail(
-                f"migrate apply --yes of a further cutover step exited {result.returncode}\n"
-                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-            )
+    ``migrate apply --yes``: the migration complete. Made once per run; tests copy it."""
+
+    def build(project: Path) -> dict[str, Any]:
+        copy_project(applied_template.path, project)
+        steps = stack_config(project, "sandbox-cutover")["steps"]
+        for _ in steps[1:]:  # the first apply took the first step
+            result = cli.run(project, "apply", "--yes")
+            if result.returncode != 0:
+                pytest.fail(
+                    f"migrate apply --yes of a further cutover step exited {result.returncode}"
+                    f"\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+                )
+        return {}
+
+    project, _ = built_once(tmp_path_factory, "completed", build)
     return project
 
 

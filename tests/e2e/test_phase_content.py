@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from _shipped import copy_project
+from _projects import copy_project
 
 LAKE = ("raw", "curated", "features", "models", "checkpoints")
 

@@ -26,14 +26,10 @@ made to fail (a cloud error injected in its re-apply) ends in ``rollback_failed`
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import signal
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +37,7 @@ from typing import Any
 import pytest
 import yaml
 
-from _shipped import copy_project, shipped_project
+from _projects import built_once, copy_project, shipped_project, without_bakes
 from phasegate import faults
 from phasegate.engines.base import ProgramSource, StackTarget
 from phasegate.engines.sandbox import SandboxEngine
@@ -405,59 +401,59 @@ def cloud_resources(checkpoint: Checkpoint, phase: str) -> list[str]:
 
 
 class Templates:
-    """The shipped project applied phase by phase, in the background: ``before(p)`` has
-    every phase before ``p`` verified and ``p`` never applied (it waits until that one is
-    built); ``ops[p]`` counts the resource operations of ``p``'s first apply (one create
-    per cloud resource, as the plan of the whole fresh project says)."""
+    """The shipped project (cutover bakes cut to 0 s) applied phase by phase: ``before(p)``
+    has every phase before ``p`` verified and ``p`` never applied; ``ops[p]`` counts the
+    resource operations of ``p``'s first apply (one create per cloud resource, as the plan
+    of the whole fresh project says). Each is made when first needed, once per run, and
+    shared by the xdist workers."""
 
-    def __init__(self, cli: Any, root: Path) -> None:
-        fresh = copy_project(shipped_project(), root / "before-pilot")
-        plan = migrate(cli, copy_project(fresh, root / "planned"), "plan", "--output", "json")
+    def __init__(self, cli: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._cli = cli
+        self._factory = tmp_path_factory
+        self._made: dict[str, Path] = {}
+        self._made[PHASES[0]], facts = built_once(
+            tmp_path_factory, f"crash-before-{PHASES[0]}", self._fresh
+        )
+        self.ops: dict[str, int] = facts["ops"]
+
+    def _fresh(self, project: Path) -> dict[str, Any]:
+        without_bakes(copy_project(shipped_project(), project))
+        planned = copy_project(project, self._factory.mktemp("crash-planned") / "project")
+        plan = migrate(self._cli, planned, "plan", "--output", "json")
         assert plan.returncode == 0, f"plan: {_said(plan)}"
-        self.ops = {p["phase"]: p["changes"]["create"] for p in json.loads(plan.stdout)["phases"]}
-        self._ready: dict[str, Future[Path]] = {phase: Future() for phase in PHASES}
-        self._ready[PHASES[0]].set_result(fresh)
-        self._builder = threading.Thread(target=self._build, args=(cli, root, fresh))
-        self._builder.start()
-
-    def _build(self, cli: Any, root: Path, project: Path) -> None:
-        for phase, following in itertools.pairwise(PHASES):
-            try:
-                project = copy_project(project, root / f"before-{following}")
-                result = migrate(cli, project, "apply", "--yes", "--phase", phase)
-                assert result.returncode == 0, f"apply --phase {phase}: {_said(result)}"
-            except BaseException as exc:
-                for waiting in PHASES[PHASES.index(following) :]:
-                    self._ready[waiting].set_exception(exc)
-                return
-            self._ready[following].set_result(project)
+        phases = json.loads(plan.stdout)["phases"]
+        return {"ops": {p["phase"]: p["changes"]["create"] for p in phases}}
 
     def before(self, phase: str) -> Path:
-        return self._ready[phase].result()
+        if phase not in self._made:
+            previous = PHASES[PHASES.index(phase) - 1]
+            source = self.before(previous)
+
+            def build(project: Path) -> dict[str, Any]:
+                copy_project(source, project)
+                result = migrate(self._cli, project, "apply", "--yes", "--phase", previous)
+                assert result.returncode == 0, f"apply --phase {previous}: {_said(result)}"
+                return {}
+
+            self._made[phase], _ = built_once(self._factory, f"crash-before-{phase}", build)
+        return self._made[phase]
 
     def ops_before(self, phase: str) -> int:
         return sum(self.ops[p] for p in PHASES[: PHASES.index(phase)])
 
-    def close(self) -> None:
-        self._builder.join()
-
 
 @pytest.fixture(scope="module")
-def templates(cli: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
-    built = Templates(cli, tmp_path_factory.mktemp("crash-templates"))
-    try:
-        yield built
-    finally:
-        built.close()
+def templates(cli: Any, tmp_path_factory: pytest.TempPathFactory) -> Templates:
+    return Templates(cli, tmp_path_factory)
 
 
-# --- the kills, run ahead of the tests that look at them -------------------------------
+# --- the kills -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One kill: a copy of ``template()`` (it may wait for the project to be built),
-    ``command`` killed at ``fault``, ``migrate recover``, then (unless None) ``afterwards``."""
+    """One kill: a copy of ``template()`` (it may build the project first), ``command``
+    killed at ``fault``, ``migrate recover``, then (unless None) ``afterwards``."""
 
     template: Callable[[], Path]
     fault: str
@@ -488,27 +484,6 @@ def rehearse(cli: Any, scenario: Scenario, workdir: Path) -> Rehearsal:
     if scenario.afterwards is not None and recovered.returncode == 0:
         afterwards = migrate(cli, project, *scenario.afterwards)
     return Rehearsal(project, snapshot, killed, interrupted, recovered, afterwards)
-
-
-class Rehearsals:
-    """Scenarios run in the background, as many at once as there are cores (each is a
-    chain of ``migrate`` processes), while the tests check the ones already done."""
-
-    def __init__(self, cli: Any, root: Path) -> None:
-        self._cli = cli
-        self._root = root
-        self._pool = ThreadPoolExecutor(max_workers=max(2, min(os.cpu_count() or 2, 4)))
-        self._running: dict[str, Future[Rehearsal]] = {}
-
-    def start(self, key: str, scenario: Scenario) -> None:
-        workdir = self._root / key
-        self._running[key] = self._pool.submit(rehearse, self._cli, scenario, workdir)
-
-    def result(self, key: str) -> Rehearsal:
-        return self._running[key].result()
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def checked(rehearsal: Rehearsal, fault: str, *, interrupted: str, phase: str) -> None:
@@ -647,51 +622,10 @@ def changed_compute(
     return ChangedCompute(project, operations, verified)
 
 
-@pytest.fixture(scope="module")
-def rehearsed(
-    request: pytest.FixtureRequest,
-    cli: Any,
-    templates: Templates,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Rehearsals]:
-    """Every selected kill of this module, started at once: the kills in a first apply
-    first, as they need no more than the templates being built meanwhile; the other
-    projects are made (``getfixturevalue``) while those run."""
-    rehearsals = Rehearsals(cli, tmp_path_factory.mktemp("rehearsals"))
-    scenarios: dict[str, Callable[[dict[str, Any]], Scenario]] = {
-        "test_killed_after_a_resource_operation": lambda p: _resource_op_scenario(
-            templates, p["phase"], p["at"]
-        ),
-        "test_killed_during_a_check": lambda p: _check_scenario(
-            request.getfixturevalue("checked_phases")[p["phase"]], p["phase"], p["n"]
-        ),
-        "test_killed_while_destroying_a_first_apply": lambda p: _destroy_scenario(
-            templates, request.getfixturevalue("failing_first_apply"), p["point"]
-        ),
-        "test_killed_while_reapplying_the_last_known_good": lambda p: _reapply_scenario(
-            request.getfixturevalue("changed_compute"), p["point"]
-        ),
-    }
-    try:
-        for item in request.session.items:
-            if not isinstance(item, pytest.Function) or item.module is not request.module:
-                continue
-            make = scenarios.get(item.originalname)
-            if make is not None:
-                rehearsals.start(item.name, make(item.callspec.params))
-        yield rehearsals
-    finally:
-        rehearsals.close()
-
-
-def _key(request: pytest.FixtureRequest) -> str:
-    return request.node.name
-
-
 # --- the tests --------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("rehearsed")  # the kills run in the background meanwhile
+@pytest.mark.slow
 def test_a_rollback_that_fails_ends_in_rollback_failed_and_recover_finishes_it(
     cli: Any, changed_compute: ChangedCompute, agreement: Agreement, tmp_path: Path
 ) -> None:
@@ -715,20 +649,16 @@ def test_a_rollback_that_fails_ends_in_rollback_failed_and_recover_finishes_it(
     assert state.outputs == changed_compute.verified_outputs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("phase", "at"), RESOURCE_OP_KILLS, ids=[f"{p}-{a}" for p, a in RESOURCE_OP_KILLS]
 )
 def test_killed_after_a_resource_operation(
-    request: pytest.FixtureRequest,
-    rehearsed: Rehearsals,
-    templates: Templates,
-    agreement: Agreement,
-    phase: str,
-    at: str,
+    cli: Any, templates: Templates, agreement: Agreement, phase: str, at: str, tmp_path: Path
 ) -> None:
     scenario = _resource_op_scenario(templates, phase, at)
     k = templates.ops_before(phase) + nth(templates.ops[phase], at)
-    done = rehearsed.result(_key(request))
+    done = rehearse(cli, scenario, tmp_path)
     checked(
         done,
         f"{scenario.fault} (operation {k} of the first apply)",
@@ -757,13 +687,19 @@ def test_killed_after_a_resource_operation(
     agreement(done.project)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("phase", "n"), CHECK_KILLS, ids=[f"{p}-check-{n}" for p, n in CHECK_KILLS]
 )
 def test_killed_during_a_check(
-    request: pytest.FixtureRequest, rehearsed: Rehearsals, agreement: Agreement, phase: str, n: int
+    cli: Any,
+    checked_phases: dict[str, Path],
+    agreement: Agreement,
+    phase: str,
+    n: int,
+    tmp_path: Path,
 ) -> None:
-    done = rehearsed.result(_key(request))
+    done = rehearse(cli, _check_scenario(checked_phases[phase], phase, n), tmp_path)
     checked(done, f"check:{n}", interrupted="verifying", phase=phase)
     agreement(done.recovered)
     assert statuses(done.recovered)[phase] == "verified", "recover finishes the verification"
@@ -774,17 +710,19 @@ def test_killed_during_a_check(
     agreement(done.project)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", DESTROY_KILLS, ids=[p.replace(" ", "-") for p in DESTROY_KILLS])
 def test_killed_while_destroying_a_first_apply(
-    request: pytest.FixtureRequest,
-    rehearsed: Rehearsals,
+    cli: Any,
     templates: Templates,
     failing_first_apply: Path,
     agreement: Agreement,
     point: str,
+    tmp_path: Path,
 ) -> None:
-    fault = _destroy_scenario(templates, failing_first_apply, point).fault
-    done = rehearsed.result(_key(request))
+    scenario = _destroy_scenario(templates, failing_first_apply, point)
+    fault = scenario.fault
+    done = rehearse(cli, scenario, tmp_path)
     interrupted = "verifying" if fault.startswith("check:") else "rolling_back"
     checked(done, fault, interrupted=interrupted, phase="compute")
     checkpoint = agreement(done.recovered)
@@ -792,16 +730,14 @@ def test_killed_while_destroying_a_first_apply(
     assert cloud_resources(checkpoint, "compute") == [], "the rollback destroys it all"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", REAPPLY_KILLS, ids=[p.replace(" ", "-") for p in REAPPLY_KILLS])
 def test_killed_while_reapplying_the_last_known_good(
-    request: pytest.FixtureRequest,
-    rehearsed: Rehearsals,
-    changed_compute: ChangedCompute,
-    agreement: Agreement,
-    point: str,
+    cli: Any, changed_compute: ChangedCompute, agreement: Agreement, point: str, tmp_path: Path
 ) -> None:
-    fault = _reapply_scenario(changed_compute, point).fault
-    done = rehearsed.result(_key(request))
+    scenario = _reapply_scenario(changed_compute, point)
+    fault = scenario.fault
+    done = rehearse(cli, scenario, tmp_path)
     checked(done, fault, interrupted="rolling_back", phase="compute")
     agreement(done.recovered)
     state = StateStore(done.recovered / "state", ENV).read("compute")
@@ -884,6 +820,7 @@ def test_an_operation_that_fails_half_way_leaves_nothing_unrecorded(
 # --- drift found while recovering ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_verification_is_not_finished_over_resources_gone_from_the_cloud(
     cli: Any, templates: Templates, agreement: Agreement, tmp_path: Path
 ) -> None:

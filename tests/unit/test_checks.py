@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from _shipped import shipped_project
+from _projects import shipped_project
 from phasegate.checks import KINDS, CheckContext, load_gpu_catalog, run_check
 from phasegate.checks_base import (
     CheckError,

@@ -28,7 +28,7 @@ from pulumi.runtime.stack import Stack, run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 from pydantic import ValidationError
 
-from _shipped import shipped_project
+from _projects import shipped_project
 
 SHIPPED = shipped_project()
 PHASES = SHIPPED / "phases"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from _shipped import shipped_project
+from _projects import shipped_project
 from phasegate.engines.base import UNKNOWN
 from phasegate.errors import InputError
 from phasegate.policy import PolicyResult, Violation, evaluate

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from _shipped import shipped_project
+from _projects import shipped_project
 from phasegate.errors import ExitCode, InputError
 from phasegate.project import Project
 from phasegate.spec import MIGRATION_FILE, Migration, load_migration

@@ -1,4 +1,4 @@
-"""The shipped project the tests use: the project files as staged in git, not as edited.
+"""The projects tests start from: the shipped one, as staged in git, and copies of it.
 
 People edit ``stacks/`` and ``migration.yaml`` in their working tree to try things; the
 tests must not pass or fail on that. So the project's parts are taken from the git index
@@ -6,18 +6,29 @@ tests must not pass or fail on that. So the project's parts are taken from the g
 its own), and every test reads or copies that. The index, not ``HEAD``: in a fresh clone
 and in CI they are the same, and a developer who changes a phase program or a stack
 config on purpose stages it to test it. Unstaged edits are listed in pytest's header.
-
 Outside a git checkout (an unpacked sdist), the working tree's files are copied instead.
+
+Projects that take ``migrate`` runs to make (applied, applied up to a phase) are made
+once per test run by ``built_once``, however many xdist workers use them, and copied.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import functools
+import json
+import os
+import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("migration.yaml", "Pulumi.yaml", "phases", "stacks", "policies")
@@ -110,3 +121,52 @@ def unstaged_edits() -> list[str]:
     changed = _git("diff", "--name-only", "--relative", "--", *PROJECT_FILES)
     new = _git("ls-files", "--others", "--exclude-standard", "--", *PROJECT_FILES)
     return sorted({*changed.stdout.split(), *new.stdout.split()})
+
+
+def without_bakes(project: Path) -> Path:
+    """Make the sandbox's cutover steps bake for 0 s instead of a few seconds each.
+
+    For the templates tests copy: a test that copies one is about what the cutover does,
+    not how long it watches, and every cutover apply it makes is that much shorter. (The
+    golden files, made from a fresh copy, and the check's own tests keep the bake.) The
+    file keeps its lines, so tests that point at a line of it still can."""
+    path = project / "stacks" / "Pulumi.sandbox-cutover.yaml"
+    text = path.read_text()
+    quick, found = re.subn(r"(?m)(bake_seconds: )[0-9.]+", r"\g<1>0", text)
+    assert found, f"no bake_seconds in {path}"
+    path.write_text(quick)
+    return project
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], dict[str, Any]]
+) -> tuple[Path, dict[str, Any]]:
+    """``build(dest)`` makes a project at ``dest`` and returns facts about it (JSON); it
+    runs once per test run: xdist workers share the result through the run's temp dir,
+    each waiting under a file lock for the one that builds it. Returns dest and facts.
+
+    What is built is read and copied, never changed. A build that raised is tried again
+    by the next worker that needs it."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's temp dir, above each worker's own
+    root = base / "built-once"
+    root.mkdir(exist_ok=True)
+    dest, done = root / name, root / f"{name}.json"
+    with _locked(root / f"{name}.lock"):
+        if not done.is_file():
+            if dest.exists():
+                shutil.rmtree(dest)
+            done.write_text(json.dumps(build(dest)))
+    facts: dict[str, Any] = json.loads(done.read_text())
+    return dest, facts
