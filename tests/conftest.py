@@ -446,6 +446,44 @@ def applied_project(applied_template: AppliedTemplate, tmp_path: Path) -> Path:
     return copy_project(applied_template.path, tmp_path / "project")
 
 
+@pytest.fixture(scope="session")
+def applied_before(
+    cli: Cli, shipped: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """``applied_before(phase)``: the shipped project (cutover bakes cut to 0 s) with every
+    phase before ``phase`` applied and verified, one ``migrate apply --yes --phase`` at a
+    time, and ``phase`` never applied. Each is made when first needed, once per run, and
+    shared by the xdist workers: copy it, never change it."""
+    from phasegate.spec import load_migration
+
+    order = [phase.name for phase in load_migration(shipped).phases]
+    made: dict[str, Path] = {}
+
+    def before(phase: str) -> Path:
+        if phase not in made:
+            index = order.index(phase)
+            source = before(order[index - 1]) if index else None
+
+            def build(project: Path) -> dict[str, Any]:
+                if source is None:
+                    without_bakes(copy_project(shipped, project))
+                    return {}
+                copy_project(source, project)
+                previous = order[index - 1]
+                result = cli.run(project, "apply", "--yes", "--phase", previous)
+                if result.returncode != 0:
+                    pytest.fail(
+                        f"migrate apply --yes --phase {previous} exited {result.returncode}\n"
+                        f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+                    )
+                return {}
+
+            made[phase], _ = built_once(tmp_path_factory, f"before-{phase}", build)
+        return made[phase]
+
+    return before
+
+
 def tree_digest(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` by relative path, with its bytes."""
     return {

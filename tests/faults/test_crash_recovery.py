@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 import yaml
 
-from _projects import built_once, copy_project, shipped_project, without_bakes
+from _projects import built_once, copy_project
 from phasegate import faults
 from phasegate.engines.base import ProgramSource, StackTarget
 from phasegate.engines.sandbox import SandboxEngine
@@ -401,50 +401,38 @@ def cloud_resources(checkpoint: Checkpoint, phase: str) -> list[str]:
 
 
 class Templates:
-    """The shipped project (cutover bakes cut to 0 s) applied phase by phase: ``before(p)``
+    """Projects applied up to a phase (``applied_before`` in conftest.py): ``before(p)``
     has every phase before ``p`` verified and ``p`` never applied; ``ops[p]`` counts the
     resource operations of ``p``'s first apply (one create per cloud resource, as the plan
-    of the whole fresh project says). Each is made when first needed, once per run, and
-    shared by the xdist workers."""
+    of the whole fresh project says)."""
 
-    def __init__(self, cli: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
-        self._cli = cli
-        self._factory = tmp_path_factory
-        self._made: dict[str, Path] = {}
-        self._made[PHASES[0]], facts = built_once(
-            tmp_path_factory, f"crash-before-{PHASES[0]}", self._fresh
-        )
+    def __init__(
+        self,
+        cli: Any,
+        applied_before: Callable[[str], Path],
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> None:
+        self.before = applied_before
+
+        def plan(project: Path) -> dict[str, Any]:
+            copy_project(applied_before(PHASES[0]), project)
+            result = migrate(cli, project, "plan", "--output", "json")
+            assert result.returncode == 0, f"plan: {_said(result)}"
+            phases = json.loads(result.stdout)["phases"]
+            return {"ops": {p["phase"]: p["changes"]["create"] for p in phases}}
+
+        _, facts = built_once(tmp_path_factory, "crash-planned", plan)
         self.ops: dict[str, int] = facts["ops"]
-
-    def _fresh(self, project: Path) -> dict[str, Any]:
-        without_bakes(copy_project(shipped_project(), project))
-        planned = copy_project(project, self._factory.mktemp("crash-planned") / "project")
-        plan = migrate(self._cli, planned, "plan", "--output", "json")
-        assert plan.returncode == 0, f"plan: {_said(plan)}"
-        phases = json.loads(plan.stdout)["phases"]
-        return {"ops": {p["phase"]: p["changes"]["create"] for p in phases}}
-
-    def before(self, phase: str) -> Path:
-        if phase not in self._made:
-            previous = PHASES[PHASES.index(phase) - 1]
-            source = self.before(previous)
-
-            def build(project: Path) -> dict[str, Any]:
-                copy_project(source, project)
-                result = migrate(self._cli, project, "apply", "--yes", "--phase", previous)
-                assert result.returncode == 0, f"apply --phase {previous}: {_said(result)}"
-                return {}
-
-            self._made[phase], _ = built_once(self._factory, f"crash-before-{phase}", build)
-        return self._made[phase]
 
     def ops_before(self, phase: str) -> int:
         return sum(self.ops[p] for p in PHASES[: PHASES.index(phase)])
 
 
 @pytest.fixture(scope="module")
-def templates(cli: Any, tmp_path_factory: pytest.TempPathFactory) -> Templates:
-    return Templates(cli, tmp_path_factory)
+def templates(
+    cli: Any, applied_before: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Templates:
+    return Templates(cli, applied_before, tmp_path_factory)
 
 
 # --- the kills -------------------------------------------------------------------------
