@@ -25,9 +25,11 @@ per test process into a temp dir, so a stack config someone is editing decides n
 test; unstaged edits are listed in pytest's header. Outside a git checkout the working
 tree's files are used.)
 
-Every test makes what it changes itself: ``fresh_project`` and ``applied_project`` are
-private copies (one ``migrate apply --yes`` per test process makes the applied template),
-so tests pass alone, in any order (pytest-randomly shuffles them) and on any xdist worker.
+Every test makes what it changes itself: ``fresh_project``, ``applied_project`` and the
+copies of ``applied_before(phase)`` are private. The templates they copy take ``migrate``
+runs to make, so each is made once per run, when first needed, and shared by the xdist
+workers (``built_once``). So tests pass alone, in any order (pytest-randomly shuffles
+them) and on any xdist worker.
 """
 
 from __future__ import annotations
