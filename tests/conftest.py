@@ -12,7 +12,24 @@ write into the repository instead of its temp dir:
 * before and after every test and the whole session, the repository's top-level entries
   and every file of the shipped project, ``state/``, ``.phasegate/`` and ``.hypothesis/``
   are listed (size, mtime): anything created or changed there fails the test. (Not the
-  whole tree: people edit ``src/`` and run ``bench/`` while the tests run.)
+  whole tree: people edit ``src/`` and run ``bench/`` while the tests run.) pytest's own
+  ``.pytest_cache`` is let be (it is git-ignored and holds what ``--lf`` reruns);
+* the shared copy of the shipped project (below) is listed the same way: a test that
+  changes it instead of copying it fails, before it can change what later tests see.
+
+The project the tests use is the one staged in git, never the working tree's
+(``_projects.py``): tests copy the parts of the project (``migration.yaml``,
+``Pulumi.yaml``, ``phases/``, ``stacks/``, ``policies/``) from the git index, taken once
+per test process into a temp dir, so a stack config someone is editing decides nothing.
+(The index, not ``HEAD``: the same in CI, and what a developer stages is what they mean to
+test; unstaged edits are listed in pytest's header. Outside a git checkout the working
+tree's files are used.)
+
+Every test makes what it changes itself: ``fresh_project``, ``applied_project`` and the
+copies of ``applied_before(phase)`` are private. The templates they copy take ``migrate``
+runs to make, so each is made once per run, when first needed, and shared by the xdist
+workers (``built_once``). So tests pass alone, in any order (pytest-randomly shuffles
+them) and on any xdist worker.
 """
 
 from __future__ import annotations
@@ -37,12 +54,19 @@ from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from _guard import netguard
+from _projects import (
+    PROJECT_FILES,
+    REPO,
+    built_once,
+    copy_project,
+    shipped_from,
+    shipped_project,
+    unstaged_edits,
+    without_bakes,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 GUARD_DIR = Path(__file__).resolve().parent / "_guard"
 """The network guard (``netguard``) and the ``sitecustomize`` that installs it."""
-PROJECT_FILES = ("migration.yaml", "Pulumi.yaml", "phases", "stacks", "policies")
-"""What a phasegate project is made of; tests copy these, never run in the repo."""
 
 FAKE_KEY = "phasegate-test-not-a-real-key"
 _AWS_UNSET = (
@@ -59,8 +83,10 @@ _AWS_UNSET = (
 # What tests could write into the repository by mistake (running `migrate` there, editing
 # the shipped project instead of a copy, hypothesis caches), watched by content; and the
 # repository's top-level entries, watched for anything new. Not the whole tree: people
-# edit src/ and run bench/ while tests run.
+# edit src/ and run bench/ while tests run. pytest writes .pytest_cache itself, at the
+# end of a run (under xdist, while workers may still be tearing down): not a test's doing.
 _WATCHED = (*PROJECT_FILES, "state", ".phasegate", ".hypothesis")
+_NOT_WATCHED_TOP = {".pytest_cache"}
 _SKIP_ANYWHERE = {"__pycache__"}
 
 settings.register_profile("phasegate", database=None, deadline=None, print_blob=True)
@@ -70,6 +96,14 @@ settings.load_profile("phasegate")
 _HYPOTHESIS_HOME = Path(tempfile.mkdtemp(prefix="phasegate-tests-hypothesis-"))
 set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
+
+
+def pytest_report_header() -> list[str]:
+    lines = [f"shipped project: {shipped_from()}"]
+    edits = unstaged_edits()
+    if edits:
+        lines.append("  not tested (unstaged edits): " + ", ".join(edits))
+    return lines
 
 
 # --- the guards -----------------------------------------------------------------------
@@ -118,23 +152,32 @@ def _fake_aws(mp: pytest.MonkeyPatch, home: Path) -> None:
         mp.setenv(name, value)
 
 
-def _repo_listing() -> dict[str, tuple[int, int]]:
+def _listing(root: Path, watched: tuple[str, ...]) -> dict[str, tuple[int, int]]:
     """Relative path -> (size, mtime) of the watched files, and every top-level entry."""
     found: dict[str, tuple[int, int]] = {}
-    for entry in REPO.iterdir():
-        found[entry.name + ("/" if entry.is_dir() else "")] = (0, 0)
-    for name in _WATCHED:
-        for directory, dirs, files in os.walk(REPO / name):
+    for entry in root.iterdir():
+        if entry.name not in _NOT_WATCHED_TOP:
+            found[entry.name + ("/" if entry.is_dir() else "")] = (0, 0)
+    for name in watched:
+        for directory, dirs, files in os.walk(root / name):
             dirs[:] = [d for d in dirs if d not in _SKIP_ANYWHERE]
             for file in files:
                 path = Path(directory, file)
                 with contextlib.suppress(FileNotFoundError):
                     info = path.lstat()
-                    found[str(path.relative_to(REPO))] = (info.st_size, info.st_mtime_ns)
-        if (REPO / name).is_file():
-            info = (REPO / name).lstat()
+                    found[str(path.relative_to(root))] = (info.st_size, info.st_mtime_ns)
+        if (root / name).is_file():
+            info = (root / name).lstat()
             found[name] = (info.st_size, info.st_mtime_ns)
     return found
+
+
+def _repo_listing() -> dict[str, tuple[int, int]]:
+    return _listing(REPO, _WATCHED)
+
+
+def _shipped_listing() -> dict[str, tuple[int, int]]:
+    return _listing(shipped_project(), PROJECT_FILES)
 
 
 def _listing_changes(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> str:
@@ -188,16 +231,22 @@ def _test_guard(
     _fake_aws(monkeypatch, home)
     # No clear() here: attempts made while session fixtures were set up for this test
     # (the shared apply) are this test's to report.
-    before = _repo_listing()
+    before, shipped_before = _repo_listing(), _shipped_listing()
     yield
     attempts = _session_guard.attempts()
     _session_guard.clear()
     changes = _listing_changes(before, _repo_listing())
+    shipped_changes = _listing_changes(shipped_before, _shipped_listing())
     problems = []
     if attempts:
         problems.append("tried to reach the network: " + "; ".join(attempts))
     if changes:
         problems.append(f"wrote into the repository {REPO} instead of its temp dir: {changes}")
+    if shipped_changes:
+        problems.append(
+            f"changed the shared shipped project {shipped_project()} instead of a copy: "
+            + shipped_changes
+        )
     if problems:
         pytest.fail("guard: this test " + " and ".join(problems), pytrace=False)
 
@@ -351,25 +400,16 @@ def cli(_session_guard: _Guard) -> Cli:
 # --- projects -------------------------------------------------------------------------
 
 
-def copy_project(source: Path, dest: Path) -> Path:
-    """Copy a project (the shipped one: its four parts; a used one: everything)."""
-    if source == REPO:
-        dest.mkdir(parents=True)
-        for name in PROJECT_FILES:
-            item = REPO / name
-            if item.is_dir():
-                shutil.copytree(item, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(item, dest / name)
-    else:
-        shutil.copytree(source, dest, symlinks=True)
-    return dest
+@pytest.fixture(scope="session")
+def shipped() -> Path:
+    """The shipped project as staged in git, shared: read it or copy it, never change it."""
+    return shipped_project()
 
 
 @pytest.fixture
-def fresh_project(tmp_path: Path) -> Path:
+def fresh_project(shipped: Path, tmp_path: Path) -> Path:
     """A copy of the shipped project that has never been planned or applied."""
-    return copy_project(REPO, tmp_path / "project")
+    return copy_project(shipped, tmp_path / "project")
 
 
 @dataclass(frozen=True)
@@ -381,9 +421,19 @@ class AppliedTemplate:
 
 
 @pytest.fixture(scope="session")
-def applied_template(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> AppliedTemplate:
-    project = copy_project(REPO, tmp_path_factory.mktemp("applied") / "project")
-    result = cli.run(project, "apply", "--yes")
+def applied_template(
+    cli: Cli, shipped: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AppliedTemplate:
+    """The shipped project (cutover bakes cut to 0 s) after one ``migrate apply --yes``,
+    made once per run and shared by the xdist workers."""
+
+    def build(project: Path) -> dict[str, Any]:
+        without_bakes(copy_project(shipped, project))
+        result = cli.run(project, "apply", "--yes")
+        return {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr}
+
+    project, facts = built_once(tmp_path_factory, "applied", build)
+    result = subprocess.CompletedProcess(["migrate", "apply", "--yes"], **facts)
     if result.returncode != 0:
         pytest.fail(
             f"migrate apply --yes on a fresh copy exited {result.returncode}\n"
@@ -396,6 +446,44 @@ def applied_template(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Appl
 def applied_project(applied_template: AppliedTemplate, tmp_path: Path) -> Path:
     """A private copy of an applied project, for tests that change or damage it."""
     return copy_project(applied_template.path, tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def applied_before(
+    cli: Cli, shipped: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """``applied_before(phase)``: the shipped project (cutover bakes cut to 0 s) with every
+    phase before ``phase`` applied and verified, one ``migrate apply --yes --phase`` at a
+    time, and ``phase`` never applied. Each is made when first needed, once per run, and
+    shared by the xdist workers: copy it, never change it."""
+    from phasegate.spec import load_migration
+
+    order = [phase.name for phase in load_migration(shipped).phases]
+    made: dict[str, Path] = {}
+
+    def before(phase: str) -> Path:
+        if phase not in made:
+            index = order.index(phase)
+            source = before(order[index - 1]) if index else None
+
+            def build(project: Path) -> dict[str, Any]:
+                if source is None:
+                    without_bakes(copy_project(shipped, project))
+                    return {}
+                copy_project(source, project)
+                previous = order[index - 1]
+                result = cli.run(project, "apply", "--yes", "--phase", previous)
+                if result.returncode != 0:
+                    pytest.fail(
+                        f"migrate apply --yes --phase {previous} exited {result.returncode}\n"
+                        f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+                    )
+                return {}
+
+            made[phase], _ = built_once(tmp_path_factory, f"before-{phase}", build)
+        return made[phase]
+
+    return before
 
 
 def tree_digest(root: Path) -> dict[str, bytes]:

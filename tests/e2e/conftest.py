@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,15 +11,38 @@ import pytest
 import yaml
 from botocore.config import Config
 
+from _projects import built_once, copy_project
+
 REGION = "us-east-1"
 
 
-@pytest.fixture(scope="module")
-def applied(applied_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One applied project the module's tests share, in order (some of them change it)."""
-    dest = tmp_path_factory.mktemp("e2e") / "project"
-    shutil.copytree(applied_template.path, dest, symlinks=True)
-    return dest
+@pytest.fixture(scope="session")
+def completed_template(
+    cli: Any, applied_template: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The applied template taken through the rest of the cutover, one step per
+    ``migrate apply --yes``: the migration complete. Made once per run; tests copy it."""
+
+    def build(project: Path) -> dict[str, Any]:
+        copy_project(applied_template.path, project)
+        steps = stack_config(project, "sandbox-cutover")["steps"]
+        for _ in steps[1:]:  # the first apply took the first step
+            result = cli.run(project, "apply", "--yes")
+            if result.returncode != 0:
+                pytest.fail(
+                    f"migrate apply --yes of a further cutover step exited {result.returncode}"
+                    f"\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+                )
+        return {}
+
+    project, _ = built_once(tmp_path_factory, "completed", build)
+    return project
+
+
+@pytest.fixture
+def completed_project(completed_template: Path, tmp_path: Path) -> Path:
+    """A private copy of a project whose migration is complete (every cutover step taken)."""
+    return copy_project(completed_template, tmp_path / "project")
 
 
 @pytest.fixture

@@ -1,14 +1,14 @@
 """`migrate` as a user runs it, on the sandbox engine, checked with plain boto3.
 
-The applied project is shared by this module's tests, which run in file order: status,
-a no-op second apply, serving the cloud, changing a knob, and finally a reset.
+Each test has its own copy of a project after one apply (``applied_project``) or after
+the whole migration, every cutover step taken (``completed_project``): status, further
+applies, serving the cloud, changing a knob, a reset.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,7 @@ def test_apply_of_one_phase_before_its_dependency_is_blocked(cli: Any, fresh_pro
     assert not (fresh_project / CHECKPOINT).exists(), "a blocked apply changes no cloud"
 
 
-# --- the applied project, in order ----------------------------------------------------
+# --- applied projects ----------------------------------------------------------------
 
 
 def test_apply_applied_and_verified_every_phase(applied_template: Any) -> None:
@@ -94,8 +94,8 @@ def test_apply_applied_and_verified_every_phase(applied_template: Any) -> None:
     assert f"+ create  {NODE_GROUP}  gpu-inference" in out
 
 
-def test_status_shows_all_four_verified_in_order(cli: Any, applied: Path) -> None:
-    status = _json(cli.run(applied, "status", "--output", "json"))
+def test_status_shows_all_four_verified_in_order(cli: Any, applied_project: Path) -> None:
+    status = _json(cli.run(applied_project, "status", "--output", "json"))
     assert status["environment"] == "sandbox"
     assert [p["phase"] for p in status["phases"]] == PHASES
     assert [p["status"] for p in status["phases"]] == ["verified"] * 4
@@ -108,56 +108,55 @@ def test_status_shows_all_four_verified_in_order(cli: Any, applied: Path) -> Non
     assert outputs["compute"]["inference_node_group"] == "gpu-inference"
     assert re.fullmatch(r"vpc-[0-9a-f]+", outputs["pilot"]["vpc_id"])
     for phase in PHASES:
-        state = _state(applied, phase)
+        state = _state(applied_project, phase)
         assert state["status"] == "verified"
         assert [h["event"] for h in state["history"]][-3:] == ["apply", "ok", "pass"]
 
-    text = cli.run(applied, "status")
+    text = cli.run(applied_project, "status")
     assert text.returncode == 0, text.stderr
     assert "Position: at cutover (4/4 phases verified)" in text.stdout
 
 
-def test_each_further_apply_takes_the_cutover_one_step_on(cli: Any, applied: Path) -> None:
+def test_each_further_apply_takes_the_cutover_one_step_on(cli: Any, applied_project: Path) -> None:
     for step in (2, 3):
-        result = cli.run(applied, "apply", "--yes")
+        result = cli.run(applied_project, "apply", "--yes")
         assert result.returncode == 0, result.stderr
         assert "Apply (sandbox): 1 phase(s) applied, 3 unchanged." in result.stdout
-        assert _state(applied, "cutover")["step"] == step - 1
-        status = _json(cli.run(applied, "status", "--output", "json"))
+        assert _state(applied_project, "cutover")["step"] == step - 1
+        status = _json(cli.run(applied_project, "status", "--output", "json"))
         assert status["phases"][-1]["step"] == f"{step}/3"
-    assert _json(cli.run(applied, "status", "--output", "json"))["complete"] is True
+    assert _json(cli.run(applied_project, "status", "--output", "json"))["complete"] is True
 
 
 def test_once_complete_an_apply_reports_no_changes_and_touches_nothing(
-    cli: Any, applied: Path, snapshot: Callable[[Path], dict[str, bytes]]
+    cli: Any, completed_project: Path, snapshot: Callable[[Path], dict[str, bytes]]
 ) -> None:
-    before = snapshot(applied)
-    result = cli.run(applied, "apply", "--yes")
+    before = snapshot(completed_project)
+    result = cli.run(completed_project, "apply", "--yes")
     assert result.returncode == 0, result.stderr
     for phase in PHASES:
         assert f"sandbox-{phase} (no changes, verified)" in result.stdout
     assert "Apply (sandbox): 0 phase(s) applied, 4 unchanged." in result.stdout
-    after = snapshot(applied)
+    after = snapshot(completed_project)
     for name in [*STATE_FILES, CHECKPOINT]:
         assert after[name] == before[name], f"{name} changed on an apply with no changes"
     assert after == before
 
 
-def test_a_no_op_apply_counts_what_a_plan_counts(cli: Any, applied: Path) -> None:
+def test_a_no_op_apply_counts_what_a_plan_counts(cli: Any, completed_project: Path) -> None:
     applied_counts = {
         p["phase"]: p["changes"]
-        for p in _json(cli.run(applied, "apply", "--yes", "--output", "json"))["phases"]
+        for p in _json(cli.run(completed_project, "apply", "--yes", "--output", "json"))["phases"]
     }
-    planned = _json(cli.run(applied, "plan", "--output", "json"))["phases"]
+    planned = _json(cli.run(completed_project, "plan", "--output", "json"))["phases"]
     assert applied_counts == {p["phase"]: p["changes"] for p in planned}
     assert all(counts["same"] > 0 for counts in applied_counts.values()), applied_counts
 
 
 def test_a_policy_pack_changed_after_verification_is_enforced_on_the_next_apply(
-    cli: Any, applied: Path, tmp_path: Path, snapshot: Callable[[Path], dict[str, bytes]]
+    cli: Any, completed_project: Path, snapshot: Callable[[Path], dict[str, bytes]]
 ) -> None:
-    project = tmp_path / "project"
-    shutil.copytree(applied, project, symlinks=True)
+    project = completed_project
     rules = project / "policies" / "rules.py"
     text = rules.read_text()
     required = '"owner", "cost-center")'
@@ -172,10 +171,9 @@ def test_a_policy_pack_changed_after_verification_is_enforced_on_the_next_apply(
 
 
 def test_a_check_added_to_a_verified_phase_runs_on_the_next_apply(
-    cli: Any, applied: Path, tmp_path: Path
+    cli: Any, completed_project: Path
 ) -> None:
-    project = tmp_path / "project"
-    shutil.copytree(applied, project, symlinks=True)
+    project = completed_project
     migration = yaml.safe_load((project / "migration.yaml").read_text())
     [pilot] = [p for p in migration["phases"] if p["name"] == "pilot"]
     pilot["checks"].append(
@@ -194,12 +192,13 @@ def test_a_check_added_to_a_verified_phase_runs_on_the_next_apply(
 
 
 def test_serve_shows_the_applied_cloud_to_plain_boto3(
-    cli: Any, applied: Path, aws: Any, config: Any
+    cli: Any, completed_project: Path, aws: Any, config: Any
 ) -> None:
-    pilot, compute = config(applied, "sandbox-pilot"), config(applied, "sandbox-compute")
-    cutover = config(applied, "sandbox-cutover")
-    outputs = {p: _state(applied, p)["outputs"] for p in PHASES}
-    with cli.serve(applied) as served:
+    pilot = config(completed_project, "sandbox-pilot")
+    compute = config(completed_project, "sandbox-compute")
+    cutover = config(completed_project, "sandbox-cutover")
+    outputs = {p: _state(completed_project, p)["outputs"] for p in PHASES}
+    with cli.serve(completed_project) as served:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", served.url), served.url
         url = served.url
 
@@ -265,10 +264,10 @@ def test_serve_shows_the_applied_cloud_to_plain_boto3(
 
 
 def test_raising_desired_size_plans_one_update_and_applies_it(
-    cli: Any, applied: Path, aws: Any, config: Any
+    cli: Any, completed_project: Path, aws: Any, config: Any
 ) -> None:
-    stack_file = applied / "stacks" / "Pulumi.sandbox-compute.yaml"
-    pool = config(applied, "sandbox-compute")["inference_pool"]
+    stack_file = completed_project / "stacks" / "Pulumi.sandbox-compute.yaml"
+    pool = config(completed_project, "sandbox-compute")["inference_pool"]
     wanted = pool["desired_size"] + 1
     assert wanted <= pool["max_size"], "the shipped config leaves no room to scale up"
     text = stack_file.read_text()
@@ -276,7 +275,7 @@ def test_raising_desired_size_plans_one_update_and_applies_it(
     assert text.count(old) == 1
     stack_file.write_text(text.replace(old, f"desired_size: {wanted}\n"))
 
-    result = cli.run(applied, "plan", "--detailed-exitcode", "--output", "json")
+    result = cli.run(completed_project, "plan", "--detailed-exitcode", "--output", "json")
     assert result.returncode == 2, result.stderr
     plan = _json(result)
     changes = [(p["phase"], r) for p in plan["phases"] for r in p["resources"] if r["op"] != "same"]
@@ -298,7 +297,7 @@ def test_raising_desired_size_plans_one_update_and_applies_it(
         "no changes",
     ]
 
-    applied_run = cli.run(applied, "apply", "--yes", "--output", "json")
+    applied_run = cli.run(completed_project, "apply", "--yes", "--output", "json")
     assert applied_run.returncode == 0, applied_run.stderr
     outcomes = {p["phase"]: p["outcome"] for p in _json(applied_run)["phases"]}
     assert outcomes == {
@@ -307,9 +306,9 @@ def test_raising_desired_size_plans_one_update_and_applies_it(
         "compute": "applied",
         "cutover": "no changes",
     }
-    assert _state(applied, "compute")["status"] == "verified"
+    assert _state(completed_project, "compute")["status"] == "verified"
 
-    with cli.serve(applied) as served:
+    with cli.serve(completed_project) as served:
         group = aws("eks", served.url).describe_nodegroup(
             clusterName="sandbox-ai-platform", nodegroupName="gpu-inference"
         )["nodegroup"]
@@ -317,18 +316,20 @@ def test_raising_desired_size_plans_one_update_and_applies_it(
         assert group["scalingConfig"]["maxSize"] == pool["max_size"]
 
 
-def test_sandbox_reset_empties_the_cloud_and_keeps_history(cli: Any, applied: Path) -> None:
-    before = {phase: _state(applied, phase)["history"] for phase in PHASES}
-    assert (applied / CHECKPOINT).exists()
+def test_sandbox_reset_empties_the_cloud_and_keeps_history(
+    cli: Any, completed_project: Path
+) -> None:
+    before = {phase: _state(completed_project, phase)["history"] for phase in PHASES}
+    assert (completed_project / CHECKPOINT).exists()
 
-    result = cli.run(applied, "sandbox", "reset", "--yes")
+    result = cli.run(completed_project, "sandbox", "reset", "--yes")
     assert result.returncode == 0, result.stderr
     assert "4 stack(s) back to pending" in result.stdout
 
-    cloud = applied / ".phasegate" / "sandbox" / "sandbox"
+    cloud = completed_project / ".phasegate" / "sandbox" / "sandbox"
     assert not cloud.exists() or not any(cloud.iterdir()), "the sandbox cloud was not emptied"
     for phase in PHASES:
-        state = _state(applied, phase)
+        state = _state(completed_project, phase)
         assert state["status"] == "pending"
         assert state["outputs"] == {}
         history = state["history"]
@@ -340,8 +341,8 @@ def test_sandbox_reset_empties_the_cloud_and_keeps_history(cli: Any, applied: Pa
             "pending",
         )
 
-    status = _json(cli.run(applied, "status", "--output", "json"))
+    status = _json(cli.run(completed_project, "status", "--output", "json"))
     assert [p["status"] for p in status["phases"]] == ["pending"] * 4
     assert (status["position"], status["complete"]) == (None, False)
-    inventory = _json(cli.run(applied, "sandbox", "status", "--output", "json"))
+    inventory = _json(cli.run(completed_project, "sandbox", "status", "--output", "json"))
     assert (inventory["initialised"], inventory["stacks"]) == (False, {})

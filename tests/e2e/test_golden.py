@@ -27,6 +27,8 @@ _NORMALISE = [
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"), "<time>"),
     (re.compile(r"\b\d+(\.\d+)? ?s\b"), "<n>s"),
     (re.compile(r'("(\w*seconds|duration)"): [0-9.e-]+'), r"\1: <n>"),
+    # How many times an alarm was looked at in a bake depends on how fast each look was.
+    (re.compile(r"\(\d+ look\(s\)\)"), "(<n> look(s))"),
     # The EKS cluster's certificate authority: random bytes each run.
     (re.compile(r'("cluster_ca": )"[^"]*"'), r'\1"<ca>"'),
     (re.compile(r"(cluster_ca\s+)\S+"), r"\1<ca>"),

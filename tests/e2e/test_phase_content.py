@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from _projects import copy_project
+
 LAKE = ("raw", "curated", "features", "models", "checkpoints")
 
 
@@ -17,6 +19,13 @@ def _outputs(project: Path, phase: str) -> dict[str, Any]:
     state = yaml.safe_load((project / "state" / "sandbox" / f"{phase}.yaml").read_text())
     outputs: dict[str, Any] = state["outputs"]
     return outputs
+
+
+@pytest.fixture(scope="module")
+def applied(applied_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the applied project for this module, whose tests only read it: serving
+    it is the slow part, so it is served once (``cloud``) and looked at through boto3."""
+    return copy_project(applied_template.path, tmp_path_factory.mktemp("content") / "project")
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,13 @@ was last verified (the cutover: all traffic on legacy), loudly, and never loses 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from _projects import copy_project
 from phasegate import faults
 
 LAKE = ("raw", "curated", "features", "models", "checkpoints")
@@ -127,11 +129,12 @@ def test_a_compute_change_whose_gpu_check_fails_puts_the_node_groups_back(
 
 
 def test_a_first_apply_whose_check_fails_keeps_only_what_is_protected(
-    cli: Any, fresh_project: Path
+    cli: Any, applied_before: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    assert cli.run(fresh_project, "apply", "--yes", "--phase", "pilot").returncode == 0
+    # Pilot applied (`migrate apply --yes --phase pilot`), the lake never.
+    project = copy_project(applied_before("data_layer"), tmp_path / "project")
     _add_check(
-        fresh_project,
+        project,
         "data_layer",
         {
             "name": "never",
@@ -142,14 +145,14 @@ def test_a_first_apply_whose_check_fails_keeps_only_what_is_protected(
         },
     )
 
-    result = cli.run(fresh_project, "apply", "--yes", "--phase", "data_layer", "--output", "json")
+    result = cli.run(project, "apply", "--yes", "--phase", "data_layer", "--output", "json")
 
     assert result.returncode == 3, result.stderr
     [report] = json.loads(result.stdout)["phases"]
     assert report["message"].endswith("rolled back to nothing (destroyed what it created)")
     kept = {k.rsplit(" ", 1)[-1] for k in report["kept"]}
     assert {f"lake-{name}" for name in LAKE} | {"lake-key", "lake-raw-versioning"} <= kept
-    inventory = json.loads(cli.run(fresh_project, "sandbox", "status", "--output", "json").stdout)
+    inventory = json.loads(cli.run(project, "sandbox", "status", "--output", "json").stdout)
     left = {r["name"] for r in inventory["stacks"]["sandbox-data_layer"]}
     assert left == kept  # everything the lake declares is protected, and only that is left
 

@@ -26,15 +26,10 @@ made to fail (a cloud error injected in its re-apply) ends in ``rollback_failed`
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
-import shutil
 import signal
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +37,7 @@ from typing import Any
 import pytest
 import yaml
 
+from _projects import built_once, copy_project
 from phasegate import faults
 from phasegate.engines.base import ProgramSource, StackTarget
 from phasegate.engines.sandbox import SandboxEngine
@@ -59,9 +55,6 @@ from phasegate.errors import EngineError
 from phasegate.redaction import redact
 from phasegate.state import StateStore
 
-REPO = Path(__file__).resolve().parents[2]
-PROJECT_PARTS = ("migration.yaml", "Pulumi.yaml", "phases", "stacks", "policies")
-"""The shipped project, as tests/conftest.py's ``copy_project`` copies it."""
 ENV = "sandbox"
 REGION = "us-east-1"
 PHASES = ("pilot", "data_layer", "compute", "cutover")
@@ -71,21 +64,6 @@ Agreement = Callable[[Path], Checkpoint]
 
 
 # --- running migrate --------------------------------------------------------------------
-
-
-def copy(source: Path, dest: Path) -> Path:
-    """A copy of a project: of the shipped one its parts, of a used one everything."""
-    if source == REPO:
-        dest.mkdir(parents=True)
-        for name in PROJECT_PARTS:
-            if (REPO / name).is_dir():
-                ignore = shutil.ignore_patterns("__pycache__")
-                shutil.copytree(REPO / name, dest / name, ignore=ignore)
-            else:
-                shutil.copy2(REPO / name, dest / name)
-    else:
-        shutil.copytree(source, dest, symlinks=True)
-    return dest
 
 
 def migrate(
@@ -423,59 +401,47 @@ def cloud_resources(checkpoint: Checkpoint, phase: str) -> list[str]:
 
 
 class Templates:
-    """The shipped project applied phase by phase, in the background: ``before(p)`` has
-    every phase before ``p`` verified and ``p`` never applied (it waits until that one is
-    built); ``ops[p]`` counts the resource operations of ``p``'s first apply (one create
-    per cloud resource, as the plan of the whole fresh project says)."""
+    """Projects applied up to a phase (``applied_before`` in conftest.py): ``before(p)``
+    has every phase before ``p`` verified and ``p`` never applied; ``ops[p]`` counts the
+    resource operations of ``p``'s first apply (one create per cloud resource, as the plan
+    of the whole fresh project says)."""
 
-    def __init__(self, cli: Any, root: Path) -> None:
-        fresh = copy(REPO, root / "before-pilot")
-        plan = migrate(cli, copy(fresh, root / "planned"), "plan", "--output", "json")
-        assert plan.returncode == 0, f"plan: {_said(plan)}"
-        self.ops = {p["phase"]: p["changes"]["create"] for p in json.loads(plan.stdout)["phases"]}
-        self._ready: dict[str, Future[Path]] = {phase: Future() for phase in PHASES}
-        self._ready[PHASES[0]].set_result(fresh)
-        self._builder = threading.Thread(target=self._build, args=(cli, root, fresh))
-        self._builder.start()
+    def __init__(
+        self,
+        cli: Any,
+        applied_before: Callable[[str], Path],
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> None:
+        self.before = applied_before
 
-    def _build(self, cli: Any, root: Path, project: Path) -> None:
-        for phase, following in itertools.pairwise(PHASES):
-            try:
-                project = copy(project, root / f"before-{following}")
-                result = migrate(cli, project, "apply", "--yes", "--phase", phase)
-                assert result.returncode == 0, f"apply --phase {phase}: {_said(result)}"
-            except BaseException as exc:
-                for waiting in PHASES[PHASES.index(following) :]:
-                    self._ready[waiting].set_exception(exc)
-                return
-            self._ready[following].set_result(project)
+        def plan(project: Path) -> dict[str, Any]:
+            copy_project(applied_before(PHASES[0]), project)
+            result = migrate(cli, project, "plan", "--output", "json")
+            assert result.returncode == 0, f"plan: {_said(result)}"
+            phases = json.loads(result.stdout)["phases"]
+            return {"ops": {p["phase"]: p["changes"]["create"] for p in phases}}
 
-    def before(self, phase: str) -> Path:
-        return self._ready[phase].result()
+        _, facts = built_once(tmp_path_factory, "crash-planned", plan)
+        self.ops: dict[str, int] = facts["ops"]
 
     def ops_before(self, phase: str) -> int:
         return sum(self.ops[p] for p in PHASES[: PHASES.index(phase)])
 
-    def close(self) -> None:
-        self._builder.join()
-
 
 @pytest.fixture(scope="module")
-def templates(cli: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
-    built = Templates(cli, tmp_path_factory.mktemp("crash-templates"))
-    try:
-        yield built
-    finally:
-        built.close()
+def templates(
+    cli: Any, applied_before: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Templates:
+    return Templates(cli, applied_before, tmp_path_factory)
 
 
-# --- the kills, run ahead of the tests that look at them -------------------------------
+# --- the kills -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One kill: a copy of ``template()`` (it may wait for the project to be built),
-    ``command`` killed at ``fault``, ``migrate recover``, then (unless None) ``afterwards``."""
+    """One kill: a copy of ``template()`` (it may build the project first), ``command``
+    killed at ``fault``, ``migrate recover``, then (unless None) ``afterwards``."""
 
     template: Callable[[], Path]
     fault: str
@@ -497,36 +463,15 @@ class Rehearsal:
 
 
 def rehearse(cli: Any, scenario: Scenario, workdir: Path) -> Rehearsal:
-    project = copy(scenario.template(), workdir / "project")
+    project = copy_project(scenario.template(), workdir / "project")
     killed = migrate(cli, project, *scenario.command, fault=scenario.fault)
     interrupted = statuses(project)
     recovered = migrate(cli, project, "recover")
-    snapshot = copy(project, workdir / "recovered")
+    snapshot = copy_project(project, workdir / "recovered")
     afterwards = None
     if scenario.afterwards is not None and recovered.returncode == 0:
         afterwards = migrate(cli, project, *scenario.afterwards)
     return Rehearsal(project, snapshot, killed, interrupted, recovered, afterwards)
-
-
-class Rehearsals:
-    """Scenarios run in the background, as many at once as there are cores (each is a
-    chain of ``migrate`` processes), while the tests check the ones already done."""
-
-    def __init__(self, cli: Any, root: Path) -> None:
-        self._cli = cli
-        self._root = root
-        self._pool = ThreadPoolExecutor(max_workers=max(2, min(os.cpu_count() or 2, 4)))
-        self._running: dict[str, Future[Rehearsal]] = {}
-
-    def start(self, key: str, scenario: Scenario) -> None:
-        workdir = self._root / key
-        self._running[key] = self._pool.submit(rehearse, self._cli, scenario, workdir)
-
-    def result(self, key: str) -> Rehearsal:
-        return self._running[key].result()
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def checked(rehearsal: Rehearsal, fault: str, *, interrupted: str, phase: str) -> None:
@@ -621,7 +566,7 @@ def checked_phases(
     root = tmp_path_factory.mktemp("checked")
     found = {}
     for phase, names in CHECKED_OUTPUTS.items():
-        project = copy(templates.before(phase), root / phase)
+        project = copy_project(templates.before(phase), root / phase)
         add_checks(project, phase, *[outputs_check(f"crash_{n}", present=[n]) for n in names])
         found[phase] = project
     return found
@@ -630,7 +575,9 @@ def checked_phases(
 @pytest.fixture(scope="module")
 def failing_first_apply(templates: Templates, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Compute about to be applied for the first time, with a check that fails."""
-    project = copy(templates.before("compute"), tmp_path_factory.mktemp("failing") / "project")
+    project = copy_project(
+        templates.before("compute"), tmp_path_factory.mktemp("failing") / "project"
+    )
     add_checks(project, "compute", FAILING)
     return project
 
@@ -640,7 +587,7 @@ def changed_compute(
     cli: Any, templates: Templates, tmp_path_factory: pytest.TempPathFactory
 ) -> ChangedCompute:
     root = tmp_path_factory.mktemp("changed-compute")
-    project = copy(templates.before("cutover"), root / "project")
+    project = copy_project(templates.before("cutover"), root / "project")
     verified = StateStore(project / "state", ENV).read("compute").outputs
     # Bigger root volumes give both launch templates a new version and roll both node
     # groups to it; smaller GPU quotas update both quotas, and fail the check.
@@ -654,7 +601,7 @@ def changed_compute(
     config["phasegate:gpu_quotas"] = {pool: n - 1 for pool, n in quotas.items()}
     path.write_text(yaml.safe_dump(stack, sort_keys=False))
     add_checks(project, "compute", outputs_check("crash_quotas", equals={"gpu_quotas": quotas}))
-    planned = copy(project, root / "planned")
+    planned = copy_project(project, root / "planned")
     plan = migrate(cli, planned, "plan", "--phase", "compute", "--output", "json")
     assert plan.returncode == 0, _said(plan)
     (compute,) = json.loads(plan.stdout)["phases"]
@@ -663,55 +610,14 @@ def changed_compute(
     return ChangedCompute(project, operations, verified)
 
 
-@pytest.fixture(scope="module")
-def rehearsed(
-    request: pytest.FixtureRequest,
-    cli: Any,
-    templates: Templates,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Rehearsals]:
-    """Every selected kill of this module, started at once: the kills in a first apply
-    first, as they need no more than the templates being built meanwhile; the other
-    projects are made (``getfixturevalue``) while those run."""
-    rehearsals = Rehearsals(cli, tmp_path_factory.mktemp("rehearsals"))
-    scenarios: dict[str, Callable[[dict[str, Any]], Scenario]] = {
-        "test_killed_after_a_resource_operation": lambda p: _resource_op_scenario(
-            templates, p["phase"], p["at"]
-        ),
-        "test_killed_during_a_check": lambda p: _check_scenario(
-            request.getfixturevalue("checked_phases")[p["phase"]], p["phase"], p["n"]
-        ),
-        "test_killed_while_destroying_a_first_apply": lambda p: _destroy_scenario(
-            templates, request.getfixturevalue("failing_first_apply"), p["point"]
-        ),
-        "test_killed_while_reapplying_the_last_known_good": lambda p: _reapply_scenario(
-            request.getfixturevalue("changed_compute"), p["point"]
-        ),
-    }
-    try:
-        for item in request.session.items:
-            if not isinstance(item, pytest.Function) or item.module is not request.module:
-                continue
-            make = scenarios.get(item.originalname)
-            if make is not None:
-                rehearsals.start(item.name, make(item.callspec.params))
-        yield rehearsals
-    finally:
-        rehearsals.close()
-
-
-def _key(request: pytest.FixtureRequest) -> str:
-    return request.node.name
-
-
 # --- the tests --------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("rehearsed")  # the kills run in the background meanwhile
+@pytest.mark.slow
 def test_a_rollback_that_fails_ends_in_rollback_failed_and_recover_finishes_it(
     cli: Any, changed_compute: ChangedCompute, agreement: Agreement, tmp_path: Path
 ) -> None:
-    project = copy(changed_compute.project, tmp_path / "project")
+    project = copy_project(changed_compute.project, tmp_path / "project")
     # The second operation of the rollback's re-apply fails as a cloud API error would.
     fault = f"resource-op-fail:{changed_compute.operations + 2}:fail"
     failed = migrate(cli, project, "apply", "--yes", "--phase", "compute", fault=fault)
@@ -731,20 +637,16 @@ def test_a_rollback_that_fails_ends_in_rollback_failed_and_recover_finishes_it(
     assert state.outputs == changed_compute.verified_outputs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("phase", "at"), RESOURCE_OP_KILLS, ids=[f"{p}-{a}" for p, a in RESOURCE_OP_KILLS]
 )
 def test_killed_after_a_resource_operation(
-    request: pytest.FixtureRequest,
-    rehearsed: Rehearsals,
-    templates: Templates,
-    agreement: Agreement,
-    phase: str,
-    at: str,
+    cli: Any, templates: Templates, agreement: Agreement, phase: str, at: str, tmp_path: Path
 ) -> None:
     scenario = _resource_op_scenario(templates, phase, at)
     k = templates.ops_before(phase) + nth(templates.ops[phase], at)
-    done = rehearsed.result(_key(request))
+    done = rehearse(cli, scenario, tmp_path)
     checked(
         done,
         f"{scenario.fault} (operation {k} of the first apply)",
@@ -773,13 +675,19 @@ def test_killed_after_a_resource_operation(
     agreement(done.project)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("phase", "n"), CHECK_KILLS, ids=[f"{p}-check-{n}" for p, n in CHECK_KILLS]
 )
 def test_killed_during_a_check(
-    request: pytest.FixtureRequest, rehearsed: Rehearsals, agreement: Agreement, phase: str, n: int
+    cli: Any,
+    checked_phases: dict[str, Path],
+    agreement: Agreement,
+    phase: str,
+    n: int,
+    tmp_path: Path,
 ) -> None:
-    done = rehearsed.result(_key(request))
+    done = rehearse(cli, _check_scenario(checked_phases[phase], phase, n), tmp_path)
     checked(done, f"check:{n}", interrupted="verifying", phase=phase)
     agreement(done.recovered)
     assert statuses(done.recovered)[phase] == "verified", "recover finishes the verification"
@@ -790,17 +698,19 @@ def test_killed_during_a_check(
     agreement(done.project)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", DESTROY_KILLS, ids=[p.replace(" ", "-") for p in DESTROY_KILLS])
 def test_killed_while_destroying_a_first_apply(
-    request: pytest.FixtureRequest,
-    rehearsed: Rehearsals,
+    cli: Any,
     templates: Templates,
     failing_first_apply: Path,
     agreement: Agreement,
     point: str,
+    tmp_path: Path,
 ) -> None:
-    fault = _destroy_scenario(templates, failing_first_apply, point).fault
-    done = rehearsed.result(_key(request))
+    scenario = _destroy_scenario(templates, failing_first_apply, point)
+    fault = scenario.fault
+    done = rehearse(cli, scenario, tmp_path)
     interrupted = "verifying" if fault.startswith("check:") else "rolling_back"
     checked(done, fault, interrupted=interrupted, phase="compute")
     checkpoint = agreement(done.recovered)
@@ -808,16 +718,14 @@ def test_killed_while_destroying_a_first_apply(
     assert cloud_resources(checkpoint, "compute") == [], "the rollback destroys it all"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", REAPPLY_KILLS, ids=[p.replace(" ", "-") for p in REAPPLY_KILLS])
 def test_killed_while_reapplying_the_last_known_good(
-    request: pytest.FixtureRequest,
-    rehearsed: Rehearsals,
-    changed_compute: ChangedCompute,
-    agreement: Agreement,
-    point: str,
+    cli: Any, changed_compute: ChangedCompute, agreement: Agreement, point: str, tmp_path: Path
 ) -> None:
-    fault = _reapply_scenario(changed_compute, point).fault
-    done = rehearsed.result(_key(request))
+    scenario = _reapply_scenario(changed_compute, point)
+    fault = scenario.fault
+    done = rehearse(cli, scenario, tmp_path)
     checked(done, fault, interrupted="rolling_back", phase="compute")
     agreement(done.recovered)
     state = StateStore(done.recovered / "state", ENV).read("compute")
@@ -900,13 +808,14 @@ def test_an_operation_that_fails_half_way_leaves_nothing_unrecorded(
 # --- drift found while recovering ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_verification_is_not_finished_over_resources_gone_from_the_cloud(
     cli: Any, templates: Templates, agreement: Agreement, tmp_path: Path
 ) -> None:
     """Killed in a check of a compute change; meanwhile a launch template is deleted
     behind the sandbox's back. What was applied is not all there: recover rolls back to
     the last known good (which puts it back) instead of verifying what is left."""
-    project = copy(templates.before("cutover"), tmp_path / "project")
+    project = copy_project(templates.before("cutover"), tmp_path / "project")
     path = stack_file(project, "compute")
     stack = yaml.safe_load(path.read_text())
     stack["config"]["phasegate:inference_pool"]["disk_size_gib"] += 20

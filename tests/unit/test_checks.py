@@ -21,6 +21,7 @@ import pytest
 from pydantic import ValidationError
 
 import phasegate.checks as checks_package
+from _projects import shipped_project
 from phasegate.checks import KINDS, CheckContext, CheckSpec, load_gpu_catalog, run_check
 from phasegate.checks.base import (
     CheckError,
@@ -38,7 +39,7 @@ from phasegate.state import CheckResult
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-REPO = Path(__file__).resolve().parents[2]
+SHIPPED = shipped_project()
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/nodes"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
 
@@ -105,7 +106,7 @@ def aws(emu: Emulator) -> Callable[[str], Any]:
 
 @pytest.fixture(scope="module")
 def catalog() -> dict[str, int]:
-    return load_gpu_catalog(REPO)
+    return load_gpu_catalog(SHIPPED)
 
 
 # --- the registry ---------------------------------------------------------------------
@@ -153,7 +154,7 @@ def test_the_checks_package_imports_none_of_the_modules_that_import_it() -> None
 
 
 def test_the_gpu_catalog_is_the_projects() -> None:
-    found = load_gpu_catalog(REPO)
+    found = load_gpu_catalog(SHIPPED)
     assert found["g5.xlarge"] == 1
     assert found["p5.48xlarge"] == 8
     assert found["g6.12xlarge"] == 4
@@ -617,7 +618,7 @@ def test_eks_nodegroup_finds_its_cluster_and_reads_the_catalog_from_the_project(
 ) -> None:
     _, group = node_group()
     (tmp_path / "phases").mkdir()
-    shutil.copy(REPO / "phases" / "catalog.py", tmp_path / "phases" / "catalog.py")
+    shutil.copy(SHIPPED / "phases" / "catalog.py", tmp_path / "phases" / "catalog.py")
     result = _run(
         "eks_nodegroup", {"nodegroup": group, "min_gpus": 1}, _ctx(aws, project_root=tmp_path)
     )

@@ -15,7 +15,6 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -29,9 +28,11 @@ from pulumi.runtime.stack import Stack, run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 from pydantic import ValidationError
 
-REPO = Path(__file__).resolve().parents[2]
-PHASES = REPO / "phases"
-STACKS = REPO / "stacks"
+from _projects import shipped_project
+
+SHIPPED = shipped_project()
+PHASES = SHIPPED / "phases"
+STACKS = SHIPPED / "stacks"
 PROJECT = "phasegate"
 ORG = "organization"
 
@@ -914,7 +915,7 @@ def _policy(env: str, phase: str, overrides: dict[str, Any] | None = None) -> li
     from phasegate.policy import evaluate
     from phasegate.project import Project
 
-    project = Project.load(REPO)
+    project = Project.load(SHIPPED)
     try:
         config = project.validate_config(env, project.migration.phase(phase))
     finally:
@@ -924,7 +925,7 @@ def _policy(env: str, phase: str, overrides: dict[str, Any] | None = None) -> li
         run.resources,
         stack=f"{env}-{phase}",
         config={**config, **(overrides or {})},
-        pack_dir=REPO / "policies",
+        pack_dir=SHIPPED / "policies",
     ).violations
 
 

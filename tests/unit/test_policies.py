@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
+from _projects import shipped_project
 from phasegate.engines.base import UNKNOWN
 from phasegate.errors import InputError
 from phasegate.policy import PolicyResult, Violation, evaluate
 
-REPO = Path(__file__).resolve().parents[2]
-PACK = REPO / "policies"
+SHIPPED = shipped_project()
+PACK = SHIPPED / "policies"
 
 RULE_NAMES = (
     "s3-bucket-kms-encryption",
@@ -619,7 +620,7 @@ def _pack_copy(tmp_path: Path, *, with_catalog: bool = True) -> Path:
     shutil.copy2(PACK / "rules.py", tmp_path / "policies" / "rules.py")
     if with_catalog:
         (tmp_path / "phases").mkdir()
-        shutil.copy2(REPO / "phases" / "catalog.py", tmp_path / "phases" / "catalog.py")
+        shutil.copy2(SHIPPED / "phases" / "catalog.py", tmp_path / "phases" / "catalog.py")
     return tmp_path / "policies"
 
 

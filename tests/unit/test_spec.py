@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from _projects import shipped_project
 from phasegate.errors import ExitCode, InputError
 from phasegate.project import Project
 from phasegate.spec import MIGRATION_FILE, Migration, load_migration
 
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED = (REPO / MIGRATION_FILE).read_text(encoding="utf-8")
+SHIPPED = shipped_project()
+SHIPPED_YAML = (SHIPPED / MIGRATION_FILE).read_text(encoding="utf-8")
 
 PHASE_KEYS = "name, program, depends_on, checks, rollback, protected"
 ENV_KEYS = "name, engine, region, promote_from, approval, aws, backend"
@@ -26,8 +27,8 @@ def _line_of(text: str, needle: str) -> int:
 
 def _variant(tmp_path: Path, old: str, new: str) -> Path:
     """The shipped migration.yaml with one exact piece of text replaced."""
-    assert SHIPPED.count(old) == 1, f"{old!r} is not in the shipped migration.yaml once"
-    (tmp_path / MIGRATION_FILE).write_text(SHIPPED.replace(old, new), encoding="utf-8")
+    assert SHIPPED_YAML.count(old) == 1, f"{old!r} is not in the shipped migration.yaml once"
+    (tmp_path / MIGRATION_FILE).write_text(SHIPPED_YAML.replace(old, new), encoding="utf-8")
     return tmp_path
 
 
@@ -44,7 +45,7 @@ def _load_error(root: Path) -> str:
 
 
 def test_the_shipped_migration_loads() -> None:
-    migration = load_migration(REPO)
+    migration = load_migration(SHIPPED)
     assert [e.name for e in migration.environments] == ["sandbox", "staging", "prod"]
     assert [e.engine for e in migration.environments] == ["sandbox", "pulumi", "pulumi"]
     assert [e.promote_from for e in migration.environments] == [None, "sandbox", "staging"]
@@ -63,7 +64,7 @@ def test_the_shipped_migration_loads() -> None:
 
 
 def test_every_shipped_stack_has_its_program_and_config() -> None:
-    project = Project.load(REPO)
+    project = Project.load(SHIPPED)
     try:
         for env in project.migration.environments:
             for phase in project.migration.phases:
@@ -76,11 +77,11 @@ def test_every_shipped_stack_has_its_program_and_config() -> None:
 
 
 def test_the_default_environment_is_the_first() -> None:
-    assert load_migration(REPO).environment(None).name == "sandbox"
+    assert load_migration(SHIPPED).environment(None).name == "sandbox"
 
 
 def test_upstream_is_transitive_and_in_phase_order() -> None:
-    migration = load_migration(REPO)
+    migration = load_migration(SHIPPED)
     upstream = migration.upstream(migration.phase("cutover"))
     assert [p.name for p in upstream] == ["pilot", "data_layer", "compute"]
     assert migration.upstream(migration.phase("pilot")) == []
@@ -205,7 +206,7 @@ def test_a_missing_migration_yaml_is_named(tmp_path: Path) -> None:
 
 
 def test_an_unknown_environment_is_an_input_error_with_the_allowed_list() -> None:
-    migration = load_migration(REPO)
+    migration = load_migration(SHIPPED)
     with pytest.raises(InputError) as caught:
         migration.environment("qa")
     assert caught.value.field == "--env"
@@ -215,7 +216,7 @@ def test_an_unknown_environment_is_an_input_error_with_the_allowed_list() -> Non
 
 
 def test_an_unknown_phase_is_an_input_error_with_the_allowed_list() -> None:
-    migration = load_migration(REPO)
+    migration = load_migration(SHIPPED)
     with pytest.raises(InputError) as caught:
         migration.phase("gpu")
     assert caught.value.field == "--phase"
