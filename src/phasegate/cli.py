@@ -274,6 +274,28 @@ def schema(what: str) -> None:
     click.echo(json.dumps(model.model_json_schema(by_alias=True), indent=2))
 
 
+@cli.group("state")
+def state_group() -> None:
+    """The phase state files: seal one a person fixed on purpose."""
+
+
+@state_group.command("repair")
+@_options(_env)
+@click.option("--phase", required=True, metavar="NAME", help="The phase whose file to seal.")
+@click.option("--reason", required=True, help="Why the file was changed (kept in its history).")
+@click.pass_context
+def state_repair(ctx: click.Context, env: str | None, phase: str, reason: str) -> None:
+    """Seal a state file again after a deliberate fix: its history chain is linked anew
+    and a `repair` entry records who did it and why. Check the file before you do."""
+    from phasegate.environment import Environment
+
+    with _environment(ctx, env) as (project, settings):
+        environment = Environment(project, **settings)
+        found = environment.repair_state(phase, reason)
+        path = environment.states.path(phase)
+    click.echo(f"Sealed {path.relative_to(project.root)} (found: {found}).")
+
+
 @cli.group()
 def sandbox() -> None:
     """The embedded emulated cloud: inspect, reset, serve."""

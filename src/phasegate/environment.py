@@ -82,6 +82,18 @@ class Environment:
         finally:
             lock.release()
 
+    def repair_state(self, phase: str, reason: str) -> str:
+        """Seal the state file of ``phase`` again after a person fixed it on purpose; the
+        history records who did, why, and what was wrong. Returns what was wrong."""
+        spec = self.project.migration.phase(phase)
+        with self.locked():
+            return self.states.repair(
+                spec.name,
+                lambda status, found: self.context.entry(
+                    "repair", status, status, f"sealed again by hand: {reason} (found: {found})"
+                ),
+            )
+
     @contextlib.contextmanager
     def opened(self, phases: Sequence[PhaseSpec]) -> Iterator[dict[str, PhaseState]]:
         """Locked, every state file read, interrupted stacks refused, and every selected

@@ -86,7 +86,7 @@ def test_state_file_of_an_unknown_schema_version(
     cli: Any, applied_project: Path, snapshot: Snapshot
 ) -> None:
     state_file = applied_project / "state" / "sandbox" / "pilot.yaml"
-    _replace_once(state_file, "schema_version: 1\n", "schema_version: 9\n")
+    _replace_once(state_file, "schema_version: 2\n", "schema_version: 9\n")
     before = snapshot(applied_project)
     line = _fails_cleanly(cli.run(applied_project, "plan"))
     assert str(state_file) in line and "schema_version 9" in line
