@@ -109,6 +109,7 @@ class Rollback:
                         + "; ".join(f"check {c.name} failed: {c.message}" for c in failed)
                     )
             else:
+                self._prove_never_verified(state, target)
                 result = engine.destroy(target, on_event=on_event)
                 state.outputs = {}
                 kept = result.kept
@@ -147,6 +148,35 @@ class Rollback:
             checks=state.checks,
             rollback_checks=state.rollback_checks or [],
         )
+
+    def _prove_never_verified(self, state: PhaseState, target: StackTarget) -> None:
+        """The destroy path deletes what the stack has: it is taken only when the state
+        file and the engine's own record both say the stack was never verified (since the
+        sandbox was last reset). Otherwise a last known good is missing that should be
+        there, and destroying would take down what a verified version built."""
+        since_reset: list[str] = []
+        for entry in state.history:
+            since_reset = [] if entry.event == "reset" else [*since_reset, entry.event]
+        if "pass" in since_reset:
+            raise EngineError(
+                "refusing to destroy: the state file records a verified apply but keeps no "
+                "last known good to roll back to; nothing was deleted",
+                stack=state.stack,
+            )
+        try:
+            recorded = self.environment.engine.verified_fingerprint(target)
+        except EngineError as exc:
+            raise EngineError(
+                f"refusing to destroy: {exc}; nothing was deleted", stack=state.stack
+            ) from None
+        if recorded is not None:
+            raise EngineError(
+                "refusing to destroy: the engine's record says the stack was verified (at "
+                f"{recorded.split(':', 1)[-1][:12]}), the state file says never; nothing was "
+                "deleted",
+                stack=state.stack,
+                hint="restore the state file from version control, then `migrate recover`",
+            )
 
     def by_hand(self, phase: str) -> PhaseReport:
         """``migrate rollback``: what a failed apply does, by hand, from wherever the stack

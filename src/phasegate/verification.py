@@ -45,6 +45,7 @@ class Verifier:
         if failed:
             return "; ".join(f"check {c.name} failed: {c.message}" for c in failed)
         state.lkg = self.lkgs.keep(stage.target, fingerprint, spec.checks)
+        self.environment.engine.record_verified(stage.target, fingerprint)
         state.rollback_checks = None
         if stage.step is not None:
             state.step, state.steps = stage.step, stage.steps

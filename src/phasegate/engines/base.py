@@ -300,6 +300,17 @@ class Engine(ABC):
     def aws_client(self, stack: StackTarget, service: str) -> Any:
         """A boto3 client of ``service`` on the AWS API the stack's resources live in."""
 
+    @abstractmethod
+    def record_verified(self, stack: StackTarget, fingerprint: str) -> None:
+        """Mark in the engine's own record that the stack was verified at ``fingerprint``:
+        the second witness, beside the state file, that a rollback asks before it takes
+        the destroy path."""
+
+    @abstractmethod
+    def verified_fingerprint(self, stack: StackTarget) -> str | None:
+        """The fingerprint the engine's own record says the stack was last verified at;
+        None when it was never verified. Raises EngineError when the engine cannot tell."""
+
     def sandbox_controls(self) -> SandboxControls | None:
         """The emulated cloud's own controls; None for an engine on a real cloud."""
         return None

@@ -63,6 +63,10 @@ def change_from_metadata(metadata: Any) -> ResourceChange | None:
     )
 
 
+_VERIFIED_TAG = "phasegate:verified"
+"""The stack tag in which the engine's own record keeps the fingerprint last verified."""
+
+
 class PulumiEngine(Engine):
     name = "pulumi"
 
@@ -276,6 +280,22 @@ class PulumiEngine(Engine):
             return None
         except auto.CommandError as exc:
             raise EngineError(_first_line(exc), stack=stack_name) from exc
+
+    def record_verified(self, stack: StackTarget, fingerprint: str) -> None:
+        self._run(stack, lambda s: s.set_tag(_VERIFIED_TAG, fingerprint))
+
+    def verified_fingerprint(self, stack: StackTarget) -> str | None:
+        tags = self._run(stack, lambda s: dict(s.list_tags()))
+        if not tags:
+            # Backends that keep tags give every stack system tags (pulumi:project).
+            raise EngineError(
+                "the backend keeps no stack tags, so the stack's record cannot say whether "
+                "it was ever verified",
+                stack=stack.name,
+                hint="use Pulumi 3.211 or later, whose file backend keeps stack tags",
+            )
+        found = tags.get(_VERIFIED_TAG)
+        return str(found) if found else None
 
     def aws_client(self, stack: StackTarget, service: str) -> Any:
         import boto3

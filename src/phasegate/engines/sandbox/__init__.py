@@ -34,7 +34,7 @@ from phasegate.engines.base import (
 from phasegate.engines.sandbox.deployment import _Deployment
 from phasegate.engines.sandbox.handlers import handler_for
 from phasegate.engines.sandbox.runtime import ProgramFailed, run_program
-from phasegate.engines.sandbox.store import SandboxStore
+from phasegate.engines.sandbox.store import SandboxStore, StackCheckpoint
 from phasegate.errors import EngineError, InputError
 
 __all__ = ["SandboxEngine"]
@@ -207,6 +207,16 @@ class SandboxEngine(Engine):
         return Plan(stack_name, same, outputs)
 
     # -- the sandbox's own commands ----------------------------------------------------------
+
+    def record_verified(self, stack: StackTarget, fingerprint: str) -> None:
+        store = self.store(stack.environment)
+        checkpoint = store.load()
+        checkpoint.stacks.setdefault(stack.name, StackCheckpoint()).verified = fingerprint
+        store.save_checkpoint(checkpoint)
+
+    def verified_fingerprint(self, stack: StackTarget) -> str | None:
+        found = self.store(stack.environment).load().stacks.get(stack.name)
+        return found.verified if found is not None else None
 
     def sandbox_controls(self) -> SandboxEngine:
         return self

@@ -59,6 +59,8 @@ class StackCheckpoint:
     released: list[ResourceState] = field(default_factory=list)
     """Protected resources a rollback kept in the cloud that the stack no longer manages;
     a later version that declares one again takes it back instead of creating it."""
+    verified: str | None = None
+    """The fingerprint phasegate last verified the stack at; None: never verified."""
 
     def by_urn(self) -> dict[str, ResourceState]:
         return {r.urn: r for r in self.resources}
@@ -88,6 +90,7 @@ class Checkpoint:
                 outputs=s["outputs"],
                 secret_outputs=s["secret_outputs"],
                 released=[ResourceState(**r) for r in s.get("released", [])],
+                verified=s.get("verified"),
             )
             for name, s in data.pop("stacks").items()
         }
@@ -179,6 +182,11 @@ class SandboxStore:
                 with contextlib.suppress(FileNotFoundError):
                     stale.unlink()
         self._render_manifests(checkpoint)
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Write the checkpoint alone, for a change of the records only (the cloud it
+        names stays as committed)."""
+        write_atomic(self.checkpoint_path, checkpoint.to_json().encode())
 
     def discard(self) -> None:
         """Put the cloud in memory back as last committed, undoing whatever an operation
