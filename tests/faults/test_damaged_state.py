@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from phasegate.errors import StateFileError
+from phasegate.state import StateStore
+
 PILOT = Path("state/sandbox/pilot.yaml")
 SANDBOX = Path(".phasegate/sandbox")
 
@@ -54,6 +57,30 @@ def _one_error_line(stderr: str) -> str:
     assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
     assert "Traceback" not in stderr
     return lines[0]
+
+
+def test_every_state_file_of_an_applied_project_cut_at_every_line_is_refused(
+    applied_template: Any, tmp_path: Path
+) -> None:
+    """In process: the state files a real apply wrote, each cut at every line boundary."""
+    source = applied_template.path / "state" / "sandbox"
+    files = sorted(source.glob("*.yaml"))
+    assert [f.stem for f in files] == sorted(["pilot", "data_layer", "compute", "cutover"])
+    store = StateStore(tmp_path, "sandbox")
+    cuts = 0
+    for file in files:
+        lines = file.read_text().splitlines(keepends=True)
+        path = store.path(file.stem)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for cut in range(len(lines)):
+            path.write_text("".join(lines[:cut]))
+            with pytest.raises(StateFileError) as refused:
+                store.read(file.stem)
+            assert str(path) in str(refused.value), f"{file.name} cut at line {cut}"
+            cuts += 1
+        path.write_text("".join(lines))
+        assert store.read(file.stem).status == "verified"
+    assert cuts > 200
 
 
 @pytest.mark.parametrize("where", ["first line", "middle", "last line"])
