@@ -171,7 +171,7 @@ class PhaseLifecycle:
                     "command": self.context.command,
                     "git_commit": self.context.git_commit,
                     "ci_run": self.context.ci_run,
-                    "message": event.kwargs.get("message"),
+                    "message": self.store.shown(event.kwargs.get("message")),
                 }
             )
         )

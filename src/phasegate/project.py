@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from phasegate.engines import build_engine
 from phasegate.engines.base import Engine, ProgramSource, StackTarget
 from phasegate.errors import InputError
+from phasegate.redaction import SecretValues
 from phasegate.spec import MIGRATION_FILE, EnvironmentSpec, Migration, PhaseSpec, load_migration
 from phasegate.yamlfile import read_yaml, validation_to_error
 
@@ -76,11 +77,13 @@ class Project:
     root: Path
     migration: Migration
     name: str
+    secrets: SecretValues = field(default_factory=SecretValues)
+    """The run's secret values: its engines add what they learn, all output consults it."""
     _engines: dict[str, Engine] = field(default_factory=dict)
     _models: Mapping[str, type[BaseModel]] | None = None
 
     @classmethod
-    def load(cls, root: Path) -> Project:
+    def load(cls, root: Path, secrets: SecretValues | None = None) -> Project:
         migration = load_migration(root)
         name = "phasegate"
         pulumi_yaml = root / "Pulumi.yaml"
@@ -89,7 +92,7 @@ class Project:
             if not isinstance(data, dict) or not isinstance(data.get("name"), str):
                 raise InputError("'name' must be the project name", file=pulumi_yaml, field="name")
             name = data["name"]
-        return cls(root=root, migration=migration, name=name)
+        return cls(root=root, migration=migration, name=name, secrets=secrets or SecretValues())
 
     @property
     def phases_dir(self) -> Path:
@@ -231,6 +234,7 @@ class Project:
                 work_dir=self.work_dir,
                 regions={e.name: e.region for e in environments},
                 backends={e.name: e.backend for e in environments},
+                secrets=self.secrets,
             )
         return self._engines[env.engine]
 

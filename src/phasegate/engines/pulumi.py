@@ -30,6 +30,7 @@ from phasegate.engines.base import (
     _ignore,
 )
 from phasegate.errors import EngineError, GateBlocked
+from phasegate.redaction import SecretValues
 from phasegate.yamlfile import dump_yaml
 
 __all__ = ["PulumiEngine", "change_from_metadata"]
@@ -67,12 +68,19 @@ class PulumiEngine(Engine):
     name = "pulumi"
 
     def __init__(
-        self, root: Path, home: Path, backends: Mapping[str, str | None] | None = None
+        self,
+        root: Path,
+        home: Path,
+        backends: Mapping[str, str | None] | None = None,
+        *,
+        secrets: SecretValues | None = None,
     ) -> None:
         self.root = root
         self.home = home
         self.backends = dict(backends or {})
         """Each environment's backend URL (None: the local file backend)."""
+        self.secrets = secrets if secrets is not None else SecretValues()
+        """Where the engine puts every secret value it learns of (the run's registry)."""
 
     # -- workspace ----------------------------------------------------------------------
 
@@ -220,7 +228,9 @@ class PulumiEngine(Engine):
         policies = self._policy_args(stack)
         if not release_protected:
             result = self._run(stack, lambda s: s.up(on_event=watch, **policies), watch)
-            return UpResult(stack=stack.name, changes=changes, outputs=_outputs(result.outputs))
+            return UpResult(
+                stack=stack.name, changes=changes, outputs=self._outputs(result.outputs)
+            )
 
         def run(s: Any) -> tuple[Any, tuple[str, ...]]:
             protected = _unprotect_for_release(s)
@@ -239,7 +249,7 @@ class PulumiEngine(Engine):
 
         result, released = self._run(stack, run, watch)
         return UpResult(
-            stack=stack.name, changes=changes, outputs=_outputs(result.outputs), kept=released
+            stack=stack.name, changes=changes, outputs=self._outputs(result.outputs), kept=released
         )
 
     def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
@@ -271,11 +281,17 @@ class PulumiEngine(Engine):
                 env_vars=self._env(None, stack_name.split("-", 1)[0]),
             )
             stack = auto.Stack.select(stack_name, workspace)
-            return _outputs(stack.outputs())
+            return self._outputs(stack.outputs())
         except auto.StackNotFoundError:
             return None
         except auto.CommandError as exc:
             raise EngineError(_first_line(exc), stack=stack_name) from exc
+
+    def _outputs(self, output_map: Mapping[str, Any]) -> StackOutputs:
+        values = {k: v.value for k, v in output_map.items()}
+        secret = frozenset(k for k, v in output_map.items() if v.secret)
+        self.secrets.add_outputs(values, secret)
+        return StackOutputs(values=values, secret=secret)
 
     def aws_client(self, stack: StackTarget, service: str) -> Any:
         import boto3
@@ -353,12 +369,6 @@ def _protect_again(stack: Any, urns: Mapping[str, str]) -> None:
         if resource.get("urn") in urns:
             resource["protect"] = True
     stack.import_stack(state)
-
-
-def _outputs(output_map: Mapping[str, Any]) -> StackOutputs:
-    values = {k: v.value for k, v in output_map.items()}
-    secret = frozenset(k for k, v in output_map.items() if v.secret)
-    return StackOutputs(values=values, secret=secret)
 
 
 def _first_line(exc: Exception) -> str:

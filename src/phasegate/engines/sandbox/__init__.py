@@ -36,6 +36,7 @@ from phasegate.engines.sandbox.handlers import handler_for
 from phasegate.engines.sandbox.runtime import ProgramFailed, run_program
 from phasegate.engines.sandbox.store import SandboxStore
 from phasegate.errors import EngineError, InputError
+from phasegate.redaction import SecretValues
 
 __all__ = ["SandboxEngine"]
 
@@ -49,9 +50,17 @@ class SandboxEngine(Engine):
 
     name = "sandbox"
 
-    def __init__(self, root: Path, regions: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        regions: Mapping[str, str] | None = None,
+        *,
+        secrets: SecretValues | None = None,
+    ) -> None:
         self.root = root
         self.regions = dict(regions or {})
+        self.secrets = secrets if secrets is not None else SecretValues()
+        """Where the engine puts every secret value it learns of (the run's registry)."""
         self._stores: dict[str, SandboxStore] = {}
 
     def store(self, environment: str, region: str | None = None) -> SandboxStore:
@@ -104,6 +113,7 @@ class SandboxEngine(Engine):
             )
         except ProgramFailed as exc:
             raise EngineError(str(exc), stack=stack.name) from exc
+        self.secrets.add_outputs(outputs.values, outputs.secret)
         return deployment, outputs
 
     def preview(
@@ -182,6 +192,7 @@ class SandboxEngine(Engine):
         found = checkpoint.stacks.get(stack_name)
         if found is None or (not found.resources and not found.outputs):
             return None
+        self.secrets.add_outputs(found.outputs, found.secret_outputs)
         return StackOutputs(values=found.outputs, secret=frozenset(found.secret_outputs))
 
     def unchanged_plan(self, stack_name: str) -> Plan | None:
@@ -203,6 +214,7 @@ class SandboxEngine(Engine):
             for r in found.resources
             if r.custom and not r.type.startswith("pulumi:providers:")
         ]
+        self.secrets.add_outputs(found.outputs, found.secret_outputs)
         outputs = StackOutputs(values=found.outputs, secret=frozenset(found.secret_outputs))
         return Plan(stack_name, same, outputs)
 
