@@ -203,3 +203,21 @@ def test_a_failing_outputs_check_shows_no_secret_like_value(cli: Any, fresh_proj
     assert any("api_token is '[secret]'" in m for m in messages)
     assert not leaks("\n".join(messages), shown)
     assert not files_with(fresh_project, shown)
+
+
+def test_the_sandbox_checkpoint_holds_no_secret_in_clear(cli: Any, fresh_project: Path) -> None:
+    add_vault(fresh_project)
+    result = run(cli, fresh_project, "apply", "--yes", "--phase", "vault")
+    assert result.returncode == 0, result.stderr
+    sandbox = fresh_project / ".phasegate" / "sandbox"
+    shown = {"secret output": SESSION, "api_token": TOKEN, "service.auth.passphrase": NESTED}
+    assert not files_with(sandbox, shown)
+    manifest = yaml.safe_load(
+        (sandbox / "sandbox/kubernetes/default/ConfigMap/settings.yaml").read_text()
+    )
+    assert manifest["data"] == {"note": "[secret]", "plain": "hello"}
+    # Sealed, not lost: a later run still has the values (the check reads them in clear).
+    add_vault(fresh_project, [{**ECHO, "params": {"equals": {"session": SESSION}}}])
+    again = run(cli, fresh_project, "apply", "--yes", "--phase", "vault")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert state(fresh_project)["checks"][0]["result"] == "pass"

@@ -66,7 +66,9 @@ class SandboxEngine(Engine):
     def store(self, environment: str, region: str | None = None) -> SandboxStore:
         if environment not in self._stores:
             region = region or self.regions.get(environment, "us-east-1")
-            self._stores[environment] = SandboxStore(self.root / environment, environment, region)
+            self._stores[environment] = SandboxStore(
+                self.root / environment, environment, region, self.secrets
+            )
         return self._stores[environment]
 
     def close(self) -> None:
@@ -110,6 +112,7 @@ class SandboxEngine(Engine):
                 config=config,
                 preview=preview,
                 host=deployment,
+                on_secret=self.secrets.add,
             )
         except ProgramFailed as exc:
             raise EngineError(str(exc), stack=stack.name) from exc
