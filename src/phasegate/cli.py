@@ -302,6 +302,40 @@ def schema(what: str) -> None:
 
 
 @cli.group()
+def config() -> None:
+    """Stack config: write secret values."""
+
+
+@config.command("set-secret")
+@_options(_env)
+@click.option("--phase", required=True, metavar="NAME", help="The phase whose stack it is.")
+@click.argument("key")
+@click.pass_context
+def config_set_secret(ctx: click.Context, env: str | None, phase: str, key: str) -> None:
+    """Encrypt a value into stacks/Pulumi.<env>-<phase>.yaml as KEY: {secure: ...}.
+
+    The value is read from stdin (a terminal prompts without echo; one trailing newline
+    is dropped), never from the command line. The format is the Pulumi CLI's passphrase
+    provider (`pulumi config set --secret` reads it, and writes values this reads); the
+    passphrase comes from PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE. A
+    KEY without a namespace gets the project's name, as with Pulumi."""
+    from phasegate.project import Project, find_root
+
+    obj: _Obj = ctx.find_root().obj
+    if sys.stdin.isatty():
+        value = click.prompt(f"Value of {key}", hide_input=True)
+    else:
+        value = sys.stdin.read()
+        value = value[:-2] if value.endswith("\r\n") else value.removesuffix("\n")
+    if not value:
+        raise InputError("the value is empty: pipe it on stdin", field="KEY")
+    obj.secrets.add(value)
+    root = obj.project_dir.resolve() if obj.project_dir else find_root(Path.cwd())
+    path, full = Project.load(root, obj.secrets).set_secret(env, phase, key, value)
+    click.echo(f"{path}: config.{full} set (encrypted)")
+
+
+@cli.group()
 def sandbox() -> None:
     """The embedded emulated cloud: inspect, reset, serve."""
 

@@ -93,6 +93,17 @@ def _under_secret_keys(value: Any) -> Iterator[Any]:
             yield from _under_secret_keys(item)
 
 
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
 class SecretValues:
     """The secret values of one run, and what puts ``[secret]`` in their place.
 
@@ -129,9 +140,11 @@ class SecretValues:
                 self._pattern = None
 
     def add_keyed(self, data: Any) -> None:
-        """Every value under a secret-sounding key in ``data``, at any depth."""
+        """Every text under a secret-sounding key in ``data``, at any depth. (Numbers there
+        are hidden by key only: a ``token_ttl: 3600`` must not hide every 3600.)"""
         for value in _under_secret_keys(data):
-            self.add(value)
+            for text in _strings(value):
+                self.add(text)
 
     def add_outputs(self, values: Mapping[str, Any], secret: Iterable[str]) -> None:
         """A stack's outputs: those the engine marks secret, and what sits under a

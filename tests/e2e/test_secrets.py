@@ -221,3 +221,99 @@ def test_the_sandbox_checkpoint_holds_no_secret_in_clear(cli: Any, fresh_project
     again = run(cli, fresh_project, "apply", "--yes", "--phase", "vault")
     assert again.returncode == 0, again.stdout + again.stderr
     assert state(fresh_project)["checks"][0]["result"] == "pass"
+
+
+def test_secure_config_runs_on_the_sandbox_as_a_secret(cli: Any, fresh_project: Path) -> None:
+    add_vault(
+        fresh_project, [{"name": "db", "kind": "outputs", "params": {"equals": {"db_ok": True}}}]
+    )
+    for key, value in (("vault:admin_pw", ADMIN), ("vault:db_url", DB_URL)):
+        written = set_secret(cli, fresh_project, key, value)
+        assert written.returncode == 0, written.stderr
+    result = run(cli, fresh_project, "apply", "--yes", "--phase", "vault")
+    assert result.returncode == 0, result.stdout + result.stderr
+    outputs = state(fresh_project)["outputs"]
+    # get_secret: a secret output; get: an innocent name, hidden by its value.
+    assert outputs["db"] == outputs["db_ok"] == outputs["banner"] == "[secret]"
+    checkpoint = json.loads(
+        (fresh_project / ".phasegate/sandbox/sandbox/checkpoint.json").read_text()
+    )
+    assert {"db", "db_ok", "session"} <= set(
+        checkpoint["stacks"]["sandbox-vault"]["secret_outputs"]
+    )
+    assert not files_with(fresh_project)
+
+
+def test_a_missing_passphrase_is_one_line_naming_the_stack_file_and_variable(
+    cli: Any, fresh_project: Path
+) -> None:
+    add_vault(fresh_project)
+    assert set_secret(cli, fresh_project, "vault:admin_pw", ADMIN).returncode == 0
+    result = cli.run(fresh_project, "plan", "--phase", "vault")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "stacks/Pulumi.sandbox-vault.yaml" in lines[0]
+    assert "config.vault:admin_pw" in lines[0]
+    assert "PULUMI_CONFIG_PASSPHRASE" in lines[0] and "Traceback" not in result.stderr
+    wrong = cli.run(
+        fresh_project, "plan", "--phase", "vault", env={"PULUMI_CONFIG_PASSPHRASE": "nope"}
+    )
+    assert wrong.returncode == 1 and "encryptionsalt" in wrong.stderr, wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
+
+
+def test_set_secret_writes_the_pulumi_format_and_keeps_the_file_as_it_was(
+    cli: Any, fresh_project: Path
+) -> None:
+    path = fresh_project / "stacks" / "Pulumi.sandbox-pilot.yaml"
+    before = path.read_text()
+    written = subprocess.run(
+        [*cli.command, "config", "set-secret", "--phase", "pilot", "db_password"],
+        cwd=fresh_project,
+        env={**cli.env, **WITH_PASSPHRASE},
+        input=ADMIN + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert written.returncode == 0, written.stderr
+    assert ADMIN not in written.stdout + written.stderr
+    after = path.read_text()
+    data = yaml.safe_load(after)
+    # Pulumi's own shape: a namespaced key (the project's name), encryptionsalt beside config.
+    secure = data["config"]["phasegate:db_password"]["secure"]
+    assert pulumi_decrypt(data["encryptionsalt"], secure, PASSPHRASE) == ADMIN
+    # Every line the user wrote (comments too) is still there, in order.
+    kept = [line for line in after.splitlines() if line in before.splitlines()]
+    assert kept == before.splitlines()
+    assert ADMIN not in after
+    # A second value reuses the salt (and refuses a wrong passphrase).
+    wrong = subprocess.run(
+        [*cli.command, "config", "set-secret", "--phase", "pilot", "api_token"],
+        cwd=fresh_project,
+        env={**cli.env, "PULUMI_CONFIG_PASSPHRASE": "nope"},
+        input="x\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert wrong.returncode == 1 and "encryptionsalt" in wrong.stderr
+    assert path.read_text() == after
+
+
+def test_the_error_line_and_the_debug_traceback_hide_a_secret_a_program_fails_with(
+    cli: Any, fresh_project: Path
+) -> None:
+    add_vault(fresh_project)
+    assert set_secret(cli, fresh_project, "vault:admin_pw", ADMIN).returncode == 0
+    with (fresh_project / "stacks/Pulumi.sandbox-vault.yaml").open("a") as stack:
+        stack.write("  vault:fail: 'yes'\n")
+    result = run(cli, fresh_project, "plan", "--phase", "vault")
+    assert result.returncode == 1
+    assert "cannot sign in as admin with [secret]" in result.stderr, result.stderr
+    assert not leaks(result.stdout + result.stderr)
+    debug = run(cli, fresh_project, "--debug", "plan", "--phase", "vault")
+    assert "Traceback" in debug.stderr and not leaks(debug.stdout + debug.stderr)

@@ -36,6 +36,7 @@ from phasegate.engines.sandbox.handlers import handler_for
 from phasegate.engines.sandbox.runtime import ProgramFailed, run_program
 from phasegate.engines.sandbox.store import SandboxStore
 from phasegate.errors import EngineError, InputError
+from phasegate.passphrase import RevealedConfig, reveal
 from phasegate.redaction import SecretValues
 
 __all__ = ["SandboxEngine"]
@@ -103,7 +104,8 @@ class SandboxEngine(Engine):
             upstream=upstream or {},
             on_event=on_event,
         )
-        config = {**stack.run_config, "aws:region": stack.region}
+        revealed = self._reveal(stack)
+        config = {**stack.run_config, **revealed.values, "aws:region": stack.region}
         try:
             outputs = run_program(
                 self._program_dir(stack.program),
@@ -112,12 +114,28 @@ class SandboxEngine(Engine):
                 config=config,
                 preview=preview,
                 host=deployment,
+                secret_keys=revealed.secret_keys,
                 on_secret=self.secrets.add,
             )
         except ProgramFailed as exc:
             raise EngineError(str(exc), stack=stack.name) from exc
         self.secrets.add_outputs(outputs.values, outputs.secret)
         return deployment, outputs
+
+    def _reveal(self, stack: StackTarget) -> RevealedConfig:
+        """The stack config with its ``secure:`` values decrypted, as Pulumi's passphrase
+        secrets provider does; they and any value under a secret-sounding key join the
+        run's secrets. A value that cannot be decrypted fails the stack's run (a rollback
+        too, which then fails rather than stopping half way)."""
+        source = stack.config_file or f"the config of stack {stack.name}"
+        try:
+            revealed = reveal(stack.config, stack.stack_settings, source=source)
+        except InputError as exc:
+            raise EngineError(str(exc), stack=stack.name) from None
+        for value in revealed.secrets:
+            self.secrets.add(value)
+        self.secrets.add_keyed(revealed.values)
+        return revealed
 
     def preview(
         self,
