@@ -304,6 +304,32 @@ def test_set_secret_writes_the_pulumi_format_and_keeps_the_file_as_it_was(
     assert path.read_text() == after
 
 
+def test_the_last_known_good_keeps_config_secrets_encrypted_and_a_rollback_decrypts_them(
+    cli: Any, fresh_project: Path
+) -> None:
+    db_ok = {"name": "db", "kind": "outputs", "params": {"equals": {"db_ok": True}}}
+    add_vault(fresh_project, [db_ok])
+    assert set_secret(cli, fresh_project, "vault:db_url", DB_URL).returncode == 0
+    assert run(cli, fresh_project, "apply", "--yes", "--phase", "vault").returncode == 0
+    stack = yaml.safe_load((fresh_project / "stacks/Pulumi.sandbox-vault.yaml").read_text())
+    kept = [p for p in (fresh_project / "state" / "lkg").glob("config-*.json")]
+    assert len(kept) == 1 and DB_URL not in kept[0].read_text()
+    assert stack["config"]["vault:db_url"]["secure"] in kept[0].read_text()
+    # A new value the check refuses, under a new salt (the stack file written afresh):
+    # the rollback re-applies the last known good's value, decrypted with its own salt.
+    (fresh_project / "stacks/Pulumi.sandbox-vault.yaml").write_text("config: {}\n")
+    assert set_secret(cli, fresh_project, "vault:db_url", "postgres://elsewhere").returncode == 0
+    again = yaml.safe_load((fresh_project / "stacks/Pulumi.sandbox-vault.yaml").read_text())
+    assert again["encryptionsalt"] != stack["encryptionsalt"]
+    failed = run(cli, fresh_project, "apply", "--yes", "--phase", "vault")
+    assert failed.returncode == 3, failed.stdout + failed.stderr
+    recorded = state(fresh_project)
+    assert [c["result"] for c in recorded["checks"]] == ["fail"]
+    assert [c["result"] for c in recorded["rollback_checks"]] == ["pass"]
+    assert "postgres://elsewhere" not in failed.stdout + failed.stderr
+    assert not files_with(fresh_project, {**CLEAR, "new value": "postgres://elsewhere"})
+
+
 def test_the_error_line_and_the_debug_traceback_hide_a_secret_a_program_fails_with(
     cli: Any, fresh_project: Path
 ) -> None:

@@ -4,6 +4,7 @@ writing one into a stack file people edit (``phasegate.stackfile``)."""
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
+from phasegate.engines.base import ProgramSource, StackTarget
 from phasegate.errors import InputError
+from phasegate.lkg import LastKnownGoodStore
 from phasegate.passphrase import (
     Crypter,
     crypter_from_state,
@@ -202,3 +205,54 @@ def test_an_empty_or_flow_config_is_written_in_block_form(tmp_path: Path, text: 
         assert data["config"]["a:b"] == 1
     if text.startswith("#"):
         assert path.read_text().startswith(text)
+
+
+# --- the last known good keeps them encrypted --------------------------------------------
+
+
+def test_the_last_known_good_keeps_secure_values_and_what_decrypts_them(
+    tmp_path: Path, crypter: Crypter
+) -> None:
+    secure = {"secure": crypter.encrypt("postgres://kept")}
+    target = StackTarget(
+        project="p",
+        environment="sandbox",
+        phase="vault",
+        region="us-east-1",
+        program=ProgramSource(module="vault", files={"vault.py": b"x = 1\n"}),
+        config={"app:db_url": secure, "app:plain": "hello"},
+        stack_settings={"encryptionsalt": PULUMI_STATE},
+        config_file="stacks/Pulumi.sandbox-vault.yaml",
+    )
+    store = LastKnownGoodStore(tmp_path / "state", lambda _: None)
+    lkg = store.keep(target, "sha256:f", [])
+    kept = next((tmp_path / "state" / "lkg").glob("config-*.json"))
+    assert "postgres://kept" not in kept.read_text() and secure["secure"] in kept.read_text()
+    # Restored against a working tree whose salt changed since: the kept one decrypts.
+    now = StackTarget(**{**target.__dict__, "stack_settings": {"encryptionsalt": "v1:new"}})
+    restored = store.target(now, lkg)
+    assert restored.config == target.config
+    assert restored.stack_settings == {"encryptionsalt": PULUMI_STATE}
+    assert restored.config_file == str(kept)
+    revealed = reveal(
+        restored.config,
+        restored.stack_settings,
+        source=restored.config_file,
+        environ={"PULUMI_CONFIG_PASSPHRASE": PASSPHRASE},
+    )
+    assert revealed.values["app:db_url"] == "postgres://kept"
+
+
+def test_a_config_without_secure_values_is_kept_as_before(tmp_path: Path) -> None:
+    target = StackTarget(
+        project="p",
+        environment="sandbox",
+        phase="vault",
+        region="us-east-1",
+        program=ProgramSource(module="vault", files={}),
+        config={"app:plain": "hello"},
+        stack_settings={"encryptionsalt": PULUMI_STATE},
+    )
+    LastKnownGoodStore(tmp_path, lambda _: None).keep(target, "sha256:f", [])
+    kept = next((tmp_path / "lkg").glob("config-*.json"))
+    assert json.loads(kept.read_text()) == {"app:plain": "hello"}
