@@ -343,3 +343,51 @@ def test_the_error_line_and_the_debug_traceback_hide_a_secret_a_program_fails_wi
     assert not leaks(result.stdout + result.stderr)
     debug = run(cli, fresh_project, "--debug", "plan", "--phase", "vault")
     assert "Traceback" in debug.stderr and not leaks(debug.stdout + debug.stderr)
+
+
+# --- the whole story ---------------------------------------------------------------------
+
+
+def test_no_clear_secret_anywhere_after_apply_fail_rollback_recover(
+    cli: Any, fresh_project: Path
+) -> None:
+    """One secret of each kind, through apply, a failing check that echoes them all, an
+    automatic rollback, a run killed as it rolls back, recover, a rollback by hand,
+    status and plan: no output and no file under the project shows one in clear."""
+    project = fresh_project
+    add_vault(project)
+    outputs: list[str] = []
+
+    def step(*args: str, code: int | None = 0, fault: str | None = None) -> Any:
+        result = run(cli, project, *args, fault=fault)
+        outputs.extend([result.stdout, result.stderr])
+        if code is not None:
+            assert result.returncode == code, f"{args}: {result.stdout}{result.stderr}"
+        return result
+
+    for key, value in (("vault:admin_pw", ADMIN), ("vault:db_url", DB_URL)):
+        written = set_secret(cli, project, key, value)
+        assert written.returncode == 0, written.stderr
+        outputs.extend([written.stdout, written.stderr])
+    step("apply", "--yes", "--phase", "vault")
+    echo_all = {"api_token": "x", "service": {}, "session": "x", "db": "x", "banner": "x"}
+    add_vault(project, [{**ECHO, "params": {"equals": echo_all}}])
+    failed = step("apply", "--yes", "--phase", "vault", code=3)
+    assert "banner is '[secret]', expected 'x'" in failed.stdout
+    killed = step(
+        "apply", "--yes", "--phase", "vault", "--output", "json", code=None, fault="rollback:1"
+    )
+    assert killed.returncode < 0 and state(project)["status"] == "rolling_back"
+    recovered = step("recover", "--output", "json")
+    assert json.loads(recovered.stdout)["phases"][0]["outcome"] == "rolled back"
+    step("rollback", "--phase", "vault")
+    step("status")
+    step("status", "--output", "json")
+    step("plan", "--phase", "vault", "--output", "json")
+    step("sandbox", "status", "--output", "json")
+
+    recorded = state(project)
+    assert recorded["outputs"]["banner"] == "[secret]"
+    assert any("banner is '[secret]'" in c["message"] for c in recorded["checks"])
+    assert not leaks("\n".join(outputs)), leaks("\n".join(outputs))
+    assert not files_with(project)

@@ -175,6 +175,7 @@ class PulumiEngine(Engine):
         policy: PolicyWatch | None = None,
     ) -> Any:
         auto = self._auto()
+        self._learn_secret_config(target)
         stack = self._stack(target)
         try:
             return action(stack)
@@ -190,6 +191,22 @@ class PulumiEngine(Engine):
                     "nothing was applied:\n  " + "\n  ".join(policy.mandatory)
                 ) from exc
             raise EngineError(_first_line(exc), stack=target.name) from exc
+
+    def _learn_secret_config(self, target: StackTarget) -> None:
+        """Add the clear values of the stack's ``secure:`` config to the run's secrets where
+        phasegate can open them (the passphrase provider, with the passphrase set). Where
+        it cannot, the Pulumi CLI decrypts and says what is missing itself, and it marks
+        whatever the program derives from them secret."""
+        from phasegate.errors import InputError
+        from phasegate.passphrase import reveal
+
+        self.secrets.add_keyed(dict(target.config))
+        try:
+            revealed = reveal(target.config, target.stack_settings, source=target.config_file)
+        except InputError:
+            return
+        for value in revealed.secrets:
+            self.secrets.add(value)
 
     # -- the port -----------------------------------------------------------------------
 
