@@ -97,10 +97,11 @@ class CheckContext:
     sleep: Callable[[float], None] = time.sleep
     """How probes and run_check wait between looks."""
     secret_values: tuple[Any, ...] = ()
-    """The plain values of the stack's secret outputs and secret config values, as the
-    engine gives them (strings, numbers, lists, maps). Probes see ``outputs`` and
-    ``config`` in clear, so a message can echo a secret; run_check puts ``[secret]`` in
-    its place before the message reaches the state file, the history or the terminal."""
+    """The plain secret values of the run (strings, numbers, lists, maps): the
+    verifier passes every text of the run's :class:`~phasegate.redaction.SecretValues`.
+    Probes see ``outputs`` and ``config`` in clear, so a message can echo a secret;
+    run_check puts ``[secret]`` in its place before the message reaches the state file,
+    the history or the terminal."""
 
 
 @dataclass(frozen=True)
