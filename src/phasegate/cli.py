@@ -328,7 +328,7 @@ def config_set_secret(ctx: click.Context, env: str | None, phase: str, key: str)
         value = sys.stdin.read()
         value = value[:-2] if value.endswith("\r\n") else value.removesuffix("\n")
     if not value:
-        raise InputError("the value is empty: pipe it on stdin", field="KEY")
+        raise InputError("no value: pipe the secret in on stdin", field="stdin")
     obj.secrets.add(value)
     root = obj.project_dir.resolve() if obj.project_dir else find_root(Path.cwd())
     path, full = Project.load(root, obj.secrets).set_secret(env, phase, key, value)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from phasegate.engines.sandbox.runtime import _secret_parts
+from phasegate.engines.sandbox.runtime import _secret_parts, run_program
 from phasegate.engines.sandbox.sealing import SEALED, Sealer
 from phasegate.engines.sandbox.store import Checkpoint, SandboxStore, StackCheckpoint
 from phasegate.errors import EngineError
@@ -97,3 +97,54 @@ def test_the_runtime_finds_every_secret_a_program_sends() -> None:
     }
     assert list(_secret_parts(wire)) == [SECRET, ["a-secret", 2]]
     assert list(_secret_parts("hello")) == []
+
+
+class _Host:
+    def __init__(self) -> None:
+        self.registered: list[Any] = []
+
+    def register(self, reg: Any) -> tuple[str, dict[str, Any]]:
+        self.registered.append(reg)
+        return f"{reg.name}-id", dict(reg.inputs)
+
+    def stack_outputs(self, name: str) -> None:
+        return None
+
+    def invoke(self, token: str, args: dict[str, Any]) -> None:
+        return None
+
+
+PROGRAM = """\
+import pulumi
+
+config = pulumi.Config("app")
+secure = config.get_secret("db_url")
+plain_read_as_secret = config.get_secret("region_hint")
+pulumi.CustomResource("t:x:Y", "thing", {"url": secure, "hint": "ok"})
+pulumi.export("db", secure)
+pulumi.export("hint", plain_read_as_secret)
+pulumi.export("open", config.get("db_url"))
+"""
+
+
+def test_secret_config_reaches_the_program_as_a_secret_and_the_engine_hears_of_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "__main__.py").write_text(PROGRAM)
+    heard: list[Any] = []
+    host = _Host()
+    outputs = run_program(
+        tmp_path,
+        project="t",
+        stack="sandbox-t",
+        config={"app:db_url": "postgres://x:pw-1234@h", "app:region_hint": "eu-west-9x"},
+        preview=False,
+        host=host,
+        secret_keys={"app:db_url"},
+        on_secret=heard.append,
+    )
+    assert outputs.secret == {"db", "hint"}  # get_secret: secret, whatever the config
+    assert outputs.values["open"] == "postgres://x:pw-1234@h"
+    assert host.registered[0].secret_inputs == {"url"}
+    assert "postgres://x:pw-1234@h" in heard and "eu-west-9x" in heard
+    assert "ok" not in heard
