@@ -34,7 +34,7 @@ class Environment:
         self.context = context
         self.on_event = on_event
         self.on_notice = on_notice
-        self.states = StateStore(project.state_dir, self.spec.name)
+        self.states = StateStore(project.state_dir, self.spec.name, project.secrets)
         self._engine = engine
 
     @property

@@ -1,6 +1,11 @@
 """Last-known-good snapshots: the exact program, stack config and checks of a phase's last
 verified apply, content-addressed under ``state/lkg/``. A rollback restores that version
-from here, never from the working tree or git."""
+from here, never from the working tree or git.
+
+A config with ``secure:`` values is kept as the stack file has it, encrypted, together
+with the stack file's ``encryptionsalt`` (and ``secretsprovider``) that decrypts it, so a
+rollback decrypts it again even after the working tree's salt or passphrase changed; the
+clear values are never written here."""
 
 from __future__ import annotations
 
@@ -13,11 +18,15 @@ from phasegate.atomic import write_atomic
 from phasegate.checks import CheckSpec
 from phasegate.engines.base import ProgramSource, StackTarget
 from phasegate.errors import EngineError
+from phasegate.passphrase import has_secure
 from phasegate.planning import digest
 from phasegate.spec import PhaseSpec
 from phasegate.state import LastKnownGood, now
 
 __all__ = ["LastKnownGoodStore"]
+
+_WITH_SETTINGS = "phasegate-lkg-config/2"
+"""The ``format`` of a kept config that carries its stack file's secret settings."""
 
 
 class LastKnownGoodStore:
@@ -44,9 +53,16 @@ class LastKnownGoodStore:
         config_id = target.config_digest
         checked = [c.model_dump(mode="json") for c in checks]
         checks_id = digest(checked)
+        config: dict[str, Any] = dict(target.config)
+        if any(has_secure(v) for v in config.values()):
+            config = {
+                "format": _WITH_SETTINGS,
+                "config": config,
+                "stack_settings": dict(sorted(target.stack_settings.items())),
+            }
         for kind, content, data in (
             ("program", program_id, program),
-            ("config", config_id, dict(target.config)),
+            ("config", config_id, config),
             ("checks", checks_id, checked),
         ):
             path = self._path(kind, content)
@@ -80,8 +96,18 @@ class LastKnownGoodStore:
         )
         if source.digest != lkg.program:
             raise EngineError(f"last known good program {lkg.program} does not match its content")
+        config = self.load("config", lkg.config)
+        settings = target.stack_settings
+        if isinstance(config, dict) and config.get("format") == _WITH_SETTINGS:
+            config, settings = config["config"], config["stack_settings"]
         return StackTarget(
-            **{**target.__dict__, "program": source, "config": self.load("config", lkg.config)}
+            **{
+                **target.__dict__,
+                "program": source,
+                "config": config,
+                "stack_settings": settings,
+                "config_file": str(self._path("config", lkg.config)),
+            }
         )
 
     def checks(self, spec: PhaseSpec, lkg: LastKnownGood) -> list[CheckSpec]:

@@ -181,7 +181,7 @@ class PhaseLifecycle:
                 event.event.name,
                 event.transition.source,
                 event.transition.dest or event.transition.source,  # None: internal
-                event.kwargs.get("message"),
+                self.store.shown(event.kwargs.get("message")),
             )
         )
         self.store.write(self.state)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from phasegate.engines import build_engine
 from phasegate.engines.base import Engine, ProgramSource, StackTarget
 from phasegate.errors import InputError
+from phasegate.redaction import SecretValues
 from phasegate.spec import MIGRATION_FILE, EnvironmentSpec, Migration, PhaseSpec, load_migration
 from phasegate.yamlfile import read_yaml, validation_to_error
 
@@ -76,11 +77,13 @@ class Project:
     root: Path
     migration: Migration
     name: str
+    secrets: SecretValues = field(default_factory=SecretValues)
+    """The run's secret values: its engines add what they learn, all output consults it."""
     _engines: dict[str, Engine] = field(default_factory=dict)
     _models: Mapping[str, type[BaseModel]] | None = None
 
     @classmethod
-    def load(cls, root: Path) -> Project:
+    def load(cls, root: Path, secrets: SecretValues | None = None) -> Project:
         migration = load_migration(root)
         name = "phasegate"
         pulumi_yaml = root / "Pulumi.yaml"
@@ -89,7 +92,12 @@ class Project:
             if not isinstance(data, dict) or not isinstance(data.get("name"), str):
                 raise InputError("'name' must be the project name", file=pulumi_yaml, field="name")
             name = data["name"]
-        return cls(root=root, migration=migration, name=name)
+        return cls(
+            root=root,
+            migration=migration,
+            name=name,
+            secrets=secrets if secrets is not None else SecretValues(),
+        )
 
     @property
     def phases_dir(self) -> Path:
@@ -133,20 +141,62 @@ class Project:
         config = data.get("config") or {}
         if not isinstance(config, dict):
             raise InputError("must be a mapping of key: value", file=path, field="config")
-        engine = self.migration.environment(env).engine
-        for key, value in config.items():
+        for key in config:
             if not isinstance(key, str) or not key:
                 raise InputError(f"key {key!r} must be a string", file=path, field="config")
-            if isinstance(value, dict) and "secure" in value and engine != "pulumi":
-                raise InputError(
-                    f"encrypted (secure:) values need the pulumi engine's secrets provider; "
-                    f"environment {env} uses the {engine} engine",
-                    file=path,
-                    field=f"config.{key}",
-                    hint="give the sandbox a plain value (it holds no real secrets)",
-                )
         settings = {k: str(v) for k, v in data.items() if k != "config" and v is not None}
         return config, settings
+
+    def set_secret(
+        self,
+        env: str | None,
+        phase: str,
+        key: str,
+        value: str,
+        environ: Mapping[str, str] | None = None,
+    ) -> tuple[Path, str]:
+        """Encrypt ``value`` into the stack file as ``key: {secure: ...}``, in the Pulumi
+        CLI's passphrase format (a bare key gets the project's namespace, as Pulumi does);
+        returns the file and the full key."""
+        from phasegate.passphrase import crypter_from_state, new_state, read_passphrase
+        from phasegate.stackfile import set_secure_value
+
+        name = self.migration.environment(env).name
+        self.migration.phase(phase)
+        path = self.stack_config_path(name, phase)
+        full = key if ":" in key else f"{self.name}:{key}"
+        settings = self._stack_file(name, phase)[1] if path.exists() else {}
+        provider = settings.get("secretsprovider") or "passphrase"
+        if provider != "passphrase":
+            raise InputError(
+                f"the '{provider}' secrets provider is not one phasegate can encrypt for",
+                file=path,
+                field="secretsprovider",
+                hint="set it with `pulumi config set --secret`, or use the passphrase provider",
+            )
+        passphrase = read_passphrase(environ)
+        if passphrase is None:
+            raise InputError(
+                "set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the "
+                "stack's passphrase",
+                file=path,
+                field=f"config.{full}",
+            )
+        state = settings.get("encryptionsalt")
+        if state:
+            try:
+                crypter = crypter_from_state(passphrase, state)
+            except ValueError as exc:
+                raise InputError(
+                    f"{exc}: the passphrase does not unlock this stack's secrets",
+                    file=path,
+                    field="encryptionsalt",
+                ) from None
+            set_secure_value(path, full, crypter.encrypt(value), None)
+        else:
+            state, crypter = new_state(passphrase)
+            set_secure_value(path, full, crypter.encrypt(value), state)
+        return path, full
 
     def config_models(self) -> Mapping[str, type[BaseModel]]:
         """The typed stack config of each phase: ``MODELS`` in ``phases/config.py``."""
@@ -219,6 +269,7 @@ class Project:
             profile=env.aws.profile,
             backend=env.backend,
             stack_settings=settings,
+            config_file=str(self.stack_config_path(env.name, phase.name)),
         )
 
     def engine(self, env: EnvironmentSpec) -> Engine:
@@ -231,6 +282,7 @@ class Project:
                 work_dir=self.work_dir,
                 regions={e.name: e.region for e in environments},
                 backends={e.name: e.backend for e in environments},
+                secrets=self.secrets,
             )
         return self._engines[env.engine]
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from phasegate.atomic import write_atomic
 from phasegate.errors import LockHeld, StateFileError
 from phasegate.integrity import chain_problem, content_hash, link
-from phasegate.redaction import redact
+from phasegate.redaction import SecretValues, redact
 from phasegate.yamlfile import dump_yaml, read_yaml, validation_to_error
 
 __all__ = [
@@ -188,9 +188,11 @@ def now() -> str:
 class StateStore:
     """The state files of one environment."""
 
-    def __init__(self, root: Path, environment: str) -> None:
+    def __init__(self, root: Path, environment: str, secrets: SecretValues | None = None) -> None:
         self.root = root
         self.environment = environment
+        self.secrets = secrets if secrets is not None else SecretValues()
+        """The run's secret values: none is written to a state file in clear."""
 
     def path(self, phase: str) -> Path:
         return self.root / self.environment / f"{phase}.yaml"
@@ -261,7 +263,16 @@ class StateStore:
             )
         return state, problem
 
+    def shown(self, text: str | None) -> str | None:
+        """A message as a state file may hold it: every secret of the run as [secret]."""
+        return None if text is None else self.secrets.mask(text)
+
     def write(self, state: PhaseState) -> None:
+        """Write ``state``; its outputs, check results and plan, which each run writes
+        anew, with every secret of the run as [secret]. (History entries are hidden as
+        they are made, by the lifecycle: once written, an entry never changes.)"""
+        if self.secrets:
+            state = self._masked(state)
         write_atomic(self.path(state.phase), state.to_yaml().encode())
 
     def repair(self, phase: str, entry: Callable[[str, str], HistoryEntry]) -> str:
@@ -278,6 +289,26 @@ class StateStore:
         state.history.append(entry(state.status, found))
         self.write(state)
         return found
+
+    def _masked(self, state: PhaseState) -> PhaseState:
+        mask = self.secrets.mask_data
+
+        def checks(results: list[CheckResult] | None) -> list[CheckResult] | None:
+            if results is None:
+                return None
+            return [c.model_copy(update={"message": mask(c.message)}) for c in results]
+
+        plan = state.plan and state.plan.model_copy(
+            update={"resources": mask(state.plan.resources)}
+        )
+        return state.model_copy(
+            update={
+                "outputs": mask(state.outputs),
+                "checks": checks(state.checks),
+                "rollback_checks": checks(state.rollback_checks),
+                "plan": plan,
+            }
+        )
 
 
 class EnvironmentLock:

@@ -101,8 +101,11 @@ class StackTarget:
     policy_config: Mapping[str, Any] = field(default_factory=dict)
     """The pack's config for this stack (enforcement overrides, the GPU cap)."""
     stack_settings: Mapping[str, str] = field(default_factory=dict)
-    """The stack file's other settings (secretsprovider, encryptionsalt) for ``secure:``
-    values, which only the pulumi engine can decrypt."""
+    """The stack file's other settings (secretsprovider, encryptionsalt): what decrypts
+    its ``secure:`` values, which ``config`` keeps encrypted."""
+    config_file: str = ""
+    """Where ``config`` comes from (the stack file, or a last known good's copy of it), for
+    errors about it."""
 
     @property
     def name(self) -> str:

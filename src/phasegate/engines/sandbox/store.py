@@ -2,7 +2,8 @@
 
 ``checkpoint.json`` holds every stack's resources and outputs, the sandbox's own store
 (Kubernetes objects and other emulated types), the legacy estate's inventory, and the name
-of the cloud snapshot it goes with. The snapshot is written under its content hash first;
+of the cloud snapshot it goes with; values that are secrets of the run are sealed there
+(:mod:`~phasegate.engines.sandbox.sealing`). The snapshot is written under its content hash first;
 replacing ``checkpoint.json`` is the single commit point, so the checkpoint and the cloud
 on disk always agree, wherever a run is killed. In memory, :meth:`SandboxStore.discard`
 puts the cloud back as last committed, so a failed operation leaves nothing behind that
@@ -17,12 +18,15 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phasegate.atomic import write_atomic
+from phasegate.engines.sandbox.sealing import Sealer
 from phasegate.errors import EngineError
+from phasegate.redaction import SecretValues
 
 if TYPE_CHECKING:
     from phasegate.engines.sandbox.emulator import Emulator
@@ -75,15 +79,19 @@ class Checkpoint:
     store: dict[str, Any] = field(default_factory=dict)
     stacks: dict[str, StackCheckpoint] = field(default_factory=dict)
 
-    def to_json(self) -> str:
+    def to_json(self, seal: Callable[[Any], Any] = lambda data: data) -> str:
+        """The checkpoint as JSON, its stacks and store through ``seal``."""
         data = {"format": FORMAT, **asdict(self)}
+        data["stacks"], data["store"] = seal(data["stacks"]), seal(data["store"])
         return json.dumps(data, indent=1, sort_keys=False, default=str) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> Checkpoint:
+    def from_json(cls, text: str, open_: Callable[[Any], Any] = lambda data: data) -> Checkpoint:
+        """A checkpoint from its JSON, its stacks and store through ``open_``."""
         data = json.loads(text)
         if data.pop("format", None) != FORMAT:
             raise ValueError(f"unknown checkpoint format (this phasegate reads {FORMAT})")
+        data["stacks"], data["store"] = open_(data["stacks"]), open_(data.get("store", {}))
         stacks = {
             name: StackCheckpoint(
                 resources=[ResourceState(**r) for r in s["resources"]],
@@ -100,10 +108,19 @@ class Checkpoint:
 class SandboxStore:
     """Checkpoints and cloud snapshot of one environment under ``directory``."""
 
-    def __init__(self, directory: Path, environment: str, region: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        environment: str,
+        region: str,
+        secrets: SecretValues | None = None,
+    ) -> None:
         self.directory = directory
         self.environment = environment
         self.region = region
+        self.secrets = secrets if secrets is not None else SecretValues()
+        """The run's secret values: sealed in the checkpoint, hidden in the manifests."""
+        self._sealer = Sealer(directory / "secrets.key", self.secrets)
         self._emulator: Emulator | None = None
         self._committed = b""
         """The cloud as last committed (or loaded): what :meth:`discard` goes back to."""
@@ -118,7 +135,7 @@ class SandboxStore:
         except FileNotFoundError:
             return Checkpoint(environment=self.environment, region=self.region)
         try:
-            return Checkpoint.from_json(text)
+            return Checkpoint.from_json(text, self._sealer.open)
         except (ValueError, KeyError, TypeError) as exc:
             raise EngineError(
                 f"{self.checkpoint_path}: damaged sandbox checkpoint ({exc})",
@@ -174,7 +191,7 @@ class SandboxStore:
             if not target.exists():
                 write_atomic(target, blob)
             checkpoint.cloud = name
-        write_atomic(self.checkpoint_path, checkpoint.to_json().encode())
+        write_atomic(self.checkpoint_path, checkpoint.to_json(self._sealer.seal).encode())
         if blob is not None:
             self._committed = blob
         for stale in self.directory.glob("cloud-*.pickle"):
@@ -186,7 +203,7 @@ class SandboxStore:
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Write the checkpoint alone, for a change of the records only (the cloud it
         names stays as committed)."""
-        write_atomic(self.checkpoint_path, checkpoint.to_json().encode())
+        write_atomic(self.checkpoint_path, checkpoint.to_json(self._sealer.seal).encode())
 
     def discard(self) -> None:
         """Put the cloud in memory back as last committed, undoing whatever an operation
@@ -217,7 +234,7 @@ class SandboxStore:
         for key, manifest in sorted(objects.items()):
             path = root / (key.replace("/", os.sep) + ".yaml")
             wanted.add(path)
-            text = yaml.safe_dump(manifest, sort_keys=False)
+            text = yaml.safe_dump(self.secrets.mask_data(manifest), sort_keys=False)
             if not path.exists() or path.read_text(encoding="utf-8") != text:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(path, text.encode())
