@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from phasegate.atomic import write_atomic
-from phasegate.errors import LockHeld, StateFileError
+from phasegate.errors import LockHeld, StateFileError, StorageError
 from phasegate.redaction import redact
 from phasegate.yamlfile import dump_yaml, read_yaml, validation_to_error
 
@@ -225,8 +225,11 @@ class EnvironmentLock:
         return data if isinstance(data, dict) else {}
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(self.path, exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -252,9 +255,13 @@ class EnvironmentLock:
             "started": now(),
             "command": self.command,
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(record).encode(), 0)
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode(), 0)
+            os.fsync(fd)
+        except OSError as exc:  # a full disk: say where, and let go of the lock
+            os.close(fd)
+            raise StorageError(self.path, exc) from exc
         self._fd = fd
 
     def release(self) -> None:
