@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from phasegate.errors import ExitCode, InputError, PhasegateError
+from phasegate.errors import ExitCode, InputError, PhasegateError, describe
 from phasegate.redaction import SecretValues
 
 if TYPE_CHECKING:
@@ -213,9 +213,11 @@ def _raise_for_failures(reports: list[Any]) -> None:
         if report.outcome == "failed":
             raise PhasegateError(f"{report.stack}: {report.message}")
         if report.outcome == "rollback failed":
+            # A rollback_failed that could not be written leaves the stack where it was.
             raise RollbackFailed(
                 f"{report.stack}: {report.message}",
-                hint="the stack is in rollback_failed; fix the cause, then run `migrate recover`",
+                hint=f"the stack is {'in' if report.status == 'rollback_failed' else 'left'} "
+                f"{report.status}; fix the cause, then run `migrate recover`",
             )
         if report.outcome == "rolled back":
             raise RolledBack(f"{report.stack}: {report.message}{kept}")
@@ -477,7 +479,8 @@ def main(argv: list[str] | None = None) -> None:
             secrets,
         )
     except Exception as exc:
-        message = f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+        # A file the core did not expect to fail on is still named: path and reason.
+        message = f"{describe(exc)} (run with --debug for the traceback)"
         _fail(message, ExitCode.ERROR, secrets, debug=debug)
     finally:
         # Everything is written by now; skip the exit-time collection of the ~200k

@@ -175,6 +175,7 @@ class PhaseLifecycle:
 
     def _persist(self, event: EventData) -> None:
         assert event.transition is not None  # after_state_change runs only on a transition
+        source = event.transition.source
         self.state.status = self.status  # type: ignore[assignment]
         self.state.history.append(
             self.context.entry(
@@ -184,7 +185,15 @@ class PhaseLifecycle:
                 self.store.shown(event.kwargs.get("message")),
             )
         )
-        self.store.write(self.state)
+        try:
+            self.store.write(self.state)
+        except Exception:
+            # Not written, not happened: the stack stays where its file says it is, so
+            # what the caller does next (say, record a failed rollback) starts from there.
+            self.state.history.pop()
+            self.state.status = source  # type: ignore[assignment]
+            self.machine.set_state(source, model=self)
+            raise
 
     def fire(self, event: str, message: str | None = None) -> bool:
         """Trigger ``event``; False (with ``blocked`` set) when a guard stops it."""

@@ -17,7 +17,12 @@ from phasegate.engines.base import Engine, ProgramSource, StackTarget
 from phasegate.errors import InputError
 from phasegate.redaction import SecretValues
 from phasegate.spec import MIGRATION_FILE, EnvironmentSpec, Migration, PhaseSpec, load_migration
-from phasegate.yamlfile import read_yaml, validation_to_error
+from phasegate.yamlfile import (
+    line_of,
+    read_yaml,
+    refuse_booleans_as_numbers,
+    validation_to_error,
+)
 
 __all__ = ["CONFIG_NAMESPACE", "Project", "find_root"]
 
@@ -125,9 +130,13 @@ class Project:
     def _stack_file(self, env: str, phase: str) -> tuple[dict[str, Any], dict[str, str]]:
         """The stack file's ``config:`` mapping and its other settings."""
         path = self.stack_config_path(env, phase)
-        data, _ = read_yaml(path)
+        data, node = read_yaml(path)
+        # Nothing is not "all defaults": a stack that has no settings of its own says so.
+        no_settings = "a stack with no settings of its own has `config: {}`"
         if data is None:
-            data = {}
+            raise InputError(
+                "missing: the file is empty", file=path, field="config", hint=no_settings
+            )
         if not isinstance(data, dict) or set(data) - {
             "config",
             "encryptionsalt",
@@ -138,7 +147,15 @@ class Project:
                 file=path,
                 hint="allowed top-level keys: config, secretsprovider, encryptionsalt",
             )
-        config = data.get("config") or {}
+        config = data.get("config")
+        if config is None:
+            line = line_of(node, ("config",)) if "config" in data else None
+            raise InputError(
+                "is empty" if "config" in data else "missing",
+                file=f"{path}:{line}" if line else path,
+                field="config",
+                hint=no_settings,
+            )
         if not isinstance(config, dict):
             raise InputError("must be a mapping of key: value", file=path, field="config")
         for key in config:
@@ -229,6 +246,7 @@ class Project:
         try:
             region = self.migration.environment(env).region
             validated = model.model_validate(values, context={"region": region})
+            refuse_booleans_as_numbers(model, values)
         except ValidationError as exc:
             _, node = read_yaml(path)
             raise validation_to_error(

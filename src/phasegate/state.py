@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from phasegate.atomic import write_atomic
-from phasegate.errors import LockHeld, StateFileError
+from phasegate.errors import LockHeld, StateFileError, StorageError
 from phasegate.integrity import chain_problem, content_hash, link
 from phasegate.redaction import SecretValues, redact
 from phasegate.yamlfile import dump_yaml, read_yaml, validation_to_error
@@ -221,11 +221,12 @@ class StateStore:
             raise StateFileError("expected a mapping; the file is damaged or empty", file=path)
         version = data.get("schema_version")
         problem = None
-        if version == 1:
+        known = isinstance(version, int) and not isinstance(version, bool)  # True == 1
+        if known and version == 1:
             # Written before state files were sealed: readable, but nothing proves it whole.
             data = {**data, "schema_version": SCHEMA_VERSION}
             problem = "schema_version 1 is from an older phasegate and carries no integrity seal"
-        elif version != SCHEMA_VERSION:
+        elif not known or version != SCHEMA_VERSION:
             raise StateFileError(
                 f"schema_version {version!r} is not one this phasegate reads",
                 file=path,
@@ -334,8 +335,11 @@ class EnvironmentLock:
         return data if isinstance(data, dict) else {}
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(self.path, exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -361,9 +365,13 @@ class EnvironmentLock:
             "started": now(),
             "command": self.command,
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(record).encode(), 0)
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode(), 0)
+            os.fsync(fd)
+        except OSError as exc:  # a full disk: say where, and let go of the lock
+            os.close(fd)
+            raise StorageError(self.path, exc) from exc
         self._fd = fd
 
     def release(self) -> None:

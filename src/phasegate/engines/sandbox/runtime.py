@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from phasegate.engines.base import UNKNOWN, StackOutputs
+from phasegate.errors import StorageError
 
 __all__ = ["Host", "ProgramFailed", "Registration", "run_program"]
 
@@ -377,6 +378,8 @@ def run_program(
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, StorageError):
+        return exc.message  # the file the sandbox could not save, by its path
     text = str(exc).strip() or type(exc).__name__
     # The SDK wraps program errors; the user's own message is the first line that says something.
     return (
