@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -79,10 +80,12 @@ def serve(
             shown = f"[{bound_host}]" if ":" in bound_host else bound_host
             if ready is not None:
                 ready(f"http://{shown}:{bound_port}")
-            # A timed wait: the main thread gets back to Python often enough to run a
-            # signal handler even when the signal was delivered to a busy request thread.
-            while not stop.wait(_POLL_SECONDS):
-                pass
+            # Polled, not stop.wait(): a signal handler that sets ``stop`` runs in this
+            # thread, and had it come while this thread held the event's lock inside
+            # wait() (as it may, waiting for the interpreter lock amid busy request
+            # threads) it would block on that lock for good.
+            while not stop.is_set():
+                time.sleep(_POLL_SECONDS)
         finally:
             gate.close()
             server.shutdown()
