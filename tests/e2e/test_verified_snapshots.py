@@ -184,12 +184,12 @@ def test_a_forged_cloud_snapshot_with_a_valid_checksum_runs_nothing(
 def test_a_cloud_snapshot_sealed_with_another_key_runs_nothing(
     cli: Any, applied_project: Path, tmp_path: Path
 ) -> None:
-    from phasegate.engines.sandbox import sealing
+    from phasegate.engines.sandbox import cloud_seal
 
     marker = tmp_path / "pwned"
     snapshot = _cloud_snapshot(applied_project)
     # The forger knows the format, not the user's key.
-    snapshot.write_bytes(sealing.seal(os.urandom(32), _old_style_forgery(marker)))
+    snapshot.write_bytes(cloud_seal.seal(os.urandom(32), _old_style_forgery(marker)))
 
     result = cli.run(applied_project, "apply", "--yes")
 
@@ -222,12 +222,12 @@ def test_a_damaged_cloud_snapshot_is_refused_before_any_transition(
 def test_a_cloud_snapshot_from_before_seals_is_refused_and_reset_starts_over(
     cli: Any, applied_project: Path
 ) -> None:
-    from phasegate.engines.sandbox import sealing
+    from phasegate.engines.sandbox import cloud_seal
 
     snapshot = _cloud_snapshot(applied_project)
     sealed = snapshot.read_bytes()
     # What an older phasegate wrote: the same dump, bare.
-    snapshot.write_bytes(sealed[sealed.index(b"\n", len(sealing.MAGIC)) + 1 :])
+    snapshot.write_bytes(sealed[sealed.index(b"\n", len(cloud_seal.MAGIC)) + 1 :])
 
     refused = cli.run(applied_project, "plan")
     assert refused.returncode == 1, _said(refused)

@@ -44,7 +44,7 @@ import yaml
 
 from phasegate import faults
 from phasegate.engines.base import ProgramSource, StackTarget
-from phasegate.engines.sandbox import SandboxEngine, sealing
+from phasegate.engines.sandbox import SandboxEngine, cloud_seal
 from phasegate.engines.sandbox import emulator as sandbox_emulator
 from phasegate.engines.sandbox.emulator import Emulator
 from phasegate.engines.sandbox.handlers import (
@@ -344,7 +344,7 @@ def sandbox_store(cli: Any, project: Path) -> SandboxStore:
     """The project's sandbox store, as the ``migrate`` runs keep it (sealed with the key
     of their HOME, not this test's)."""
     directory = project / ".phasegate" / "sandbox" / ENV
-    return SandboxStore(directory, ENV, REGION, key_file=sealing.key_path(cli.env))
+    return SandboxStore(directory, ENV, REGION, key_file=cloud_seal.key_path(cli.env))
 
 
 class Cloud:

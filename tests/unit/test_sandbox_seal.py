@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from phasegate.engines.sandbox import sealing
+from phasegate.engines.sandbox import cloud_seal
 from phasegate.engines.sandbox.store import Checkpoint, SandboxStore
 from phasegate.errors import EngineError
 
@@ -24,22 +24,22 @@ KEY = bytes(range(32))
 
 def test_the_key_lives_in_the_xdg_config_directory_or_under_home(tmp_path: Path) -> None:
     xdg = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path / "home")}
-    assert sealing.key_path(xdg) == tmp_path / "xdg" / "phasegate" / "sandbox.key"
+    assert cloud_seal.key_path(xdg) == tmp_path / "xdg" / "phasegate" / "sandbox.key"
     relative = {"XDG_CONFIG_HOME": "relative/config", "HOME": str(tmp_path / "home")}
     home_key = tmp_path / "home" / ".config" / "phasegate" / "sandbox.key"
-    assert sealing.key_path(relative) == home_key
-    assert sealing.key_path({"HOME": str(tmp_path / "home")}) == home_key
+    assert cloud_seal.key_path(relative) == home_key
+    assert cloud_seal.key_path({"HOME": str(tmp_path / "home")}) == home_key
 
 
 def test_the_key_is_made_on_first_use_for_this_user_only(tmp_path: Path) -> None:
     path = tmp_path / "config" / "phasegate" / "sandbox.key"
 
-    key = sealing.user_key(path)
+    key = cloud_seal.user_key(path)
 
     assert len(key) == 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    assert sealing.user_key(path) == key, "the same key on every later use"
+    assert cloud_seal.user_key(path) == key, "the same key on every later use"
     assert [p.name for p in path.parent.iterdir()] == ["sandbox.key"], "no temporary left"
 
 
@@ -50,7 +50,7 @@ def test_processes_making_the_key_at_once_all_get_the_same_one(tmp_path: Path) -
 
     def make() -> None:
         start.wait()
-        keys.append(sealing.user_key(path))
+        keys.append(cloud_seal.user_key(path))
 
     threads = [threading.Thread(target=make) for _ in range(8)]
     for thread in threads:
@@ -67,8 +67,8 @@ def test_a_key_others_can_read_is_refused_and_left_as_it_is(tmp_path: Path, mode
     path.write_text(KEY.hex() + "\n")
     path.chmod(mode)
 
-    with pytest.raises(sealing.KeyProblem) as refused:
-        sealing.user_key(path)
+    with pytest.raises(cloud_seal.KeyProblem) as refused:
+        cloud_seal.user_key(path)
 
     message = str(refused.value)
     assert message.startswith(f"{path}: the sandbox key is readable by group or others")
@@ -83,8 +83,8 @@ def test_a_file_that_is_not_a_key_is_refused_not_replaced(tmp_path: Path, text: 
     path.write_text(text)
     path.chmod(0o600)
 
-    with pytest.raises(sealing.KeyProblem, match="not a sandbox key"):
-        sealing.user_key(path)
+    with pytest.raises(cloud_seal.KeyProblem, match="not a sandbox key"):
+        cloud_seal.user_key(path)
     assert path.read_text() == text
 
 
@@ -93,8 +93,8 @@ def test_a_key_that_cannot_be_made_says_where_and_what_to_do(tmp_path: Path) -> 
     blocker.write_text("a file where the directory would go")
     path = blocker / "phasegate" / "sandbox.key"
 
-    with pytest.raises(sealing.KeyProblem) as refused:
-        sealing.user_key(path)
+    with pytest.raises(cloud_seal.KeyProblem) as refused:
+        cloud_seal.user_key(path)
     assert str(refused.value).startswith(f"{path}: cannot make the sandbox key")
     assert "set XDG_CONFIG_HOME" in str(refused.value)
 
@@ -104,33 +104,33 @@ def test_a_key_that_cannot_be_made_says_where_and_what_to_do(tmp_path: Path) -> 
 
 def test_a_sealed_dump_unseals_to_itself_under_the_same_key() -> None:
     dump = pickle.dumps({"format": 1, "state": b"\x00" * 100})
-    assert sealing.unseal(KEY, sealing.seal(KEY, dump)) == dump
+    assert cloud_seal.unseal(KEY, cloud_seal.seal(KEY, dump)) == dump
 
 
 def test_a_seal_made_with_another_key_is_broken() -> None:
-    sealed = sealing.seal(bytes(32), b"\x80\x05 any dump")
-    with pytest.raises(sealing.SealBroken, match="does not match its content"):
-        sealing.unseal(KEY, sealed)
+    sealed = cloud_seal.seal(bytes(32), b"\x80\x05 any dump")
+    with pytest.raises(cloud_seal.SealBroken, match="does not match its content"):
+        cloud_seal.unseal(KEY, sealed)
 
 
 @pytest.mark.parametrize("where", ["seal", "dump", "end"])
 def test_any_changed_byte_breaks_the_seal(where: str) -> None:
-    sealed = bytearray(sealing.seal(KEY, b"\x80\x05" + b"moto state" * 50))
-    index = {"seal": len(sealing.MAGIC) + 3, "dump": len(sealed) // 2, "end": len(sealed) - 1}
+    sealed = bytearray(cloud_seal.seal(KEY, b"\x80\x05" + b"moto state" * 50))
+    index = {"seal": len(cloud_seal.MAGIC) + 3, "dump": len(sealed) // 2, "end": len(sealed) - 1}
     sealed[index[where]] ^= 0x01
-    with pytest.raises(sealing.SealBroken):
-        sealing.unseal(KEY, bytes(sealed))
+    with pytest.raises(cloud_seal.SealBroken):
+        cloud_seal.unseal(KEY, bytes(sealed))
 
 
 def test_a_bare_pickle_is_a_snapshot_from_before_seals() -> None:
-    with pytest.raises(sealing.Unsealed, match="written by an older phasegate"):
-        sealing.unseal(KEY, pickle.dumps({"format": 1}, protocol=5))
+    with pytest.raises(cloud_seal.Unsealed, match="written by an older phasegate"):
+        cloud_seal.unseal(KEY, pickle.dumps({"format": 1}, protocol=5))
 
 
-@pytest.mark.parametrize("data", [b"", b"garbage", sealing.MAGIC, sealing.MAGIC + b"00\n"])
+@pytest.mark.parametrize("data", [b"", b"garbage", cloud_seal.MAGIC, cloud_seal.MAGIC + b"00\n"])
 def test_what_is_not_a_sealed_snapshot_is_refused(data: bytes) -> None:
-    with pytest.raises(sealing.SealBroken):
-        sealing.unseal(KEY, data)
+    with pytest.raises(cloud_seal.SealBroken):
+        cloud_seal.unseal(KEY, data)
 
 
 # --- the store checks the snapshot when the checkpoint is read -------------------------
@@ -139,11 +139,11 @@ def test_what_is_not_a_sealed_snapshot_is_refused(data: bytes) -> None:
 def _sandbox(tmp_path: Path, dump: bytes, *, name: str | None = None) -> SandboxStore:
     """A sandbox directory whose checkpoint names a snapshot of ``dump``."""
     key_file = tmp_path / "key" / "sandbox.key"
-    key = sealing.user_key(key_file)
+    key = cloud_seal.user_key(key_file)
     directory = tmp_path / "sandbox" / "test"
     directory.mkdir(parents=True)
     name = name or f"cloud-{hashlib.sha256(dump).hexdigest()[:16]}.pickle"
-    (directory / name).write_bytes(sealing.seal(key, dump))
+    (directory / name).write_bytes(cloud_seal.seal(key, dump))
     checkpoint = Checkpoint(environment="test", region="us-east-1", cloud=name)
     (directory / "checkpoint.json").write_text(checkpoint.to_json())
     return SandboxStore(directory, "test", "us-east-1", key_file=key_file)
@@ -174,7 +174,7 @@ def test_a_snapshot_replaced_after_it_was_checked_is_checked_again(tmp_path: Pat
     store = _sandbox(tmp_path, b"\x80\x05 a dump")
     checkpoint = store.load()
     snapshot = store.directory / str(checkpoint.cloud)
-    snapshot.write_bytes(sealing.seal(bytes(32), b"\x80\x05 a forged dump"))
+    snapshot.write_bytes(cloud_seal.seal(bytes(32), b"\x80\x05 a forged dump"))
 
     with pytest.raises(EngineError, match="seal does not match"):
         store.cloud_dump(checkpoint)

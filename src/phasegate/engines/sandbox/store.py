@@ -8,7 +8,7 @@ on disk always agree, wherever a run is killed. In memory, :meth:`SandboxStore.d
 puts the cloud back as last committed, so a failed operation leaves nothing behind that
 a later commit would save unrecorded.
 
-The snapshot is a pickle, sealed with the user's key (``sealing``). Reading the
+The snapshot is a pickle, sealed with the user's key (``cloud_seal``). Reading the
 checkpoint checks the snapshot it names (its seal, and its content hash against its
 name) without unpickling it or loading the emulator, which keeps plans fast and refuses
 a damaged or foreign snapshot before a run writes anything; the emulator is then loaded
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phasegate.atomic import write_atomic
-from phasegate.engines.sandbox import sealing
+from phasegate.engines.sandbox import cloud_seal
 from phasegate.errors import EngineError
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class Checkpoint:
 
 class SandboxStore:
     """Checkpoints and cloud snapshot of one environment under ``directory``; the snapshot
-    sealed with the key in ``key_file`` (by default the user's, see ``sealing``)."""
+    sealed with the key in ``key_file`` (by default the user's, see ``cloud_seal``)."""
 
     def __init__(
         self, directory: Path, environment: str, region: str, key_file: Path | None = None
@@ -111,7 +111,7 @@ class SandboxStore:
         self.directory = directory
         self.environment = environment
         self.region = region
-        self.key_file = key_file or sealing.key_path()
+        self.key_file = key_file or cloud_seal.key_path()
         self._key: bytes | None = None
         self._emulator: Emulator | None = None
         self._committed = b""
@@ -144,8 +144,8 @@ class SandboxStore:
         """The user's sandbox key (made on first use)."""
         if self._key is None:
             try:
-                self._key = sealing.user_key(self.key_file)
-            except sealing.KeyProblem as exc:
+                self._key = cloud_seal.user_key(self.key_file)
+            except cloud_seal.KeyProblem as exc:
                 raise EngineError(str(exc)) from None
         return self._key
 
@@ -172,12 +172,12 @@ class SandboxStore:
                 f"{path}: cloud snapshot missing ({exc.strerror or exc})", hint=_RESET
             ) from None
         try:
-            dump = sealing.unseal(key, sealed)
-        except sealing.Unsealed as exc:
+            dump = cloud_seal.unseal(key, sealed)
+        except cloud_seal.Unsealed as exc:
             raise EngineError(
                 f"{path}: the sandbox cloud snapshot is not loaded: {exc}", hint=_RESET
             ) from None
-        except sealing.SealBroken as exc:
+        except cloud_seal.SealBroken as exc:
             raise EngineError(
                 f"{path}: the sandbox cloud snapshot is not loaded: {exc} "
                 f"({self.key_file}); it was damaged, replaced, or written by another user "
@@ -234,7 +234,7 @@ class SandboxStore:
             # A file of that name is kept only if it is the one checked or written here:
             # any other (an unsealed one from before seals, say) is written again.
             if self._checked is None or self._checked[:2] != (name, _identity(target)):
-                write_atomic(target, sealing.seal(self.key(), blob))
+                write_atomic(target, cloud_seal.seal(self.key(), blob))
                 self._checked = (name, _identity(target), blob)
             checkpoint.cloud = name
         write_atomic(self.checkpoint_path, checkpoint.to_json().encode())
