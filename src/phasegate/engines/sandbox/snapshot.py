@@ -15,7 +15,7 @@ objects do not pickle faithfully on their own; a pickler that knows them stands 
   moto's bundled data: a version whose document is still that text travels without it.
 
 A dump is a pickle: load only dumps this program wrote (the sandbox's store seals each
-one it writes with the user's key, and checks the seal before loading one: ``sealing``).
+one it writes with the user's key, and checks the seal before loading one: ``cloud_seal``).
 It names the functions that rebuild the objects above by module and name; dumps written
 before this module existed name ``emulator``, which keeps them importable from there.
 """
