@@ -9,6 +9,7 @@ clear values are never written here."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -77,26 +78,38 @@ class LastKnownGoodStore:
         )
 
     def load(self, kind: str, content: str) -> Any:
+        """The kept program, config or checks at ``content``, once it matches that digest:
+        one changed since it was kept is refused, never used."""
         path = self._path(kind, content)
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise EngineError(f"last known good {kind} {path} is unreadable: {exc}") from None
+            raise _Unreadable(f"last known good {kind} {path} is unreadable: {exc}") from None
+        if _digest(kind, data) != content:
+            raise _Tampered(
+                f"{path}: the last known good {kind} does not match its digest "
+                f"{content.split(':', 1)[-1][:12]} (changed after it was kept), so it is not used",
+                hint="restore the file from version control, then `migrate recover`",
+            )
+        return data
 
     def program_module(self, lkg: LastKnownGood) -> str:
         """The module of the last known good's program (the stack's entry point)."""
         return str(self.load("program", lkg.program)["module"])
 
     def target(self, target: StackTarget, lkg: LastKnownGood) -> StackTarget:
-        """``target`` with the last known good's program and config."""
+        """``target`` with the last known good's program and config. Its checks are
+        verified here too, so that nothing is applied of a last known good any of whose
+        snapshots was changed since it was kept."""
         program = self.load("program", lkg.program)
         source = ProgramSource(
             module=program["module"],
             files={k: v.encode("utf-8") for k, v in program["files"].items()},
         )
-        if source.digest != lkg.program:
-            raise EngineError(f"last known good program {lkg.program} does not match its content")
         config = self.load("config", lkg.config)
+        if lkg.checks is not None:
+            with contextlib.suppress(_Unreadable):  # gone: see checks()
+                self.load("checks", lkg.checks)
         settings = target.stack_settings
         if isinstance(config, dict) and config.get("format") == _WITH_SETTINGS:
             config, settings = config["config"], config["stack_settings"]
@@ -117,11 +130,34 @@ class LastKnownGoodStore:
             return list(spec.checks)
         try:
             return [CheckSpec.model_validate(c) for c in self.load("checks", lkg.checks)]
-        except (EngineError, ValueError) as exc:
+        except (_Unreadable, ValueError) as exc:
             # A check kind changed since (or its file is gone): the restore is judged by
             # the phase's checks as they are now rather than not at all, and said so.
+            # Checks changed since they were kept are refused (_Tampered), not replaced.
             self.on_notice(
                 f"{spec.name}: the last known good's checks no longer read "
                 f"({str(exc).splitlines()[0]}); checking it with the phase's current checks"
             )
             return list(spec.checks)
+
+
+class _Unreadable(EngineError):
+    """A snapshot file is missing or is not JSON."""
+
+
+class _Tampered(EngineError):
+    """A snapshot file reads but does not match the digest it is kept under."""
+
+
+def _digest(kind: str, data: Any) -> str | None:
+    """The digest ``data`` has as a kept ``kind``, computed as when it was kept (None if
+    it is not shaped like one)."""
+    try:
+        if kind == "program":
+            files = {k: v.encode("utf-8") for k, v in data["files"].items()}
+            return ProgramSource(module=data["module"], files=files).digest
+        if kind == "config" and isinstance(data, dict) and data.get("format") == _WITH_SETTINGS:
+            return digest(data["config"])  # kept with the salt that decrypts its secure: values
+        return digest(data)
+    except (KeyError, TypeError, AttributeError):
+        return None
