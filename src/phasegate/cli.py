@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from phasegate.errors import ExitCode, InputError, PhasegateError
+from phasegate.errors import ExitCode, InputError, PhasegateError, describe
+from phasegate.redaction import SecretValues
 
 if TYPE_CHECKING:
     from phasegate.orchestrator import Orchestrator
@@ -36,9 +37,11 @@ Exit codes:
 
 
 class _Obj:
-    def __init__(self, project_dir: Path | None, debug: bool) -> None:
-        self.project_dir = project_dir
-        self.debug = debug
+    def __init__(self, secrets: SecretValues | None = None) -> None:
+        self.project_dir: Path | None = None
+        self.debug = False
+        self.secrets = secrets if secrets is not None else SecretValues()
+        """The run's secret values: the engine fills it, every line printed consults it."""
 
 
 @contextmanager
@@ -50,9 +53,9 @@ def _environment(ctx: click.Context, env: str | None) -> Iterator[tuple[Project,
 
     obj: _Obj = ctx.find_root().obj
     root = obj.project_dir.resolve() if obj.project_dir else find_root(Path.cwd())
-    project = Project.load(root)
+    project = Project.load(root, obj.secrets)
     command = "migrate " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    progress = Progress(enabled=ctx.params.get("output", "text") == "text")
+    progress = Progress(enabled=ctx.params.get("output", "text") == "text", secrets=obj.secrets)
     try:
         yield (
             project,
@@ -60,7 +63,7 @@ def _environment(ctx: click.Context, env: str | None) -> Iterator[tuple[Project,
                 "environment": env,
                 "context": RunContext.detect(root, command),
                 "on_event": progress,
-                "on_notice": notice,
+                "on_notice": lambda message: notice(message, obj.secrets),
             },
         )
     finally:
@@ -117,7 +120,9 @@ _output = click.option(
 @click.pass_context
 def cli(ctx: click.Context, project_dir: Path | None, debug: bool) -> None:
     """phasegate: move a platform onto AI-ready infrastructure in gated, verified phases."""
-    ctx.obj = _Obj(project_dir, debug)
+    if not isinstance(ctx.obj, _Obj):
+        ctx.obj = _Obj()
+    ctx.obj.project_dir, ctx.obj.debug = project_dir, debug
 
 
 @cli.command()
@@ -134,7 +139,9 @@ def plan(
 
     with _orchestrator(ctx, env) as orch:
         reports = orch.plan(phase)
-        render_reports(reports, output, environment=orch.env.name, title="Plan")
+        render_reports(
+            reports, output, environment=orch.env.name, title="Plan", secrets=orch.project.secrets
+        )
     if any(r.plan and r.plan.refused for r in reports):
         raise PhasegateError("the plan refuses resources the engine cannot create (see above)")
     blocking = [v for r in reports for v in r.violations if v.enforcement == "mandatory"]
@@ -179,13 +186,21 @@ def apply(
     with _orchestrator(ctx, env, no_rollback=no_rollback) as orch:
         if not yes:
             preview = orch.plan(phase)
-            render_reports(preview, "text", environment=orch.env.name, title="Plan")
+            render_reports(
+                preview,
+                "text",
+                environment=orch.env.name,
+                title="Plan",
+                secrets=orch.project.secrets,
+            )
             if not any(r.plan and r.plan.has_changes for r in preview):
                 click.echo("No changes.")
             if not click.confirm(f"Apply to {orch.env.name}?", default=False):
                 raise PhasegateError("apply cancelled: nothing was changed")
         reports = orch.apply(phase)
-        render_reports(reports, output, environment=orch.env.name, title="Apply")
+        render_reports(
+            reports, output, environment=orch.env.name, title="Apply", secrets=orch.project.secrets
+        )
     _raise_for_failures(reports)
 
 
@@ -198,9 +213,11 @@ def _raise_for_failures(reports: list[Any]) -> None:
         if report.outcome == "failed":
             raise PhasegateError(f"{report.stack}: {report.message}")
         if report.outcome == "rollback failed":
+            # A rollback_failed that could not be written leaves the stack where it was.
             raise RollbackFailed(
                 f"{report.stack}: {report.message}",
-                hint="the stack is in rollback_failed; fix the cause, then run `migrate recover`",
+                hint=f"the stack is {'in' if report.status == 'rollback_failed' else 'left'} "
+                f"{report.status}; fix the cause, then run `migrate recover`",
             )
         if report.outcome == "rolled back":
             raise RolledBack(f"{report.stack}: {report.message}{kept}")
@@ -214,7 +231,7 @@ def status(ctx: click.Context, env: str | None, output: str) -> None:
     from phasegate.render import render_status
 
     with _orchestrator(ctx, env) as orch:
-        render_status(orch.env.name, orch.status(), output)
+        render_status(orch.env.name, orch.status(), output, orch.project.secrets)
 
 
 @cli.command()
@@ -229,7 +246,13 @@ def recover(ctx: click.Context, env: str | None, output: str) -> None:
         if not reports and output == "text":
             click.echo(f"Nothing to recover in {orch.env.name}.")
             return
-        render_reports(reports, output, environment=orch.env.name, title="Recover")
+        render_reports(
+            reports,
+            output,
+            environment=orch.env.name,
+            title="Recover",
+            secrets=orch.project.secrets,
+        )
     # A recovered rollback is the job done; only one that failed again is an error.
     _raise_for_failures([r for r in reports if r.outcome == "rollback failed"])
 
@@ -245,7 +268,13 @@ def rollback(ctx: click.Context, env: str | None, phase: str, output: str) -> No
 
     with _orchestrator(ctx, env) as orch:
         report = orch.rollback(phase)
-        render_reports([report], output, environment=orch.env.name, title="Rollback")
+        render_reports(
+            [report],
+            output,
+            environment=orch.env.name,
+            title="Rollback",
+            secrets=orch.project.secrets,
+        )
     _raise_for_failures([report] if report.outcome == "rollback failed" else [])
 
 
@@ -274,6 +303,62 @@ def schema(what: str) -> None:
     click.echo(json.dumps(model.model_json_schema(by_alias=True), indent=2))
 
 
+@cli.group("state")
+def state_group() -> None:
+    """The phase state files: seal one a person fixed on purpose."""
+
+
+@state_group.command("repair")
+@_options(_env)
+@click.option("--phase", required=True, metavar="NAME", help="The phase whose file to seal.")
+@click.option("--reason", required=True, help="Why the file was changed (kept in its history).")
+@click.pass_context
+def state_repair(ctx: click.Context, env: str | None, phase: str, reason: str) -> None:
+    """Seal a state file again after a deliberate fix: its history chain is linked anew
+    and a `repair` entry records who did it and why. Check the file before you do."""
+    from phasegate.environment import Environment
+
+    with _environment(ctx, env) as (project, settings):
+        environment = Environment(project, **settings)
+        found = environment.repair_state(phase, reason)
+        path = environment.states.path(phase)
+    click.echo(f"Sealed {path.relative_to(project.root)} (found: {found}).")
+
+
+@cli.group()
+def config() -> None:
+    """Stack config: write secret values."""
+
+
+@config.command("set-secret")
+@_options(_env)
+@click.option("--phase", required=True, metavar="NAME", help="The phase whose stack it is.")
+@click.argument("key")
+@click.pass_context
+def config_set_secret(ctx: click.Context, env: str | None, phase: str, key: str) -> None:
+    """Encrypt a value into stacks/Pulumi.<env>-<phase>.yaml as KEY: {secure: ...}.
+
+    The value is read from stdin (a terminal prompts without echo; one trailing newline
+    is dropped), never from the command line. The format is the Pulumi CLI's passphrase
+    provider (`pulumi config set --secret` reads it, and writes values this reads); the
+    passphrase comes from PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE. A
+    KEY without a namespace gets the project's name, as with Pulumi."""
+    from phasegate.project import Project, find_root
+
+    obj: _Obj = ctx.find_root().obj
+    if sys.stdin.isatty():
+        value = click.prompt(f"Value of {key}", hide_input=True)
+    else:
+        value = sys.stdin.read()
+        value = value[:-2] if value.endswith("\r\n") else value.removesuffix("\n")
+    if not value:
+        raise InputError("no value: pipe the secret in on stdin", field="stdin")
+    obj.secrets.add(value)
+    root = obj.project_dir.resolve() if obj.project_dir else find_root(Path.cwd())
+    path, full = Project.load(root, obj.secrets).set_secret(env, phase, key, value)
+    click.echo(f"{path}: config.{full} set (encrypted)")
+
+
 @cli.group()
 def sandbox() -> None:
     """The embedded emulated cloud: inspect, reset, serve."""
@@ -287,7 +372,8 @@ def sandbox_status(ctx: click.Context, env: str | None, output: str) -> None:
     from phasegate.render import render_inventory
 
     with _sandbox(ctx, env) as sandbox:
-        render_inventory(sandbox.environment.name, sandbox.inventory(), output)
+        env_ = sandbox.environment
+        render_inventory(env_.name, sandbox.inventory(), output, env_.project.secrets)
 
 
 @sandbox.command("reset")
@@ -358,8 +444,14 @@ def sandbox_serve(ctx: click.Context, env: str | None, port: int) -> None:
     click.echo("Stopped; changes written back to the sandbox.", err=True)
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+def _fail(message: str, code: int, secrets: SecretValues, *, debug: bool = False) -> NoReturn:
+    """One line, or the traceback a person asked for with --debug; no secret in either."""
+    if debug:
+        import traceback
+
+        click.echo(secrets.mask(traceback.format_exc()).rstrip(), err=True)
+        sys.exit(ExitCode.ERROR)  # what an uncaught exception exits with
+    click.echo(f"error: {secrets.mask(message)}", err=True)
     sys.exit(code)
 
 
@@ -367,28 +459,29 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: the one error boundary."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("PHASEGATE_DEBUG") == "1"
+    secrets = SecretValues()
     try:
         # Without standalone mode click returns ctx.exit()'s code instead of exiting.
-        code = cli.main(args=args, prog_name="migrate", standalone_mode=False)
+        code = cli.main(args=args, prog_name="migrate", standalone_mode=False, obj=_Obj(secrets))
         sys.exit(code if isinstance(code, int) else 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        _fail("aborted: nothing was changed", ExitCode.ERROR)
+        _fail("aborted: nothing was changed", ExitCode.ERROR, secrets)
     except click.ClickException as exc:
-        if debug:
-            raise
-        _fail(exc.format_message(), ExitCode.ERROR)
+        _fail(exc.format_message(), ExitCode.ERROR, secrets, debug=debug)
     except PhasegateError as exc:
-        if debug:
-            raise
-        _fail(str(exc), exc.exit_code)
+        _fail(str(exc), exc.exit_code, secrets, debug=debug)
     except KeyboardInterrupt:
-        _fail("interrupted: a stack left mid-run is finished by `migrate recover`", ExitCode.ERROR)
+        _fail(
+            "interrupted: a stack left mid-run is finished by `migrate recover`",
+            ExitCode.ERROR,
+            secrets,
+        )
     except Exception as exc:
-        if debug:
-            raise
-        _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", ExitCode.ERROR)
+        # A file the core did not expect to fail on is still named: path and reason.
+        message = f"{describe(exc)} (run with --debug for the traceback)"
+        _fail(message, ExitCode.ERROR, secrets, debug=debug)
     finally:
         # Everything is written by now; skip the exit-time collection of the ~200k
         # objects the Pulumi SDK leaves behind (0.4 s of every plan).

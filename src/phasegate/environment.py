@@ -4,11 +4,12 @@ and its lock, and the stacks an earlier run left unfinished refused before anyth
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from phasegate.engines.base import Engine, EventSink, _ignore
+from phasegate.errors import StorageError
 from phasegate.gates import refuse_interrupted
-from phasegate.machine import PhaseLifecycle, RunContext
+from phasegate.machine import INTERRUPTED, PhaseLifecycle, RunContext
 from phasegate.project import Project
 from phasegate.spec import EnvironmentSpec, PhaseSpec
 from phasegate.state import EnvironmentLock, PhaseState, StateStore
@@ -34,7 +35,7 @@ class Environment:
         self.context = context
         self.on_event = on_event
         self.on_notice = on_notice
-        self.states = StateStore(project.state_dir, self.spec.name)
+        self.states = StateStore(project.state_dir, self.spec.name, project.secrets)
         self._engine = engine
 
     @property
@@ -82,6 +83,18 @@ class Environment:
         finally:
             lock.release()
 
+    def repair_state(self, phase: str, reason: str) -> str:
+        """Seal the state file of ``phase`` again after a person fixed it on purpose; the
+        history records who did, why, and what was wrong. Returns what was wrong."""
+        spec = self.project.migration.phase(phase)
+        with self.locked():
+            return self.states.repair(
+                spec.name,
+                lambda status, found: self.context.entry(
+                    "repair", status, status, f"sealed again by hand: {reason} (found: {found})"
+                ),
+            )
+
     @contextlib.contextmanager
     def opened(self, phases: Sequence[PhaseSpec]) -> Iterator[dict[str, PhaseState]]:
         """Locked, every state file read, interrupted stacks refused, and every selected
@@ -92,4 +105,17 @@ class Environment:
             refuse_interrupted(self.project.migration.phases, states, self.spec.name)
             for spec in phases:
                 self.project.validate_config(self.spec.name, spec)
-            yield states
+            with self.naming_unfinished(states):
+                yield states
+
+    @contextlib.contextmanager
+    def naming_unfinished(self, states: Mapping[str, PhaseState]) -> Iterator[None]:
+        """A file that cannot be written stops the run where it is: the error says which
+        stacks that leaves mid-run and that `migrate recover` finishes them. (A transition
+        that cannot be written is not made, so ``states`` is what the files say.)"""
+        try:
+            yield
+        except StorageError as exc:
+            unfinished = [(s.stack, s.status) for s in states.values() if s.status in INTERRUPTED]
+            exc.mid_run(unfinished)
+            raise

@@ -6,6 +6,8 @@ The core never prints or exits. Every error carries what the user needs to act o
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Sequence
 from enum import IntEnum
 from pathlib import Path
 
@@ -19,7 +21,9 @@ __all__ = [
     "RollbackFailed",
     "RolledBack",
     "StateFileError",
+    "StorageError",
     "aws_error_code",
+    "describe",
 ]
 
 
@@ -104,6 +108,49 @@ class RollbackFailed(PhasegateError):
     """An apply failed and so did its rollback: the stack needs a person."""
 
     exit_code = ExitCode.ROLLBACK_FAILED
+
+
+class StorageError(PhasegateError, OSError):
+    """A file phasegate keeps could not be written: the disk is full, or its directory is
+    read-only or not this user's. Names the path; the file's previous content is intact
+    (writes are atomic), so nothing is half written. Still an OSError (same errno), so
+    code that handled the bare error handles this one."""
+
+    _REMEDIES = {
+        errno.ENOSPC: "free space on its filesystem",
+        errno.EDQUOT: "free space on its filesystem (the disk quota is used up)",
+        errno.EACCES: "make its directory writable for this user",
+        errno.EPERM: "make its directory writable (is it immutable? see lsattr)",
+        errno.EROFS: "mount its filesystem read-write",
+    }
+
+    def __init__(self, path: Path | str, error: OSError) -> None:
+        self.path = Path(path)
+        self.remedy = self._REMEDIES.get(error.errno or 0, "fix what stops the write")
+        reason = error.strerror or str(error)
+        super().__init__(
+            f"{path}: cannot write: {reason}", hint=f"{self.remedy}, then run the command again"
+        )
+        self.errno, self.strerror, self.filename = error.errno, reason, str(path)
+
+    def mid_run(self, stacks: Sequence[tuple[str, str]]) -> None:
+        """Say which stacks the failed write leaves mid-run (stack, status), and that
+        ``migrate recover`` finishes them once the write can succeed."""
+        if stacks:
+            left = ", ".join(f"{stack} stays {status}" for stack, status in stacks)
+            self.hint = f"{left}: {self.remedy}, then run `migrate recover`"
+
+
+def describe(exc: BaseException) -> str:
+    """One line for any error: phasegate's own as they read, an OSError by its path and
+    reason, anything else with its type, as the CLI boundary would show it."""
+    if isinstance(exc, StorageError):
+        return exc.message  # its hint is for a whole run; a caller words its own
+    if isinstance(exc, PhasegateError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def aws_error_code(exc: BaseException) -> str:

@@ -4,7 +4,10 @@ Off unless ``PHASEGATE_FAULTS`` is set, which is how the crash-recovery tests (a
 rehearsing an outage) kill a real ``migrate`` at an exact moment. The variable holds
 comma-separated ``POINT:N[:ACTION]`` entries: at the N-th time this process passes
 POINT, ACTION happens. Actions: ``kill`` (the default; SIGKILL, as a machine losing
-power would) and ``fail`` (the operation raises, as a cloud API error would).
+power would), ``fail`` (the operation raises, as a cloud API error would) and ``full``
+(the disk fills up there: from then on every file the run writes atomically, state
+files, last-known-good snapshots and the sandbox's checkpoint alike, fails with ENOSPC,
+as on a full disk; the run goes on).
 
 Points:
 
@@ -25,17 +28,20 @@ operation of the run, whichever phase it belongs to.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import threading
 from collections import Counter
+from pathlib import Path
 
-__all__ = ["VARIABLE", "FaultInjected", "point"]
+__all__ = ["VARIABLE", "FaultInjected", "point", "writing"]
 
 VARIABLE = "PHASEGATE_FAULTS"
 
 _hits: Counter[str] = Counter()
 _lock = threading.Lock()
+_disk_full = threading.Event()
 
 
 class FaultInjected(Exception):
@@ -47,8 +53,8 @@ def _plan() -> dict[str, tuple[int, str]]:
     for entry in filter(None, (e.strip() for e in os.environ.get(VARIABLE, "").split(","))):
         name, _, rest = entry.partition(":")
         count, _, action = rest.partition(":")
-        if not count.isdigit() or action not in ("", "kill", "fail"):
-            raise ValueError(f"{VARIABLE}: '{entry}' is not POINT:N[:kill|fail]")
+        if not count.isdigit() or action not in ("", "kill", "fail", "full"):
+            raise ValueError(f"{VARIABLE}: '{entry}' is not POINT:N[:kill|fail|full]")
         found[name] = (int(count), action or "kill")
     return found
 
@@ -65,4 +71,13 @@ def point(name: str) -> None:
         return
     if wanted[1] == "fail":
         raise FaultInjected(f"injected fault at {name} #{hit}")
+    if wanted[1] == "full":
+        _disk_full.set()
+        return
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def writing(path: Path) -> None:
+    """About to write ``path``: fails as a full disk would once a ``full`` fault has hit."""
+    if _disk_full.is_set():
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))

@@ -1,9 +1,15 @@
 """Last-known-good snapshots: the exact program, stack config and checks of a phase's last
 verified apply, content-addressed under ``state/lkg/``. A rollback restores that version
-from here, never from the working tree or git."""
+from here, never from the working tree or git.
+
+A config with ``secure:`` values is kept as the stack file has it, encrypted, together
+with the stack file's ``encryptionsalt`` (and ``secretsprovider``) that decrypts it, so a
+rollback decrypts it again even after the working tree's salt or passphrase changed; the
+clear values are never written here."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,11 +19,15 @@ from phasegate.atomic import write_atomic
 from phasegate.checks import CheckSpec
 from phasegate.engines.base import ProgramSource, StackTarget
 from phasegate.errors import EngineError
+from phasegate.passphrase import has_secure
 from phasegate.planning import digest
 from phasegate.spec import PhaseSpec
 from phasegate.state import LastKnownGood, now
 
 __all__ = ["LastKnownGoodStore"]
+
+_WITH_SETTINGS = "phasegate-lkg-config/2"
+"""The ``format`` of a kept config that carries its stack file's secret settings."""
 
 
 class LastKnownGoodStore:
@@ -44,9 +54,16 @@ class LastKnownGoodStore:
         config_id = target.config_digest
         checked = [c.model_dump(mode="json") for c in checks]
         checks_id = digest(checked)
+        config: dict[str, Any] = dict(target.config)
+        if any(has_secure(v) for v in config.values()):
+            config = {
+                "format": _WITH_SETTINGS,
+                "config": config,
+                "stack_settings": dict(sorted(target.stack_settings.items())),
+            }
         for kind, content, data in (
             ("program", program_id, program),
-            ("config", config_id, dict(target.config)),
+            ("config", config_id, config),
             ("checks", checks_id, checked),
         ):
             path = self._path(kind, content)
@@ -61,27 +78,49 @@ class LastKnownGoodStore:
         )
 
     def load(self, kind: str, content: str) -> Any:
+        """The kept program, config or checks at ``content``, once it matches that digest:
+        one changed since it was kept is refused, never used."""
         path = self._path(kind, content)
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise EngineError(f"last known good {kind} {path} is unreadable: {exc}") from None
+            raise _Unreadable(f"last known good {kind} {path} is unreadable: {exc}") from None
+        if _digest(kind, data) != content:
+            raise _Tampered(
+                f"{path}: the last known good {kind} does not match its digest "
+                f"{content.split(':', 1)[-1][:12]} (changed after it was kept), so it is not used",
+                hint="restore the file from version control, then `migrate recover`",
+            )
+        return data
 
     def program_module(self, lkg: LastKnownGood) -> str:
         """The module of the last known good's program (the stack's entry point)."""
         return str(self.load("program", lkg.program)["module"])
 
     def target(self, target: StackTarget, lkg: LastKnownGood) -> StackTarget:
-        """``target`` with the last known good's program and config."""
+        """``target`` with the last known good's program and config. Its checks are
+        verified here too, so that nothing is applied of a last known good any of whose
+        snapshots was changed since it was kept."""
         program = self.load("program", lkg.program)
         source = ProgramSource(
             module=program["module"],
             files={k: v.encode("utf-8") for k, v in program["files"].items()},
         )
-        if source.digest != lkg.program:
-            raise EngineError(f"last known good program {lkg.program} does not match its content")
+        config = self.load("config", lkg.config)
+        if lkg.checks is not None:
+            with contextlib.suppress(_Unreadable):  # gone: see checks()
+                self.load("checks", lkg.checks)
+        settings = target.stack_settings
+        if isinstance(config, dict) and config.get("format") == _WITH_SETTINGS:
+            config, settings = config["config"], config["stack_settings"]
         return StackTarget(
-            **{**target.__dict__, "program": source, "config": self.load("config", lkg.config)}
+            **{
+                **target.__dict__,
+                "program": source,
+                "config": config,
+                "stack_settings": settings,
+                "config_file": str(self._path("config", lkg.config)),
+            }
         )
 
     def checks(self, spec: PhaseSpec, lkg: LastKnownGood) -> list[CheckSpec]:
@@ -91,11 +130,34 @@ class LastKnownGoodStore:
             return list(spec.checks)
         try:
             return [CheckSpec.model_validate(c) for c in self.load("checks", lkg.checks)]
-        except (EngineError, ValueError) as exc:
+        except (_Unreadable, ValueError) as exc:
             # A check kind changed since (or its file is gone): the restore is judged by
             # the phase's checks as they are now rather than not at all, and said so.
+            # Checks changed since they were kept are refused (_Tampered), not replaced.
             self.on_notice(
                 f"{spec.name}: the last known good's checks no longer read "
                 f"({str(exc).splitlines()[0]}); checking it with the phase's current checks"
             )
             return list(spec.checks)
+
+
+class _Unreadable(EngineError):
+    """A snapshot file is missing or is not JSON."""
+
+
+class _Tampered(EngineError):
+    """A snapshot file reads but does not match the digest it is kept under."""
+
+
+def _digest(kind: str, data: Any) -> str | None:
+    """The digest ``data`` has as a kept ``kind``, computed as when it was kept (None if
+    it is not shaped like one)."""
+    try:
+        if kind == "program":
+            files = {k: v.encode("utf-8") for k, v in data["files"].items()}
+            return ProgramSource(module=data["module"], files=files).digest
+        if kind == "config" and isinstance(data, dict) and data.get("format") == _WITH_SETTINGS:
+            return digest(data["config"])  # kept with the salt that decrypts its secure: values
+        return digest(data)
+    except (KeyError, TypeError, AttributeError):
+        return None

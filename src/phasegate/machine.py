@@ -106,6 +106,22 @@ class RunContext:
         )
         return cls(command=command, actor=actor, git_commit=_git_commit(root), ci_run=ci_run)
 
+    def entry(self, event: str, source: str, dest: str, message: str | None) -> HistoryEntry:
+        """A history entry of this run: who, when, what command, from which commit."""
+        return HistoryEntry.model_validate(
+            {
+                "at": self.clock(),
+                "event": event,
+                "from": source,
+                "to": dest,
+                "actor": self.actor,
+                "command": self.command,
+                "git_commit": self.git_commit,
+                "ci_run": self.ci_run,
+                "message": message,
+            }
+        )
+
 
 class PhaseLifecycle:
     """One stack's lifecycle; the model of a ``transitions`` machine.
@@ -159,23 +175,25 @@ class PhaseLifecycle:
 
     def _persist(self, event: EventData) -> None:
         assert event.transition is not None  # after_state_change runs only on a transition
+        source = event.transition.source
         self.state.status = self.status  # type: ignore[assignment]
         self.state.history.append(
-            HistoryEntry.model_validate(
-                {
-                    "at": self.context.clock(),
-                    "event": event.event.name,
-                    "from": event.transition.source,
-                    "to": event.transition.dest,
-                    "actor": self.context.actor,
-                    "command": self.context.command,
-                    "git_commit": self.context.git_commit,
-                    "ci_run": self.context.ci_run,
-                    "message": event.kwargs.get("message"),
-                }
+            self.context.entry(
+                event.event.name,
+                event.transition.source,
+                event.transition.dest or event.transition.source,  # None: internal
+                self.store.shown(event.kwargs.get("message")),
             )
         )
-        self.store.write(self.state)
+        try:
+            self.store.write(self.state)
+        except Exception:
+            # Not written, not happened: the stack stays where its file says it is, so
+            # what the caller does next (say, record a failed rollback) starts from there.
+            self.state.history.pop()
+            self.state.status = source  # type: ignore[assignment]
+            self.machine.set_state(source, model=self)
+            raise
 
     def fire(self, event: str, message: str | None = None) -> bool:
         """Trigger ``event``; False (with ``blocked`` set) when a guard stops it."""

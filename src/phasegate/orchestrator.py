@@ -16,7 +16,7 @@ from collections.abc import Callable
 from phasegate import gates
 from phasegate.engines.base import Engine, EventSink, _ignore
 from phasegate.environment import Environment
-from phasegate.errors import EngineError, GateBlocked
+from phasegate.errors import EngineError, GateBlocked, StorageError, describe
 from phasegate.lkg import LastKnownGoodStore
 from phasegate.machine import PhaseLifecycle, RunContext
 from phasegate.planning import Planned, Planner, RunMemory
@@ -188,7 +188,20 @@ class Orchestrator:
                 f"{state.status} until `migrate rollback` or `migrate recover`",
                 checks=state.checks,
             )
-        lifecycle.fire("fail", message=reason)
+        try:
+            lifecycle.fire("fail", message=reason)
+        except StorageError as exc:
+            # Not even rolling_back could be written: no rollback may start unrecorded.
+            return PhaseReport(
+                spec.name,
+                state.stack,
+                state.status,
+                "rollback failed",
+                planned.plan,
+                message=f"{reason}; and the rollback could not start: rolling_back could not "
+                f"be recorded ({describe(exc)}), so the stack stays {state.status}",
+                checks=state.checks,
+            )
         return self.rollbacks.roll_back(lifecycle, spec, planned.target, reason, planned.plan)
 
     # -- approvals, rollback, recovery, status ---------------------------------------------

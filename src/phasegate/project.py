@@ -15,8 +15,14 @@ from pydantic import BaseModel, ValidationError
 from phasegate.engines import build_engine
 from phasegate.engines.base import Engine, ProgramSource, StackTarget
 from phasegate.errors import InputError
+from phasegate.redaction import SecretValues
 from phasegate.spec import MIGRATION_FILE, EnvironmentSpec, Migration, PhaseSpec, load_migration
-from phasegate.yamlfile import read_yaml, validation_to_error
+from phasegate.yamlfile import (
+    line_of,
+    read_yaml,
+    refuse_booleans_as_numbers,
+    validation_to_error,
+)
 
 __all__ = ["CONFIG_NAMESPACE", "Project", "find_root"]
 
@@ -76,11 +82,13 @@ class Project:
     root: Path
     migration: Migration
     name: str
+    secrets: SecretValues = field(default_factory=SecretValues)
+    """The run's secret values: its engines add what they learn, all output consults it."""
     _engines: dict[str, Engine] = field(default_factory=dict)
     _models: Mapping[str, type[BaseModel]] | None = None
 
     @classmethod
-    def load(cls, root: Path) -> Project:
+    def load(cls, root: Path, secrets: SecretValues | None = None) -> Project:
         migration = load_migration(root)
         name = "phasegate"
         pulumi_yaml = root / "Pulumi.yaml"
@@ -89,7 +97,12 @@ class Project:
             if not isinstance(data, dict) or not isinstance(data.get("name"), str):
                 raise InputError("'name' must be the project name", file=pulumi_yaml, field="name")
             name = data["name"]
-        return cls(root=root, migration=migration, name=name)
+        return cls(
+            root=root,
+            migration=migration,
+            name=name,
+            secrets=secrets if secrets is not None else SecretValues(),
+        )
 
     @property
     def phases_dir(self) -> Path:
@@ -117,9 +130,13 @@ class Project:
     def _stack_file(self, env: str, phase: str) -> tuple[dict[str, Any], dict[str, str]]:
         """The stack file's ``config:`` mapping and its other settings."""
         path = self.stack_config_path(env, phase)
-        data, _ = read_yaml(path)
+        data, node = read_yaml(path)
+        # Nothing is not "all defaults": a stack that has no settings of its own says so.
+        no_settings = "a stack with no settings of its own has `config: {}`"
         if data is None:
-            data = {}
+            raise InputError(
+                "missing: the file is empty", file=path, field="config", hint=no_settings
+            )
         if not isinstance(data, dict) or set(data) - {
             "config",
             "encryptionsalt",
@@ -130,23 +147,73 @@ class Project:
                 file=path,
                 hint="allowed top-level keys: config, secretsprovider, encryptionsalt",
             )
-        config = data.get("config") or {}
+        config = data.get("config")
+        if config is None:
+            line = line_of(node, ("config",)) if "config" in data else None
+            raise InputError(
+                "is empty" if "config" in data else "missing",
+                file=f"{path}:{line}" if line else path,
+                field="config",
+                hint=no_settings,
+            )
         if not isinstance(config, dict):
             raise InputError("must be a mapping of key: value", file=path, field="config")
-        engine = self.migration.environment(env).engine
-        for key, value in config.items():
+        for key in config:
             if not isinstance(key, str) or not key:
                 raise InputError(f"key {key!r} must be a string", file=path, field="config")
-            if isinstance(value, dict) and "secure" in value and engine != "pulumi":
-                raise InputError(
-                    f"encrypted (secure:) values need the pulumi engine's secrets provider; "
-                    f"environment {env} uses the {engine} engine",
-                    file=path,
-                    field=f"config.{key}",
-                    hint="give the sandbox a plain value (it holds no real secrets)",
-                )
         settings = {k: str(v) for k, v in data.items() if k != "config" and v is not None}
         return config, settings
+
+    def set_secret(
+        self,
+        env: str | None,
+        phase: str,
+        key: str,
+        value: str,
+        environ: Mapping[str, str] | None = None,
+    ) -> tuple[Path, str]:
+        """Encrypt ``value`` into the stack file as ``key: {secure: ...}``, in the Pulumi
+        CLI's passphrase format (a bare key gets the project's namespace, as Pulumi does);
+        returns the file and the full key."""
+        from phasegate.passphrase import crypter_from_state, new_state, read_passphrase
+        from phasegate.stackfile import set_secure_value
+
+        name = self.migration.environment(env).name
+        self.migration.phase(phase)
+        path = self.stack_config_path(name, phase)
+        full = key if ":" in key else f"{self.name}:{key}"
+        settings = self._stack_file(name, phase)[1] if path.exists() else {}
+        provider = settings.get("secretsprovider") or "passphrase"
+        if provider != "passphrase":
+            raise InputError(
+                f"the '{provider}' secrets provider is not one phasegate can encrypt for",
+                file=path,
+                field="secretsprovider",
+                hint="set it with `pulumi config set --secret`, or use the passphrase provider",
+            )
+        passphrase = read_passphrase(environ)
+        if passphrase is None:
+            raise InputError(
+                "set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the "
+                "stack's passphrase",
+                file=path,
+                field=f"config.{full}",
+            )
+        state = settings.get("encryptionsalt")
+        if state:
+            try:
+                crypter = crypter_from_state(passphrase, state)
+            except ValueError as exc:
+                raise InputError(
+                    f"{exc}: the passphrase does not unlock this stack's secrets",
+                    file=path,
+                    field="encryptionsalt",
+                ) from None
+            set_secure_value(path, full, crypter.encrypt(value), None)
+        else:
+            state, crypter = new_state(passphrase)
+            set_secure_value(path, full, crypter.encrypt(value), state)
+        return path, full
 
     def config_models(self) -> Mapping[str, type[BaseModel]]:
         """The typed stack config of each phase: ``MODELS`` in ``phases/config.py``."""
@@ -179,6 +246,7 @@ class Project:
         try:
             region = self.migration.environment(env).region
             validated = model.model_validate(values, context={"region": region})
+            refuse_booleans_as_numbers(model, values)
         except ValidationError as exc:
             _, node = read_yaml(path)
             raise validation_to_error(
@@ -219,6 +287,7 @@ class Project:
             profile=env.aws.profile,
             backend=env.backend,
             stack_settings=settings,
+            config_file=str(self.stack_config_path(env.name, phase.name)),
         )
 
     def engine(self, env: EnvironmentSpec) -> Engine:
@@ -231,6 +300,7 @@ class Project:
                 work_dir=self.work_dir,
                 regions={e.name: e.region for e in environments},
                 backends={e.name: e.backend for e in environments},
+                secrets=self.secrets,
             )
         return self._engines[env.engine]
 

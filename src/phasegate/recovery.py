@@ -35,10 +35,11 @@ class Recovery:
         with env.locked():
             states = env.read_all()
             reports = []
-            for spec in env.project.migration.phases:
-                state = states[spec.name]
-                if state.status in (*INTERRUPTED, "rollback_failed"):
-                    reports.append(self._recover_phase(spec, state))
+            with env.naming_unfinished(states):
+                for spec in env.project.migration.phases:
+                    state = states[spec.name]
+                    if state.status in (*INTERRUPTED, "rollback_failed"):
+                        reports.append(self._recover_phase(spec, state))
             return reports
 
     def _recover_phase(self, spec: PhaseSpec, state: PhaseState) -> PhaseReport:

@@ -6,6 +6,8 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from phasegate.redaction import SecretValues
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -25,12 +27,19 @@ _STYLE = {
 }
 
 
-def _text(value: object) -> str:
-    """Text from outside (messages, names) as rich prints it literally: a ``[secret]`` or
-    ``[bold]`` in it is not markup."""
+_NOTHING_SECRET = SecretValues()
+
+
+def _text(value: object, secrets: SecretValues = _NOTHING_SECRET) -> str:
+    """Text from outside (messages, names) as rich prints it literally, every secret of
+    the run as ``[secret]``: a ``[secret]`` or ``[bold]`` in it is not markup."""
     from rich.markup import escape
 
-    return escape(str(value))
+    return escape(secrets.mask(str(value)))
+
+
+def _print_json(data: object, secrets: SecretValues) -> None:
+    print(json.dumps(secrets.mask_data(data), indent=2))
 
 
 def _console(stderr: bool = False) -> Console:
@@ -39,15 +48,16 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
-def notice(message: str) -> None:
-    _console(stderr=True).print(f"[yellow]warning:[/] {_text(message)}")
+def notice(message: str, secrets: SecretValues = _NOTHING_SECRET) -> None:
+    _console(stderr=True).print(f"[yellow]warning:[/] {_text(message, secrets)}")
 
 
 class Progress:
     """Prints one line per resource operation to stderr as the engine works."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, secrets: SecretValues = _NOTHING_SECRET) -> None:
         self.enabled = enabled
+        self.secrets = secrets
         self._started: dict[tuple[str, str, str], float] = {}
         self._console: Console | None = None
 
@@ -73,19 +83,26 @@ class Progress:
             )
         else:
             what = f"{event.stack}[/] {op} {event.type} {event.name}"
-            self._console.print(f"  [red]x[/] [dim]{what} failed: {_text(event.message)}")
+            message = _text(event.message, self.secrets)
+            self._console.print(f"  [red]x[/] [dim]{what} failed: {message}")
 
 
 def render_reports(
-    reports: list[PhaseReport], output: str, *, environment: str, title: str
+    reports: list[PhaseReport],
+    output: str,
+    *,
+    environment: str,
+    title: str,
+    secrets: SecretValues = _NOTHING_SECRET,
 ) -> None:
     if output == "json":
-        print(
-            json.dumps(
-                {"environment": environment, "phases": [r.as_dict() for r in reports]}, indent=2
-            )
-        )
+        data = {"environment": environment, "phases": [r.as_dict() for r in reports]}
+        _print_json(data, secrets)
         return
+
+    def text(value: object) -> str:
+        return _text(value, secrets)
+
     console = _console()
     for report in reports:
         plan = report.plan
@@ -104,15 +121,15 @@ def render_reports(
                 if change.protected:
                     extra.append("protected")
                 if change.refused:
-                    extra.append(f"[red]refused: {_text(change.refused)}[/]")
+                    extra.append(f"[red]refused: {text(change.refused)}[/]")
                 tail = f"  [dim]({'; '.join(extra)})[/]" if extra else ""
                 mark = f"[{_STYLE[op]}]{_SYMBOL[op]:>2} {op:<7}[/]"
-                console.print(f"  {mark} {change.type}  {change.name}{tail}")
+                console.print(f"  {mark} {change.type}  {text(change.name)}{tail}")
         for v in report.violations:
             colour = "red" if v.enforcement == "mandatory" else "yellow"
             console.print(
                 f"  [{colour}]policy {v.enforcement}[/] {v.rule}: "
-                f"{v.resource_type} {_text(v.resource_name)}: {_text(v.message)}"
+                f"{v.resource_type} {text(v.resource_name)}: {text(v.message)}"
             )
         marks = {"pass": "[green]✓[/]", "fail": "[red]✗[/]", "skipped": "[dim]-[/]"}
         for heading, checks in (
@@ -123,13 +140,13 @@ def render_reports(
                 console.print(
                     f"  {marks[check.result]} {heading}check {check.name} ({check.kind}): "
                     f"{check.result}[dim], {check.attempts} attempt(s), {check.duration:.1f} s: "
-                    f"{_text(check.message)}[/]"
+                    f"{text(check.message)}[/]"
                 )
         if report.kept:
             names = ", ".join(sorted(k.rsplit(" ", 1)[-1] for k in report.kept))
-            console.print(f"  kept {len(report.kept)} protected resource(s): {names}")
+            console.print(f"  kept {len(report.kept)} protected resource(s): {text(names)}")
         if report.message:
-            console.print(f"  {_text(report.message)}")
+            console.print(f"  {text(report.message)}")
         if report.rollback_seconds is not None:
             console.print(f"  [dim]rollback took {report.rollback_seconds:.1f} s[/]")
     totals: dict[str, int] = {}
@@ -162,7 +179,12 @@ def _step(state: PhaseState) -> str | None:
     return "baseline" if state.step < 0 else f"{state.step + 1}/{state.steps}"
 
 
-def render_status(environment: str, states: list[PhaseState], output: str) -> None:
+def render_status(
+    environment: str,
+    states: list[PhaseState],
+    output: str,
+    secrets: SecretValues = _NOTHING_SECRET,
+) -> None:
     verified = [s.phase for s in states if s.status == "verified"]
     position = None
     for state in states:
@@ -192,7 +214,7 @@ def render_status(environment: str, states: list[PhaseState], output: str) -> No
                 for s in states
             ],
         }
-        print(json.dumps(data, indent=2))
+        _print_json(data, secrets)
         return
     from rich.table import Table
 
@@ -222,7 +244,13 @@ def render_status(environment: str, states: list[PhaseState], output: str) -> No
     console.print(f"Position: {where} ({len(verified)}/{len(states)} phases verified)")
 
 
-def render_inventory(environment: str, inventory: dict[str, Any], output: str) -> None:
+def render_inventory(
+    environment: str,
+    inventory: dict[str, Any],
+    output: str,
+    secrets: SecretValues = _NOTHING_SECRET,
+) -> None:
+    inventory = secrets.mask_data(inventory)
     if output == "json":
         print(json.dumps(inventory, indent=2))
         return

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from phasegate import faults
 from phasegate.engines.base import Plan, ProgramSource, StackTarget
-from phasegate.errors import EngineError, GateBlocked, InputError
+from phasegate.errors import EngineError, GateBlocked, InputError, describe
 from phasegate.gates import refuse_interrupted
 from phasegate.machine import PhaseLifecycle
 from phasegate.planning import STEP, Planner
@@ -80,10 +80,10 @@ class Rollback:
         on_event = self.environment.on_event
         state = lifecycle.state
         started = time.monotonic()
-        faults.point("rollback")
         kept: tuple[str, ...] = ()
         state.rollback_checks = None  # this rollback's own, once it gets that far
         try:
+            faults.point("rollback")
             base = self.lkgs.target(target, state.lkg) if state.lkg is not None else target
             stepped = STEP in base.config
             if stepped or state.lkg is not None:
@@ -109,32 +109,43 @@ class Rollback:
                         + "; ".join(f"check {c.name} failed: {c.message}" for c in failed)
                     )
             else:
+                self._prove_never_verified(state, target)
                 result = engine.destroy(target, on_event=on_event)
                 state.outputs = {}
                 kept = result.kept
-        except (EngineError, GateBlocked) as exc:
-            # A policy pack that now rejects the last known good fails the rollback too.
-            lifecycle.fire("error", message=f"rollback failed: {exc}")
+            if STEP in base.config:
+                state.step = -1
+                what = "its baseline (all traffic on legacy)"
+            elif state.lkg is not None:
+                what = "its last known good"
+            else:
+                what = "nothing (destroyed what it created)"
+            lifecycle.fire("ok", message=f"rolled back to {what} after: {reason}")
+        except Exception as exc:
+            # A failure of any kind here (the engine, a check, a policy pack that now
+            # rejects the last known good, a full disk) is a failed rollback.
+            failure = f"rollback failed: {describe(exc)}"
+            try:
+                lifecycle.fire("error", message=failure)
+            except Exception as unwritten:
+                # What failed the rollback may refuse this write too: the stack stays
+                # rolling_back on disk, which `migrate recover` finishes.
+                failure += (
+                    f"; rollback_failed could not be recorded either ({describe(unwritten)}),"
+                    f" so the stack stays {state.status}"
+                )
             return PhaseReport(
                 state.phase,
                 state.stack,
                 state.status,
                 "rollback failed",
                 plan,
-                message=f"{reason}; and the rollback failed: {exc}",
+                message=f"{reason}; and the {failure}",
                 kept=kept,
                 rollback_seconds=time.monotonic() - started,
                 checks=state.checks,
                 rollback_checks=state.rollback_checks or [],
             )
-        if STEP in base.config:
-            state.step = -1
-            what = "its baseline (all traffic on legacy)"
-        elif state.lkg is not None:
-            what = "its last known good"
-        else:
-            what = "nothing (destroyed what it created)"
-        lifecycle.fire("ok", message=f"rolled back to {what} after: {reason}")
         return PhaseReport(
             state.phase,
             state.stack,
@@ -147,6 +158,35 @@ class Rollback:
             checks=state.checks,
             rollback_checks=state.rollback_checks or [],
         )
+
+    def _prove_never_verified(self, state: PhaseState, target: StackTarget) -> None:
+        """The destroy path deletes what the stack has: it is taken only when the state
+        file and the engine's own record both say the stack was never verified (since the
+        sandbox was last reset). Otherwise a last known good is missing that should be
+        there, and destroying would take down what a verified version built."""
+        since_reset: list[str] = []
+        for entry in state.history:
+            since_reset = [] if entry.event == "reset" else [*since_reset, entry.event]
+        if "pass" in since_reset:
+            raise EngineError(
+                "refusing to destroy: the state file records a verified apply but keeps no "
+                "last known good to roll back to; nothing was deleted",
+                stack=state.stack,
+            )
+        try:
+            recorded = self.environment.engine.verified_fingerprint(target)
+        except EngineError as exc:
+            raise EngineError(
+                f"refusing to destroy: {exc}; nothing was deleted", stack=state.stack
+            ) from None
+        if recorded is not None:
+            raise EngineError(
+                "refusing to destroy: the engine's record says the stack was verified (at "
+                f"{recorded.split(':', 1)[-1][:12]}), the state file says never; nothing was "
+                "deleted",
+                stack=state.stack,
+                hint="restore the state file from version control, then `migrate recover`",
+            )
 
     def by_hand(self, phase: str) -> PhaseReport:
         """``migrate rollback``: what a failed apply does, by hand, from wherever the stack

@@ -1,8 +1,10 @@
 """Phase state files (``state/<env>/<phase>.yaml``) and the environment lock.
 
 State files are reviewed in pull requests: deterministic key order, block YAML, secrets
-shown as ``[secret]``, an append-only history. Writes are atomic. A damaged file or one of
-an unknown schema version stops the run and is never overwritten.
+shown as ``[secret]``, an append-only history. Writes are atomic. Each file proves it is
+whole (see :mod:`phasegate.integrity`): a damaged, truncated, merged or hand-edited file,
+or one of an unknown schema version, stops the run with the file named and is never
+overwritten; ``migrate state repair`` seals one a person fixed on purpose.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ import fcntl
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from phasegate.atomic import write_atomic
-from phasegate.errors import LockHeld, StateFileError
-from phasegate.redaction import redact
+from phasegate.errors import LockHeld, StateFileError, StorageError
+from phasegate.integrity import chain_problem, content_hash, link
+from phasegate.redaction import SecretValues, redact
 from phasegate.yamlfile import dump_yaml, read_yaml, validation_to_error
 
 __all__ = [
@@ -36,7 +40,9 @@ __all__ = [
     "redact",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+_CUT_SHORT = "the integrity seal (the last key) is missing: the file is cut short"
 
 Status = Literal[
     "pending",
@@ -75,6 +81,11 @@ class HistoryEntry(_Model):
     git_commit: str | None = Field(None, description="commit of the project, when known")
     ci_run: str | None = Field(None, description="CI run id, when present")
     message: str | None = Field(None, description="what happened, for failures")
+    prev: str | None = Field(
+        None,
+        description="hash of the entry before (the first entry: of the stack name), so the "
+        "history is a hash chain",
+    )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -122,7 +133,7 @@ class Approval(_Model):
 class PhaseState(_Model):
     """Where one stack stands."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     stack: str
     environment: str
     phase: str
@@ -147,12 +158,26 @@ class PhaseState(_Model):
         description="the last known good's checks, run again on what the last rollback restored",
     )
     history: list[HistoryEntry] = Field(default_factory=list)
+    integrity: str | None = Field(
+        default=None,
+        description="hash of everything above it, written last: a file cut short or edited "
+        "no longer matches",
+    )
 
     def to_yaml(self) -> str:
+        """The file's text, sealed: new history entries linked to the chain, and the
+        integrity hash of the content as written."""
         data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        data.pop("integrity", None)
         # Outputs are maps from the engine in whatever order it had: sort them so equal
         # states write equal bytes. The rest keeps the models' field order.
         data["outputs"] = _sorted(data.get("outputs", {}))
+        link(self.stack, data["history"])
+        for entry, written in zip(self.history, data["history"], strict=True):
+            entry.prev = written["prev"]
+        # What is hashed is what a reader parses back from the YAML, key for key.
+        data = yaml.safe_load(dump_yaml(data))
+        self.integrity = data["integrity"] = content_hash(data)
         return dump_yaml(data)
 
 
@@ -163,9 +188,11 @@ def now() -> str:
 class StateStore:
     """The state files of one environment."""
 
-    def __init__(self, root: Path, environment: str) -> None:
+    def __init__(self, root: Path, environment: str, secrets: SecretValues | None = None) -> None:
         self.root = root
         self.environment = environment
+        self.secrets = secrets if secrets is not None else SecretValues()
+        """The run's secret values: none is written to a state file in clear."""
 
     def path(self, phase: str) -> Path:
         return self.root / self.environment / f"{phase}.yaml"
@@ -176,19 +203,58 @@ class StateStore:
             return PhaseState(
                 stack=f"{self.environment}-{phase}", environment=self.environment, phase=phase
             )
+        state, problem = self._read(phase, path)
+        if problem is not None:
+            raise StateFileError(
+                problem,
+                file=path,
+                hint="the file is left as it is; if it was changed on purpose, check it, then "
+                f"`migrate state repair --env {self.environment} --phase {phase}` seals it",
+            )
+        return state
+
+    def _read(self, phase: str, path: Path) -> tuple[PhaseState, str | None]:
+        """The state and what breaks its seal (None when whole). A file that is not even a
+        state file (not YAML, unknown keys, wrong types) raises here."""
         data, node = read_yaml(path, StateFileError)
         if not isinstance(data, dict):
-            raise StateFileError("expected a mapping; the file is damaged", file=path)
+            raise StateFileError("expected a mapping; the file is damaged or empty", file=path)
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        problem = None
+        known = isinstance(version, int) and not isinstance(version, bool)  # True == 1
+        if known and version == 1:
+            # Written before state files were sealed: readable, but nothing proves it whole.
+            data = {**data, "schema_version": SCHEMA_VERSION}
+            problem = "schema_version 1 is from an older phasegate and carries no integrity seal"
+        elif not known or version != SCHEMA_VERSION:
             raise StateFileError(
                 f"schema_version {version!r} is not one this phasegate reads",
                 file=path,
                 hint=f"it reads {SCHEMA_VERSION}; the file is left as it is",
             )
+        elif not isinstance(data.get("integrity"), str):
+            problem = _CUT_SHORT
+        else:
+            history = data.get("history")
+            entries = history if isinstance(history, list) else []
+            stack = str(data.get("stack"))
+            broken = chain_problem(stack, [e if isinstance(e, dict) else {} for e in entries])
+            if broken is not None:
+                problem = broken
+            elif content_hash(data) != data["integrity"]:
+                problem = (
+                    "the content does not match its integrity seal: the file was damaged or "
+                    "edited by hand"
+                )
         try:
             state = PhaseState.model_validate(data)
         except ValidationError as exc:
+            if problem == _CUT_SHORT:  # a file cut short reads best as just that
+                raise StateFileError(
+                    f"{problem}; what is left does not read as a state file",
+                    file=path,
+                    hint="the file is left as it is; restore it from version control",
+                ) from None
             raise validation_to_error(exc, PhaseState, path, node, StateFileError) from None
         if state.stack != f"{self.environment}-{phase}":
             raise StateFileError(
@@ -196,10 +262,54 @@ class StateStore:
                 file=path,
                 field="stack",
             )
-        return state
+        return state, problem
+
+    def shown(self, text: str | None) -> str | None:
+        """A message as a state file may hold it: every secret of the run as [secret]."""
+        return None if text is None else self.secrets.mask(text)
 
     def write(self, state: PhaseState) -> None:
+        """Write ``state``; its outputs, check results and plan, which each run writes
+        anew, with every secret of the run as [secret]. (History entries are hidden as
+        they are made, by the lifecycle: once written, an entry never changes.)"""
+        if self.secrets:
+            state = self._masked(state)
         write_atomic(self.path(state.phase), state.to_yaml().encode())
+
+    def repair(self, phase: str, entry: Callable[[str, str], HistoryEntry]) -> str:
+        """Seal a state file a person fixed on purpose: the chain linked anew and a
+        ``repair`` entry (made by ``entry(status, what was wrong)``) appended. Returns what
+        was wrong. A file that does not even read as a state file is refused as it is."""
+        path = self.path(phase)
+        if not path.exists():
+            raise StateFileError("there is no state file to repair", file=path)
+        state, problem = self._read(phase, path)
+        found = problem or "nothing: the seal held"
+        for old in state.history:
+            old.prev = None
+        state.history.append(entry(state.status, found))
+        self.write(state)
+        return found
+
+    def _masked(self, state: PhaseState) -> PhaseState:
+        mask = self.secrets.mask_data
+
+        def checks(results: list[CheckResult] | None) -> list[CheckResult] | None:
+            if results is None:
+                return None
+            return [c.model_copy(update={"message": mask(c.message)}) for c in results]
+
+        plan = state.plan and state.plan.model_copy(
+            update={"resources": mask(state.plan.resources)}
+        )
+        return state.model_copy(
+            update={
+                "outputs": mask(state.outputs),
+                "checks": checks(state.checks),
+                "rollback_checks": checks(state.rollback_checks),
+                "plan": plan,
+            }
+        )
 
 
 class EnvironmentLock:
@@ -225,8 +335,11 @@ class EnvironmentLock:
         return data if isinstance(data, dict) else {}
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(self.path, exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -252,9 +365,13 @@ class EnvironmentLock:
             "started": now(),
             "command": self.command,
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(record).encode(), 0)
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode(), 0)
+            os.fsync(fd)
+        except OSError as exc:  # a full disk: say where, and let go of the lock
+            os.close(fd)
+            raise StorageError(self.path, exc) from exc
         self._fd = fd
 
     def release(self) -> None:

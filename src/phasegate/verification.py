@@ -45,6 +45,7 @@ class Verifier:
         if failed:
             return "; ".join(f"check {c.name} failed: {c.message}" for c in failed)
         state.lkg = self.lkgs.keep(stage.target, fingerprint, spec.checks)
+        self.environment.engine.record_verified(stage.target, fingerprint)
         state.rollback_checks = None
         if stage.step is not None:
             state.step, state.steps = stage.step, stage.steps
@@ -68,6 +69,10 @@ class Verifier:
         """Run ``checks`` (the phase's own by default) against ``outputs``; after a
         rollback, kinds that say so are skipped."""
         env = self.environment
+        # Whatever engine made them, the outputs' secrets join the run's before any
+        # check can echo one.
+        secrets = env.project.secrets
+        secrets.add_outputs(outputs.values, outputs.secret)
         ctx = CheckContext(
             environment=env.name,
             stack=target.name,
@@ -78,10 +83,9 @@ class Verifier:
             kubeconfig=env.spec.kubeconfig,
             bake_seconds=bake,
             project_root=env.project.root,
-            # Config has no clear-text secrets to hide: `secure:` values stay ciphertext.
-            secret_values=tuple(
-                outputs.values[k] for k in sorted(outputs.secret) if k in outputs.values
-            ),
+            # Config holds `secure:` values as ciphertext; the engine added their clear
+            # values (and every other secret of the run) to the registry.
+            secret_values=tuple(sorted(secrets.texts())),
         )
         results = []
         for check in spec.checks if checks is None else checks:

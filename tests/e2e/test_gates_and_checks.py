@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from phasegate.state import StateStore
+
 REHEARSAL = """
   - name: rehearsal        # a second sandbox that promotes from the first
     engine: sandbox
@@ -94,8 +96,11 @@ def test_a_passing_check_is_recorded(cli: Any, fresh_project: Path) -> None:
 
 
 def test_a_stack_in_rollback_failed_blocks_plan_and_apply(cli: Any, applied_project: Path) -> None:
-    path = applied_project / "state" / "sandbox" / "compute.yaml"
-    path.write_text(path.read_text().replace("status: verified", "status: rollback_failed"))
+    # As a run whose rollback failed leaves it (written, and sealed, as phasegate does).
+    states = StateStore(applied_project / "state", "sandbox")
+    state = states.read("compute")
+    state.status = "rollback_failed"
+    states.write(state)
     for args in (("plan",), ("apply", "--yes")):
         result = cli.run(applied_project, *args)
         assert result.returncode == 5, result.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 Snapshot = Callable[[Path], dict[str, bytes]]
 
@@ -86,7 +87,7 @@ def test_state_file_of_an_unknown_schema_version(
     cli: Any, applied_project: Path, snapshot: Snapshot
 ) -> None:
     state_file = applied_project / "state" / "sandbox" / "pilot.yaml"
-    _replace_once(state_file, "schema_version: 1\n", "schema_version: 9\n")
+    _replace_once(state_file, "schema_version: 2\n", "schema_version: 9\n")
     before = snapshot(applied_project)
     line = _fails_cleanly(cli.run(applied_project, "plan"))
     assert str(state_file) in line and "schema_version 9" in line
@@ -231,3 +232,221 @@ def test_plan_with_a_mandatory_violation_shows_it_and_exits_5(
     assert result.stderr.strip() == (
         "error: 1 mandatory policy violation(s) (see above): apply would refuse this plan"
     )
+
+
+# --- files that parse but say less, or more, than they seem to --------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("", ": config: missing: the file is empty", id="empty-file"),
+        pytest.param("# nothing yet\n", ": config: missing: the file is empty", id="comments-only"),
+        pytest.param("config:\n", ":1: config: is empty", id="config-null"),
+        pytest.param("encryptionsalt: abc\n", ": config: missing", id="no-config-key"),
+    ],
+)
+def test_an_empty_stack_config_is_refused_not_read_as_all_defaults(
+    cli: Any, applied_project: Path, snapshot: Snapshot, text: str, expected: str
+) -> None:
+    path = applied_project / "stacks" / "Pulumi.sandbox-pilot.yaml"
+    path.write_text(text)
+    before = snapshot(applied_project)
+    line = _fails_cleanly(cli.run(applied_project, "plan"))
+    assert line == (
+        f"error: {path}{expected} (a stack with no settings of its own has `config: {{}}`)"
+    )
+    assert snapshot(applied_project) == before
+
+
+def test_a_stack_with_deliberately_no_settings_writes_an_empty_config(
+    cli: Any, applied_project: Path
+) -> None:
+    # pilot's model has a default for everything: `config: {}` is all defaults, on purpose.
+    (applied_project / "stacks" / "Pulumi.sandbox-pilot.yaml").write_text("config: {}\n")
+    result = cli.run(applied_project, "plan", "--phase", "pilot")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("stack", "old", "new", "field"),
+    [
+        pytest.param(
+            "sandbox-compute",
+            "    desired_size: 1\n",
+            "    desired_size: true\n",
+            "inference_pool.desired_size",
+            id="desired_size",
+        ),
+        pytest.param(
+            "sandbox-compute",
+            "phasegate:max_gpus: 10",
+            "phasegate:max_gpus: false",
+            "max_gpus",
+            id="max_gpus",
+        ),
+        pytest.param(
+            "sandbox-cutover",
+            "{legacy: 90, platform: 10, bake_seconds: 3}",
+            "{legacy: 90, platform: 10, bake_seconds: true}",
+            "steps.0.bake_seconds",
+            id="float-in-a-list",
+        ),
+    ],
+)
+def test_a_boolean_is_not_a_number_in_a_stack_config(
+    cli: Any, applied_project: Path, snapshot: Snapshot, stack: str, old: str, new: str, field: str
+) -> None:
+    path = applied_project / "stacks" / f"Pulumi.{stack}.yaml"
+    _replace_once(path, old, new)
+    number = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if new.strip() in t)
+    before = snapshot(applied_project)
+    line = _fails_cleanly(cli.run(applied_project, "plan"))
+    value = new.strip().rsplit(" ", 1)[1].rstrip(",}")
+    assert line == (
+        f"error: {path}:{number}: {field}: {value} is a boolean, not a number (allowed: a number)"
+    )
+    assert snapshot(applied_project) == before
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        pytest.param(
+            "          min_gpus: 1      # inference always serves on at least one GPU\n",
+            "          min_gpus: true\n",
+            "phases.2.checks.0: params.min_gpus: true is a boolean, not a number",
+            id="check-param",
+        ),
+        pytest.param(
+            "        timeout: 7200\n",
+            "        timeout: true\n",
+            "phases.3.checks.1.timeout: true is a boolean, not a number (allowed: a number)",
+            id="check-timeout",
+        ),
+        pytest.param(
+            "schema_version: 1\n",
+            "schema_version: true\n",
+            "schema_version: true is a boolean, not a number (allowed: a number)",
+            id="schema-version",
+        ),
+    ],
+)
+def test_a_boolean_is_not_a_number_in_migration_yaml(
+    cli: Any, applied_project: Path, snapshot: Snapshot, old: str, new: str, expected: str
+) -> None:
+    path = applied_project / "migration.yaml"
+    _replace_once(path, old, new)
+    number = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if t == new.rstrip())
+    before = snapshot(applied_project)
+    line = _fails_cleanly(cli.run(applied_project, "plan"))
+    assert line.startswith(f"error: {path}:"), line
+    assert f" {expected}" in line
+    assert int(line.split(":")[2]) <= number
+    assert snapshot(applied_project) == before
+
+
+@pytest.mark.parametrize(
+    ("where", "old", "new", "key"),
+    [
+        pytest.param(
+            "stacks/Pulumi.sandbox-compute.yaml",
+            "    desired_size: 1\n",
+            "    desired_size: " + "9" * 5000 + "\n",
+            "config.phasegate:inference_pool.desired_size",
+            id="stack-config",
+        ),
+        pytest.param(
+            "migration.yaml",
+            "        timeout: 7200\n",
+            "        timeout: -" + "1" * 30 + "\n",
+            "phases.3.checks.1.timeout",
+            id="migration-yaml",
+        ),
+    ],
+)
+def test_a_huge_integer_is_refused_with_file_line_and_key(
+    cli: Any, applied_project: Path, snapshot: Snapshot, where: str, old: str, new: str, key: str
+) -> None:
+    path = applied_project / where
+    _replace_once(path, old, new)
+    number = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if t == new.rstrip())
+    before = snapshot(applied_project)
+    line = _fails_cleanly(cli.run(applied_project, "plan"))
+    assert line.startswith(f"error: {path}:{number}: {key}: integer "), line
+    assert line.endswith(
+        " is out of range (allowed: -9223372036854775808 to 9223372036854775807)"
+    ), line
+    assert len(line) < 400  # not the 5,000 digits back
+    assert snapshot(applied_project) == before
+
+
+_ALIAS_BOMB = """\
+          a: &a [x, x, x, x, x, x, x, x, x, x]
+          b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+          c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+          d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+          e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+          f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+"""
+
+
+def test_yaml_anchors_and_aliases_are_refused_in_migration_yaml(
+    cli: Any, applied_project: Path, snapshot: Snapshot
+) -> None:
+    # A million strings out of six lines, in a check's params.
+    path = applied_project / "migration.yaml"
+    _replace_once(
+        path,
+        "        params: {min_gpus: 1}\n",
+        "        params:\n          min_gpus: 1\n" + _ALIAS_BOMB,
+    )
+    number = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "&a [" in t)
+    before = snapshot(applied_project)
+    line = _fails_cleanly(cli.run(applied_project, "plan", timeout=60))
+    assert line == (
+        f"error: {path}:{number}: phases.2.checks.4.params.a: YAML anchor '&a' is not allowed "
+        "(write each value out where it is used)"
+    )
+    assert snapshot(applied_project) == before
+
+
+def test_yaml_anchors_are_refused_in_a_stack_config(
+    cli: Any, applied_project: Path, snapshot: Snapshot
+) -> None:
+    path = applied_project / "stacks" / "Pulumi.sandbox-compute.yaml"
+    _replace_once(path, "  phasegate:training_pool:\n", "  phasegate:training_pool: &pool\n")
+    _replace_once(
+        path,
+        "  phasegate:inference_pool:\n    instance_types: [g6.xlarge, g5.xlarge]\n",
+        "  phasegate:inference_pool:\n    <<: *pool\n    instance_types: [g6.xlarge, g5.xlarge]\n",
+    )
+    number = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "&pool" in t)
+    before = snapshot(applied_project)
+    line = _fails_cleanly(cli.run(applied_project, "plan"))
+    assert line == (
+        f"error: {path}:{number}: config.phasegate:training_pool: YAML anchor '&pool' is not "
+        "allowed (write each value out where it is used)"
+    )
+    assert snapshot(applied_project) == before
+
+
+def test_yaml_aliases_are_refused_in_a_state_file(
+    cli: Any, applied_project: Path, snapshot: Snapshot
+) -> None:
+    state_file = applied_project / "state" / "sandbox" / "pilot.yaml"
+    state = yaml.safe_load(state_file.read_text())
+    # What phasegate writes never has one; a hand edit that adds one is refused.
+    text = state_file.read_text().replace("stack: sandbox-pilot\n", "stack: &s sandbox-pilot\n")
+    state_file.write_text(text)
+    assert state["stack"] == "sandbox-pilot"
+    number = next(i for i, t in enumerate(text.splitlines(), 1) if "&s" in t)
+    damaged = state_file.read_bytes()
+    before = snapshot(applied_project)
+    line = _fails_cleanly(cli.run(applied_project, "status"))
+    assert line == (
+        f"error: {state_file}:{number}: stack: YAML anchor '&s' is not allowed "
+        "(write each value out where it is used)"
+    )
+    assert state_file.read_bytes() == damaged
+    assert snapshot(applied_project) == before

@@ -40,7 +40,7 @@ import yaml
 from _projects import built_once, copy_project
 from phasegate import faults
 from phasegate.engines.base import ProgramSource, StackTarget
-from phasegate.engines.sandbox import SandboxEngine
+from phasegate.engines.sandbox import SandboxEngine, cloud_seal
 from phasegate.engines.sandbox import emulator as sandbox_emulator
 from phasegate.engines.sandbox.emulator import Emulator
 from phasegate.engines.sandbox.handlers import (
@@ -318,12 +318,20 @@ def in_cloud(client: Callable[[str], Any], checkpoint: Checkpoint) -> set[tuple[
     return found
 
 
+def sandbox_store(cli: Any, project: Path) -> SandboxStore:
+    """The project's sandbox store, as the ``migrate`` runs keep it (sealed with the key
+    of their HOME, not this test's)."""
+    directory = project / ".phasegate" / "sandbox" / ENV
+    return SandboxStore(directory, ENV, REGION, key_file=cloud_seal.key_path(cli.env))
+
+
 class Cloud:
     """The sandbox's emulator in this process, loading a project's cloud snapshot from
     disk to be listed through boto3 (clients made once: making them is the slow part)."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Emulator, cli: Any) -> None:
         self._emulator = emulator
+        self._cli = cli
         self._session = emulator.session()
         self._clients: dict[str, Any] = {}
 
@@ -334,15 +342,14 @@ class Cloud:
 
     def listing(self, project: Path) -> tuple[Checkpoint, set[tuple[str, str]]]:
         """The project's sandbox checkpoint, and what its cloud snapshot holds."""
-        store = SandboxStore(project / ".phasegate" / "sandbox" / ENV, ENV, REGION)
+        store = sandbox_store(self._cli, project)
         checkpoint = store.load()
-        snapshot = store.directory / checkpoint.cloud if checkpoint.cloud else None
-        self._emulator.load(snapshot.read_bytes() if snapshot else b"")
+        self._emulator.load(store.cloud_dump(checkpoint))
         return checkpoint, in_cloud(self.client, checkpoint)
 
 
 @pytest.fixture(scope="module")
-def cloud() -> Iterator[Cloud]:
+def cloud(cli: Any) -> Iterator[Cloud]:
     with pytest.MonkeyPatch.context() as mp:
         # The emulator sets its moto variables with setdefault: put back what was there.
         for name, value in sandbox_emulator._ENV_DEFAULTS.items():
@@ -350,7 +357,7 @@ def cloud() -> Iterator[Cloud]:
         emulator = Emulator(REGION)
         emulator.start()
         try:
-            yield Cloud(emulator)
+            yield Cloud(emulator, cli)
         finally:
             emulator.load(b"")
             emulator.stop()
@@ -824,7 +831,7 @@ def test_a_verification_is_not_finished_over_resources_gone_from_the_cloud(
     assert killed.returncode == -signal.SIGKILL, _said(killed)
     assert statuses(project)["compute"] == "verifying"
 
-    store = SandboxStore(project / ".phasegate" / "sandbox" / ENV, ENV, REGION)
+    store = sandbox_store(cli, project)
     checkpoint = store.load()
     try:
         ec2 = store.cloud(checkpoint).client("ec2")

@@ -44,6 +44,7 @@ TOP_LEVEL_ORDER = [
     "lkg",
     "checks",
     "history",
+    "integrity",
 ]
 
 
@@ -164,13 +165,13 @@ def test_equal_states_give_identical_files(store: StateStore) -> None:
 def test_unknown_schema_version_is_refused_and_the_file_left_alone(store: StateStore) -> None:
     store.write(_full_state())
     path = store.path("compute")
-    text = path.read_text().replace("schema_version: 1", "schema_version: 2")
+    text = path.read_text().replace("schema_version: 2", "schema_version: 3")
     path.write_text(text)
     stat = path.stat()
     with pytest.raises(StateFileError) as caught:
         store.read("compute")
     message = str(caught.value)
-    assert str(path) in message and "schema_version 2" in message
+    assert str(path) in message and "schema_version 3" in message
     assert caught.value.exit_code == ExitCode.ERROR
     assert path.read_text() == text
     assert path.stat().st_mtime_ns == stat.st_mtime_ns
@@ -179,7 +180,7 @@ def test_unknown_schema_version_is_refused_and_the_file_left_alone(store: StateS
 def test_missing_schema_version_is_refused(store: StateStore) -> None:
     store.write(_full_state())
     path = store.path("compute")
-    path.write_text(path.read_text().replace("schema_version: 1\n", ""))
+    path.write_text(path.read_text().replace("schema_version: 2\n", ""))
     with pytest.raises(StateFileError, match="schema_version None"):
         store.read("compute")
 

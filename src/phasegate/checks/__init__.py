@@ -40,6 +40,7 @@ from phasegate.checks.network import Route53Weights, VpcEndpoint
 from phasegate.checks.storage import S3Bucket
 from phasegate.checks.traffic import CloudwatchAlarm, Http
 from phasegate.state import CheckResult
+from phasegate.yamlfile import refuse_booleans_as_numbers
 
 __all__ = [
     "KINDS",
@@ -101,6 +102,7 @@ class CheckSpec(BaseModel):
     def _params_fit_kind(self) -> CheckSpec:
         try:
             KINDS[self.kind].params.model_validate(self.params)
+            refuse_booleans_as_numbers(KINDS[self.kind].params, self.params)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in ("params", *first["loc"]))

@@ -28,7 +28,6 @@ Validation happens twice, against one model per kind with the real types:
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from abc import ABC, abstractmethod
@@ -47,6 +46,7 @@ from pydantic import (
 )
 
 from phasegate.errors import aws_error_code as error_code
+from phasegate.redaction import SecretValues
 
 __all__ = [
     "CheckContext",
@@ -97,10 +97,11 @@ class CheckContext:
     sleep: Callable[[float], None] = time.sleep
     """How probes and run_check wait between looks."""
     secret_values: tuple[Any, ...] = ()
-    """The plain values of the stack's secret outputs and secret config values, as the
-    engine gives them (strings, numbers, lists, maps). Probes see ``outputs`` and
-    ``config`` in clear, so a message can echo a secret; run_check puts ``[secret]`` in
-    its place before the message reaches the state file, the history or the terminal."""
+    """The plain secret values of the run (strings, numbers, lists, maps): the
+    verifier passes every text of the run's :class:`~phasegate.redaction.SecretValues`.
+    Probes see ``outputs`` and ``config`` in clear, so a message can echo a secret;
+    run_check puts ``[secret]`` in its place before the message reaches the state file,
+    the history or the terminal."""
 
 
 @dataclass(frozen=True)
@@ -300,46 +301,9 @@ def prepare_params(kind: CheckKind, raw: Mapping[str, Any], ctx: CheckContext) -
         raise ValueError(f"{where}: {message}") from None
 
 
-_SECRET_MARK = "[secret]"
-"""What a secret value reads as in a check message, as in state files (see redaction)."""
-
-_SHORTEST_SECRET = 4
-"""Texts shorter than this are not hidden: an empty string, a "1" or an "on" sits inside
-ordinary words and numbers, so hiding it would garble every message, and a secret that
-short protects nothing anyway."""
-
-
-def _texts(value: Any) -> Iterator[str]:
-    """Every way a message may spell ``value``: as itself, escaped the way ``repr`` and
-    JSON escape it, and a list or map whole (Python and JSON forms) and part by part,
-    since a reference may pick one part (``${outputs.db.password}``)."""
-    if value is None or isinstance(value, bool):
-        return  # true, false and None are everywhere and secret nowhere
-    if isinstance(value, str):
-        yield value
-        yield repr(value)[1:-1]
-        yield json.dumps(value)[1:-1]
-    elif isinstance(value, int | float):
-        yield str(value)
-    elif isinstance(value, Mapping | list | tuple):
-        yield str(value)
-        yield json.dumps(value, default=str)
-        yield json.dumps(value, default=str, separators=(",", ":"))
-        for part in value.values() if isinstance(value, Mapping) else value:
-            yield from _texts(part)
-    else:
-        yield str(value)
-
-
 def hide_secrets(message: str, ctx: CheckContext) -> str:
     """``message`` with every spelling of each of ``ctx.secret_values`` as ``[secret]``."""
-    texts = {text for value in ctx.secret_values for text in _texts(value)}
-    texts = {text for text in texts if len(text) >= _SHORTEST_SECRET}
-    if not texts:
-        return message
-    # Longest first, so a secret that holds another is hidden whole, not in pieces.
-    pattern = "|".join(re.escape(text) for text in sorted(texts, key=len, reverse=True))
-    return re.sub(pattern, _SECRET_MARK, message)
+    return SecretValues(ctx.secret_values).mask(message)
 
 
 def aws_client(ctx: CheckContext, service: str) -> Any:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from phasegate.engines.base import Engine
+from phasegate.redaction import SecretValues
 
 __all__ = ["ENGINE_KINDS", "EngineKind", "build_engine"]
 
@@ -27,15 +28,17 @@ def build_engine(
     work_dir: Path,
     regions: Mapping[str, str],
     backends: Mapping[str, str | None],
+    secrets: SecretValues | None = None,
 ) -> Engine:
     """The engine of ``kind`` for a project at ``root`` keeping its working data under
-    ``work_dir``; ``regions`` and ``backends`` are per environment name."""
+    ``work_dir``; ``regions`` and ``backends`` are per environment name. The engine adds
+    every secret value it learns of to ``secrets``."""
     if kind == "sandbox":
         from phasegate.engines.sandbox import SandboxEngine
 
-        return SandboxEngine(work_dir / "sandbox", dict(regions))
+        return SandboxEngine(work_dir / "sandbox", dict(regions), secrets=secrets)
     if kind == "pulumi":
         from phasegate.engines.pulumi import PulumiEngine
 
-        return PulumiEngine(root, work_dir / "pulumi", dict(backends))
+        return PulumiEngine(root, work_dir / "pulumi", dict(backends), secrets=secrets)
     raise ValueError(f"unknown engine kind {kind!r} (allowed: {', '.join(ENGINE_KINDS)})")

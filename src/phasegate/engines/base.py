@@ -101,8 +101,11 @@ class StackTarget:
     policy_config: Mapping[str, Any] = field(default_factory=dict)
     """The pack's config for this stack (enforcement overrides, the GPU cap)."""
     stack_settings: Mapping[str, str] = field(default_factory=dict)
-    """The stack file's other settings (secretsprovider, encryptionsalt) for ``secure:``
-    values, which only the pulumi engine can decrypt."""
+    """The stack file's other settings (secretsprovider, encryptionsalt): what decrypts
+    its ``secure:`` values, which ``config`` keeps encrypted."""
+    config_file: str = ""
+    """Where ``config`` comes from (the stack file, or a last known good's copy of it), for
+    errors about it."""
 
     @property
     def name(self) -> str:
@@ -299,6 +302,17 @@ class Engine(ABC):
     @abstractmethod
     def aws_client(self, stack: StackTarget, service: str) -> Any:
         """A boto3 client of ``service`` on the AWS API the stack's resources live in."""
+
+    @abstractmethod
+    def record_verified(self, stack: StackTarget, fingerprint: str) -> None:
+        """Mark in the engine's own record that the stack was verified at ``fingerprint``:
+        the second witness, beside the state file, that a rollback asks before it takes
+        the destroy path."""
+
+    @abstractmethod
+    def verified_fingerprint(self, stack: StackTarget) -> str | None:
+        """The fingerprint the engine's own record says the stack was last verified at;
+        None when it was never verified. Raises EngineError when the engine cannot tell."""
 
     def sandbox_controls(self) -> SandboxControls | None:
         """The emulated cloud's own controls; None for an engine on a real cloud."""

@@ -30,6 +30,7 @@ from phasegate.engines.base import (
     _ignore,
 )
 from phasegate.errors import EngineError, GateBlocked
+from phasegate.redaction import SecretValues
 from phasegate.yamlfile import dump_yaml
 
 __all__ = ["PulumiEngine", "change_from_metadata"]
@@ -63,16 +64,27 @@ def change_from_metadata(metadata: Any) -> ResourceChange | None:
     )
 
 
+_VERIFIED_TAG = "phasegate:verified"
+"""The stack tag in which the engine's own record keeps the fingerprint last verified."""
+
+
 class PulumiEngine(Engine):
     name = "pulumi"
 
     def __init__(
-        self, root: Path, home: Path, backends: Mapping[str, str | None] | None = None
+        self,
+        root: Path,
+        home: Path,
+        backends: Mapping[str, str | None] | None = None,
+        *,
+        secrets: SecretValues | None = None,
     ) -> None:
         self.root = root
         self.home = home
         self.backends = dict(backends or {})
         """Each environment's backend URL (None: the local file backend)."""
+        self.secrets = secrets if secrets is not None else SecretValues()
+        """Where the engine puts every secret value it learns of (the run's registry)."""
 
     # -- workspace ----------------------------------------------------------------------
 
@@ -167,6 +179,7 @@ class PulumiEngine(Engine):
         policy: PolicyWatch | None = None,
     ) -> Any:
         auto = self._auto()
+        self._learn_secret_config(target)
         stack = self._stack(target)
         try:
             return action(stack)
@@ -182,6 +195,22 @@ class PulumiEngine(Engine):
                     "nothing was applied:\n  " + "\n  ".join(policy.mandatory)
                 ) from exc
             raise EngineError(_first_line(exc), stack=target.name) from exc
+
+    def _learn_secret_config(self, target: StackTarget) -> None:
+        """Add the clear values of the stack's ``secure:`` config to the run's secrets where
+        phasegate can open them (the passphrase provider, with the passphrase set). Where
+        it cannot, the Pulumi CLI decrypts and says what is missing itself, and it marks
+        whatever the program derives from them secret."""
+        from phasegate.errors import InputError
+        from phasegate.passphrase import reveal
+
+        self.secrets.add_keyed(dict(target.config))
+        try:
+            revealed = reveal(target.config, target.stack_settings, source=target.config_file)
+        except InputError:
+            return
+        for value in revealed.secrets:
+            self.secrets.add(value)
 
     # -- the port -----------------------------------------------------------------------
 
@@ -220,7 +249,9 @@ class PulumiEngine(Engine):
         policies = self._policy_args(stack)
         if not release_protected:
             result = self._run(stack, lambda s: s.up(on_event=watch, **policies), watch)
-            return UpResult(stack=stack.name, changes=changes, outputs=_outputs(result.outputs))
+            return UpResult(
+                stack=stack.name, changes=changes, outputs=self._outputs(result.outputs)
+            )
 
         def run(s: Any) -> tuple[Any, tuple[str, ...]]:
             protected = _unprotect_for_release(s)
@@ -239,7 +270,7 @@ class PulumiEngine(Engine):
 
         result, released = self._run(stack, run, watch)
         return UpResult(
-            stack=stack.name, changes=changes, outputs=_outputs(result.outputs), kept=released
+            stack=stack.name, changes=changes, outputs=self._outputs(result.outputs), kept=released
         )
 
     def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
@@ -271,11 +302,33 @@ class PulumiEngine(Engine):
                 env_vars=self._env(None, stack_name.split("-", 1)[0]),
             )
             stack = auto.Stack.select(stack_name, workspace)
-            return _outputs(stack.outputs())
+            return self._outputs(stack.outputs())
         except auto.StackNotFoundError:
             return None
         except auto.CommandError as exc:
             raise EngineError(_first_line(exc), stack=stack_name) from exc
+
+    def record_verified(self, stack: StackTarget, fingerprint: str) -> None:
+        self._run(stack, lambda s: s.set_tag(_VERIFIED_TAG, fingerprint))
+
+    def verified_fingerprint(self, stack: StackTarget) -> str | None:
+        tags = self._run(stack, lambda s: dict(s.list_tags()))
+        if not tags:
+            # Backends that keep tags give every stack system tags (pulumi:project).
+            raise EngineError(
+                "the backend keeps no stack tags, so the stack's record cannot say whether "
+                "it was ever verified",
+                stack=stack.name,
+                hint="use Pulumi 3.211 or later, whose file backend keeps stack tags",
+            )
+        found = tags.get(_VERIFIED_TAG)
+        return str(found) if found else None
+
+    def _outputs(self, output_map: Mapping[str, Any]) -> StackOutputs:
+        values = {k: v.value for k, v in output_map.items()}
+        secret = frozenset(k for k, v in output_map.items() if v.secret)
+        self.secrets.add_outputs(values, secret)
+        return StackOutputs(values=values, secret=secret)
 
     def aws_client(self, stack: StackTarget, service: str) -> Any:
         import boto3
@@ -353,12 +406,6 @@ def _protect_again(stack: Any, urns: Mapping[str, str]) -> None:
         if resource.get("urn") in urns:
             resource["protect"] = True
     stack.import_stack(state)
-
-
-def _outputs(output_map: Mapping[str, Any]) -> StackOutputs:
-    values = {k: v.value for k, v in output_map.items()}
-    secret = frozenset(k for k, v in output_map.items() if v.secret)
-    return StackOutputs(values=values, secret=secret)
 
 
 def _first_line(exc: Exception) -> str:

@@ -34,8 +34,10 @@ from phasegate.engines.base import (
 from phasegate.engines.sandbox.deployment import _Deployment
 from phasegate.engines.sandbox.handlers import handler_for
 from phasegate.engines.sandbox.runtime import ProgramFailed, run_program
-from phasegate.engines.sandbox.store import SandboxStore
+from phasegate.engines.sandbox.store import SandboxStore, StackCheckpoint
 from phasegate.errors import EngineError, InputError
+from phasegate.passphrase import RevealedConfig, reveal
+from phasegate.redaction import SecretValues
 
 __all__ = ["SandboxEngine"]
 
@@ -49,15 +51,25 @@ class SandboxEngine(Engine):
 
     name = "sandbox"
 
-    def __init__(self, root: Path, regions: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        regions: Mapping[str, str] | None = None,
+        *,
+        secrets: SecretValues | None = None,
+    ) -> None:
         self.root = root
         self.regions = dict(regions or {})
+        self.secrets = secrets if secrets is not None else SecretValues()
+        """Where the engine puts every secret value it learns of (the run's registry)."""
         self._stores: dict[str, SandboxStore] = {}
 
     def store(self, environment: str, region: str | None = None) -> SandboxStore:
         if environment not in self._stores:
             region = region or self.regions.get(environment, "us-east-1")
-            self._stores[environment] = SandboxStore(self.root / environment, environment, region)
+            self._stores[environment] = SandboxStore(
+                self.root / environment, environment, region, self.secrets
+            )
         return self._stores[environment]
 
     def close(self) -> None:
@@ -92,7 +104,8 @@ class SandboxEngine(Engine):
             upstream=upstream or {},
             on_event=on_event,
         )
-        config = {**stack.run_config, "aws:region": stack.region}
+        revealed = self._reveal(stack)
+        config = {**stack.run_config, **revealed.values, "aws:region": stack.region}
         try:
             outputs = run_program(
                 self._program_dir(stack.program),
@@ -101,10 +114,28 @@ class SandboxEngine(Engine):
                 config=config,
                 preview=preview,
                 host=deployment,
+                secret_keys=revealed.secret_keys,
+                on_secret=self.secrets.add,
             )
         except ProgramFailed as exc:
             raise EngineError(str(exc), stack=stack.name) from exc
+        self.secrets.add_outputs(outputs.values, outputs.secret)
         return deployment, outputs
+
+    def _reveal(self, stack: StackTarget) -> RevealedConfig:
+        """The stack config with its ``secure:`` values decrypted, as Pulumi's passphrase
+        secrets provider does; they and any value under a secret-sounding key join the
+        run's secrets. A value that cannot be decrypted fails the stack's run (a rollback
+        too, which then fails rather than stopping half way)."""
+        source = stack.config_file or f"the config of stack {stack.name}"
+        try:
+            revealed = reveal(stack.config, stack.stack_settings, source=source)
+        except InputError as exc:
+            raise EngineError(str(exc), stack=stack.name) from None
+        for value in revealed.secrets:
+            self.secrets.add(value)
+        self.secrets.add_keyed(revealed.values)
+        return revealed
 
     def preview(
         self,
@@ -182,6 +213,7 @@ class SandboxEngine(Engine):
         found = checkpoint.stacks.get(stack_name)
         if found is None or (not found.resources and not found.outputs):
             return None
+        self.secrets.add_outputs(found.outputs, found.secret_outputs)
         return StackOutputs(values=found.outputs, secret=frozenset(found.secret_outputs))
 
     def unchanged_plan(self, stack_name: str) -> Plan | None:
@@ -203,10 +235,21 @@ class SandboxEngine(Engine):
             for r in found.resources
             if r.custom and not r.type.startswith("pulumi:providers:")
         ]
+        self.secrets.add_outputs(found.outputs, found.secret_outputs)
         outputs = StackOutputs(values=found.outputs, secret=frozenset(found.secret_outputs))
         return Plan(stack_name, same, outputs)
 
     # -- the sandbox's own commands ----------------------------------------------------------
+
+    def record_verified(self, stack: StackTarget, fingerprint: str) -> None:
+        store = self.store(stack.environment)
+        checkpoint = store.load()
+        checkpoint.stacks.setdefault(stack.name, StackCheckpoint()).verified = fingerprint
+        store.save_checkpoint(checkpoint)
+
+    def verified_fingerprint(self, stack: StackTarget) -> str | None:
+        found = self.store(stack.environment).load().stacks.get(stack.name)
+        return found.verified if found is not None else None
 
     def sandbox_controls(self) -> SandboxEngine:
         return self

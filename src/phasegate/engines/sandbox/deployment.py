@@ -269,6 +269,7 @@ class _Deployment:
             outputs=dict(outputs.values) if outputs else previous.outputs,
             secret_outputs=sorted(outputs.secret) if outputs else previous.secret_outputs,
             released=list(self.released),
+            verified=previous.verified,  # the record outlives every apply of the stack
         )
         self.store.commit(self.checkpoint)
         self._committed_store = copy.deepcopy(self.checkpoint.store)

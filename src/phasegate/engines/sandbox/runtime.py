@@ -14,12 +14,13 @@ import os
 import runpy
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from phasegate.engines.base import UNKNOWN, StackOutputs
+from phasegate.errors import StorageError
 
 __all__ = ["Host", "ProgramFailed", "Registration", "run_program"]
 
@@ -105,6 +106,22 @@ def _from_wire(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
+def _secret_parts(value: Any) -> Iterator[Any]:
+    """The plain values the program holds as secrets anywhere in a wire value."""
+    if isinstance(value, list):
+        for item in value:
+            yield from _secret_parts(item)
+    elif isinstance(value, dict):
+        sig = value.get(_SIG_KEY)
+        if sig == _SECRET_SIG or (sig == _OUTPUT_SIG and value.get("secret")):
+            inner, _ = _from_wire(value.get("value"))
+            if inner != UNKNOWN:
+                yield inner
+        elif sig is None:
+            for item in value.values():
+                yield from _secret_parts(item)
+
+
 def _to_wire(value: Any) -> Any:
     if isinstance(value, str) and value == UNKNOWN:
         return _WIRE_UNKNOWN
@@ -135,7 +152,7 @@ def _plain(message: Any) -> dict[str, Any]:
     return result
 
 
-def _make_monitor(host: Host, failures: list[Exception]) -> Any:
+def _make_monitor(host: Host, failures: list[Exception], on_secret: Callable[[Any], None]) -> Any:
     from pulumi.runtime import mocks
     from pulumi.runtime.proto import resource_pb2
 
@@ -192,6 +209,8 @@ def _make_monitor(host: Host, failures: list[Exception]) -> Any:
                     inputs[key], is_secret = _from_wire(value)
                     if is_secret:
                         secret.add(key)
+                        for part in _secret_parts(value):
+                            on_secret(part)
                 reg = Registration(
                     urn=urn,
                     type=request.type,
@@ -245,7 +264,10 @@ def _make_monitor(host: Host, failures: list[Exception]) -> Any:
 
         def Invoke(self, request: Any) -> Any:
             try:
-                args, _ = _from_wire(_plain(request.args))
+                raw = _plain(request.args)
+                for part in _secret_parts(raw):
+                    on_secret(part)
+                args, _ = _from_wire(raw)
                 result = host.invoke(request.tok, args)
             except Exception as exc:
                 failures.append(exc)
@@ -263,18 +285,23 @@ def _make_monitor(host: Host, failures: list[Exception]) -> Any:
                     values[key], is_secret = _from_wire(value)
                     if is_secret:
                         secret.add(key)
+                        for part in _secret_parts(value):
+                            on_secret(part)
                 self.stack_outputs = (values, frozenset(secret))
             return super().RegisterResourceOutputs(request)
 
     return SandboxMonitor()
 
 
+def _full_key(project: str, key: str) -> str:
+    return key if ":" in key else f"{project}:{key}"
+
+
 def _config_for_sdk(project: str, config: Mapping[str, Any]) -> dict[str, str]:
     """Stack config as the SDK wants it: namespaced keys, structured values as JSON."""
     out: dict[str, str] = {}
     for key, value in config.items():
-        full = key if ":" in key else f"{project}:{key}"
-        out[full] = value if isinstance(value, str) else json.dumps(value)
+        out[_full_key(project, key)] = value if isinstance(value, str) else json.dumps(value)
     return out
 
 
@@ -296,8 +323,14 @@ def run_program(
     config: Mapping[str, Any],
     preview: bool,
     host: Host,
+    secret_keys: Iterable[str] = (),
+    on_secret: Callable[[Any], None] = lambda _: None,
 ) -> StackOutputs:
-    """Run ``directory/__main__.py`` as stack ``stack``; returns its exported outputs."""
+    """Run ``directory/__main__.py`` as stack ``stack``; returns its exported outputs.
+
+    ``secret_keys`` are the config keys the SDK hands the program as secrets (decrypted
+    ``secure:`` values); ``on_secret`` hears of every value the program holds as a
+    secret and sends along (a resource input, an output, a function argument)."""
     from pulumi.runtime import mocks, settings
     from pulumi.runtime import stack as sdk_stack
     from pulumi.runtime.config import set_all_config
@@ -305,7 +338,7 @@ def run_program(
 
     with _RUN_LOCK:
         failures: list[Exception] = []
-        monitor = _make_monitor(host, failures)
+        monitor = _make_monitor(host, failures, on_secret)
         sdk_settings = mocks.MockSettings(
             monitor=monitor,
             monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
@@ -318,7 +351,9 @@ def run_program(
         )
         settings.configure(sdk_settings)
         settings.set_root_resource(None)  # type: ignore[arg-type]
-        set_all_config(_config_for_sdk(project, config), [])
+        set_all_config(
+            _config_for_sdk(project, config), [_full_key(project, k) for k in secret_keys]
+        )
 
         main = directory / "__main__.py"
         sys.path.insert(0, str(directory))
@@ -343,6 +378,8 @@ def run_program(
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, StorageError):
+        return exc.message  # the file the sandbox could not save, by its path
     text = str(exc).strip() or type(exc).__name__
     # The SDK wraps program errors; the user's own message is the first line that says something.
     return (

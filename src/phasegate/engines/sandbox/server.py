@@ -1,19 +1,41 @@
 """The emulated cloud as an AWS endpoint on loopback, for ordinary AWS tools to inspect.
 
-``migrate sandbox serve`` runs :func:`serve` on the environment's emulator.
+``migrate sandbox serve`` runs :func:`serve` on the environment's emulator, then writes
+the cloud back. A stop must not lose a write a client was told succeeded, and must come
+within seconds however busy the endpoint is, so every request passes a :class:`_Gate`:
+
+* a request's body is read before it may touch the emulator, so a slow upload never
+  holds up a stop (it is refused instead);
+* on stop the gate closes (new requests get 503 and ``Connection: close``), the server
+  stops accepting and closes its socket, and the requests already at the emulator are
+  waited for, for at most ``drain`` seconds;
+* a request that finishes after that wait is answered 503, whatever moto did: the
+  snapshot written next may not hold its change, so no client is told it succeeded.
+
+Every request that got a 2xx had its change in memory before :func:`serve` returned,
+which is before the caller dumps the cloud.
 """
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from phasegate.engines.sandbox.emulator import Emulator
 
 __all__ = ["serve"]
+
+_DRAIN_SECONDS = 3.0
+"""How long a stop waits for requests already at the emulator (each takes milliseconds)."""
+_POLL_SECONDS = 0.1
+"""How often the accept loop and the waiting thread look for a stop."""
+
+_StartResponse = Callable[..., Any]
 
 
 def serve(
@@ -23,44 +45,144 @@ def serve(
     *,
     ready: Callable[[str], None] | None = None,
     stop: threading.Event,
+    drain: float = _DRAIN_SECONDS,
 ) -> None:
     """Serve the emulator's state as an AWS endpoint on loopback until ``stop`` is set.
 
     Port 0 picks a free port; ``ready`` gets the endpoint URL once the server listens.
-    Starts the emulator if it is not running (and stops it again on the way out).
+    Starts the emulator if it is not running (and stops it again on the way out). On
+    return no request is changing the emulator, and none will be answered with success.
     """
     address = _loopback(host)
-    from moto.server import ThreadedMotoServer
-
-    class _Server(ThreadedMotoServer):
-        # ThreadedMotoServer.start() waits forever if binding fails in its thread.
-        error: BaseException | None = None
-
-        def _server_entry(self) -> None:
-            try:
-                super()._server_entry()
-            except BaseException as exc:
-                self.error = exc
-                self._server_ready_event.set()
+    from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
     started_here = not emulator.running
     emulator.start()
-    server = _Server(ip_address=address, port=port, verbose=False)
+    gate = _Gate(DomainDispatcherApplication(create_backend_app))
     try:
-        server.start()
-        if server.error is not None:
-            # werkzeug reports a port in use by calling sys.exit(1).
-            why = "port in use" if isinstance(server.error, SystemExit) else server.error
-            raise OSError(f"cannot serve the emulator on {address}:{port}: {why}")
-        bound_host, bound_port = server.get_host_and_port()
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        if ready is not None:
-            ready(f"http://{shown}:{bound_port}")
-        stop.wait()
+        try:
+            server = make_server(
+                address, port, gate, threaded=True, request_handler=MotoRequestHandler
+            )
+        except SystemExit:
+            # werkzeug reports a port in use (having printed why) by calling sys.exit(1).
+            raise OSError(f"cannot serve the emulator on {address}:{port}: port in use") from None
+        accepting = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": _POLL_SECONDS},
+            name="sandbox-serve",
+            daemon=True,
+        )
+        accepting.start()
+        try:
+            bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
+            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+            if ready is not None:
+                ready(f"http://{shown}:{bound_port}")
+            # Polled, not stop.wait(): a signal handler that sets ``stop`` runs in this
+            # thread, and had it come while this thread held the event's lock inside
+            # wait() (as it may, waiting for the interpreter lock amid busy request
+            # threads) it would block on that lock for good.
+            while not stop.is_set():
+                time.sleep(_POLL_SECONDS)
+        finally:
+            gate.close()
+            server.shutdown()
+            server.server_close()  # connections still queued are refused, not left waiting
+            accepting.join()
+            gate.drain(drain)
     finally:
-        server.stop()
         if started_here:
             emulator.stop()
+
+
+class _Gate:
+    """WSGI middleware that decides which requests reach the emulator and which answers
+    may say they succeeded (see the module doc)."""
+
+    def __init__(self, app: Callable[[dict[str, Any], _StartResponse], Iterable[bytes]]) -> None:
+        self._app = app
+        self._changed = threading.Condition()
+        self._running = 0
+        self._closed = False
+        self._frozen = False
+
+    def __call__(self, environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
+        if self._closed:
+            return _unavailable(start_response)
+        _buffer_body(environ)
+        with self._changed:
+            if self._closed:
+                return _unavailable(start_response)
+            self._running += 1
+        answer: list[Any] = []
+        written: list[bytes] = []
+
+        def hold(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer[:] = [status, headers, exc_info]
+            return written.append
+
+        try:
+            body = self._app(environ, hold)
+            if not answer:  # an application that starts its response as it iterates
+                body = [b"".join(body)]
+        finally:
+            with self._changed:
+                self._running -= 1
+                late = self._frozen
+                self._changed.notify_all()
+        if late:
+            _close(body)
+            return _unavailable(start_response)
+        write = start_response(*answer)
+        for chunk in written:
+            write(chunk)
+        return body
+
+    def close(self) -> None:
+        """Refuse every request from now on."""
+        with self._changed:
+            self._closed = True
+
+    def drain(self, timeout: float) -> int:
+        """Wait up to ``timeout`` s for the requests at the emulator; from then on none is
+        answered with success. Returns how many were still running."""
+        with self._changed:
+            self._closed = True
+            self._changed.wait_for(lambda: self._running == 0, timeout)
+            self._frozen = True
+            return self._running
+
+
+def _buffer_body(environ: dict[str, Any]) -> None:
+    """Read the whole request body now (as the application would), so the time a slow
+    client takes to send it is spent before the request counts as running."""
+    from werkzeug.wsgi import get_input_stream
+
+    environ["wsgi.input"] = io.BytesIO(get_input_stream(environ, safe_fallback=True).read())
+
+
+def _unavailable(start_response: _StartResponse) -> list[bytes]:
+    body = (
+        b"<?xml version='1.0' encoding='UTF-8'?>\n<Error><Code>ServiceUnavailable</Code>"
+        b"<Message>the sandbox endpoint is stopping</Message></Error>"
+    )
+    start_response(
+        "503 Service Unavailable",
+        [
+            ("Content-Type", "application/xml"),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+        ],
+    )
+    return [body]
+
+
+def _close(body: Iterable[bytes]) -> None:
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
 
 
 def _loopback(host: str) -> str:

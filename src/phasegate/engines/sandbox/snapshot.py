@@ -14,9 +14,10 @@ objects do not pickle faithfully on their own; a pickler that knows them stands 
 * IAM's AWS-managed policies (about 1,600 per account) carry their documents from
   moto's bundled data: a version whose document is still that text travels without it.
 
-A dump is a pickle: load only dumps this program wrote. It names the functions that
-rebuild the objects above by module and name; dumps written before this module existed
-name ``emulator``, which keeps them importable from there.
+A dump is a pickle: load only dumps this program wrote (the sandbox's store seals each
+one it writes with the user's key, and checks the seal before loading one: ``cloud_seal``).
+It names the functions that rebuild the objects above by module and name; dumps written
+before this module existed name ``emulator``, which keeps them importable from there.
 """
 
 from __future__ import annotations
