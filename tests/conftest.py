@@ -79,6 +79,9 @@ _AWS_UNSET = (
     "AWS_WEB_IDENTITY_TOKEN_FILE",
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    # The user's own secrets passphrase is no test's to use.
+    "PULUMI_CONFIG_PASSPHRASE",
+    "PULUMI_CONFIG_PASSPHRASE_FILE",
 )
 # What tests could write into the repository by mistake (running `migrate` there, editing
 # the shipped project instead of a copy, hypothesis caches), watched by content; and the
@@ -142,6 +145,8 @@ def _fake_aws_env(home: Path) -> dict[str, str]:
         "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
         "AWS_CONFIG_FILE": str(home / "no-aws-config"),
         "HOME": str(home),
+        # The sandbox key lives in the XDG config dir: the test's own, never the user's.
+        "XDG_CONFIG_HOME": str(home / ".config"),
     }
 
 
