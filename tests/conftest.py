@@ -137,6 +137,10 @@ class _Guard:
         }
 
 
+_CONFIG_HOME: Path | None = None
+"""The test run's XDG config dir (set by the session guard), shared by its workers."""
+
+
 def _fake_aws_env(home: Path) -> dict[str, str]:
     """Fake AWS credentials, no shared config or credentials file, and ``home`` as HOME."""
     return {
@@ -145,8 +149,9 @@ def _fake_aws_env(home: Path) -> dict[str, str]:
         "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
         "AWS_CONFIG_FILE": str(home / "no-aws-config"),
         "HOME": str(home),
-        # The sandbox key lives in the XDG config dir: the test's own, never the user's.
-        "XDG_CONFIG_HOME": str(home / ".config"),
+        # The sandbox key lives in the XDG config dir: the run's own, never the user's, and
+        # one for every xdist worker, as the projects built once are sealed with it.
+        "XDG_CONFIG_HOME": str(_CONFIG_HOME or home / ".config"),
     }
 
 
@@ -199,6 +204,12 @@ def _listing_changes(before: dict[str, tuple[int, int]], after: dict[str, tuple[
 @pytest.fixture(scope="session", autouse=True)
 def _session_guard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Guard]:
     """Fake AWS, loopback-only sockets and a repo listing for the whole session."""
+    global _CONFIG_HOME
+    run = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run = run.parent  # the run's temp dir, above each worker's own
+    _CONFIG_HOME = run / "xdg-config"
+    _CONFIG_HOME.mkdir(exist_ok=True)
     root = tmp_path_factory.mktemp("guard")
     guard = _Guard(home=root / "home", netlog=root / "netlog.txt")
     guard.home.mkdir()

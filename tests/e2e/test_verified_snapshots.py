@@ -252,7 +252,8 @@ def test_a_sandbox_key_readable_by_others_is_refused(
     key.write_text(os.urandom(32).hex() + "\n")
     key.chmod(0o644)
 
-    result = cli.run(fresh_project, "plan", "--phase", "pilot", env={"HOME": str(home)})
+    own = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    result = cli.run(fresh_project, "plan", "--phase", "pilot", env=own)
 
     assert result.returncode == 1, _said(result)
     line = _error_line(result)
