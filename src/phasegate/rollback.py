@@ -82,6 +82,21 @@ class Rollback:
         started = time.monotonic()
         kept: tuple[str, ...] = ()
         state.rollback_checks = None  # this rollback's own, once it gets that far
+
+        def report(outcome: str, message: str) -> PhaseReport:
+            return PhaseReport(
+                state.phase,
+                state.stack,
+                state.status,
+                outcome,
+                plan,
+                message=message,
+                kept=kept,
+                rollback_seconds=time.monotonic() - started,
+                checks=state.checks,
+                rollback_checks=state.rollback_checks or [],
+            )
+
         try:
             faults.point("rollback")
             base = self.lkgs.target(target, state.lkg) if state.lkg is not None else target
@@ -134,30 +149,8 @@ class Rollback:
                     f"; rollback_failed could not be recorded either ({describe(unwritten)}),"
                     f" so the stack stays {state.status}"
                 )
-            return PhaseReport(
-                state.phase,
-                state.stack,
-                state.status,
-                "rollback failed",
-                plan,
-                message=f"{reason}; and the {failure}",
-                kept=kept,
-                rollback_seconds=time.monotonic() - started,
-                checks=state.checks,
-                rollback_checks=state.rollback_checks or [],
-            )
-        return PhaseReport(
-            state.phase,
-            state.stack,
-            state.status,
-            "rolled back",
-            plan,
-            message=f"{reason}; rolled back to {what}",
-            kept=kept,
-            rollback_seconds=time.monotonic() - started,
-            checks=state.checks,
-            rollback_checks=state.rollback_checks or [],
-        )
+            return report("rollback failed", f"{reason}; and the {failure}")
+        return report("rolled back", f"{reason}; rolled back to {what}")
 
     def _prove_never_verified(self, state: PhaseState, target: StackTarget) -> None:
         """The destroy path deletes what the stack has: it is taken only when the state

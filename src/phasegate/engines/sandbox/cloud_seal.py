@@ -68,10 +68,8 @@ def user_key(path: Path) -> bytes:
 
     KeyProblem, with what to do, if it is readable by others, malformed or cannot be made.
     """
-    try:
-        return _read_key(path)
-    except (FileNotFoundError, NotADirectoryError):
-        pass
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        return _read_key(path)  # none yet: made below, on first use
     _make_key(path)
     try:
         return _read_key(path)
