@@ -384,6 +384,62 @@ def test_load_replaces_the_current_state(clean: Emulator) -> None:
     assert _bucket_names(session) == ["in-the-dump"]
 
 
+def _aws_policy(iam: Any, arn: str) -> dict[str, Any]:
+    """What IAM says of an AWS-managed policy: the policy, its versions and tags."""
+    return {
+        "policy": iam.get_policy(PolicyArn=arn)["Policy"],
+        "versions": [
+            (v["VersionId"], v["IsDefaultVersion"], v["Document"])
+            for v in iam.list_policy_versions(PolicyArn=arn)["Versions"]
+        ],
+        "tags": iam.list_policy_tags(PolicyArn=arn)["Tags"],
+    }
+
+
+def test_aws_managed_policies_come_back_as_they_were_used_and_as_they_were_not(
+    clean: Emulator,
+) -> None:
+    # A dump carries the ~1,600 untouched AWS-managed policies as names, made again on
+    # load: ids must survive, and each way of changing one must still travel whole.
+    iam = clean.session().client("iam")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    iam.create_role(RoleName="node", AssumeRolePolicyDocument=trust)
+    arns = {
+        how: f"arn:aws:iam::aws:policy/{name}"
+        for how, name in [
+            ("untouched", "AmazonEKSClusterPolicy"),
+            ("attached", "AmazonEKSWorkerNodePolicy"),
+            ("detached again", "AmazonEKS_CNI_Policy"),
+            ("tagged", "AmazonS3ReadOnlyAccess"),
+            ("versioned", "ReadOnlyAccess"),
+        ]
+    }
+    iam.attach_role_policy(RoleName="node", PolicyArn=arns["attached"])
+    iam.attach_role_policy(RoleName="node", PolicyArn=arns["detached again"])
+    iam.detach_role_policy(RoleName="node", PolicyArn=arns["detached again"])
+    iam.tag_policy(PolicyArn=arns["tagged"], Tags=[{"Key": "team", "Value": "data"}])
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}],
+    }
+    iam.create_policy_version(PolicyArn=arns["versioned"], PolicyDocument=json.dumps(document))
+    before = {how: _aws_policy(iam, arn) for how, arn in arns.items()}
+    count = len(iam.list_policies(Scope="AWS", MaxItems=1000)["Policies"])
+
+    clean.load(clean.dump())
+
+    assert {how: _aws_policy(iam, arn) for how, arn in arns.items()} == before
+    assert before["attached"]["policy"]["AttachmentCount"] == 1
+    assert before["tagged"]["tags"] == [{"Key": "team", "Value": "data"}]
+    assert len(before["versioned"]["versions"]) == 2
+    attached = iam.list_attached_role_policies(RoleName="node")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [arns["attached"]]
+    assert len(iam.list_policies(Scope="AWS", MaxItems=1000)["Policies"]) == count
+    # The role holds the very policy IAM lists: detaching it counts down the same one.
+    iam.detach_role_policy(RoleName="node", PolicyArn=arns["attached"])
+    assert iam.get_policy(PolicyArn=arns["attached"])["Policy"]["AttachmentCount"] == 0
+
+
 def test_load_of_garbage_raises_and_keeps_the_state(clean: Emulator) -> None:
     session = clean.session()
     _populate(session)

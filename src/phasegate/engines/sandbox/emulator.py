@@ -12,6 +12,7 @@ only dumps this program wrote.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,7 @@ class Emulator:
             # gives requests through serve(), which carry no moto header, our account.
             self._saved_account = os.environ.get("MOTO_ACCOUNT_ID")
             os.environ["MOTO_ACCOUNT_ID"] = self.account_id
+            _one_data_loader()
             _reach_buckets_over_tls()
             # MockAWS, not mock_aws(): the latter turns into a client of a remote
             # moto server when TEST_SERVER_MODE is set, and the state must be ours.
@@ -187,6 +189,23 @@ class Emulator:
     def reset(self) -> None:
         """Empty the emulated cloud (every moto service, as a fresh account)."""
         snapshot.reset()
+
+
+def _one_data_loader() -> None:
+    """Give every botocore session of this process one loader per data path.
+
+    moto makes a session wherever it wants a region list (three while its EC2 module is
+    imported, one per service backend), and each parses botocore's endpoint data again:
+    0.1 s a time, most of a small run's start. A loader caches what it parsed, and a
+    session already hands the same parsed data to all its clients; sharing the loader
+    extends that across sessions. Before moto is imported, once per process."""
+    import botocore.session
+
+    if getattr(botocore.session.create_loader, "_phasegate_shared", False):
+        return
+    shared = functools.cache(botocore.session.create_loader)
+    shared._phasegate_shared = True  # type: ignore[attr-defined]
+    botocore.session.create_loader = shared
 
 
 def eks_node_group(account_id: str, region: str, cluster: str, group: str) -> Any:

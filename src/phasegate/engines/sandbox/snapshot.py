@@ -11,8 +11,11 @@ objects do not pickle faithfully on their own; a pickler that knows them stands 
   travel as PKCS#8 DER.
 * An S3 bucket's ``_VersionedKeyStore`` pickles only the newest version of each key
   (its ``items()`` hides older ones): it travels as its raw ``{key: [versions]}``.
-* IAM's AWS-managed policies (about 1,600 per account) carry their documents from
-  moto's bundled data: a version whose document is still that text travels without it.
+* IAM's AWS-managed policies (about 1,600 per account) come from moto's bundled data: a
+  policy still as moto made it (not attached, tagged or given versions) travels as its
+  name and id, and is made again from that data on load; any other carries its
+  versions' documents only where they differ from that data. (Pickled whole, they were
+  most of every dump, and a run dumps after every resource operation.)
 
 A dump is a pickle: load only dumps this program wrote (the sandbox's store seals each
 one it writes with the user's key, and checks the seal before loading one: ``cloud_seal``).
@@ -137,7 +140,7 @@ class _StatePickler(pickle.Pickler):
             PrivateKeyTypes,
             PublicKeyTypes,
         )
-        from moto.iam.models import PolicyVersion
+        from moto.iam.models import AWSManagedPolicy, PolicyVersion
         from moto.s3.utils import _VersionedKeyStore
 
         self._private: tuple[type, ...] = get_args(PrivateKeyTypes)
@@ -146,6 +149,7 @@ class _StatePickler(pickle.Pickler):
         self._exact: dict[type, Callable[[Any], Any]] = {
             _VersionedKeyStore: _reduce_versioned_store,
             PolicyVersion: _reduce_policy_version,
+            AWSManagedPolicy: _reduce_aws_policy,
         }
         # id -> (object, its BackendDict, account, region); the object is kept to
         # check identity, as ids of dead objects get reused.
@@ -354,6 +358,61 @@ def _rebuild_policy_version(cls: type[Any], policy: str, state: dict[str, Any]) 
     vars(version).update(state)
     version.document = _aws_policy_documents()[policy]
     return version
+
+
+_AS_MADE_REGION = "us-east-1"
+"""The region AWS-managed policies are made for on load (it decides their partition): a
+policy of another partition is never "as made" and is pickled whole."""
+
+
+@functools.cache
+def _aws_policy_data() -> dict[str, tuple[str, dict[str, Any]]]:
+    """moto's data of every AWS-managed policy: name and spec by ``policy{path}{name}``."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    data = json.loads(aws_managed_policies_data)
+    return {f"policy{spec.get('Path') or '/'}{name}": (name, spec) for name, spec in data.items()}
+
+
+def _made_aws_policy(key: str, account_id: str) -> Any:
+    """The AWS-managed policy ``key`` as moto makes it for ``account_id``."""
+    from moto.iam.models import AWSManagedPolicy
+
+    name, spec = _aws_policy_data()[key]
+    return AWSManagedPolicy.from_data(name, account_id, _AS_MADE_REGION, spec)
+
+
+@functools.cache
+def _as_made(key: str, account_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a policy still as moto made it holds: its fields but ``id`` and ``versions``,
+    and the fields of its one version."""
+    made = _made_aws_policy(key, account_id)
+    fields = {k: v for k, v in vars(made).items() if k not in ("id", "versions")}
+    return fields, vars(made.versions[0])
+
+
+def _reduce_aws_policy(policy: Any) -> Any:
+    key = f"policy{policy.path}{policy.name}"
+    versions = policy.versions
+    if (
+        policy.attachment_count
+        or policy.tags
+        or len(versions) != 1
+        or key not in _aws_policy_data()
+    ):
+        return NotImplemented
+    fields, version = _as_made(key, policy.account_id)
+    state = dict(vars(policy))
+    del state["id"], state["versions"]
+    if state != fields or vars(versions[0]) != version:
+        return NotImplemented
+    return (_rebuild_aws_policy, (key, policy.account_id, policy.id))
+
+
+def _rebuild_aws_policy(key: str, account_id: str, policy_id: str) -> Any:
+    policy = _made_aws_policy(key, account_id)
+    policy.id = policy_id
+    return policy
 
 
 # KMS (and any other cryptography key or certificate) -----------------------------------
