@@ -123,17 +123,25 @@ def unstaged_edits() -> list[str]:
     return sorted({*changed.stdout.split(), *new.stdout.split()})
 
 
-def without_bakes(project: Path) -> Path:
-    """Make the sandbox's cutover steps bake for 0 s instead of a few seconds each.
+def without_waits(project: Path) -> Path:
+    """Make the sandbox's cutover steps bake for 0 s instead of a few seconds each, and
+    every check of ``migration.yaml`` try again at once instead of 2 s later.
 
-    For the templates tests copy: a test that copies one is about what the cutover does,
-    not how long it watches, and every cutover apply it makes is that much shorter. (The
-    golden files, made from a fresh copy, and the check's own tests keep the bake.) The
-    file keeps its lines, so tests that point at a line of it still can."""
+    For the templates tests copy: a test that copies one is about what the cutover does
+    and what a failed check sets off, not how long the cutover watches or a failing
+    check waits (the shipped compute check takes 6 s to give up). (The golden files,
+    made from a fresh copy, and the checks' own tests keep the waits.) The stack config
+    keeps its lines, so tests that point at a line of it still can."""
     path = project / "stacks" / "Pulumi.sandbox-cutover.yaml"
     text = path.read_text()
     quick, found = re.subn(r"(?m)(bake_seconds: )[0-9.]+", r"\g<1>0", text)
     assert found, f"no bake_seconds in {path}"
+    path.write_text(quick)
+    path = project / "migration.yaml"
+    text = path.read_text()
+    # Each check is a "- name:" item of a phase's checks list, six spaces in.
+    quick, found = re.subn(r"(?m)^(      - name: .*)$", r"\1\n        interval: 0", text)
+    assert found and "interval:" not in text, f"checks not where expected in {path}"
     path.write_text(quick)
     return project
 

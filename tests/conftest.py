@@ -62,7 +62,7 @@ from _projects import (
     shipped_from,
     shipped_project,
     unstaged_edits,
-    without_bakes,
+    without_waits,
 )
 
 GUARD_DIR = Path(__file__).resolve().parent / "_guard"
@@ -440,11 +440,11 @@ class AppliedTemplate:
 def applied_template(
     cli: Cli, shipped: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AppliedTemplate:
-    """The shipped project (cutover bakes cut to 0 s) after one ``migrate apply --yes``,
-    made once per run and shared by the xdist workers."""
+    """The shipped project (no waits: ``without_waits``) after one ``migrate apply
+    --yes``, made once per run and shared by the xdist workers."""
 
     def build(project: Path) -> dict[str, Any]:
-        without_bakes(copy_project(shipped, project))
+        without_waits(copy_project(shipped, project))
         result = cli.run(project, "apply", "--yes")
         return {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr}
 
@@ -468,9 +468,9 @@ def applied_project(applied_template: AppliedTemplate, tmp_path: Path) -> Path:
 def applied_before(
     cli: Cli, shipped: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[str], Path]:
-    """``applied_before(phase)``: the shipped project (cutover bakes cut to 0 s) with every
-    phase before ``phase`` applied and verified, one ``migrate apply --yes --phase`` at a
-    time, and ``phase`` never applied. Each is made when first needed, once per run, and
+    """``applied_before(phase)``: the shipped project (no waits: ``without_waits``) with
+    every phase before ``phase`` applied and verified, one ``migrate apply --yes --phase``
+    at a time, and ``phase`` never applied. Each is made when first needed, once per run, and
     shared by the xdist workers: copy it, never change it."""
     from phasegate.spec import load_migration
 
@@ -484,7 +484,7 @@ def applied_before(
 
             def build(project: Path) -> dict[str, Any]:
                 if source is None:
-                    without_bakes(copy_project(shipped, project))
+                    without_waits(copy_project(shipped, project))
                     return {}
                 copy_project(source, project)
                 previous = order[index - 1]

@@ -382,31 +382,41 @@ def _made_aws_policy(key: str, account_id: str) -> Any:
     return AWSManagedPolicy.from_data(name, account_id, _AS_MADE_REGION, spec)
 
 
-@functools.cache
-def _as_made(key: str, account_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """What a policy still as moto made it holds: its fields but ``id`` and ``versions``,
-    and the fields of its one version."""
-    made = _made_aws_policy(key, account_id)
-    fields = {k: v for k, v in vars(made).items() if k not in ("id", "versions")}
-    return fields, vars(made.versions[0])
+_AS_MADE: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
+"""By (key, account): what a policy found as moto made it held then, its id and version
+list included, and what its one version held: later dumps check a policy by two dict
+comparisons. (Copies: a list or dict the policy shares would change with it.)"""
 
 
 def _reduce_aws_policy(policy: Any) -> Any:
     key = f"policy{policy.path}{policy.name}"
     versions = policy.versions
-    if (
-        policy.attachment_count
-        or policy.tags
-        or len(versions) != 1
-        or key not in _aws_policy_data()
-    ):
+    if policy.attachment_count or policy.tags or len(versions) != 1:
         return NotImplemented
-    fields, version = _as_made(key, policy.account_id)
-    state = dict(vars(policy))
-    del state["id"], state["versions"]
-    if state != fields or vars(versions[0]) != version:
+    seen = _AS_MADE.get((key, policy.account_id))
+    if seen is None or vars(policy) != seen[0]:
+        seen = _check_as_made(policy, key)
+        if seen is None:
+            return NotImplemented
+    if vars(versions[0]) != seen[1]:
         return NotImplemented
     return (_rebuild_aws_policy, (key, policy.account_id, policy.id))
+
+
+def _check_as_made(policy: Any, key: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Compare ``policy`` field by field with the policy moto makes from its data; what
+    it holds (for :data:`_AS_MADE`) if they match, None if it was changed since."""
+    if key not in _aws_policy_data():
+        return None
+    made = _made_aws_policy(key, policy.account_id)
+    fields = {k: v for k, v in vars(made).items() if k not in ("id", "versions")}
+    state = {k: v for k, v in vars(policy).items() if k not in ("id", "versions")}
+    if state != fields:
+        return None
+    held = {**fields, "id": policy.id, "versions": list(policy.versions)}
+    seen = (held, dict(vars(made.versions[0])))
+    _AS_MADE[(key, policy.account_id)] = seen
+    return seen
 
 
 def _rebuild_aws_policy(key: str, account_id: str, policy_id: str) -> Any:
