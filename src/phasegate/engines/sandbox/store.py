@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,9 +88,19 @@ class Checkpoint:
 
     def to_json(self, seal: Callable[[Any], Any] = lambda data: data) -> str:
         """The checkpoint as JSON, its stacks and store through ``seal``."""
-        data = {"format": FORMAT, **asdict(self)}
-        data["stacks"], data["store"] = seal(data["stacks"]), seal(data["store"])
-        return json.dumps(data, indent=1, sort_keys=False, default=str) + "\n"
+        # Written after every resource operation, so cheaply: plain dicts that share the
+        # records' values (asdict() copied them all), and compact JSON, which the C
+        # encoder writes (an indented one took most of a commit).
+        stacks = {
+            name: {
+                **vars(stack),
+                "resources": [vars(r) for r in stack.resources],
+                "released": [vars(r) for r in stack.released],
+            }
+            for name, stack in self.stacks.items()
+        }
+        data = {"format": FORMAT, **vars(self), "store": seal(self.store), "stacks": seal(stacks)}
+        return json.dumps(data, default=str) + "\n"
 
     @classmethod
     def from_json(cls, text: str, open_: Callable[[Any], Any] = lambda data: data) -> Checkpoint:
@@ -137,6 +147,8 @@ class SandboxStore:
         """The cloud as last committed (or loaded): what :meth:`discard` goes back to."""
         self._checked: tuple[str, tuple[int, ...] | None, bytes] | None = None
         """The snapshot last checked: its name, its file's identity, and its dump."""
+        self._manifests: dict[str, tuple[tuple[str, frozenset[str]], str]] = {}
+        """Kubernetes objects as last rendered: what they were rendered from, the YAML."""
 
     @property
     def checkpoint_path(self) -> Path:
@@ -301,7 +313,14 @@ class SandboxStore:
         for key, manifest in sorted(objects.items()):
             path = root / (key.replace("/", os.sep) + ".yaml")
             wanted.add(path)
-            text = yaml.safe_dump(self.secrets.mask_data(manifest), sort_keys=False)
+            # Rendered again only when the object or the secrets to hide changed: every
+            # commit comes here, and YAML is slow to write.
+            source = (json.dumps(manifest, default=str), self.secrets.texts())
+            rendered = self._manifests.get(key)
+            if rendered is None or rendered[0] != source:
+                text = yaml.safe_dump(self.secrets.mask_data(manifest), sort_keys=False)
+                self._manifests[key] = rendered = (source, text)
+            text = rendered[1]
             if not path.exists() or path.read_text(encoding="utf-8") != text:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(path, text.encode())
