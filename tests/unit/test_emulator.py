@@ -412,6 +412,7 @@ def test_aws_managed_policies_come_back_as_they_were_used_and_as_they_were_not(
             ("detached again", "AmazonEKS_CNI_Policy"),
             ("tagged", "AmazonS3ReadOnlyAccess"),
             ("versioned", "ReadOnlyAccess"),
+            ("versioned and pruned", "AmazonEC2ReadOnlyAccess"),
         ]
     }
     iam.attach_role_policy(RoleName="node", PolicyArn=arns["attached"])
@@ -423,6 +424,11 @@ def test_aws_managed_policies_come_back_as_they_were_used_and_as_they_were_not(
         "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}],
     }
     iam.create_policy_version(PolicyArn=arns["versioned"], PolicyDocument=json.dumps(document))
+    # One version again, as it came, but its next version number has moved on.
+    pruned = iam.create_policy_version(
+        PolicyArn=arns["versioned and pruned"], PolicyDocument=json.dumps(document)
+    )["PolicyVersion"]["VersionId"]
+    iam.delete_policy_version(PolicyArn=arns["versioned and pruned"], VersionId=pruned)
     before = {how: _aws_policy(iam, arn) for how, arn in arns.items()}
     count = len(iam.list_policies(Scope="AWS", MaxItems=1000)["Policies"])
 
@@ -435,6 +441,10 @@ def test_aws_managed_policies_come_back_as_they_were_used_and_as_they_were_not(
     attached = iam.list_attached_role_policies(RoleName="node")["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == [arns["attached"]]
     assert len(iam.list_policies(Scope="AWS", MaxItems=1000)["Policies"]) == count
+    again = iam.create_policy_version(
+        PolicyArn=arns["versioned and pruned"], PolicyDocument=json.dumps(document)
+    )["PolicyVersion"]["VersionId"]
+    assert int(again.lstrip("v")) == int(pruned.lstrip("v")) + 1
     # The role holds the very policy IAM lists: detaching it counts down the same one.
     iam.detach_role_policy(RoleName="node", PolicyArn=arns["attached"])
     assert iam.get_policy(PolicyArn=arns["attached"])["Policy"]["AttachmentCount"] == 0

@@ -11,16 +11,14 @@ objects do not pickle faithfully on their own; a pickler that knows them stands 
   travel as PKCS#8 DER.
 * An S3 bucket's ``_VersionedKeyStore`` pickles only the newest version of each key
   (its ``items()`` hides older ones): it travels as its raw ``{key: [versions]}``.
-* IAM's AWS-managed policies (about 1,600 per account) come from moto's bundled data: a
-  policy still as moto made it (not attached, tagged or given versions) travels as its
-  name and id, and is made again from that data on load; any other carries its
-  versions' documents only where they differ from that data. (Pickled whole, they were
-  most of every dump, and a run dumps after every resource operation.)
+* IAM's AWS-managed policies (about 1,600 per account, from moto's bundled data)
+  travel as names where they are still as moto made them: ``iam_policies``.
 
 A dump is a pickle: load only dumps this program wrote (the sandbox's store seals each
 one it writes with the user's key, and checks the seal before loading one: ``cloud_seal``).
 It names the functions that rebuild the objects above by module and name; dumps written
-before this module existed name ``emulator``, which keeps them importable from there.
+before this module existed name ``emulator``, and dumps written before ``iam_policies``
+name this module for their policy versions: both keep those names importable.
 """
 
 from __future__ import annotations
@@ -30,12 +28,16 @@ import gc
 import hashlib
 import importlib
 import io
-import json
 import pickle
 import sys
 import zlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, get_args
+
+from phasegate.engines.sandbox import iam_policies
+
+# Dumps written before ``iam_policies`` name this module for it.
+from phasegate.engines.sandbox.iam_policies import _rebuild_policy_version  # noqa: F401
 
 if TYPE_CHECKING:
     from moto.core.base_backend import BackendDict
@@ -140,7 +142,7 @@ class _StatePickler(pickle.Pickler):
             PrivateKeyTypes,
             PublicKeyTypes,
         )
-        from moto.iam.models import AWSManagedPolicy, PolicyVersion
+        from moto.iam.models import IAMBackend, PolicyVersion
         from moto.s3.utils import _VersionedKeyStore
 
         self._private: tuple[type, ...] = get_args(PrivateKeyTypes)
@@ -148,8 +150,8 @@ class _StatePickler(pickle.Pickler):
         self._certificate = x509.Certificate
         self._exact: dict[type, Callable[[Any], Any]] = {
             _VersionedKeyStore: _reduce_versioned_store,
-            PolicyVersion: _reduce_policy_version,
-            AWSManagedPolicy: _reduce_aws_policy,
+            IAMBackend: iam_policies.reduce_iam_backend,
+            PolicyVersion: iam_policies.reduce_policy_version,
         }
         # id -> (object, its BackendDict, account, region); the object is kept to
         # check identity, as ids of dead objects get reused.
@@ -326,103 +328,6 @@ def _rebuild_versioned_store(cls: type, raw: dict[str, list[Any]], attrs: dict[s
     dict.update(store, raw)
     vars(store).update(attrs)
     return store
-
-
-# IAM -----------------------------------------------------------------------------------
-
-
-@functools.cache
-def _aws_policy_documents() -> dict[str, str]:
-    """Document of every AWS-managed policy, by ``policy{path}{name}``, as moto makes it."""
-    from moto.iam.aws_managed_policies import aws_managed_policies_data
-
-    data = json.loads(aws_managed_policies_data)
-    return {
-        f"policy{spec.get('Path') or '/'}{name}": json.dumps(spec.get("Document"))
-        for name, spec in data.items()
-    }
-
-
-def _reduce_policy_version(version: Any) -> Any:
-    parts = str(version.policy_arn).split(":", 5)
-    if len(parts) == 6 and parts[2] == "iam" and parts[4] == "aws":
-        document = _aws_policy_documents().get(parts[5])
-        if document is not None and version.document == document:
-            state = {k: v for k, v in vars(version).items() if k != "document"}
-            return (_rebuild_policy_version, (type(version), parts[5], state))
-    return NotImplemented
-
-
-def _rebuild_policy_version(cls: type[Any], policy: str, state: dict[str, Any]) -> Any:
-    version: Any = object.__new__(cls)
-    vars(version).update(state)
-    version.document = _aws_policy_documents()[policy]
-    return version
-
-
-_AS_MADE_REGION = "us-east-1"
-"""The region AWS-managed policies are made for on load (it decides their partition): a
-policy of another partition is never "as made" and is pickled whole."""
-
-
-@functools.cache
-def _aws_policy_data() -> dict[str, tuple[str, dict[str, Any]]]:
-    """moto's data of every AWS-managed policy: name and spec by ``policy{path}{name}``."""
-    from moto.iam.aws_managed_policies import aws_managed_policies_data
-
-    data = json.loads(aws_managed_policies_data)
-    return {f"policy{spec.get('Path') or '/'}{name}": (name, spec) for name, spec in data.items()}
-
-
-def _made_aws_policy(key: str, account_id: str) -> Any:
-    """The AWS-managed policy ``key`` as moto makes it for ``account_id``."""
-    from moto.iam.models import AWSManagedPolicy
-
-    name, spec = _aws_policy_data()[key]
-    return AWSManagedPolicy.from_data(name, account_id, _AS_MADE_REGION, spec)
-
-
-_AS_MADE: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
-"""By (key, account): what a policy found as moto made it held then, its id and version
-list included, and what its one version held: later dumps check a policy by two dict
-comparisons. (Copies: a list or dict the policy shares would change with it.)"""
-
-
-def _reduce_aws_policy(policy: Any) -> Any:
-    key = f"policy{policy.path}{policy.name}"
-    versions = policy.versions
-    if policy.attachment_count or policy.tags or len(versions) != 1:
-        return NotImplemented
-    seen = _AS_MADE.get((key, policy.account_id))
-    if seen is None or vars(policy) != seen[0]:
-        seen = _check_as_made(policy, key)
-        if seen is None:
-            return NotImplemented
-    if vars(versions[0]) != seen[1]:
-        return NotImplemented
-    return (_rebuild_aws_policy, (key, policy.account_id, policy.id))
-
-
-def _check_as_made(policy: Any, key: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """Compare ``policy`` field by field with the policy moto makes from its data; what
-    it holds (for :data:`_AS_MADE`) if they match, None if it was changed since."""
-    if key not in _aws_policy_data():
-        return None
-    made = _made_aws_policy(key, policy.account_id)
-    fields = {k: v for k, v in vars(made).items() if k not in ("id", "versions")}
-    state = {k: v for k, v in vars(policy).items() if k not in ("id", "versions")}
-    if state != fields:
-        return None
-    held = {**fields, "id": policy.id, "versions": list(policy.versions)}
-    seen = (held, dict(vars(made.versions[0])))
-    _AS_MADE[(key, policy.account_id)] = seen
-    return seen
-
-
-def _rebuild_aws_policy(key: str, account_id: str, policy_id: str) -> Any:
-    policy = _made_aws_policy(key, account_id)
-    policy.id = policy_id
-    return policy
 
 
 # KMS (and any other cryptography key or certificate) -----------------------------------
