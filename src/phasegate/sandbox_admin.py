@@ -54,6 +54,8 @@ class SandboxAdmin:
                     continue
                 state.outputs, state.lkg, state.plan, state.fingerprint = {}, None, None, None
                 state.checks, state.rollback_checks = [], None
+                # A start over: a stepped phase (the cutover) begins at its first step again.
+                state.step, state.steps = None, None
                 env.lifecycle(state).fire(
                     "reset", message="sandbox reset: the emulated cloud was emptied"
                 )

@@ -316,6 +316,35 @@ def test_raising_desired_size_plans_one_update_and_applies_it(
         assert group["scalingConfig"]["maxSize"] == pool["max_size"]
 
 
+def test_after_a_reset_the_cutover_starts_again_at_its_first_step(
+    cli: Any, completed_project: Path, aws: Any, config: Any
+) -> None:
+    assert cli.run(completed_project, "sandbox", "reset", "--yes").returncode == 0
+    state = _state(completed_project, "cutover")
+    assert (state.get("step"), state.get("steps")) == (None, None)
+
+    result = cli.run(completed_project, "apply", "--yes")
+
+    assert result.returncode == 0, result.stderr
+    assert _state(completed_project, "cutover")["step"] == 0
+    status = _json(cli.run(completed_project, "status", "--output", "json"))
+    assert status["phases"][-1]["step"] == "1/3"
+    first = config(completed_project, "sandbox-cutover")["steps"][0]
+    with cli.serve(completed_project) as served:
+        route53 = aws("route53", served.url)
+        [zone] = route53.list_hosted_zones_by_name(DNSName="corp.example.com")["HostedZones"][:1]
+        records = route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+    weights = {r["SetIdentifier"]: r["Weight"] for r in records if "SetIdentifier" in r}
+    assert (
+        weights
+        == {"legacy": first["legacy"], "platform": first["platform"]}
+        != {
+            "legacy": 0,
+            "platform": 100,
+        }
+    )
+
+
 def test_sandbox_reset_empties_the_cloud_and_keeps_history(
     cli: Any, completed_project: Path
 ) -> None:
