@@ -70,7 +70,16 @@ class SandboxAdmin:
             controls.set_alarm(self.environment.name, name, state)
 
     def inventory(self) -> dict[str, Any]:
-        return dict(self._controls().inventory(self.environment.name))
+        """What the emulated cloud holds, its stacks in phase order (any other after)."""
+        found = dict(self._controls().inventory(self.environment.name))
+        env = self.environment
+        order = [f"{env.name}-{spec.name}" for spec in env.project.migration.phases]
+        stacks: dict[str, Any] = found.get("stacks", {})
+        rank = {name: i for i, name in enumerate(order)}
+        found["stacks"] = dict(
+            sorted(stacks.items(), key=lambda item: (rank.get(item[0], len(order)), item[0]))
+        )
+        return found
 
     def serve(self, *, port: int, ready: Callable[[str], None], stop: threading.Event) -> None:
         """Serve the emulated cloud on loopback, holding the environment lock meanwhile."""

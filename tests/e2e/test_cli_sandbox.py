@@ -143,6 +143,14 @@ def test_once_complete_an_apply_reports_no_changes_and_touches_nothing(
     assert after == before
 
 
+def test_sandbox_status_lists_the_stacks_in_phase_order(cli: Any, applied_project: Path) -> None:
+    inventory = _json(cli.run(applied_project, "sandbox", "status", "--output", "json"))
+    assert list(inventory["stacks"]) == [f"sandbox-{phase}" for phase in PHASES]
+    text = cli.run(applied_project, "sandbox", "status").stdout
+    positions = [text.index(f"sandbox-{phase}") for phase in PHASES]
+    assert positions == sorted(positions), text
+
+
 def test_a_no_op_apply_counts_what_a_plan_counts(cli: Any, completed_project: Path) -> None:
     applied_counts = {
         p["phase"]: p["changes"]
