@@ -263,8 +263,13 @@ def render_inventory(
     console.print(f"[bold]{environment}[/] emulated cloud at {inventory['directory']}")
     legacy = inventory["legacy"]
     if legacy:
+        objects = (
+            "deleted"
+            if legacy.get("objects") is None
+            else f"{legacy['objects']} objects, {legacy.get('bytes', 0)} bytes"
+        )
         console.print(
-            f"  legacy estate: bucket {legacy['bucket']} ({legacy['objects']} objects), "
+            f"  legacy estate: bucket {legacy['bucket']} ({objects}), "
             f"zone {', '.join(legacy['zones'])}, vpc {legacy['vpc_id']}"
         )
     for stack, resources in inventory["stacks"].items():

@@ -151,6 +151,24 @@ def test_sandbox_status_lists_the_stacks_in_phase_order(cli: Any, applied_projec
     assert positions == sorted(positions), text
 
 
+def test_sandbox_status_counts_the_legacy_objects_there_are_now(
+    cli: Any, applied_project: Path, aws: Any
+) -> None:
+    before = _json(cli.run(applied_project, "sandbox", "status", "--output", "json"))["legacy"]
+    bucket = before["bucket"]
+    with cli.serve(applied_project) as served:
+        s3 = aws("s3", served.url)
+        s3.put_object(Bucket=bucket, Key="exports/2026-12-01/part-000.csv", Body=b"a,b\n1,2\n")
+        s3.put_object(Bucket=bucket, Key="exports/2026-12-01/part-001.csv", Body=b"a,b\n")
+
+    after = _json(cli.run(applied_project, "sandbox", "status", "--output", "json"))["legacy"]
+
+    assert after["objects"] == before["objects"] + 2
+    assert after["bytes"] == before["bytes"] + 12
+    text = cli.run(applied_project, "sandbox", "status").stdout
+    assert f"{after['objects']} objects, {after['bytes']} bytes" in text, text
+
+
 def test_a_no_op_apply_counts_what_a_plan_counts(cli: Any, completed_project: Path) -> None:
     applied_counts = {
         p["phase"]: p["changes"]

@@ -34,8 +34,8 @@ from phasegate.engines.base import (
 from phasegate.engines.sandbox.deployment import _Deployment
 from phasegate.engines.sandbox.handlers import handler_for
 from phasegate.engines.sandbox.runtime import ProgramFailed, run_program
-from phasegate.engines.sandbox.store import SandboxStore, StackCheckpoint
-from phasegate.errors import EngineError, InputError
+from phasegate.engines.sandbox.store import Checkpoint, SandboxStore, StackCheckpoint
+from phasegate.errors import EngineError, InputError, aws_error_code
 from phasegate.passphrase import RevealedConfig, reveal
 from phasegate.redaction import SecretValues
 
@@ -270,7 +270,7 @@ class SandboxEngine(Engine):
             "cloud_snapshot_bytes": snapshot.stat().st_size
             if snapshot and snapshot.exists()
             else 0,
-            "legacy": checkpoint.legacy,
+            "legacy": self._legacy_now(store, checkpoint),
             "stacks": {
                 name: [
                     {"type": r.type, "name": r.name, "id": r.id, "protected": r.protect}
@@ -281,6 +281,29 @@ class SandboxEngine(Engine):
             },
             "kubernetes_objects": sorted(checkpoint.store.get("kubernetes", {})),
         }
+
+    @staticmethod
+    def _legacy_now(store: SandboxStore, checkpoint: Checkpoint) -> dict[str, Any]:
+        """The legacy estate, its bucket's objects and bytes counted as they are now
+        (people add exports through `sandbox serve`); None for a bucket deleted since."""
+        legacy = dict(checkpoint.legacy)
+        if not legacy.get("bucket") or not checkpoint.cloud:
+            return legacy
+        from botocore.exceptions import ClientError
+
+        s3 = store.cloud(checkpoint).client("s3", store.region)
+        count = size = 0
+        try:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=legacy["bucket"]):
+                for found in page.get("Contents", []):
+                    count, size = count + 1, size + found["Size"]
+        except ClientError as exc:
+            if aws_error_code(exc) != "NoSuchBucket":
+                raise
+            legacy["objects"], legacy["bytes"] = None, None
+            return legacy
+        legacy["objects"], legacy["bytes"] = count, size
+        return legacy
 
     def set_alarm(self, environment: str, name: str, state: str) -> None:
         """Put a CloudWatch alarm of the emulated cloud in ALARM or OK, and keep it so."""
