@@ -1582,3 +1582,21 @@ def test_cluster_and_node_group_tags_become_exactly_the_new_ones(
     assert eks.describe_cluster(name=name)["cluster"].get("tags", {}) == tags
     group = eks.describe_nodegroup(clusterName=name, nodegroupName="general")["nodegroup"]
     assert group.get("tags", {}) == tags
+
+
+@pytest.mark.parametrize(
+    ("token", "inputs"),
+    [
+        ("aws:kms/key:Key", {"policy": "{not json"}),
+        (
+            "aws:ec2/vpcEndpoint:VpcEndpoint",
+            {"vpcId": "vpc-1", "serviceName": "com.amazonaws.us-east-1.s3", "policy": "{nope"},
+        ),
+    ],
+    ids=["kms-key", "vpc-endpoint"],
+)
+def test_a_policy_that_is_not_json_is_refused_before_anything_is_made(
+    token: str, inputs: dict[str, Any]
+) -> None:
+    with pytest.raises(HandlerError, match="policy is not valid JSON"):
+        _handler(token).validate(inputs)

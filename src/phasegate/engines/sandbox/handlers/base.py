@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -13,7 +14,14 @@ from phasegate.errors import aws_error_code as error_code
 if TYPE_CHECKING:
     import boto3
 
-__all__ = ["CloudContext", "Handler", "HandlerError", "error_code", "int_or_none"]
+__all__ = [
+    "CloudContext",
+    "Handler",
+    "HandlerError",
+    "check_json_input",
+    "error_code",
+    "int_or_none",
+]
 
 
 def int_or_none(value: Any) -> int | None:
@@ -23,6 +31,16 @@ def int_or_none(value: Any) -> int | None:
 
 class HandlerError(Exception):
     """A resource operation failed, or its inputs are invalid, with a reason for the user."""
+
+
+def check_json_input(inputs: dict[str, Any], key: str) -> None:
+    """HandlerError unless ``inputs[key]``, when a non-empty string, is a JSON document."""
+    value = inputs.get(key)
+    if isinstance(value, str) and value:
+        try:
+            json.loads(value)
+        except ValueError as exc:
+            raise HandlerError(f"{key} is not valid JSON: {exc}") from None
 
 
 @dataclass

@@ -9,7 +9,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, error_code
+from phasegate.engines.sandbox.handlers.base import (
+    CloudContext,
+    Handler,
+    HandlerError,
+    check_json_input,
+    error_code,
+)
 from phasegate.engines.sandbox.handlers.ec2 import _missing, _retag, _tag_spec
 
 __all__ = ["HANDLERS"]
@@ -67,12 +73,7 @@ class VpcEndpoint(Handler):
                 )
         elif inputs.get("routeTableIds"):
             raise HandlerError(f"a {kind} endpoint takes no routeTableIds: only Gateway ones do")
-        policy = inputs.get("policy")
-        if isinstance(policy, str) and policy:
-            try:
-                json.loads(policy)
-            except ValueError as exc:
-                raise HandlerError(f"policy is not valid JSON: {exc}") from None
+        check_json_input(inputs, "policy")
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         ec2 = ctx.client("ec2")

@@ -17,6 +17,7 @@ from phasegate.engines.sandbox.handlers.base import (
     CloudContext,
     Handler,
     HandlerError,
+    check_json_input,
     error_code,
     int_or_none,
 )
@@ -82,12 +83,7 @@ class Key(Handler):
         description = inputs.get("description")
         if isinstance(description, str) and len(description) > 8192:
             raise HandlerError("description is longer than 8192 characters")
-        policy = inputs.get("policy")
-        if isinstance(policy, str) and policy:
-            try:
-                json.loads(policy)
-            except ValueError as exc:
-                raise HandlerError(f"policy is not valid JSON: {exc}") from None
+        check_json_input(inputs, "policy")
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         if inputs.get("customKeyStoreId") or inputs.get("xksKeyId"):
