@@ -1,0 +1,119 @@
+"""The ``migrate`` group, its shared options, and how a command reaches the core."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from phasegate.redaction import SecretValues
+
+if TYPE_CHECKING:
+    from phasegate.orchestrator import Orchestrator
+    from phasegate.project import Project
+    from phasegate.sandbox_admin import SandboxAdmin
+
+__all__ = ["Obj", "cli", "environment", "options", "orchestrator", "sandbox_admin"]
+
+_EXIT_CODES = """\b
+Exit codes:
+  0  done, or no changes
+  1  error (bad input, engine failure)
+  2  plan has changes (with --detailed-exitcode)
+  3  apply or a check failed and the phase was rolled back
+  4  rollback failed: the stack needs a person
+  5  blocked by a gate (dependency, policy, promotion, approval, lock, interrupted run)"""
+
+
+class Obj:
+    def __init__(self, secrets: SecretValues | None = None) -> None:
+        self.project_dir: Path | None = None
+        self.debug = False
+        self.secrets = secrets if secrets is not None else SecretValues()
+        """The run's secret values: the engine fills it, every line printed consults it."""
+
+
+@contextmanager
+def environment(ctx: click.Context, env: str | None) -> Iterator[tuple[Project, dict[str, Any]]]:
+    """The project the command runs in, and how the core reports back to the terminal."""
+    from phasegate.machine import RunContext
+    from phasegate.project import Project, find_root
+    from phasegate.render import Progress, notice
+
+    obj: Obj = ctx.find_root().obj
+    root = obj.project_dir.resolve() if obj.project_dir else find_root(Path.cwd())
+    project = Project.load(root, obj.secrets)
+    command = "migrate " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    progress = Progress(enabled=ctx.params.get("output", "text") == "text", secrets=obj.secrets)
+    try:
+        yield (
+            project,
+            {
+                "environment": env,
+                "context": RunContext.detect(root, command),
+                "on_event": progress,
+                "on_notice": lambda message: notice(message, obj.secrets),
+            },
+        )
+    finally:
+        project.close()
+
+
+@contextmanager
+def orchestrator(
+    ctx: click.Context, env: str | None, *, no_rollback: bool = False
+) -> Iterator[Orchestrator]:
+    from phasegate.orchestrator import Orchestrator
+
+    with environment(ctx, env) as (project, settings):
+        yield Orchestrator(project, **settings, no_rollback=no_rollback)
+
+
+@contextmanager
+def sandbox_admin(ctx: click.Context, env: str | None) -> Iterator[SandboxAdmin]:
+    from phasegate.environment import Environment
+    from phasegate.sandbox_admin import SandboxAdmin
+
+    with environment(ctx, env) as (project, settings):
+        yield SandboxAdmin(Environment(project, **settings))
+
+
+def options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def apply(fn: Any) -> Any:
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+
+    return apply
+
+
+env_option = click.option("--env", "env", metavar="NAME", help="Environment (default: the first).")
+phase_option = click.option("--phase", metavar="NAME", help="Only this phase.")
+output_option = click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+
+
+@click.group(epilog=_EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Project root (default: nearest directory with migration.yaml).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="phasegate")
+@click.pass_context
+def cli(ctx: click.Context, project_dir: Path | None, debug: bool) -> None:
+    """phasegate: move a platform onto AI-ready infrastructure in gated, verified phases."""
+    if not isinstance(ctx.obj, Obj):
+        ctx.obj = Obj()
+    ctx.obj.project_dir, ctx.obj.debug = project_dir, debug

@@ -1,0 +1,174 @@
+"""The chores around a migration: schemas, state repair, secret config, the sandbox."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from phasegate.cli._app import (
+    Obj,
+    cli,
+    env_option,
+    environment,
+    options,
+    output_option,
+    sandbox_admin,
+)
+from phasegate.errors import InputError, PhasegateError
+
+
+@cli.command()
+@click.argument("what", type=click.Choice(["migration", "state"]), default="migration")
+def schema(what: str) -> None:
+    """Print the JSON schema of migration.yaml or of a state file."""
+    import json
+
+    if what == "migration":
+        from phasegate.spec import Migration as model
+    else:
+        from phasegate.state import PhaseState as model  # type: ignore[assignment]
+    click.echo(json.dumps(model.model_json_schema(by_alias=True), indent=2))
+
+
+@cli.group("state")
+def state_group() -> None:
+    """The phase state files: seal one a person fixed on purpose."""
+
+
+@state_group.command("repair")
+@options(env_option)
+@click.option("--phase", required=True, metavar="NAME", help="The phase whose file to seal.")
+@click.option("--reason", required=True, help="Why the file was changed (kept in its history).")
+@click.pass_context
+def state_repair(ctx: click.Context, env: str | None, phase: str, reason: str) -> None:
+    """Seal a state file again after a deliberate fix: its history chain is linked anew
+    and a `repair` entry records who did it and why. Check the file before you do."""
+    from phasegate.environment import Environment
+
+    with environment(ctx, env) as (project, settings):
+        chosen = Environment(project, **settings)
+        found = chosen.repair_state(phase, reason)
+        path = chosen.states.path(phase)
+    click.echo(f"Sealed {path.relative_to(project.root)} (found: {found}).")
+
+
+@cli.group()
+def config() -> None:
+    """Stack config: write secret values."""
+
+
+@config.command("set-secret")
+@options(env_option)
+@click.option("--phase", required=True, metavar="NAME", help="The phase whose stack it is.")
+@click.argument("key")
+@click.pass_context
+def config_set_secret(ctx: click.Context, env: str | None, phase: str, key: str) -> None:
+    """Encrypt a value into stacks/Pulumi.<env>-<phase>.yaml as KEY: {secure: ...}.
+
+    The value is read from stdin (a terminal prompts without echo; one trailing newline
+    is dropped), never from the command line. The format is the Pulumi CLI's passphrase
+    provider (`pulumi config set --secret` reads it, and writes values this reads); the
+    passphrase comes from PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE. A
+    KEY without a namespace gets the project's name, as with Pulumi."""
+    from phasegate.project import Project, find_root
+
+    obj: Obj = ctx.find_root().obj
+    if sys.stdin.isatty():
+        value = click.prompt(f"Value of {key}", hide_input=True)
+    else:
+        value = sys.stdin.read()
+        value = value[:-2] if value.endswith("\r\n") else value.removesuffix("\n")
+    if not value:
+        raise InputError("no value: pipe the secret in on stdin", field="stdin")
+    obj.secrets.add(value)
+    root = obj.project_dir.resolve() if obj.project_dir else find_root(Path.cwd())
+    path, full = Project.load(root, obj.secrets).set_secret(env, phase, key, value)
+    click.echo(f"{path}: config.{full} set (encrypted)")
+
+
+@cli.group()
+def sandbox() -> None:
+    """The embedded emulated cloud: inspect, reset, serve."""
+
+
+@sandbox.command("status")
+@options(env_option, output_option)
+@click.pass_context
+def sandbox_status(ctx: click.Context, env: str | None, output: str) -> None:
+    """What the emulated cloud of an environment holds."""
+    from phasegate.render import render_inventory
+
+    with sandbox_admin(ctx, env) as sandbox:
+        env_ = sandbox.environment
+        render_inventory(env_.name, sandbox.inventory(), output, env_.project.secrets)
+
+
+@sandbox.command("reset")
+@options(env_option)
+@click.option("--yes", "-y", is_flag=True, help="Reset without asking.")
+@click.pass_context
+def sandbox_reset(ctx: click.Context, env: str | None, yes: bool) -> None:
+    """Empty the emulated cloud; state files keep their history, stacks go back to pending."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InputError("stdin is not a terminal: pass --yes to reset", field="--yes")
+        if not click.confirm("Empty the emulated cloud?", default=False):
+            raise PhasegateError("reset cancelled: nothing was changed")
+    with sandbox_admin(ctx, env) as sandbox:
+        stacks = sandbox.reset()
+        name = sandbox.environment.name
+        click.echo(f"Emptied the sandbox cloud of {name}; {len(stacks)} stack(s) back to pending.")
+
+
+@sandbox.command("alarm")
+@options(env_option)
+@click.argument("name")
+@click.argument("state", type=click.Choice(["ALARM", "OK"]))
+@click.pass_context
+def sandbox_alarm(ctx: click.Context, env: str | None, name: str, state: str) -> None:
+    """Set a CloudWatch alarm of the emulated cloud to ALARM or OK (to rehearse a failed
+    cutover step and its rollback)."""
+    with sandbox_admin(ctx, env) as sandbox:
+        sandbox.set_alarm(name, state)
+        click.echo(f"Alarm {name} in the {sandbox.environment.name} sandbox is now {state}.")
+
+
+@sandbox.command("serve")
+@options(env_option)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=5000,
+    show_default=True,
+    help="0 picks a free port.",
+)
+@click.pass_context
+def sandbox_serve(ctx: click.Context, env: str | None, port: int) -> None:
+    """Expose the emulated cloud as an AWS endpoint on 127.0.0.1 until stopped.
+
+    Changes made through the endpoint are written back to the sandbox when it stops.
+    """
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def _stop(*_: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+    with sandbox_admin(ctx, env) as sandbox:
+        name = sandbox.environment.name
+
+        def ready(url: str) -> None:
+            click.echo(f"Serving the {name} sandbox at {url} (Ctrl-C stops)", err=True)
+            click.echo(url)
+            sys.stdout.flush()
+
+        sandbox.serve(port=port, ready=ready, stop=stop)
+    click.echo("Stopped; changes written back to the sandbox.", err=True)

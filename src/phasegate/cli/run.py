@@ -1,0 +1,183 @@
+"""The commands that move a migration: plan, apply, status, recover, rollback, approve."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from phasegate.cli._app import (
+    cli,
+    env_option,
+    options,
+    orchestrator,
+    output_option,
+    phase_option,
+)
+from phasegate.errors import ExitCode, InputError, PhasegateError
+
+
+@cli.command()
+@options(env_option, phase_option, output_option)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 when none)."
+)
+@click.pass_context
+def plan(
+    ctx: click.Context, env: str | None, phase: str | None, output: str, detailed_exitcode: bool
+) -> None:
+    """Preview what apply would change, phase by phase."""
+    from phasegate.render import render_reports
+
+    with orchestrator(ctx, env) as orch:
+        reports = orch.plan(phase)
+        render_reports(
+            reports, output, environment=orch.env.name, title="Plan", secrets=orch.project.secrets
+        )
+    if any(r.plan and r.plan.refused for r in reports):
+        raise PhasegateError("the plan refuses resources the engine cannot create (see above)")
+    blocking = [v for r in reports for v in r.violations if v.enforcement == "mandatory"]
+    if blocking:
+        from phasegate.errors import GateBlocked
+
+        raise GateBlocked(
+            f"{len(blocking)} mandatory policy violation(s) (see above): apply would refuse "
+            "this plan"
+        )
+    if detailed_exitcode and any(r.plan and r.plan.has_changes for r in reports):
+        ctx.exit(ExitCode.CHANGES)
+
+
+@cli.command()
+@options(env_option, phase_option, output_option)
+@click.option(
+    "--yes", "-y", is_flag=True, help="Apply without asking (required without a terminal)."
+)
+@click.option(
+    "--no-rollback",
+    is_flag=True,
+    help="Leave a phase whose apply or checks fail as it is, for a person to inspect.",
+)
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    env: str | None,
+    phase: str | None,
+    output: str,
+    yes: bool,
+    no_rollback: bool,
+) -> None:
+    """Plan, apply and verify each phase in order; roll back a phase that fails.
+
+    A stepped phase (cutover) applies its next step per run and bakes it while its checks
+    watch."""
+    from phasegate.render import render_reports
+
+    if not yes and not sys.stdin.isatty():
+        raise InputError("stdin is not a terminal: pass --yes to apply", field="--yes")
+    with orchestrator(ctx, env, no_rollback=no_rollback) as orch:
+        if not yes:
+            preview = orch.plan(phase)
+            render_reports(
+                preview,
+                "text",
+                environment=orch.env.name,
+                title="Plan",
+                secrets=orch.project.secrets,
+            )
+            if not any(r.plan and r.plan.has_changes for r in preview):
+                click.echo("No changes.")
+            if not click.confirm(f"Apply to {orch.env.name}?", default=False):
+                raise PhasegateError("apply cancelled: nothing was changed")
+        reports = orch.apply(phase)
+        render_reports(
+            reports, output, environment=orch.env.name, title="Apply", secrets=orch.project.secrets
+        )
+    _raise_for_failures(reports)
+
+
+def _raise_for_failures(reports: list[Any]) -> None:
+    """After the reports are out: exit 3 for a phase rolled back, 4 for a failed rollback."""
+    from phasegate.errors import RollbackFailed, RolledBack
+
+    for report in reports:
+        kept = f"; kept {len(report.kept)} protected resource(s) (see above)" if report.kept else ""
+        if report.outcome == "failed":
+            raise PhasegateError(f"{report.stack}: {report.message}")
+        if report.outcome == "rollback failed":
+            # A rollback_failed that could not be written leaves the stack where it was.
+            raise RollbackFailed(
+                f"{report.stack}: {report.message}",
+                hint=f"the stack is {'in' if report.status == 'rollback_failed' else 'left'} "
+                f"{report.status}; fix the cause, then run `migrate recover`",
+            )
+        if report.outcome == "rolled back":
+            raise RolledBack(f"{report.stack}: {report.message}{kept}")
+
+
+@cli.command()
+@options(env_option, output_option)
+@click.pass_context
+def status(ctx: click.Context, env: str | None, output: str) -> None:
+    """Where each phase of an environment stands."""
+    from phasegate.render import render_status
+
+    with orchestrator(ctx, env) as orch:
+        render_status(orch.env.name, orch.status(), output, orch.project.secrets)
+
+
+@cli.command()
+@options(env_option, output_option)
+@click.pass_context
+def recover(ctx: click.Context, env: str | None, output: str) -> None:
+    """Finish what an interrupted run left: roll back or verify each stack it was on."""
+    from phasegate.render import render_reports
+
+    with orchestrator(ctx, env) as orch:
+        reports = orch.recover()
+        if not reports and output == "text":
+            click.echo(f"Nothing to recover in {orch.env.name}.")
+            return
+        render_reports(
+            reports,
+            output,
+            environment=orch.env.name,
+            title="Recover",
+            secrets=orch.project.secrets,
+        )
+    # A recovered rollback is the job done; only one that failed again is an error.
+    _raise_for_failures([r for r in reports if r.outcome == "rollback failed"])
+
+
+@cli.command()
+@options(env_option, output_option)
+@click.option("--phase", required=True, metavar="NAME", help="The phase to roll back.")
+@click.pass_context
+def rollback(ctx: click.Context, env: str | None, phase: str, output: str) -> None:
+    """Roll a phase back by hand: its last known good again (a stepped phase: its
+    baseline; never applied: what it created destroyed, protected resources kept)."""
+    from phasegate.render import render_reports
+
+    with orchestrator(ctx, env) as orch:
+        report = orch.rollback(phase)
+        render_reports(
+            [report],
+            output,
+            environment=orch.env.name,
+            title="Rollback",
+            secrets=orch.project.secrets,
+        )
+    _raise_for_failures([report] if report.outcome == "rollback failed" else [])
+
+
+@cli.command()
+@options(env_option, phase_option)
+@click.pass_context
+def approve(ctx: click.Context, env: str | None, phase: str | None) -> None:
+    """Record your approval of the phases' current programs (a gate where required)."""
+    with orchestrator(ctx, env) as orch:
+        for state in orch.approve(phase):
+            assert state.approval is not None
+            program = state.approval.program.split(":", 1)[-1][:12]
+            click.echo(f"{state.stack}: approved program {program} as {state.approval.by}")
