@@ -2,10 +2,15 @@
 
 ::
 
-    pending --plan--> planned --apply--> applying --ok--> verifying --pass--> verified
-       ^                 ^                  | fail              | fail
-       |                 |                  v                   v
-       |                 +----------- rolled_back <--ok-- rolling_back --error--> rollback_failed
+    pending --apply--> applying --ok--> verifying --pass--> verified
+       ^                  | fail              | fail
+       |                  v                   v
+       +------------ rolled_back <--ok-- rolling_back --error--> rollback_failed
+
+``migrate plan`` is read-only: it fires nothing and writes no state file. The plan a run
+applies is recorded with the ``apply`` transition (its fingerprint and summary), written
+before the engine acts. ``planned`` is only read: state files of earlier versions, whose
+``plan`` wrote it, apply from there like ``pending``.
 
 Guards are named conditions that say why they block. Every state change is written to
 the state file (with a history entry) by ``after_state_change``, before the caller lets
@@ -35,13 +40,8 @@ INTERRUPTED = ("applying", "verifying", "rolling_back")
 
 TRANSITIONS: list[dict[str, Any]] = [
     {
-        "trigger": "plan",
-        "source": ["pending", "planned", "verified", "rolled_back"],
-        "dest": "planned",
-    },
-    {
         "trigger": "apply",
-        "source": "planned",
+        "source": ["pending", "planned", "verified", "rolled_back"],
         "dest": "applying",
         "conditions": ["dependencies_verified", "plan_is_fresh"],
     },

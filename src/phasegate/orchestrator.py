@@ -12,6 +12,7 @@ sequences live in their own modules: :mod:`~phasegate.planning`, :mod:`~phasegat
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from phasegate import gates
 from phasegate.engines.base import Engine, EventSink, _ignore
@@ -24,6 +25,7 @@ from phasegate.project import Project
 from phasegate.recovery import Recovery
 from phasegate.reports import PhaseReport
 from phasegate.rollback import Rollback
+from phasegate.saved_plan import SavedGate, SavedPlan, phase_entry
 from phasegate.spec import EnvironmentSpec, PhaseSpec
 from phasegate.state import PhaseState, redact
 from phasegate.verification import Verifier
@@ -58,38 +60,90 @@ class Orchestrator:
 
     # -- plan -----------------------------------------------------------------------------
 
-    def plan(self, phase: str | None = None) -> list[PhaseReport]:
-        """Preview every selected phase in order and record each plan in its state file."""
+    def plan(self, phase: str | None = None, out: Path | None = None) -> list[PhaseReport]:
+        """Preview every selected phase in order. Read-only: no state file is written, and
+        no cloud changed; with ``out``, the plan is saved there for ``apply``."""
         env = self.environment
         phases = env.phases(phase)
         with env.opened(phases) as states:
             run = RunMemory()
             reports: list[PhaseReport] = []
+            entries = []
             for spec in phases:
-                lifecycle = env.lifecycle(states[spec.name])
-                planned = self.planner.plan_phase(spec, run, lifecycle.state)
-                plan = planned.plan
-                if not plan.refused:
-                    self.planner.record(lifecycle, plan, planned.fingerprint)
-                outcome = "planned" if plan.has_changes else "no changes"
+                state = states[spec.name]
+                planned = self.planner.plan_phase(spec, run, state)
+                found = self._gates(spec, planned, states, {p.name for p in phases})
                 reports.append(
                     PhaseReport(
                         spec.name,
-                        lifecycle.state.stack,
-                        lifecycle.status,
-                        outcome,
-                        plan,
+                        state.stack,
+                        state.status,
+                        "planned" if planned.plan.has_changes else "no changes",
+                        planned.plan,
                         violations=planned.violations,
+                        blocked_by=[g.detail for g in found if not g.ok],
                     )
                 )
+                entries.append(phase_entry(planned, state, found, planned.violations))
+            if out is not None:
+                context = env.context
+                saved = SavedPlan(
+                    environment=env.name,
+                    phase=phase,
+                    created=context.clock(),
+                    actor=context.actor,
+                    git_commit=context.git_commit,
+                    phases=entries,
+                )
+                saved.write(out, self.project.secrets)
             return reports
+
+    def _gates(
+        self, spec: PhaseSpec, planned: Planned, states: dict[str, PhaseState], selected: set[str]
+    ) -> list[SavedGate]:
+        """The gates an apply of this plan would meet, as they stand now."""
+        state = states[spec.name]
+        found = []
+        for dep in spec.depends_on:
+            status = states[dep].status
+            ok = status == "verified" or dep in selected
+            first = " (applied first by this plan)" if ok and status != "verified" else ""
+            detail = f"{dep} is {status}{first}"
+            found.append(SavedGate(gate="dependencies", ok=ok, detail=detail))
+        if planned.has_work(state):
+            target = planned.target
+            if self.env.promote_from is not None:
+                blocked = gates.unpromoted(
+                    self.env, self.project.state_dir, spec, target, state.stack
+                )
+                detail = str(blocked) if blocked else f"verified in {self.env.promote_from}"
+                found.append(SavedGate(gate="promotion", ok=blocked is None, detail=detail))
+            if self.env.approval == "required":
+                refused = gates.unapproved(self.env, spec, state, planned.fingerprint)
+                detail = str(refused) if refused else "approved"
+                found.append(SavedGate(gate="approval", ok=refused is None, detail=detail))
+        mandatory = [v for v in planned.violations if v.enforcement == "mandatory"]
+        found.append(
+            SavedGate(
+                gate="policy",
+                ok=not mandatory,
+                detail=f"{len(mandatory)} mandatory violation(s)" if mandatory else "passes",
+            )
+        )
+        return found
 
     # -- apply ----------------------------------------------------------------------------
 
-    def apply(self, phase: str | None = None) -> list[PhaseReport]:
-        """Plan, gate, apply and verify each selected phase in order; stop at a failure."""
+    def apply(self, phase: str | None = None, saved: SavedPlan | None = None) -> list[PhaseReport]:
+        """Plan, gate, apply and verify each selected phase in order; stop at a failure.
+
+        With ``saved`` (``apply FILE``), exactly that plan: every phase it names is planned
+        again and refused, before anything is applied, if what it was computed from, or
+        what it would change, differs from the saved plan."""
         env = self.environment
-        phases = env.phases(phase)
+        phases = env.phases(phase if saved is None else saved.phase)
+        if saved is not None:
+            saved.refuse_other_selection(env.name, [p.name for p in phases])
         with env.opened(phases) as states:
             if phase is not None:
                 upstream = self.project.migration.upstream(phases[0])
@@ -99,10 +153,19 @@ class Orchestrator:
             run = RunMemory()
             first = {
                 spec.name: self.planner.plan_phase(
-                    spec, run, states[spec.name], reuse_verified=True
+                    spec, run, states[spec.name], reuse_verified=saved is None
                 )
                 for spec in phases
             }
+            if saved is not None:
+                for spec in phases:
+                    config = self.project.stack_config_path(env.name, spec.name)
+                    saved.refuse_stale(
+                        spec.name,
+                        first[spec.name],
+                        states[spec.name],
+                        config.relative_to(self.project.root),
+                    )
             gates.refuse_policy_violations([p.policy for p in first.values()], env.on_notice)
             for spec in phases:
                 if first[spec.name].has_work(states[spec.name]):
@@ -112,7 +175,7 @@ class Orchestrator:
             for spec in phases:
                 upstream_names = {p.name for p in self.project.migration.upstream(spec)}
                 planned = None if upstream_names & changed else first[spec.name]
-                report = self._apply_phase(spec, states, run, planned)
+                report = self._apply_phase(spec, states, run, first[spec.name], planned, saved)
                 reports.append(report)
                 if report.outcome == "applied":
                     changed.add(spec.name)
@@ -120,15 +183,26 @@ class Orchestrator:
                     break  # later phases build on this one: they wait for it
             return reports
 
-    def _refuse_unpromoted(self, spec: PhaseSpec, planned: Planned, state: PhaseState) -> None:
-        gates.refuse_unpromoted(self.env, self.project.state_dir, spec, planned.target, state)
+    def _refuse_unpromoted(
+        self, spec: PhaseSpec, planned: Planned, state: PhaseState, approved: str | None = None
+    ) -> None:
+        gates.refuse_unpromoted(
+            self.env,
+            self.project.state_dir,
+            spec,
+            planned.target,
+            state,
+            approved or planned.fingerprint,
+        )
 
     def _apply_phase(
         self,
         spec: PhaseSpec,
         states: dict[str, PhaseState],
         run: RunMemory,
-        planned: Planned | None = None,
+        first: Planned,
+        planned: Planned | None,
+        saved: SavedPlan | None,
     ) -> PhaseReport:
         env = self.environment
         state = states[spec.name]
@@ -142,10 +216,13 @@ class Orchestrator:
             },
         )
         if planned is None:  # re-planned on an upstream's new outputs: gate it again
-            planned = self.planner.plan_phase(spec, run, state, reuse_verified=True)
+            planned = self.planner.plan_phase(spec, run, state, reuse_verified=saved is None)
+            if saved is not None:  # the upstream outputs are this plan's own doing
+                saved.refuse_other_changes(spec.name, planned.plan)
             gates.refuse_policy_violations([planned.policy], env.on_notice)
             if planned.has_work(state):
-                self._refuse_unpromoted(spec, planned, state)
+                # Approved was the plan as first made: these outputs are its own doing.
+                self._refuse_unpromoted(spec, planned, state, approved=first.fingerprint)
         target, plan, fingerprint = planned.target, planned.plan, planned.fingerprint
         if plan.refused:
             names = "; ".join(f"{c.type} '{c.name}': {c.refused}" for c in plan.refused)
@@ -153,7 +230,7 @@ class Orchestrator:
         if not planned.has_work(state):
             run.planned.pop(spec.name, None)
             return PhaseReport(spec.name, state.stack, state.status, "no changes", plan)
-        self.planner.record(lifecycle, plan, fingerprint)
+        self.planner.note(state, plan, fingerprint)
         state.checks = []  # this apply's own, once it has any; none left from an earlier one
         if not lifecycle.fire("apply"):
             raise GateBlocked(f"{state.stack}: {lifecycle.blocked}")
@@ -206,16 +283,24 @@ class Orchestrator:
 
     # -- approvals, rollback, recovery, status ---------------------------------------------
 
-    def approve(self, phase: str | None = None) -> list[PhaseState]:
-        """Record the actor's approval of each selected phase's current program."""
+    def approve(self, phase: str | None = None, saved: SavedPlan | None = None) -> list[PhaseState]:
+        """Record the actor's approval of each selected phase's plan: the one made now, or
+        the saved one a reviewer read. It holds for as long as the plan stays the same."""
         env = self.environment
-        phases = env.phases(phase)
+        phases = env.phases(phase if saved is None else saved.phase)
+        if saved is not None:
+            saved.refuse_other_selection(env.name, [p.name for p in phases])
         with env.opened(phases) as states:
+            run = RunMemory()
             approved = []
             for spec in phases:
                 state = states[spec.name]
+                if saved is not None:
+                    fingerprint = saved.entry(spec.name).fingerprint
+                else:
+                    fingerprint = self.planner.plan_phase(spec, run, state).fingerprint
                 program = self.project.program(spec).digest
-                gates.approve(state, env.context.actor, env.context.clock(), program)
+                gates.approve(state, env.context.actor, env.context.clock(), program, fingerprint)
                 env.states.write(state)
                 approved.append(state)
             return approved

@@ -1,6 +1,6 @@
 """Planning one phase: the stage it runs (a stepped phase's next step), its fingerprint,
 the engine's preview and the policy verdict. Nothing here writes a state file or changes
-a cloud; recording a plan is the lifecycle's ``plan`` transition."""
+a cloud: a plan is recorded only by the apply that carries it out (:meth:`Planner.note`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from phasegate.engines.base import Plan, ProgramSource, StackOutputs, StackTarget
 from phasegate.gates import has_work
-from phasegate.machine import PhaseLifecycle
 from phasegate.policy import Violation, crossguard_config, evaluate
 from phasegate.project import CONFIG_NAMESPACE
 from phasegate.spec import PhaseSpec
@@ -52,6 +51,9 @@ class Planned:
     plan: Plan
     fingerprint: str
     violations: list[Violation]
+    inputs: dict[str, Any] = field(default_factory=dict)
+    """What the fingerprint is made of, each part digested on its own: a saved plan keeps
+    them to say which one changed since."""
 
     @property
     def target(self) -> StackTarget:
@@ -115,22 +117,25 @@ class Planner:
                     found[stack] = outputs
         return found
 
-    def fingerprint(
+    def _inputs(
         self, spec: PhaseSpec, target: StackTarget, upstream: dict[str, StackOutputs]
-    ) -> str:
+    ) -> dict[str, Any]:
         """Everything a plan of the stack depends on besides the engine's own state, and
         the checks it is verified by: a check added to a verified phase runs on the next
         apply, rather than that apply saying "no changes"."""
-        return digest(
-            {
-                "program": target.program.digest,
-                "config": target.config_digest,
-                "checks": [c.model_dump(mode="json") for c in spec.checks],
-                "protected": sorted(target.protected),
-                "policy": self._pack_digest(target.policy_pack),
-                "upstream": {k: v.digest for k, v in sorted(upstream.items())},
-            }
-        )
+        return {
+            "program": target.program.digest,
+            "config": target.config_digest,
+            "checks": [c.model_dump(mode="json") for c in spec.checks],
+            "protected": sorted(target.protected),
+            "policy": self._pack_digest(target.policy_pack),
+            "upstream": {k: v.digest for k, v in sorted(upstream.items())},
+        }
+
+    def fingerprint(
+        self, spec: PhaseSpec, target: StackTarget, upstream: dict[str, StackOutputs]
+    ) -> str:
+        return digest(self._inputs(spec, target, upstream))
 
     def current_fingerprint(self, spec: PhaseSpec, state: PhaseState, run: RunMemory) -> str:
         """The fingerprint of the phase as the working tree and upstream stand now."""
@@ -160,11 +165,13 @@ class Planner:
         stage = self.stage(phase, state)
         target = stage.target
         upstream = self.upstream_outputs(phase, run)
-        fingerprint = self.fingerprint(phase, target, upstream)
+        inputs = self._inputs(phase, target, upstream)
+        fingerprint = digest(inputs)
+        parts = {k: v if k in ("upstream", "policy") else digest(v) for k, v in inputs.items()}
         if reuse_verified and state.status == "verified" and state.fingerprint == fingerprint:
             unchanged = engine.unchanged_plan(target.name)
             if unchanged is not None:
-                return Planned(stage, unchanged, fingerprint, [])
+                return Planned(stage, unchanged, fingerprint, [], parts)
         plan = engine.preview(target, upstream=upstream, on_event=self.environment.on_event)
         if plan.has_changes:
             run.planned[phase.name] = plan.outputs
@@ -174,15 +181,10 @@ class Planner:
             config=stage.config,
             pack_dir=self.project.root / "policies",
         )
-        return Planned(stage, plan, fingerprint, policy.violations)
+        return Planned(stage, plan, fingerprint, policy.violations, parts)
 
-    def record(self, lifecycle: PhaseLifecycle, plan: Plan, fingerprint: str) -> None:
-        """The ``plan`` transition, with the plan's summary, unless it is on record."""
-        state = lifecycle.state
-        if state.fingerprint == fingerprint and (
-            (state.status == "verified" and not plan.has_changes) or state.status == "planned"
-        ):
-            return  # nothing new: the same plan is on record, or nothing to do at all
+    def note(self, state: PhaseState, plan: Plan, fingerprint: str) -> None:
+        """The plan an apply carries out, on the state (written with its ``apply``)."""
         state.fingerprint = fingerprint
         state.plan = PlanSummary(
             at=self.environment.context.clock(),
@@ -192,4 +194,3 @@ class Planner:
                 f"{c.op.value} {c.type} {c.name}" for c in plan.changes if c.op.value != "same"
             ],
         )
-        lifecycle.fire("plan")

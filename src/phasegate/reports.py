@@ -25,6 +25,8 @@ class PhaseReport:
     message: str = ""
     kept: tuple[str, ...] = ()
     violations: list[Violation] = field(default_factory=list)
+    blocked_by: list[str] = field(default_factory=list)
+    """A plan's gates that would stop its apply as things stand."""
     rollback_seconds: float | None = None
     """From the failure being seen to the rollback being done (checked), when one ran."""
     checks: list[CheckResult] = field(default_factory=list)
@@ -55,6 +57,8 @@ class PhaseReport:
             out["rollback_checks"] = [c.model_dump(mode="json") for c in self.rollback_checks]
         if self.rollback_seconds is not None:
             out["rollback_seconds"] = round(self.rollback_seconds, 3)
+        if self.blocked_by:
+            out["blocked_by"] = list(self.blocked_by)
         if self.violations:
             out["policy"] = [
                 {

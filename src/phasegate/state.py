@@ -46,7 +46,7 @@ _CUT_SHORT = "the integrity seal (the last key) is missing: the file is cut shor
 
 Status = Literal[
     "pending",
-    "planned",
+    "planned",  # only read: written by the `plan` of earlier versions
     "applying",
     "verifying",
     "verified",
@@ -123,11 +123,15 @@ class LastKnownGood(_Model):
 
 
 class Approval(_Model):
-    """A recorded approval: who approved which program version of the phase, and when."""
+    """A recorded approval: who approved which plan of the phase, and when."""
 
     by: str
     at: str
     program: str = Field(description="content address of the phases/ snapshot approved")
+    fingerprint: str | None = Field(
+        default=None,
+        description="the plan approved (its fingerprint): void once the plan changes",
+    )
 
 
 class PhaseState(_Model):

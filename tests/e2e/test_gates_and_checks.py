@@ -123,7 +123,7 @@ def test_promotion_needs_the_same_program_verified_upstream_and_an_approval(
 
     blocked = cli.run(applied_project, "apply", "--yes", "--env", "rehearsal", "--phase", "pilot")
     assert blocked.returncode == 5, blocked.stderr
-    assert "requires an approval of program" in blocked.stderr
+    assert "requires an approval of plan" in blocked.stderr
     assert "migrate approve --env rehearsal --phase pilot" in blocked.stderr
 
     approved = cli.run(applied_project, "approve", "--env", "rehearsal", "--phase", "pilot")
@@ -141,4 +141,44 @@ def test_promotion_needs_the_same_program_verified_upstream_and_an_approval(
     changed = cli.run(applied_project, "apply", "--yes", "--env", "rehearsal", "--phase", "pilot")
     assert changed.returncode == 5, changed.stderr
     assert "is not verified in sandbox" in changed.stderr
+    assert _state(applied_project, "rehearsal", "pilot")["status"] == "verified"
+
+
+def test_an_approval_holds_for_the_plan_it_approved_only(
+    cli: Any, applied_project: Path, tmp_path: Path
+) -> None:
+    migration = applied_project / "migration.yaml"
+    text = migration.read_text()
+    migration.write_text(text.replace("\n  - name: staging", REHEARSAL + "  - name: staging", 1))
+    stack = applied_project / "stacks" / "Pulumi.rehearsal-pilot.yaml"
+    stack.write_text((applied_project / "stacks" / "Pulumi.sandbox-pilot.yaml").read_text())
+    saved = tmp_path / "pilot.plan.json"
+    args = ("--env", "rehearsal", "--phase", "pilot")
+
+    planned = cli.run(applied_project, "plan", *args, "--out", str(saved))
+    assert planned.returncode == 0, planned.stderr
+    [entry] = json.loads(saved.read_text())["phases"]
+    gates = {g["gate"]: g for g in entry["gates"]}
+    assert gates["promotion"]["ok"] is True
+    assert gates["approval"]["ok"] is False and "none is recorded" in gates["approval"]["detail"]
+
+    approved = cli.run(applied_project, "approve", "--env", "rehearsal", "--plan", str(saved))
+    assert approved.returncode == 0, approved.stderr
+    assert f"approved plan {entry['fingerprint'][7:19]}" in approved.stdout
+    assert (
+        _state(applied_project, "rehearsal", "pilot")["approval"]["fingerprint"]
+        == (entry["fingerprint"])
+    )
+
+    # The config changes after the approval: the plan is another one, the approval void.
+    stack.write_text(stack.read_text().replace("disk_size_gib: 100", "disk_size_gib: 120"))
+    void = cli.run(applied_project, "apply", "--yes", *args)
+    assert void.returncode == 5, void.stderr
+    assert "is void: the plan changed" in void.stderr
+    assert "migrate approve --env rehearsal --phase pilot" in void.stderr
+
+    # Back as it was approved: the saved plan applies, approved.
+    stack.write_text(stack.read_text().replace("disk_size_gib: 120", "disk_size_gib: 100"))
+    done = cli.run(applied_project, "apply", "--yes", str(saved))
+    assert done.returncode == 0, done.stderr
     assert _state(applied_project, "rehearsal", "pilot")["status"] == "verified"

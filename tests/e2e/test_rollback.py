@@ -12,6 +12,7 @@ import yaml
 
 from _projects import copy_project
 from phasegate import faults
+from phasegate.state import StateStore
 
 LAKE = ("raw", "curated", "features", "models", "checkpoints")
 
@@ -77,7 +78,7 @@ def test_a_cutover_step_whose_alarm_fires_puts_all_traffic_back_on_legacy(
     assert cutover["rollback_seconds"] > 0  # measured; bench/ holds the targets
     state = _state(applied_project, "cutover")
     assert _moves(state)[-4:] == [
-        ("planned", "applying"),
+        ("verified", "applying"),
         ("applying", "verifying"),
         ("verifying", "rolling_back"),
         ("rolling_back", "rolled_back"),
@@ -406,8 +407,12 @@ def test_a_failed_rollback_shows_no_checks_of_an_earlier_one(
 def test_a_rollback_by_hand_that_cannot_start_leaves_the_stack_as_it_was(
     cli: Any, fresh_project: Path
 ) -> None:
-    assert cli.run(fresh_project, "plan", "--phase", "pilot").returncode == 0
-    assert _state(fresh_project, "pilot")["status"] == "planned"
+    # A stack whose first apply was undone: a rollback by hand destroys again, which
+    # needs its stack config, and that is broken.
+    states = StateStore(fresh_project / "state", "sandbox")
+    state = states.read("pilot")
+    state.status = "rolled_back"
+    states.write(state)
     _replace_once(
         fresh_project / "stacks" / "Pulumi.sandbox-pilot.yaml",
         "phasegate:vpc_cidr: 10.20.0.0/16",
@@ -418,4 +423,4 @@ def test_a_rollback_by_hand_that_cannot_start_leaves_the_stack_as_it_was(
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "vpc_cidr" in result.stderr
-    assert _state(fresh_project, "pilot")["status"] == "planned"  # not left rolling_back
+    assert _state(fresh_project, "pilot")["status"] == "rolled_back"  # not left rolling_back

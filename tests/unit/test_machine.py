@@ -29,16 +29,15 @@ STATES = (
     "rolled_back",
     "rollback_failed",
 )
-EVENTS = ("plan", "apply", "ok", "pass", "fail", "error", "reset")
+EVENTS = ("apply", "ok", "pass", "fail", "error", "reset")
 
 EXPECTED: dict[tuple[str, str], str] = {
-    # plan is allowed from pending, planned, verified and rolled_back
-    ("pending", "plan"): "planned",
-    ("planned", "plan"): "planned",
-    ("verified", "plan"): "planned",
-    ("rolled_back", "plan"): "planned",
-    # apply (guarded) only from planned
+    # plan is read-only: no event. apply (guarded) from every state a run ends in, and
+    # from planned, which earlier versions' plan wrote.
+    ("pending", "apply"): "applying",
     ("planned", "apply"): "applying",
+    ("verified", "apply"): "applying",
+    ("rolled_back", "apply"): "applying",
     ("applying", "ok"): "verifying",
     ("verifying", "pass"): "verified",
     ("applying", "fail"): "rolling_back",
@@ -167,24 +166,31 @@ def test_guards_are_asked_only_for_apply(tmp_path: Path) -> None:
         return "never"
 
     guards = {"dependencies_verified": guard, "plan_is_fresh": guard}
-    lifecycle = _lifecycle(tmp_path, "pending", guards)
-    for event in ("plan", "reset", "plan"):
+    lifecycle = _lifecycle(tmp_path, "applying", guards)
+    for event in ("ok", "fail", "ok", "reset"):
         assert lifecycle.fire(event) is True
     assert asked == []
+
+
+def test_plan_is_no_event_of_the_lifecycle(tmp_path: Path) -> None:
+    lifecycle = _lifecycle(tmp_path, "verified")
+    with pytest.raises(AttributeError):
+        lifecycle.fire("plan")
+    assert _on_disk(lifecycle).history == []
 
 
 def test_the_first_transition_creates_the_state_file(tmp_path: Path) -> None:
     lifecycle = _lifecycle(tmp_path, "pending", on_disk=False)
     path = lifecycle.store.path("compute")
     assert not path.exists()
-    lifecycle.fire("plan")
+    lifecycle.fire("apply")
     assert path.exists()
-    assert _on_disk(lifecycle).status == "planned"
+    assert _on_disk(lifecycle).status == "applying"
 
 
 def test_a_machine_resumes_from_the_status_on_disk(tmp_path: Path) -> None:
     lifecycle = _lifecycle(tmp_path, "pending")
-    for event in ("plan", "apply", "ok"):
+    for event in ("apply", "ok"):
         lifecycle.fire(event)
     resumed = PhaseLifecycle(_on_disk(lifecycle), lifecycle.store, _context())
     assert resumed.status == "verifying"
@@ -193,13 +199,12 @@ def test_a_machine_resumes_from_the_status_on_disk(tmp_path: Path) -> None:
     saved = _on_disk(resumed)
     assert saved.status == "rolled_back"
     assert [(h.event, h.to_status) for h in saved.history] == [
-        ("plan", "planned"),
         ("apply", "applying"),
         ("ok", "verifying"),
         ("fail", "rolling_back"),
         ("ok", "rolled_back"),
     ]
-    assert saved.history[3].message == "check gpu-nodes failed"
+    assert saved.history[2].message == "check gpu-nodes failed"
 
 
 _steps = st.lists(

@@ -150,7 +150,7 @@ def test_a_state_file_holds_no_secret_in_outputs_checks_plan_or_history(tmp_path
         at="t", fingerprint="sha256:" + "a" * 64, changes={}, resources=[f"create x {TOKEN}"]
     )
     lifecycle = PhaseLifecycle(state, store, _context())
-    lifecycle.fire("plan", message=f"planned with {TOKEN}")
+    lifecycle.fire("apply", message=f"planned with {TOKEN}")
     text = store.path("vault").read_text()
     assert TOKEN not in text
     written = yaml.safe_load(text)

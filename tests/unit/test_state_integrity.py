@@ -21,7 +21,7 @@ def _context(actor: str = "tester@host") -> RunContext:
 
 
 def _applied(root: Path, phase: str = "pilot", context: RunContext | None = None) -> Path:
-    """A state file as an apply that verified leaves it: four transitions, outputs, lkg."""
+    """A state file as an apply that verified leaves it: three transitions, outputs, lkg."""
     store = StateStore(root, ENV)
     state = store.read(phase)
     state.outputs = {"vpc_id": "vpc-0123", "subnets": ["subnet-1", "subnet-2"]}
@@ -29,7 +29,7 @@ def _applied(root: Path, phase: str = "pilot", context: RunContext | None = None
         fingerprint="sha256:f", program="sha256:p", config="sha256:c", at="2026-12-02T00:00:00Z"
     )
     lifecycle = PhaseLifecycle(state, store, context or _context())
-    for event in ("plan", "apply", "ok", "pass"):
+    for event in ("apply", "ok", "pass"):
         lifecycle.fire(event, message=f"{event} done")
     return store.path(phase)
 
@@ -42,7 +42,7 @@ def test_a_written_state_file_reads_back_whole(tmp_path: Path) -> None:
     path = _applied(tmp_path)
     state = _read(tmp_path)
     assert state.status == "verified"
-    assert [h.event for h in state.history] == ["plan", "apply", "ok", "pass"]
+    assert [h.event for h in state.history] == ["apply", "ok", "pass"]
     text = path.read_text()
     assert text.splitlines()[-1].startswith("integrity: sha256:"), "the seal is the last line"
     assert all(h.prev and h.prev.startswith("sha256:") for h in state.history)
@@ -69,8 +69,8 @@ def test_every_cut_at_a_line_boundary_is_refused_with_the_file_named(tmp_path: P
     [
         (lambda d: d.pop("lkg"), "does not match its integrity seal"),
         (lambda d: d.__setitem__("history", []), "does not match its integrity seal"),
-        (lambda d: d["history"].pop(1), "history entry 2 (ok at"),
-        (lambda d: d["history"].pop(0), "history entry 1 (apply at"),
+        (lambda d: d["history"].pop(1), "history entry 2 (pass at"),
+        (lambda d: d["history"].pop(0), "history entry 1 (ok at"),
         (lambda d: d["history"].reverse(), "history entry 1 (pass at"),
         (lambda d: d.__setitem__("status", "pending"), "does not match its integrity seal"),
         (lambda d: d["history"][0].__setitem__("actor", "someone"), "history entry 2"),
@@ -101,15 +101,15 @@ def test_a_merge_of_two_branches_histories_is_named_a_merge(tmp_path: Path) -> N
     for root, actor in ((left, "ann@a"), (right, "bob@b")):
         store = StateStore(root, ENV)
         state = store.read("pilot")
-        PhaseLifecycle(state, store, _context(actor)).fire("plan", message=f"by {actor}")
+        PhaseLifecycle(state, store, _context(actor)).fire("apply", message=f"by {actor}")
     ours = yaml.safe_load((left / ENV / base.name).read_text())
     theirs = yaml.safe_load((right / ENV / base.name).read_text())
     ours["history"].append(theirs["history"][-1])
     base.write_text(yaml.safe_dump(ours, sort_keys=False))
     with pytest.raises(StateFileError) as refused:
         _read(left)
-    assert "history entry 6" in str(refused.value)
-    assert "merged (the histories fork after entry 4)" in str(refused.value)
+    assert "history entry 5" in str(refused.value)
+    assert "merged (the histories fork after entry 3)" in str(refused.value)
 
 
 def test_a_history_moved_from_another_stack_is_refused(tmp_path: Path) -> None:
@@ -135,9 +135,9 @@ def test_repair_seals_a_deliberate_fix_and_records_it(tmp_path: Path) -> None:
         "pilot", lambda status, what: context.entry("repair", status, status, what)
     )
 
-    assert found.startswith("history entry 2 (ok at")
+    assert found.startswith("history entry 2 (pass at")
     state = _read(tmp_path)
-    assert [h.event for h in state.history] == ["plan", "ok", "pass", "repair"]
+    assert [h.event for h in state.history] == ["apply", "pass", "repair"]
     assert state.history[-1].actor == "fixer@host"
     assert state.history[-1].message == found
 

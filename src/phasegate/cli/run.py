@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -23,15 +24,26 @@ from phasegate.errors import ExitCode, InputError, PhasegateError
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 when none)."
 )
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also save the plan to this file, for `migrate apply FILE` (and `approve --plan`).",
+)
 @click.pass_context
 def plan(
-    ctx: click.Context, env: str | None, phase: str | None, output: str, detailed_exitcode: bool
+    ctx: click.Context,
+    env: str | None,
+    phase: str | None,
+    output: str,
+    detailed_exitcode: bool,
+    out: Path | None,
 ) -> None:
-    """Preview what apply would change, phase by phase."""
+    """Preview what apply would change, phase by phase. Read-only: no state file or
+    cloud resource changes."""
     from phasegate.render import render_reports
 
     with orchestrator(ctx, env) as orch:
-        reports = orch.plan(phase)
+        reports = orch.plan(phase, out=out)
         render_reports(
             reports, output, environment=orch.env.name, title="Plan", secrets=orch.project.secrets
         )
@@ -59,6 +71,7 @@ def plan(
     is_flag=True,
     help="Leave a phase whose apply or checks fail as it is, for a person to inspect.",
 )
+@click.argument("plan_file", metavar="[FILE]", required=False, type=click.Path(path_type=Path))
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -67,17 +80,36 @@ def apply(
     output: str,
     yes: bool,
     no_rollback: bool,
+    plan_file: Path | None,
 ) -> None:
     """Plan, apply and verify each phase in order; roll back a phase that fails.
 
     A stepped phase (cutover) applies its next step per run and bakes it while its checks
-    watch."""
+    watch. With FILE (from `migrate plan --out FILE`), applies exactly that plan, and
+    refuses (exit 5, naming the phase) if anything it was made from has changed since."""
     from phasegate.render import render_reports
 
     if not yes and not sys.stdin.isatty():
         raise InputError("stdin is not a terminal: pass --yes to apply", field="--yes")
+    saved = None
+    if plan_file is not None:
+        from phasegate.saved_plan import SavedPlan
+
+        if phase is not None:
+            raise InputError(
+                "a saved plan applies the phases it was made for", field="--phase", hint="drop it"
+            )
+        saved = SavedPlan.load(plan_file)
+        env = env or saved.environment
     with orchestrator(ctx, env, no_rollback=no_rollback) as orch:
-        if not yes:
+        if saved is not None and not yes:
+            for entry in saved.phases:
+                changes = entry.changes.items()
+                counts = ", ".join(f"{n} to {op}" for op, n in changes if op != "same")
+                click.echo(f"{entry.stack}: {counts or 'no changes'}")
+            if not click.confirm(f"Apply the saved plan {plan_file} to {orch.env.name}?"):
+                raise PhasegateError("apply cancelled: nothing was changed")
+        elif not yes:
             preview = orch.plan(phase)
             render_reports(
                 preview,
@@ -90,7 +122,7 @@ def apply(
                 click.echo("No changes.")
             if not click.confirm(f"Apply to {orch.env.name}?", default=False):
                 raise PhasegateError("apply cancelled: nothing was changed")
-        reports = orch.apply(phase)
+        reports = orch.apply(phase, saved)
         render_reports(
             reports, output, environment=orch.env.name, title="Apply", secrets=orch.project.secrets
         )
@@ -173,11 +205,27 @@ def rollback(ctx: click.Context, env: str | None, phase: str, output: str) -> No
 
 @cli.command()
 @options(env_option, phase_option)
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(path_type=Path),
+    help="Approve this saved plan (from `migrate plan --out`) rather than a plan made now.",
+)
 @click.pass_context
-def approve(ctx: click.Context, env: str | None, phase: str | None) -> None:
-    """Record your approval of the phases' current programs (a gate where required)."""
+def approve(ctx: click.Context, env: str | None, phase: str | None, plan_file: Path | None) -> None:
+    """Record your approval of the phases' plans (a gate where required). An approval
+    holds for that plan only: a change to the program, config, checks, policies or the
+    upstream outputs voids it."""
+    saved = None
+    if plan_file is not None:
+        from phasegate.saved_plan import SavedPlan
+
+        if phase is not None:
+            raise InputError("a saved plan is approved whole", field="--phase", hint="drop it")
+        saved = SavedPlan.load(plan_file)
+        env = env or saved.environment
     with orchestrator(ctx, env) as orch:
-        for state in orch.approve(phase):
-            assert state.approval is not None
-            program = state.approval.program.split(":", 1)[-1][:12]
-            click.echo(f"{state.stack}: approved program {program} as {state.approval.by}")
+        for state in orch.approve(phase, saved):
+            assert state.approval is not None and state.approval.fingerprint is not None
+            plan = state.approval.fingerprint.split(":", 1)[-1][:12]
+            click.echo(f"{state.stack}: approved plan {plan} as {state.approval.by}")
