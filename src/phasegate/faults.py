@@ -21,6 +21,8 @@ Points:
   rollback that fails: ``rollback_failed``, exit 4); ``kill`` dies with N-1 done.
 * ``check``: before each check runs (after an apply, and after a rollback's re-apply).
 * ``rollback``: as a rollback starts, with the stack already in ``rolling_back``.
+* ``scaffold-write``: before each file ``migrate init`` or ``migrate new-phase`` writes;
+  ``fail`` there fails that write, and what the command wrote before it is taken back.
 
 Counts are per process: ``resource-op:5`` in a run that applies two phases is the fifth
 operation of the run, whichever phase it belongs to.

@@ -113,7 +113,9 @@ class Migration(_Model):
     environments: list[EnvironmentSpec] = Field(
         min_length=1, description="in promotion order; the first is the default"
     )
-    phases: list[PhaseSpec] = Field(min_length=1, description="in apply order")
+    phases: list[PhaseSpec] = Field(
+        description="in apply order; a project with none yet says so with `phases: []`"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Migration:
@@ -156,7 +158,9 @@ class Migration(_Model):
         raise InputError(
             f"unknown phase '{name}'",
             field="--phase",
-            hint=f"allowed: {', '.join(p.name for p in self.phases)}",
+            hint=f"allowed: {', '.join(p.name for p in self.phases)}"
+            if self.phases
+            else "the migration has no phases yet: add one with `migrate new-phase NAME`",
         )
 
     def upstream(self, phase: PhaseSpec) -> list[PhaseSpec]:
@@ -174,6 +178,6 @@ def _no_repeats(what: str, names: list[str]) -> None:
         raise ValueError(f"{what} names repeat: {', '.join(dupes)}")
 
 
-def load_migration(root: Path) -> Migration:
-    """Load ``migration.yaml`` at the project root."""
-    return load_model(root / MIGRATION_FILE, Migration)
+def load_migration(root: Path, text: str | None = None) -> Migration:
+    """Load ``migration.yaml`` at the project root (``text``: as if it held that)."""
+    return load_model(root / MIGRATION_FILE, Migration, text=text)

@@ -16,23 +16,9 @@ import yaml
 
 from phasegate.atomic import write_atomic
 from phasegate.errors import InputError
-from phasegate.yamlfile import dump_yaml, read_yaml
+from phasegate.yamlfile import dump_yaml, last_line, read_yaml
 
 __all__ = ["set_secure_value"]
-
-
-def _last_line(node: yaml.Node) -> int:
-    """The 0-based last line that holds some of ``node``'s text."""
-    if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and not node.flow_style:
-        children = (
-            [n for pair in node.value for n in pair]
-            if isinstance(node, yaml.MappingNode)
-            else list(node.value)
-        )
-        if children:
-            return max(_last_line(child) for child in children)
-    end = node.end_mark
-    return end.line - 1 if end.column == 0 and end.line > node.start_mark.line else end.line
 
 
 def _entry(key: str, secure: str, indent: int) -> list[str]:
@@ -74,19 +60,19 @@ def set_secure_value(path: Path, key: str, secure: str, salt_state: str | None) 
         config_line = config_key.start_mark.line
         found = [(k, v) for k, v in config_value.value if k.value == key]
         if found:
-            start, end = found[0][0].start_mark.line, _last_line(found[0][1])
+            start, end = found[0][0].start_mark.line, last_line(found[0][1])
             indent = found[0][0].start_mark.column
             lines[start : end + 1] = _entry(key, secure, indent)
         else:
             indent = config_value.value[0][0].start_mark.column
-            after = _last_line(config_value) + 1
+            after = last_line(config_value) + 1
             lines[after:after] = _entry(key, secure, indent)
     else:
         # `config:` empty, or a flow mapping: written again in block form.
         config_line = config_key.start_mark.line
         merged = {**(data.get("config") or {}), key: {"secure": secure}}
         block = dump_yaml({"config": merged}).splitlines(keepends=True)
-        end = config_line if _is_empty(config_value) else _last_line(config_value)
+        end = config_line if _is_empty(config_value) else last_line(config_value)
         lines[config_line : end + 1] = block
     if salt_state is not None:
         lines.insert(config_line, f"encryptionsalt: {salt_state}\n")

@@ -20,6 +20,7 @@ from phasegate.errors import InputError
 
 __all__ = [
     "dump_yaml",
+    "last_line",
     "line_of",
     "load_model",
     "read_yaml",
@@ -116,14 +117,20 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def read_yaml(path: Path, error: type[InputError] = InputError) -> tuple[Any, yaml.Node | None]:
-    """Parse a YAML file; returns the data and its node tree (for line numbers)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error("file not found", file=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"cannot read: {exc}", file=path) from None
+def read_yaml(
+    path: Path, error: type[InputError] = InputError, text: str | None = None
+) -> tuple[Any, yaml.Node | None]:
+    """Parse a YAML file; returns the data and its node tree (for line numbers).
+
+    ``text``: parse this instead of the file's content (what is about to be written
+    there), with errors located in ``path`` all the same."""
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise error("file not found", file=path) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise error(f"cannot read: {exc}", file=path) from None
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -161,6 +168,20 @@ def line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
         else:
             return line
     return line
+
+
+def last_line(node: yaml.Node) -> int:
+    """The 0-based last line that holds some of ``node``'s text."""
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and not node.flow_style:
+        children = (
+            [n for pair in node.value for n in pair]
+            if isinstance(node, yaml.MappingNode)
+            else list(node.value)
+        )
+        if children:
+            return max(last_line(child) for child in children)
+    end = node.end_mark
+    return end.line - 1 if end.column == 0 and end.line > node.start_mark.line else end.line
 
 
 def refuse_booleans_as_numbers(model: type[BaseModel], data: Any) -> None:
@@ -324,9 +345,11 @@ def load_model(
     model: type[M],
     error: type[InputError] = InputError,
     context: dict[str, Any] | None = None,
+    text: str | None = None,
 ) -> M:
-    """Read ``path`` and validate it as ``model``; raise one located error if it is wrong."""
-    data, node = read_yaml(path, error)
+    """Read ``path`` (or ``text``, as if it were that file's content) and validate it as
+    ``model``; raise one located error if it is wrong."""
+    data, node = read_yaml(path, error, text)
     if data is None:
         data = {}
     if not isinstance(data, dict):

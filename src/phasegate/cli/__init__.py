@@ -12,13 +12,13 @@ from typing import NoReturn
 
 import click
 
-from phasegate.cli import admin, run
+from phasegate.cli import admin, run, scaffold
 from phasegate.cli._app import Obj, cli
 from phasegate.errors import ExitCode, PhasegateError, describe
 from phasegate.redaction import SecretValues
 
 __all__ = ["cli", "main"]
-_COMMANDS = (admin, run)  # imported for the commands they add to the group
+_COMMANDS = (admin, run, scaffold)  # imported for the commands they add to the group
 
 
 def _fail(message: str, code: int, secrets: SecretValues, *, debug: bool = False) -> NoReturn:

@@ -47,6 +47,7 @@ def plan(
         render_reports(
             reports, output, environment=orch.env.name, title="Plan", secrets=orch.project.secrets
         )
+        _say_if_no_phases(orch.project, output)
     if any(r.plan and r.plan.refused for r in reports):
         raise PhasegateError("the plan refuses resources the engine cannot create (see above)")
     blocking = [v for r in reports for v in r.violations if v.enforcement == "mandatory"]
@@ -126,7 +127,14 @@ def apply(
         render_reports(
             reports, output, environment=orch.env.name, title="Apply", secrets=orch.project.secrets
         )
+        _say_if_no_phases(orch.project, output)
     _raise_for_failures(reports)
+
+
+def _say_if_no_phases(project: Any, output: str) -> None:
+    """A project made with `init --empty` plans nothing until it has a phase: say how."""
+    if not project.migration.phases and output == "text":
+        click.echo("No phases yet: add one with `migrate new-phase NAME`.")
 
 
 def _raise_for_failures(reports: list[Any]) -> None:
@@ -157,6 +165,7 @@ def status(ctx: click.Context, env: str | None, output: str) -> None:
 
     with orchestrator(ctx, env) as orch:
         render_status(orch.env.name, orch.status(), output, orch.project.secrets)
+        _say_if_no_phases(orch.project, output)
 
 
 @cli.command()
