@@ -4,10 +4,11 @@ and its lock, and the stacks an earlier run left unfinished refused before anyth
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from phasegate.engines.base import Engine, EventSink, _ignore
-from phasegate.errors import StorageError
+from phasegate.errors import Interrupted, StorageError
 from phasegate.gates import refuse_interrupted
 from phasegate.machine import INTERRUPTED, PhaseLifecycle, RunContext
 from phasegate.project import Project
@@ -29,8 +30,11 @@ class Environment:
         engine: Engine | None = None,
         on_event: EventSink = _ignore,
         on_notice: Callable[[str], None] = lambda _: None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.project = project
+        self.stop = stop or threading.Event()
+        """Set when the person running the command asks it to stop (Ctrl-C, SIGTERM)."""
         self.spec: EnvironmentSpec = project.migration.environment(environment)
         self.context = context
         self.on_event = on_event
@@ -46,8 +50,13 @@ class Environment:
     def engine(self) -> Engine:
         """Built on first use: ``status`` never needs one."""
         if self._engine is None:
-            self._engine = self.project.engine(self.spec)
+            self._engine = self.project.engine(self.spec, stop=self.stop)
         return self._engine
+
+    def sleep(self, seconds: float) -> None:
+        """Wait between two looks of a check, unless a stop is asked for: then stop."""
+        if self.stop.wait(seconds) or self.stop.is_set():
+            raise Interrupted("stopped on request while the checks were running")
 
     def phases(self, phase: str | None = None) -> list[PhaseSpec]:
         """The phases a command selects: all in order, or the one named."""

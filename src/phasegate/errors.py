@@ -16,6 +16,7 @@ __all__ = [
     "ExitCode",
     "GateBlocked",
     "InputError",
+    "Interrupted",
     "LockHeld",
     "PhasegateError",
     "RollbackFailed",
@@ -36,6 +37,7 @@ class ExitCode(IntEnum):
     ROLLED_BACK = 3
     ROLLBACK_FAILED = 4
     BLOCKED = 5
+    INTERRUPTED = 130
 
 
 class PhasegateError(Exception):
@@ -139,6 +141,25 @@ class StorageError(PhasegateError, OSError):
         if stacks:
             left = ", ".join(f"{stack} stays {status}" for stack, status in stacks)
             self.hint = f"{left}: {self.remedy}, then run `migrate recover`"
+
+
+class Interrupted(BaseException):
+    """The person running phasegate asked it to stop (Ctrl-C, SIGTERM), and it stopped
+    between two resource operations or two looks of a check.
+
+    A BaseException, as KeyboardInterrupt is: no ``except Exception`` on the way (a
+    check's probe, a rollback's error handling) may take it for a failure and act on it.
+    The orchestrator adds what the run did and where it leaves each stack."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint: str | None = None
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
 
 
 def describe(exc: BaseException) -> str:

@@ -11,15 +11,17 @@ sequences live in their own modules: :mod:`~phasegate.planning`, :mod:`~phasegat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from phasegate import gates
 from phasegate.engines.base import Engine, EventSink, _ignore
 from phasegate.environment import Environment
-from phasegate.errors import EngineError, GateBlocked, StorageError, describe
+from phasegate.errors import EngineError, GateBlocked, Interrupted, StorageError, describe
 from phasegate.lkg import LastKnownGoodStore
-from phasegate.machine import PhaseLifecycle, RunContext
+from phasegate.machine import INTERRUPTED, PhaseLifecycle, RunContext
 from phasegate.planning import Planned, Planner, RunMemory
 from phasegate.project import Project
 from phasegate.recovery import Recovery
@@ -46,12 +48,19 @@ class Orchestrator:
         on_event: EventSink = _ignore,
         on_notice: Callable[[str], None] = lambda _: None,
         no_rollback: bool = False,
+        stop: threading.Event | None = None,
     ) -> None:
         self.project = project
         self.no_rollback = no_rollback
         """Leave a failed phase as it is (for a person to inspect) instead of rolling back."""
         self.environment = Environment(
-            project, environment, context, engine=engine, on_event=on_event, on_notice=on_notice
+            project,
+            environment,
+            context,
+            engine=engine,
+            on_event=on_event,
+            on_notice=on_notice,
+            stop=stop,
         )
         self.env: EnvironmentSpec = self.environment.spec
         self.planner = Planner(self.environment)
@@ -144,7 +153,8 @@ class Orchestrator:
         phases = env.phases(phase if saved is None else saved.phase)
         if saved is not None:
             saved.refuse_other_selection(env.name, [p.name for p in phases])
-        with env.opened(phases) as states:
+        reports: list[PhaseReport] = []
+        with self._saying_where_stopped(reports), env.opened(phases) as states:
             if phase is not None:
                 upstream = self.project.migration.upstream(phases[0])
                 gates.refuse_unapplied_dependencies(upstream, phases[0], states, env.name)
@@ -170,7 +180,6 @@ class Orchestrator:
             for spec in phases:
                 if first[spec.name].has_work(states[spec.name]):
                     self._refuse_unpromoted(spec, first[spec.name], states[spec.name])
-            reports = []
             changed: set[str] = set()
             for spec in phases:
                 upstream_names = {p.name for p in self.project.migration.upstream(spec)}
@@ -237,6 +246,8 @@ class Orchestrator:
         try:
             result = env.engine.up(target, on_event=env.on_event)
         except EngineError as exc:
+            if env.stop.is_set():  # an engine that stops by failing the operation under way
+                raise Interrupted(f"{state.stack}: stopped on request ({exc})") from exc
             return self._failed(lifecycle, spec, planned, f"apply failed: {exc}")
         run.planned.pop(spec.name, None)
         state.outputs = redact(dict(result.outputs.values), result.outputs.secret)
@@ -307,11 +318,38 @@ class Orchestrator:
 
     def rollback(self, phase: str) -> PhaseReport:
         """``migrate rollback``: the rollback a failed apply does, asked for by a person."""
-        return self.rollbacks.by_hand(phase)
+        with self._saying_where_stopped([]):
+            return self.rollbacks.by_hand(phase)
 
     def recover(self) -> list[PhaseReport]:
         """``migrate recover``: finish what a killed run left."""
-        return Recovery(self.environment, self.planner, self.rollbacks).recover()
+        with self._saying_where_stopped([]):
+            return Recovery(self.environment, self.planner, self.rollbacks).recover()
+
+    @contextlib.contextmanager
+    def _saying_where_stopped(self, reports: list[PhaseReport]) -> Iterator[None]:
+        """A run stopped on request says what it did, where each stack is left (as its
+        state file says), and how to go on."""
+        try:
+            yield
+        except Interrupted as stopped:
+            env = self.environment
+            acted = [r for r in reports if r.outcome != "no changes"]
+            done = [f"{r.stack} {r.outcome} ({r.status})" for r in acted]
+            left = [s for s in env.read_all().values() if s.status in INTERRUPTED]
+            said = [stopped.message]
+            if done:
+                said.append("done before it: " + ", ".join(done))
+            said += [f"{s.stack} is left {s.status.replace('_', ' ')}" for s in left]
+            if not done and not left:
+                said.append("nothing was changed")
+            stopped.message = "; ".join(said)
+            if left:
+                stopped.hint = (
+                    f"run `migrate recover --env {env.name}`: it rolls back an apply that "
+                    "was cut short and finishes a verification"
+                )
+            raise
 
     def status(self) -> list[PhaseState]:
         states = self.environment.read_all()

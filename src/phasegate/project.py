@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,8 +291,9 @@ class Project:
             config_file=str(self.stack_config_path(env.name, phase.name)),
         )
 
-    def engine(self, env: EnvironmentSpec) -> Engine:
-        """The environment's engine; one instance per kind for the whole run."""
+    def engine(self, env: EnvironmentSpec, stop: threading.Event | None = None) -> Engine:
+        """The environment's engine; one instance per kind for the whole run, stopping
+        cleanly once ``stop`` is set."""
         if env.engine not in self._engines:
             environments = self.migration.environments
             self._engines[env.engine] = build_engine(
@@ -301,6 +303,7 @@ class Project:
                 regions={e.name: e.region for e in environments},
                 backends={e.name: e.backend for e in environments},
                 secrets=self.secrets,
+                stop=stop,
             )
         return self._engines[env.engine]
 

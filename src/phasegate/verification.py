@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from phasegate import faults
 from phasegate.checks import KINDS, CheckContext, CheckSpec, run_check
 from phasegate.engines.base import StackOutputs, StackTarget
+from phasegate.errors import Interrupted
 from phasegate.lkg import LastKnownGoodStore
 from phasegate.machine import PhaseLifecycle
 from phasegate.planning import Stage
@@ -74,6 +75,7 @@ class Verifier:
         secrets = env.project.secrets
         secrets.add_outputs(outputs.values, outputs.secret)
         ctx = CheckContext(
+            sleep=env.sleep,
             environment=env.name,
             stack=target.name,
             outputs=dict(outputs.values),
@@ -96,6 +98,8 @@ class Verifier:
                 )
                 continue
             faults.point("check")
+            if env.stop.is_set():
+                raise Interrupted("stopped on request before check " + check.name)
             results.append(run_check(check, ctx))
         return results
 

@@ -14,22 +14,35 @@ import click
 
 from phasegate.cli import admin, run, scaffold
 from phasegate.cli._app import Obj, cli
-from phasegate.errors import ExitCode, PhasegateError, describe
+from phasegate.errors import ExitCode, Interrupted, PhasegateError, describe
 from phasegate.redaction import SecretValues
 
 __all__ = ["cli", "main"]
 _COMMANDS = (admin, run, scaffold)  # imported for the commands they add to the group
 
 
-def _fail(message: str, code: int, secrets: SecretValues, *, debug: bool = False) -> NoReturn:
+def _fail(
+    message: str,
+    code: int,
+    secrets: SecretValues,
+    *,
+    debug: bool = False,
+    prefix: str = "error",
+) -> NoReturn:
     """One line, or the traceback a person asked for with --debug; no secret in either."""
     if debug:
         import traceback
 
         click.echo(secrets.mask(traceback.format_exc()).rstrip(), err=True)
-        sys.exit(ExitCode.ERROR)  # what an uncaught exception exits with
-    click.echo(f"error: {secrets.mask(message)}", err=True)
+        sys.exit(ExitCode.ERROR if code != ExitCode.INTERRUPTED else code)
+    click.echo(f"{prefix}: {secrets.mask(message)}", err=True)
     sys.exit(code)
+
+
+_AT_ONCE = (
+    "stopped at once: a stack this run was changing is left mid-run; `migrate status` "
+    "names it and `migrate recover` finishes it"
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,18 +60,18 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code if isinstance(code, int) else 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            _fail(_AT_ONCE, ExitCode.INTERRUPTED, secrets, prefix="interrupted")
         _fail("aborted: nothing was changed", ExitCode.ERROR, secrets)
     except click.ClickException as exc:
         _fail(exc.format_message(), ExitCode.ERROR, secrets, debug=debug)
     except PhasegateError as exc:
         _fail(str(exc), exc.exit_code, secrets, debug=debug)
+    except Interrupted as exc:
+        _fail(str(exc), exc.exit_code, secrets, debug=debug, prefix="interrupted")
     except KeyboardInterrupt:
-        _fail(
-            "interrupted: a stack left mid-run is finished by `migrate recover`",
-            ExitCode.ERROR,
-            secrets,
-        )
+        _fail(_AT_ONCE, ExitCode.INTERRUPTED, secrets, prefix="interrupted")
     except Exception as exc:
         # A file the core did not expect to fail on is still named: path and reason.
         message = f"{describe(exc)} (run with --debug for the traceback)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +19,15 @@ if TYPE_CHECKING:
     from phasegate.project import Project
     from phasegate.sandbox_admin import SandboxAdmin
 
-__all__ = ["Obj", "cli", "environment", "options", "orchestrator", "sandbox_admin"]
+__all__ = [
+    "Obj",
+    "cli",
+    "environment",
+    "options",
+    "orchestrator",
+    "sandbox_admin",
+    "stoppable",
+]
 
 _EXIT_CODES = """\b
 Exit codes:
@@ -27,7 +36,8 @@ Exit codes:
   2  plan has changes (with --detailed-exitcode)
   3  apply or a check failed and the phase was rolled back
   4  rollback failed: the stack needs a person
-  5  blocked by a gate (dependency, policy, promotion, approval, lock, interrupted run)"""
+  5  blocked by a gate (dependency, policy, promotion, approval, lock, interrupted run)
+  130  stopped on request (Ctrl-C, SIGTERM): `migrate recover` finishes what it left"""
 
 
 class Obj:
@@ -49,6 +59,7 @@ def environment(ctx: click.Context, env: str | None) -> Iterator[tuple[Project, 
     root = obj.project_dir.resolve() if obj.project_dir else find_root(Path.cwd())
     project = Project.load(root, obj.secrets)
     command = "migrate " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    stop = threading.Event()
     progress = Progress(enabled=ctx.params.get("output", "text") == "text", secrets=obj.secrets)
     try:
         yield (
@@ -58,6 +69,7 @@ def environment(ctx: click.Context, env: str | None) -> Iterator[tuple[Project, 
                 "context": RunContext.detect(root, command),
                 "on_event": progress,
                 "on_notice": lambda message: notice(message, obj.secrets),
+                "stop": stop,
             },
         )
     finally:
@@ -81,6 +93,35 @@ def sandbox_admin(ctx: click.Context, env: str | None) -> Iterator[SandboxAdmin]
 
     with environment(ctx, env) as (project, settings):
         yield SandboxAdmin(Environment(project, **settings))
+
+
+@contextmanager
+def stoppable(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C or SIGTERM asks the block to stop cleanly: the engine finishes the resource
+    operation under way, records it, and starts no other; checks stop between looks.
+    A second Ctrl-C stops at once (the next ``migrate recover`` sorts out the rest)."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ask(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo(
+            "\nstopping: finishing the operation under way, starting no other "
+            "(Ctrl-C again to stop at once)",
+            err=True,
+        )
+
+    previous = {sig: signal.signal(sig, ask) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -15,6 +15,7 @@ from phasegate.cli._app import (
     orchestrator,
     output_option,
     phase_option,
+    stoppable,
 )
 from phasegate.errors import ExitCode, InputError, PhasegateError
 
@@ -43,7 +44,8 @@ def plan(
     from phasegate.render import render_reports
 
     with orchestrator(ctx, env) as orch:
-        reports = orch.plan(phase, out=out)
+        with stoppable(orch.environment.stop):
+            reports = orch.plan(phase, out=out)
         render_reports(
             reports, output, environment=orch.env.name, title="Plan", secrets=orch.project.secrets
         )
@@ -123,7 +125,8 @@ def apply(
                 click.echo("No changes.")
             if not click.confirm(f"Apply to {orch.env.name}?", default=False):
                 raise PhasegateError("apply cancelled: nothing was changed")
-        reports = orch.apply(phase, saved)
+        with stoppable(orch.environment.stop):
+            reports = orch.apply(phase, saved)
         render_reports(
             reports, output, environment=orch.env.name, title="Apply", secrets=orch.project.secrets
         )
@@ -176,7 +179,8 @@ def recover(ctx: click.Context, env: str | None, output: str) -> None:
     from phasegate.render import render_reports
 
     with orchestrator(ctx, env) as orch:
-        reports = orch.recover()
+        with stoppable(orch.environment.stop):
+            reports = orch.recover()
         if not reports and output == "text":
             click.echo(f"Nothing to recover in {orch.env.name}.")
             return
@@ -201,7 +205,8 @@ def rollback(ctx: click.Context, env: str | None, phase: str, output: str) -> No
     from phasegate.render import render_reports
 
     with orchestrator(ctx, env) as orch:
-        report = orch.rollback(phase)
+        with stoppable(orch.environment.stop):
+            report = orch.rollback(phase)
         render_reports(
             [report],
             output,

@@ -8,6 +8,7 @@ Pulumi Automation API nor the emulator.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, get_args
@@ -29,16 +30,18 @@ def build_engine(
     regions: Mapping[str, str],
     backends: Mapping[str, str | None],
     secrets: SecretValues | None = None,
+    stop: threading.Event | None = None,
 ) -> Engine:
     """The engine of ``kind`` for a project at ``root`` keeping its working data under
     ``work_dir``; ``regions`` and ``backends`` are per environment name. The engine adds
-    every secret value it learns of to ``secrets``."""
+    every secret value it learns of to ``secrets``, and stops cleanly once ``stop`` is
+    set (:attr:`Engine.stop`)."""
     if kind == "sandbox":
         from phasegate.engines.sandbox import SandboxEngine
 
-        return SandboxEngine(work_dir / "sandbox", dict(regions), secrets=secrets)
+        return SandboxEngine(work_dir / "sandbox", dict(regions), secrets=secrets, stop=stop)
     if kind == "pulumi":
         from phasegate.engines.pulumi import PulumiEngine
 
-        return PulumiEngine(root, work_dir / "pulumi", dict(backends), secrets=secrets)
+        return PulumiEngine(root, work_dir / "pulumi", dict(backends), secrets=secrets, stop=stop)
     raise ValueError(f"unknown engine kind {kind!r} (allowed: {', '.join(ENGINE_KINDS)})")

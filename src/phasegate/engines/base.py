@@ -253,6 +253,10 @@ class Engine(ABC):
     """The port every engine implements."""
 
     name: str
+    stop: threading.Event
+    """Set when the person running phasegate asks it to stop (Ctrl-C, SIGTERM): the engine
+    finishes the resource operation under way, records it as done, starts no other, and
+    raises :class:`~phasegate.errors.Interrupted`."""
 
     @abstractmethod
     def preview(

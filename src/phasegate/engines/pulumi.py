@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,11 @@ class PulumiEngine(Engine):
         backends: Mapping[str, str | None] | None = None,
         *,
         secrets: SecretValues | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.root = root
         self.home = home
+        self.stop = stop or threading.Event()
         self.backends = dict(backends or {})
         """Each environment's backend URL (None: the local file backend)."""
         self.secrets = secrets if secrets is not None else SecretValues()

@@ -35,7 +35,7 @@ from phasegate.engines.sandbox.deployment import _Deployment
 from phasegate.engines.sandbox.handlers import handler_for
 from phasegate.engines.sandbox.runtime import ProgramFailed, run_program
 from phasegate.engines.sandbox.store import Checkpoint, SandboxStore, StackCheckpoint
-from phasegate.errors import EngineError, InputError, aws_error_code
+from phasegate.errors import EngineError, InputError, Interrupted, aws_error_code
 from phasegate.passphrase import RevealedConfig, reveal
 from phasegate.redaction import SecretValues
 
@@ -57,9 +57,11 @@ class SandboxEngine(Engine):
         regions: Mapping[str, str] | None = None,
         *,
         secrets: SecretValues | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.root = root
         self.regions = dict(regions or {})
+        self.stop = stop or threading.Event()
         self.secrets = secrets if secrets is not None else SecretValues()
         """Where the engine puts every secret value it learns of (the run's registry)."""
         self._stores: dict[str, SandboxStore] = {}
@@ -118,9 +120,21 @@ class SandboxEngine(Engine):
                 on_secret=self.secrets.add,
             )
         except ProgramFailed as exc:
-            raise EngineError(str(exc), stack=stack.name) from exc
+            raise self._failure(stack, deployment, exc) from exc
         self.secrets.add_outputs(outputs.values, outputs.secret)
         return deployment, outputs
+
+    def _failure(
+        self, stack: StackTarget, deployment: _Deployment, exc: ProgramFailed
+    ) -> EngineError | Interrupted:
+        """A run that stopped: on request (between two operations, each recorded), or
+        because something failed."""
+        if self.stop.is_set():
+            done = deployment.operations_done
+            return Interrupted(
+                f"{stack.name}: stopped on request after {done} resource operation(s)"
+            )
+        return EngineError(str(exc), stack=stack.name)
 
     def _reveal(self, stack: StackTarget) -> RevealedConfig:
         """The stack config with its ``secure:`` values decrypted, as Pulumi's passphrase
@@ -161,7 +175,7 @@ class SandboxEngine(Engine):
         try:
             deleted = deployment.delete_leftovers(release_protected=release_protected)
         except ProgramFailed as exc:
-            raise EngineError(str(exc), stack=stack.name) from exc
+            raise self._failure(stack, deployment, exc) from exc
         deployment._commit(outputs)
         changes = [c for c in deployment.changes if c.op is not Op.SAME] + deleted
         kept = tuple(f"{r.type} {r.name}" for r in deployment.newly_released)
@@ -178,7 +192,7 @@ class SandboxEngine(Engine):
         try:
             deleted = deployment.delete_leftovers()
         except ProgramFailed as exc:
-            raise EngineError(str(exc), stack=stack.name) from exc
+            raise self._failure(stack, deployment, exc) from exc
         deployment._commit(StackOutputs())
         return UpResult(
             stack=stack.name, changes=deleted, kept=tuple(f"{r.type} {r.name}" for r in kept)

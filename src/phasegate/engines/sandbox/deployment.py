@@ -79,11 +79,20 @@ class _Deployment:
         self.released: list[ResourceState] = list(old.released)
         """Protected resources rollbacks left in the cloud and dropped from the stack."""
         self.newly_released: list[ResourceState] = []
+        self.operations_done = 0
+        """Resource operations carried out and recorded by this run."""
+
+    def _stop_point(self) -> None:
+        """Between two resource operations: once a stop is asked for, start no other (the
+        one under way has been recorded). The engine reports the run as interrupted."""
+        if self.engine.stop.is_set():
+            raise ProgramFailed("stopped on request")
 
     # -- the runtime's questions --------------------------------------------------------
 
     def register(self, reg: Registration) -> tuple[str, dict[str, Any]]:
         with self._lock:
+            self._stop_point()
             self.seen.add(reg.urn)
             old = self.old.get(reg.urn) or self._released(reg.urn)
             if not reg.custom or reg.type.startswith("pulumi:providers:"):
@@ -219,6 +228,7 @@ class _Deployment:
             raise ProgramFailed(f"{reg.type} '{reg.name}': {type(exc).__name__}: {exc}") from None
         self._record(reg, id_, outputs, emulated=handler.emulated)
         self._commit()
+        self.operations_done += 1
         self._passed(change)
         self._event(change, "done")
         return id_, outputs
@@ -328,6 +338,7 @@ class _Deployment:
         # replaced original may depend on something no longer declared, or the reverse.
         doomed = {id(r) for r in (*gone, *self.replaced)}
         for state in [r for r in reversed(self.current) if id(r) in doomed]:
+            self._stop_point()
             done.append(self._delete(state))
         return done
 
@@ -348,6 +359,7 @@ class _Deployment:
         self._forget(state)
         self._commit()
         if state.custom and not state.type.startswith("pulumi:providers:"):
+            self.operations_done += 1
             self._passed(change)
             self._event(change, "done")
         return change
