@@ -19,7 +19,14 @@ from pathlib import Path
 from phasegate import gates
 from phasegate.engines.base import Engine, EventSink, _ignore
 from phasegate.environment import Environment
-from phasegate.errors import EngineError, GateBlocked, Interrupted, StorageError, describe
+from phasegate.errors import (
+    EngineError,
+    GateBlocked,
+    Interrupted,
+    PhasegateError,
+    StorageError,
+    describe,
+)
 from phasegate.lkg import LastKnownGoodStore
 from phasegate.machine import INTERRUPTED, PhaseLifecycle, RunContext
 from phasegate.planning import Planned, Planner, RunMemory
@@ -74,7 +81,7 @@ class Orchestrator:
         no cloud changed; with ``out``, the plan is saved there for ``apply``."""
         env = self.environment
         phases = env.phases(phase)
-        with env.opened(phases) as states:
+        with self._saying_where_stopped([]), env.opened(phases) as states:
             run = RunMemory()
             reports: list[PhaseReport] = []
             entries = []
@@ -336,7 +343,10 @@ class Orchestrator:
             env = self.environment
             acted = [r for r in reports if r.outcome != "no changes"]
             done = [f"{r.stack} {r.outcome} ({r.status})" for r in acted]
-            left = [s for s in env.read_all().values() if s.status in INTERRUPTED]
+            try:
+                left = [s for s in env.read_all().values() if s.status in INTERRUPTED]
+            except PhasegateError:  # a file it cannot read: `migrate status` will say so
+                left = []
             said = [stopped.message]
             if done:
                 said.append("done before it: " + ", ".join(done))
