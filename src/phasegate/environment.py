@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from phasegate.engines.base import Engine, EventSink, _ignore
 from phasegate.errors import StorageError
+from phasegate.events import RunSink, ignore
 from phasegate.gates import refuse_interrupted
 from phasegate.machine import INTERRUPTED, PhaseLifecycle, RunContext
 from phasegate.project import Project
@@ -28,12 +29,16 @@ class Environment:
         *,
         engine: Engine | None = None,
         on_event: EventSink = _ignore,
+        on_progress: RunSink = ignore,
         on_notice: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.project = project
         self.spec: EnvironmentSpec = project.migration.environment(environment)
         self.context = context
         self.on_event = on_event
+        """Where the engine reports each resource operation."""
+        self.on_progress = on_progress
+        """Where the run reports its phases' stages and its checks' attempts."""
         self.on_notice = on_notice
         self.states = StateStore(project.state_dir, self.spec.name, project.secrets)
         self._engine = engine

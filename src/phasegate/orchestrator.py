@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from phasegate import gates
-from phasegate.engines.base import Engine, EventSink, _ignore
+from phasegate.engines.base import Engine, EventSink, Op, _ignore
 from phasegate.environment import Environment
 from phasegate.errors import EngineError, GateBlocked, StorageError, describe
+from phasegate.events import PhaseEvent, RunEvent, RunSink, ignore
 from phasegate.lkg import LastKnownGoodStore
 from phasegate.machine import PhaseLifecycle, RunContext
 from phasegate.planning import Planned, Planner, RunMemory
@@ -42,6 +43,7 @@ class Orchestrator:
         *,
         engine: Engine | None = None,
         on_event: EventSink = _ignore,
+        on_progress: RunSink = ignore,
         on_notice: Callable[[str], None] = lambda _: None,
         no_rollback: bool = False,
     ) -> None:
@@ -49,7 +51,13 @@ class Orchestrator:
         self.no_rollback = no_rollback
         """Leave a failed phase as it is (for a person to inspect) instead of rolling back."""
         self.environment = Environment(
-            project, environment, context, engine=engine, on_event=on_event, on_notice=on_notice
+            project,
+            environment,
+            context,
+            engine=engine,
+            on_event=on_event,
+            on_progress=on_progress,
+            on_notice=on_notice,
         )
         self.env: EnvironmentSpec = self.environment.spec
         self.planner = Planner(self.environment)
@@ -63,6 +71,8 @@ class Orchestrator:
         env = self.environment
         phases = env.phases(phase)
         with env.opened(phases) as states:
+            names = tuple(spec.name for spec in phases)
+            env.on_progress(RunEvent("plan", env.name, names))
             run = RunMemory()
             reports: list[PhaseReport] = []
             for spec in phases:
@@ -82,6 +92,7 @@ class Orchestrator:
                         violations=planned.violations,
                     )
                 )
+            env.on_progress(RunEvent("plan", env.name, names, status="done"))
             return reports
 
     # -- apply ----------------------------------------------------------------------------
@@ -91,6 +102,8 @@ class Orchestrator:
         env = self.environment
         phases = env.phases(phase)
         with env.opened(phases) as states:
+            names = tuple(spec.name for spec in phases)
+            env.on_progress(RunEvent("apply", env.name, names))
             if phase is not None:
                 upstream = self.project.migration.upstream(phases[0])
                 gates.refuse_unapplied_dependencies(upstream, phases[0], states, env.name)
@@ -114,10 +127,12 @@ class Orchestrator:
                 planned = None if upstream_names & changed else first[spec.name]
                 report = self._apply_phase(spec, states, run, planned)
                 reports.append(report)
+                env.on_progress(PhaseEvent(report.stack, spec.name, "done", outcome=report.outcome))
                 if report.outcome == "applied":
                     changed.add(spec.name)
                 if report.outcome in ("rolled back", "rollback failed", "failed"):
                     break  # later phases build on this one: they wait for it
+            env.on_progress(RunEvent("apply", env.name, names, status="done"))
             return reports
 
     def _refuse_unpromoted(self, spec: PhaseSpec, planned: Planned, state: PhaseState) -> None:
@@ -157,6 +172,8 @@ class Orchestrator:
         state.checks = []  # this apply's own, once it has any; none left from an earlier one
         if not lifecycle.fire("apply"):
             raise GateBlocked(f"{state.stack}: {lifecycle.blocked}")
+        total = sum(c.op is not Op.SAME for c in plan.changes)
+        env.on_progress(PhaseEvent(target.name, spec.name, "applying", total=total))
         try:
             result = env.engine.up(target, on_event=env.on_event)
         except EngineError as exc:
