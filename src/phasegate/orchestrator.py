@@ -102,11 +102,11 @@ class Orchestrator:
         env = self.environment
         phases = env.phases(phase)
         with env.opened(phases) as states:
-            names = tuple(spec.name for spec in phases)
-            env.on_progress(RunEvent("apply", env.name, names))
             if phase is not None:
                 upstream = self.project.migration.upstream(phases[0])
                 gates.refuse_unapplied_dependencies(upstream, phases[0], states, env.name)
+            names = tuple(spec.name for spec in phases)
+            env.on_progress(RunEvent("apply", env.name, names))
             # Plan every phase first, so a policy violation anywhere stops the run before
             # anything changes. A first plan is reused unless an upstream phase changed.
             run = RunMemory()
