@@ -46,12 +46,12 @@ class PhaseEvent:
 
 @dataclass(frozen=True)
 class CheckEvent:
-    """One check of a phase: ``start``, each ``attempt`` (``attempt`` of at most
-    ``max_attempts``) or, for a probe that watches the step's bake, ``baking`` (the
-    attempt, watching for ``seconds``),
-    ``waiting`` (a failed attempt, ``message`` why; the next one in ``seconds``), and the
-    verdict ``pass``, ``fail`` or ``skipped`` (after ``attempt`` attempts, ``seconds``
-    taken, ``message`` what it found)."""
+    """One check of a phase: ``start``; each ``attempt`` (``attempt`` of at most
+    ``max_attempts``), or ``baking`` for an attempt that watches the step's bake for
+    ``seconds``; ``waiting`` before the next attempt, ``seconds`` away, ``message`` what
+    this one found ("failed: …", or "passed, 1 of 2 in a row: …"); and the verdict
+    ``pass``, ``fail`` or ``skipped`` (after ``attempt`` attempts, ``seconds`` taken,
+    ``message`` what it found)."""
 
     stack: str
     check: str

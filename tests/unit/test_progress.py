@@ -42,7 +42,7 @@ def _feed(progress: Lines | JsonLines) -> None:
     most = max_attempts(retries=4, required_passes=1)
     progress(CheckEvent("sandbox-pilot", "ready", "http", "start", max_attempts=most))
     progress(CheckEvent("sandbox-pilot", "ready", "http", "attempt", 1, most))
-    progress(CheckEvent("sandbox-pilot", "ready", "http", "waiting", 1, most, 2.0, "503"))
+    progress(CheckEvent("sandbox-pilot", "ready", "http", "waiting", 1, most, 2.0, "failed: 503"))
     progress(CheckEvent("sandbox-pilot", "ready", "http", "attempt", 2, most))
     progress(CheckEvent("sandbox-pilot", "ready", "http", "pass", 2, most, 2.5, "200 in 4 ms"))
     progress(PhaseEvent("sandbox-pilot", "pilot", "rolling_back"))
@@ -65,7 +65,7 @@ def test_plain_lines_say_each_operation_in_english_and_hide_secrets() -> None:
     assert lines[5] == f"sandbox-pilot: deleting {BUCKET} old failed: [secret] denied"
     assert lines[6:] == [
         "sandbox-pilot: check ready (http): attempt 1/5",
-        "sandbox-pilot: check ready (http): attempt 1/5: 503; next attempt in 2s",
+        "sandbox-pilot: check ready (http): attempt 1/5: failed: 503; next attempt in 2s",
         "sandbox-pilot: check ready (http): attempt 2/5",
         "sandbox-pilot: check ready (http): passed after 2 attempts (2.5s): 200 in 4 ms",
         "sandbox-pilot: rolling back",
@@ -104,7 +104,7 @@ def test_json_lines_are_one_object_per_event_with_secrets_hidden() -> None:
         "attempt": 1,
         "max_attempts": 5,
         "seconds": 2.0,
-        "message": "503",
+        "message": "failed: 503",
     }
     assert "hunter22" not in out.getvalue()
 
@@ -177,7 +177,7 @@ def test_run_check_reports_each_attempt_each_wait_and_the_verdict() -> None:
     assert said[:-1] == [
         ("start", 0, 4, 0.0, ""),
         ("attempt", 1, 4, 0.0, ""),
-        ("waiting", 1, 4, 2, "not yet [secret]"),
+        ("waiting", 1, 4, 2, "failed: not yet [secret]"),
         ("attempt", 2, 4, 0.0, ""),
         ("waiting", 2, 4, 2, f"passed, 1 of 2 in a row: {__name__}:scripted returned True"),
         ("attempt", 3, 4, 0.0, ""),

@@ -207,8 +207,8 @@ def run_check(
             return result(
                 "fail", f"timed out after {spec.timeout:g}s: {so_far}{verdict.message}", attempts
             )
-        why = verdict.message
-        if verdict.passed:
-            why = f"passed, {streak} of {spec.required_passes} in a row: {why}"
-        emit("waiting", attempts, spec.interval, why)
+        found = (
+            f"passed, {streak} of {spec.required_passes} in a row" if verdict.passed else "failed"
+        )
+        emit("waiting", attempts, spec.interval, f"{found}: {verdict.message}")
         sleep(spec.interval)

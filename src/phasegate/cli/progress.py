@@ -334,7 +334,7 @@ class _View:
             elif check.status == "waiting":
                 why = escape(text(check.message))
                 left = max(0.0, check.seconds - waited)
-                yield f"    [yellow]…[/] {head} {of} failed: [dim]{why}[/]; next in {left:.0f}s"
+                yield f"    [yellow]…[/] {head} {of} [dim]{why}[/]; next in {left:.0f}s"
             else:
                 yield f"    [cyan]…[/] {head} {of}"
 
@@ -374,7 +374,11 @@ class LiveView(Progress):
 
         self._shown = stack
         self._live = Live(
-            _View(self, stack), console=self.console, transient=True, refresh_per_second=8
+            _View(self, stack),
+            console=self.console,
+            transient=True,
+            refresh_per_second=8,
+            redirect_stdout=False,  # stdout is the report's alone
         )
         self._live.start()
 
