@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from phasegate.engines.base import Engine, EventSink, _ignore
 from phasegate.errors import Interrupted, StorageError
+from phasegate.events import RunSink, ignore
 from phasegate.gates import refuse_interrupted
 from phasegate.machine import INTERRUPTED, PhaseLifecycle, RunContext
 from phasegate.project import Project
@@ -29,6 +30,7 @@ class Environment:
         *,
         engine: Engine | None = None,
         on_event: EventSink = _ignore,
+        on_progress: RunSink = ignore,
         on_notice: Callable[[str], None] = lambda _: None,
         stop: threading.Event | None = None,
     ) -> None:
@@ -38,6 +40,9 @@ class Environment:
         self.spec: EnvironmentSpec = project.migration.environment(environment)
         self.context = context
         self.on_event = on_event
+        """Where the engine reports each resource operation."""
+        self.on_progress = on_progress
+        """Where the run reports its phases' stages and its checks' attempts."""
         self.on_notice = on_notice
         self.states = StateStore(project.state_dir, self.spec.name, project.secrets)
         self._engine = engine

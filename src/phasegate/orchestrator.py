@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from phasegate import gates
-from phasegate.engines.base import Engine, EventSink, _ignore
+from phasegate.engines.base import Engine, EventSink, Op, _ignore
 from phasegate.environment import Environment
 from phasegate.errors import (
     EngineError,
@@ -27,6 +27,7 @@ from phasegate.errors import (
     StorageError,
     describe,
 )
+from phasegate.events import PhaseEvent, RunEvent, RunSink, ignore
 from phasegate.lkg import LastKnownGoodStore
 from phasegate.machine import INTERRUPTED, PhaseLifecycle, RunContext
 from phasegate.planning import Planned, Planner, RunMemory
@@ -53,6 +54,7 @@ class Orchestrator:
         *,
         engine: Engine | None = None,
         on_event: EventSink = _ignore,
+        on_progress: RunSink = ignore,
         on_notice: Callable[[str], None] = lambda _: None,
         no_rollback: bool = False,
         stop: threading.Event | None = None,
@@ -66,6 +68,7 @@ class Orchestrator:
             context,
             engine=engine,
             on_event=on_event,
+            on_progress=on_progress,
             on_notice=on_notice,
             stop=stop,
         )
@@ -82,6 +85,8 @@ class Orchestrator:
         env = self.environment
         phases = env.phases(phase)
         with self._saying_where_stopped([]), env.opened(phases) as states:
+            names = tuple(spec.name for spec in phases)
+            env.on_progress(RunEvent("plan", env.name, names))
             run = RunMemory()
             reports: list[PhaseReport] = []
             entries = []
@@ -112,6 +117,7 @@ class Orchestrator:
                     phases=entries,
                 )
                 saved.write(out, self.project.secrets)
+            env.on_progress(RunEvent("plan", env.name, names, status="done"))
             return reports
 
     def _gates(
@@ -165,6 +171,8 @@ class Orchestrator:
             if phase is not None:
                 upstream = self.project.migration.upstream(phases[0])
                 gates.refuse_unapplied_dependencies(upstream, phases[0], states, env.name)
+            names = tuple(spec.name for spec in phases)
+            env.on_progress(RunEvent("apply", env.name, names))
             # Plan every phase first, so a policy violation anywhere stops the run before
             # anything changes. A first plan is reused unless an upstream phase changed.
             run = RunMemory()
@@ -193,10 +201,12 @@ class Orchestrator:
                 planned = None if upstream_names & changed else first[spec.name]
                 report = self._apply_phase(spec, states, run, first[spec.name], planned, saved)
                 reports.append(report)
+                env.on_progress(PhaseEvent(report.stack, spec.name, "done", outcome=report.outcome))
                 if report.outcome == "applied":
                     changed.add(spec.name)
                 if report.outcome in ("rolled back", "rollback failed", "failed"):
                     break  # later phases build on this one: they wait for it
+            env.on_progress(RunEvent("apply", env.name, names, status="done"))
             return reports
 
     def _refuse_unpromoted(
@@ -250,6 +260,8 @@ class Orchestrator:
         state.checks = []  # this apply's own, once it has any; none left from an earlier one
         if not lifecycle.fire("apply"):
             raise GateBlocked(f"{state.stack}: {lifecycle.blocked}")
+        total = sum(c.op is not Op.SAME for c in plan.changes)
+        env.on_progress(PhaseEvent(target.name, spec.name, "applying", total=total))
         try:
             result = env.engine.up(target, on_event=env.on_event)
         except EngineError as exc:

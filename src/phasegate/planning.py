@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phasegate.engines.base import Plan, ProgramSource, StackOutputs, StackTarget
+from phasegate.events import PhaseEvent
 from phasegate.gates import has_work
 from phasegate.policy import Violation, crossguard_config, evaluate
 from phasegate.project import CONFIG_NAMESPACE
@@ -172,6 +173,7 @@ class Planner:
             unchanged = engine.unchanged_plan(target.name)
             if unchanged is not None:
                 return Planned(stage, unchanged, fingerprint, [], parts)
+        self.environment.on_progress(PhaseEvent(target.name, phase.name, "planning"))
         plan = engine.preview(target, upstream=upstream, on_event=self.environment.on_event)
         if plan.has_changes:
             run.planned[phase.name] = plan.outputs

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import TYPE_CHECKING, Any
 
 from phasegate.redaction import SecretValues
@@ -11,11 +10,10 @@ from phasegate.redaction import SecretValues
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from phasegate.engines.base import ProgressEvent
     from phasegate.reports import PhaseReport
     from phasegate.state import PhaseState
 
-__all__ = ["Progress", "notice", "render_inventory", "render_reports", "render_status"]
+__all__ = ["notice", "render_inventory", "render_reports", "render_status"]
 
 _SYMBOL = {"create": "+", "update": "~", "replace": "+-", "delete": "-", "same": " "}
 _STYLE = {
@@ -50,41 +48,6 @@ def _console(stderr: bool = False) -> Console:
 
 def notice(message: str, secrets: SecretValues = _NOTHING_SECRET) -> None:
     _console(stderr=True).print(f"[yellow]warning:[/] {_text(message, secrets)}")
-
-
-class Progress:
-    """Prints one line per resource operation to stderr as the engine works."""
-
-    def __init__(self, enabled: bool = True, secrets: SecretValues = _NOTHING_SECRET) -> None:
-        self.enabled = enabled
-        self.secrets = secrets
-        self._started: dict[tuple[str, str, str], float] = {}
-        self._console: Console | None = None
-
-    def __call__(self, event: ProgressEvent) -> None:
-        if not self.enabled:
-            return
-        if self._console is None:
-            self._console = _console(stderr=True)
-        key = (event.stack, event.type, event.name)
-        op = event.op.value
-        if event.status == "start":
-            self._started[key] = time.monotonic()
-            if self._console.is_terminal:
-                self._console.print(
-                    f"  [dim]{event.stack}[/] {op}ing {event.type} {event.name} ..."
-                )
-            return
-        took = time.monotonic() - self._started.pop(key, time.monotonic())
-        if event.status == "done":
-            mark = f"[{_STYLE[op]}]{_SYMBOL[op]}[/]"
-            self._console.print(
-                f"  {mark} [dim]{event.stack}[/] {op} {event.type} {event.name} ({took:.1f}s)"
-            )
-        else:
-            what = f"{event.stack}[/] {op} {event.type} {event.name}"
-            message = _text(event.message, self.secrets)
-            self._console.print(f"  [red]x[/] [dim]{what} failed: {message}")
 
 
 def render_reports(

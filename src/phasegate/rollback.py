@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from phasegate import faults
 from phasegate.engines.base import Plan, ProgramSource, StackTarget
 from phasegate.errors import EngineError, GateBlocked, InputError, describe
+from phasegate.events import PhaseEvent
 from phasegate.gates import refuse_interrupted
 from phasegate.machine import PhaseLifecycle
 from phasegate.planning import STEP, Planner
@@ -97,6 +98,7 @@ class Rollback:
                 rollback_checks=state.rollback_checks or [],
             )
 
+        self.environment.on_progress(PhaseEvent(target.name, spec.name, "rolling_back"))
         try:
             faults.point("rollback")
             base = self.lkgs.target(target, state.lkg) if state.lkg is not None else target

@@ -10,6 +10,7 @@ from phasegate import faults
 from phasegate.checks import KINDS, CheckContext, CheckSpec, run_check
 from phasegate.engines.base import StackOutputs, StackTarget
 from phasegate.errors import Interrupted
+from phasegate.events import CheckEvent, PhaseEvent
 from phasegate.lkg import LastKnownGoodStore
 from phasegate.machine import PhaseLifecycle
 from phasegate.planning import Stage
@@ -88,13 +89,19 @@ class Verifier:
             # Config holds `secure:` values as ciphertext; the engine added their clear
             # values (and every other secret of the run) to the registry.
             secret_values=tuple(sorted(secrets.texts())),
+            on_event=env.on_progress,
         )
+        todo = spec.checks if checks is None else checks
+        env.on_progress(PhaseEvent(target.name, spec.name, "verifying", total=len(todo)))
         results = []
-        for check in spec.checks if checks is None else checks:
+        for check in todo:
             skipped = KINDS[check.kind].not_rerun_after_rollback if after_rollback else None
             if skipped is not None:
                 results.append(
                     CheckResult(name=check.name, kind=check.kind, result="skipped", message=skipped)
+                )
+                env.on_progress(
+                    CheckEvent(target.name, check.name, check.kind, "skipped", message=skipped)
                 )
                 continue
             faults.point("check")

@@ -251,7 +251,9 @@ def test_a_missing_passphrase_is_one_line_naming_the_stack_file_and_variable(
     assert set_secret(cli, fresh_project, "vault:admin_pw", ADMIN).returncode == 0
     result = cli.run(fresh_project, "plan", "--phase", "vault")
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
+    # The run's first line (what it set out to do), then the one error line.
+    headline, *lines = result.stderr.strip().splitlines()
+    assert headline == "Planning sandbox: vault", result.stderr
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "stacks/Pulumi.sandbox-vault.yaml" in lines[0]
     assert "config.vault:admin_pw" in lines[0]
@@ -260,7 +262,7 @@ def test_a_missing_passphrase_is_one_line_naming_the_stack_file_and_variable(
         fresh_project, "plan", "--phase", "vault", env={"PULUMI_CONFIG_PASSPHRASE": "nope"}
     )
     assert wrong.returncode == 1 and "encryptionsalt" in wrong.stderr, wrong.stderr
-    assert len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 2, wrong.stderr
 
 
 def test_set_secret_writes_the_pulumi_format_and_keeps_the_file_as_it_was(

@@ -196,7 +196,9 @@ def test_a_mandatory_policy_violation_stops_apply_before_anything_changes(
     result = cli.run(applied_project, "apply", "--yes")
     assert result.returncode == 5, result.stderr
     assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
+    # The run's first line says what it set out to do; then why it did nothing.
+    headline, *lines = result.stderr.strip().splitlines()
+    assert headline == "Applying sandbox: pilot → data_layer → compute → cutover"
     assert lines[0] == "error: 1 mandatory policy violation(s); nothing was applied:"
     assert lines[1].strip().startswith("gpu-count-cap: pulumi:pulumi:Stack 'sandbox-compute'")
     assert "gpu-inference: 12 x 1" in lines[1] and "over the stack's cap of 10" in lines[1]
@@ -229,9 +231,10 @@ def test_plan_with_a_mandatory_violation_shows_it_and_exits_5(
     result = cli.run(applied_project, "plan", "--detailed-exitcode")
     assert result.returncode == 5, result.stderr
     assert "policy mandatory gpu-count-cap" in result.stdout
-    assert result.stderr.strip() == (
-        "error: 1 mandatory policy violation(s) (see above): apply would refuse this plan"
-    )
+    assert result.stderr.strip().splitlines() == [
+        "Planning sandbox: pilot → data_layer → compute → cutover",
+        "error: 1 mandatory policy violation(s) (see above): apply would refuse this plan",
+    ]
 
 
 # --- files that parse but say less, or more, than they seem to --------------------------

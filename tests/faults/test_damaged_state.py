@@ -127,7 +127,11 @@ def test_a_rollback_without_a_last_known_good_destroys_nothing_the_engine_saw_ve
     result = cli.run(applied_project, "apply", "--yes", "--phase", "pilot")
 
     assert result.returncode == 4, result.stderr
-    line = _one_error_line(result.stderr)
+    # The checks and the rollback report their progress first; the error is the last line.
+    *progress, line = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    assert "sandbox-pilot: rolling back" in progress
+    assert not [earlier for earlier in progress if earlier.startswith("error")], result.stderr
     assert "refusing to destroy" in line and "nothing was deleted" in line
     assert _pilot_resources(cli, applied_project) == before
     assert yaml.safe_load(path.read_text())["status"] == "rollback_failed"

@@ -85,3 +85,19 @@ def test_a_stopped_apply_says_where_it_leaves_each_stack_and_recover_finishes(
     assert inventory["stacks"].get("sandbox-compute", []) == []
     again = cli.run(project, "apply", "--yes", "--phase", "compute")
     assert again.returncode == 0, again.stderr
+
+
+def test_a_stop_while_checks_run_leaves_the_stack_verifying_for_recover(
+    cli: Any, applied_before: Any, tmp_path: Path
+) -> None:
+    project = copy_project(applied_before("compute"), tmp_path / "project")
+
+    code, lines, _ = _apply_until(cli, project, "check inference_gpus", signal.SIGINT)
+
+    assert code == 130, "\n".join(lines)
+    assert "sandbox-compute is left verifying" in lines[-1]
+    recovered = cli.run(project, "recover")
+    assert recovered.returncode == 0, recovered.stderr
+    state = cli.run(project, "status", "--output", "json")
+    phases = {p["phase"]: p["status"] for p in json.loads(state.stdout)["phases"]}
+    assert phases["compute"] == "verified"

@@ -141,3 +141,19 @@ def test_a_signal_during_parallel_writes_keeps_every_acknowledged_write(
         print(f"\n[serve {signal.Signals(sig).name}] {figures}")
     assert not missing, f"{len(missing)} acknowledged write(s) lost ({figures}): {missing[:10]}"
     assert stop_seconds < STOP_WITHIN, f"serve took too long to stop: {figures}"
+
+
+def test_serve_prints_its_own_lines_and_no_line_per_request(cli: Any, fresh_project: Path) -> None:
+    with cli.serve(fresh_project) as served:
+        client = _client(served.url)
+        client.create_bucket(Bucket=BUCKET)
+        client.put_object(Bucket=BUCKET, Key="one", Body=b"1")
+        assert [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["one"]
+        with pytest.raises(client.exceptions.ClientError):
+            client.head_object(Bucket=BUCKET, Key="missing")  # a 404 is no line either
+        client.close()
+        assert served.stop() == 0, served.stderr
+    lines = served.stderr.splitlines()
+    assert len(lines) == 2, f"expected serve's own two lines, got:\n{served.stderr}"
+    assert lines[0] == f"Serving the sandbox sandbox at {served.url} (Ctrl-C stops)"
+    assert lines[1] == "Stopped; changes written back to the sandbox."

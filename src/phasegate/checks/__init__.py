@@ -39,6 +39,7 @@ from phasegate.checks.kubernetes import Kubernetes
 from phasegate.checks.network import Route53Weights, VpcEndpoint
 from phasegate.checks.storage import S3Bucket
 from phasegate.checks.traffic import CloudwatchAlarm, Http
+from phasegate.events import CheckEvent, max_attempts
 from phasegate.state import CheckResult
 from phasegate.yamlfile import refuse_booleans_as_numbers
 
@@ -137,11 +138,26 @@ def run_check(
     clock = clock or ctx.clock
     kind = KINDS[spec.kind]
     start = clock()
+    most = max_attempts(spec.retries, spec.required_passes)
+
+    def emit(status: Any, attempt: int = 0, seconds: float = 0.0, message: str = "") -> None:
+        ctx.on_event(
+            CheckEvent(
+                ctx.stack,
+                spec.name,
+                spec.kind,
+                status,
+                attempt=attempt,
+                max_attempts=most,
+                seconds=seconds,
+                message=hide_secrets(message, ctx) if message else "",
+            )
+        )
 
     def result(
         outcome: Literal["pass", "fail", "skipped"], message: str, attempts: int
     ) -> CheckResult:
-        return CheckResult(
+        done = CheckResult(
             name=spec.name,
             kind=spec.kind,
             result=outcome,
@@ -149,6 +165,10 @@ def run_check(
             attempts=attempts,
             duration=round(clock() - start, 3),
         )
+        emit(outcome, attempts, done.duration, done.message)
+        return done
+
+    emit("start")
 
     try:
         params = prepare_params(kind, spec.params, ctx)
@@ -157,6 +177,10 @@ def run_check(
     attempts = failures = streak = 0
     while True:
         attempts += 1
+        if kind.watches_bake and ctx.bake_seconds > 0:
+            emit("baking", attempts, ctx.bake_seconds)  # an attempt that watches the bake
+        else:
+            emit("attempt", attempts)
         try:
             verdict = kind.probe(params, ctx)
         except CheckError as exc:
@@ -183,4 +207,8 @@ def run_check(
             return result(
                 "fail", f"timed out after {spec.timeout:g}s: {so_far}{verdict.message}", attempts
             )
+        found = (
+            f"passed, {streak} of {spec.required_passes} in a row" if verdict.passed else "failed"
+        )
+        emit("waiting", attempts, spec.interval, f"{found}: {verdict.message}")
         sleep(spec.interval)

@@ -46,6 +46,7 @@ from pydantic import (
 )
 
 from phasegate.errors import aws_error_code as error_code
+from phasegate.events import CheckEvent, ignore
 from phasegate.redaction import SecretValues
 
 __all__ = [
@@ -102,6 +103,8 @@ class CheckContext:
     Probes see ``outputs`` and ``config`` in clear, so a message can echo a secret;
     run_check puts ``[secret]`` in its place before the message reaches the state file,
     the history or the terminal."""
+    on_event: Callable[[CheckEvent], None] = ignore
+    """Where run_check reports each check's attempts, waits and verdict as it goes."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,9 @@ class CheckKind(ABC):
     not_rerun_after_rollback: ClassVar[str | None] = None
     """Why checks of this kind are not run again on what a rollback restored (skipped,
     with this as the message); None: they are."""
+    watches_bake: ClassVar[bool] = False
+    """Whether one probe watches for the step's whole bake (``ctx.bake_seconds``), so an
+    attempt of it is reported as baking."""
 
     @abstractmethod
     def probe(self, params: Any, ctx: CheckContext) -> Probe:

@@ -39,6 +39,7 @@ class CloudwatchAlarm(CheckKind):
 
     name = "cloudwatch_alarm"
     params = CloudwatchAlarmParams
+    watches_bake = True
     not_rerun_after_rollback = (
         "not re-run after a rollback: it watches the traffic that was just moved away"
     )

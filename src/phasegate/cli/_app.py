@@ -51,16 +51,18 @@ class Obj:
 @contextmanager
 def environment(ctx: click.Context, env: str | None) -> Iterator[tuple[Project, dict[str, Any]]]:
     """The project the command runs in, and how the core reports back to the terminal."""
+    from phasegate.cli.progress import progress_for
     from phasegate.machine import RunContext
     from phasegate.project import Project, find_root
-    from phasegate.render import Progress, notice
+    from phasegate.render import notice
 
     obj: Obj = ctx.find_root().obj
     root = obj.project_dir.resolve() if obj.project_dir else find_root(Path.cwd())
     project = Project.load(root, obj.secrets)
     command = "migrate " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     stop = threading.Event()
-    progress = Progress(enabled=ctx.params.get("output", "text") == "text", secrets=obj.secrets)
+    # stderr only: stdout keeps the report alone (one JSON document with --output json).
+    progress = progress_for(ctx.params.get("output", "text"), obj.secrets)
     try:
         yield (
             project,
@@ -68,11 +70,13 @@ def environment(ctx: click.Context, env: str | None) -> Iterator[tuple[Project, 
                 "environment": env,
                 "context": RunContext.detect(root, command),
                 "on_event": progress,
+                "on_progress": progress,
                 "on_notice": lambda message: notice(message, obj.secrets),
                 "stop": stop,
             },
         )
     finally:
+        progress.close()
         project.close()
 
 

@@ -63,7 +63,7 @@ def serve(
     try:
         try:
             server = make_server(
-                address, port, gate, threaded=True, request_handler=MotoRequestHandler
+                address, port, gate, threaded=True, request_handler=_quiet(MotoRequestHandler)
             )
         except SystemExit:
             # werkzeug reports a port in use (having printed why) by calling sys.exit(1).
@@ -95,6 +95,17 @@ def serve(
     finally:
         if started_here:
             emulator.stop()
+
+
+def _quiet(handler: type[Any]) -> type[Any]:
+    """``handler`` without werkzeug's line per request on stderr: the terminal that serves
+    is the user's, and ``serve`` says what it does itself (errors are still logged)."""
+
+    class QuietRequestHandler(handler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            return None
+
+    return QuietRequestHandler
 
 
 class _Gate:
