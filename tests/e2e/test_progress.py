@@ -197,7 +197,7 @@ def test_on_a_terminal_each_phase_gets_a_live_view_then_a_summary_line(
     text = ANSI.sub("", screen)
     assert HEADLINE in text
     assert re.search(r"sandbox-cutover applying .*[0-2]/2 resources", text), text
-    assert re.search(r"check no_5xx_alarms \(cloudwatch_alarm\) attempt 1/4 baking", text), text
+    assert re.search(r"check no_5xx_alarms attempt 1/4 baking", text), text
     assert re.search(r"✓ check weights \(route53_weights\) passed", text), text
     assert "✓ sandbox-cutover applied: 2 updated; checks: 2 passed; " in text
     assert "Apply (sandbox): 1 phase(s) applied, 3 unchanged." in stdout
@@ -251,7 +251,7 @@ def test_a_tmux_capture_of_apply_shows_the_live_view(
     live = [s for s in screens if re.search(r"sandbox-cutover (applying|verifying) ", s)]
     assert live, "no capture showed the cutover's live view:\n" + "\n---\n".join(screens)
     assert any(re.search(r"[0-2]/2 resources", s) for s in live)
-    baking = [s for s in live if "check no_5xx_alarms (cloudwatch_alarm) attempt 1/4 baking" in s]
+    baking = [s for s in live if "… check no_5xx_alarms attempt 1/4 baking " in s]
     assert baking, "no capture showed the bake:\n" + "\n---\n".join(live)
     assert re.search(r"\d/3s", baking[-1])
     # The live view gave way to one summary line per phase; the report follows.

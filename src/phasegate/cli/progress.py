@@ -290,14 +290,13 @@ class _View:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         from rich.markup import escape
         from rich.progress_bar import ProgressBar
-        from rich.table import Table
 
         phase = self.progress.phases.get(self.stack)
         if phase is None:
             return
         text = self.progress._text
         elapsed = time.monotonic() - phase.started
-        grid = Table.grid(padding=(0, 1))
+        grid = _grid(5)
         if phase.status == "planning":
             grid.add_row(
                 self.progress.spinner, f"[bold]{self.stack}[/] planning [dim]{elapsed:.0f}s[/]"
@@ -330,7 +329,8 @@ class _View:
                 yield f"    {line}"
             elif check.status == "baking":
                 baked = min(waited, check.seconds)
-                yield self._baking(f"{head} {of}", baked, check.seconds)
+                # Its kind left out: the line fits 80 columns, bar and all.
+                yield self._baking(f"check {escape(check.name)} {of}", baked, check.seconds)
             elif check.status == "waiting":
                 why = escape(text(check.message))
                 left = max(0.0, check.seconds - waited)
@@ -341,16 +341,25 @@ class _View:
     @staticmethod
     def _baking(head: str, baked: float, seconds: float) -> Any:
         from rich.progress_bar import ProgressBar
-        from rich.table import Table
 
-        grid = Table.grid(padding=(0, 1))
+        grid = _grid(3)
         grid.add_row(
-            "   ",
-            f"[cyan]…[/] {head} baking",
-            ProgressBar(total=seconds, completed=baked, width=16),
+            f"    [cyan]…[/] {head} baking",
+            ProgressBar(total=seconds, completed=baked, width=12),
             f"{baked:.0f}/{seconds:g}s",
         )
         return grid
+
+
+def _grid(columns: int) -> Any:
+    """A row of columns that never wraps: a live line that wrapped would leave a word on
+    a line of its own, and the view would jump."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 1))
+    for _ in range(columns):
+        grid.add_column(no_wrap=True)
+    return grid
 
 
 class LiveView(Progress):
