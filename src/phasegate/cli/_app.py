@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import threading
@@ -114,10 +115,12 @@ def stoppable(stop: threading.Event) -> Iterator[None]:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        click.echo(
-            "\nstopping: finishing the operation under way, starting no other "
-            "(Ctrl-C again to stop at once)",
-            err=True,
+        # Straight to the file descriptor: the handler may run while the main thread is
+        # in the middle of writing to sys.stderr, whose buffer refuses a reentrant write.
+        os.write(
+            2,
+            b"\nstopping: finishing the operation under way, starting no other "
+            b"(Ctrl-C again to stop at once)\n",
         )
 
     previous = {sig: signal.signal(sig, ask) for sig in (signal.SIGINT, signal.SIGTERM)}
