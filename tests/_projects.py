@@ -178,3 +178,12 @@ def built_once(
             done.write_text(json.dumps(build(dest)))
     facts: dict[str, Any] = json.loads(done.read_text())
     return dest, facts
+
+
+def one_error_line(stderr: str) -> str:
+    """What a refused command printed: exactly one line, ``error: …``, no traceback."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
+    assert lines[0].startswith("error: "), lines[0]
+    assert "Traceback" not in stderr
+    return lines[0]

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from _projects import one_error_line
+
 PHASES = ["pilot", "data_layer", "compute", "cutover"]
 STATE_FILES = [f"state/sandbox/{phase}.yaml" for phase in PHASES]
 CHECKPOINT = ".phasegate/sandbox/sandbox/checkpoint.json"
@@ -28,14 +30,6 @@ def _json(result: Any) -> Any:
 
 def _state(project: Path, phase: str) -> dict[str, Any]:
     return yaml.safe_load((project / "state" / "sandbox" / f"{phase}.yaml").read_text())
-
-
-def _one_error_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
-    assert lines[0].startswith("error: "), lines[0]
-    assert "Traceback" not in stderr
-    return lines[0]
 
 
 # --- a fresh project ------------------------------------------------------------------
@@ -77,7 +71,7 @@ def test_plan_on_a_fresh_copy_lists_creates_for_all_four_phases(
 def test_apply_of_one_phase_before_its_dependency_is_blocked(cli: Any, fresh_project: Path) -> None:
     result = cli.run(fresh_project, "apply", "--yes", "--phase", "compute")
     assert result.returncode == 5, result.stderr
-    line = _one_error_line(result.stderr)
+    line = one_error_line(result.stderr)
     assert "compute" in line and "pilot" in line
     assert not (fresh_project / "state").exists(), "a blocked apply writes no state"
     assert not (fresh_project / CHECKPOINT).exists(), "a blocked apply changes no cloud"

@@ -16,19 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
-from _projects import PROJECT_FILES, without_waits
+from _projects import PROJECT_FILES, one_error_line, without_waits
 from phasegate.scaffold import example_dir
 
 SHIPPED_PHASES = ["pilot", "data_layer", "compute", "cutover"]
 GITIGNORE = ".gitignore"
-
-
-def _one_error_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
-    assert lines[0].startswith("error: "), lines[0]
-    assert "Traceback" not in stderr
-    return lines[0]
 
 
 def tree_digest(root: Path) -> dict[str, bytes]:
@@ -193,7 +185,7 @@ def test_init_refuses_a_directory_that_is_not_empty(
     for args in ([], ["--empty"]):
         result = cli.run(tmp_path, "init", "mine", "--from", str(shipped), *args)
         assert result.returncode == 1
-        line = _one_error_line(result.stderr)
+        line = one_error_line(result.stderr)
         assert str(tmp_path / "mine") in line and "not empty" in line and "notes.txt" in line
         assert snapshot(tmp_path) == before
 
@@ -223,7 +215,7 @@ def test_new_phase_refuses_with_one_line_and_writes_nothing(
     before = snapshot(project)
     result = cli.run(project, "new-phase", *args)
     assert result.returncode == 1, result.stdout
-    assert expected in _one_error_line(result.stderr)
+    assert expected in one_error_line(result.stderr)
     assert snapshot(project) == before
 
 
@@ -235,7 +227,7 @@ def test_new_phase_refuses_a_stack_config_left_from_before(
     before = snapshot(project)
     result = cli.run(project, "new-phase", "gpu_cache")
     assert result.returncode == 1
-    line = _one_error_line(result.stderr)
+    line = one_error_line(result.stderr)
     assert "stacks/Pulumi.prod-gpu_cache.yaml: NAME: exists already" in line
     assert snapshot(project) == before
 
@@ -255,5 +247,5 @@ def test_a_write_that_fails_takes_back_what_was_written(
     for env in (fail_at, last):
         result = cli.run(project, "new-phase", "gpu_cache", env=env)
         assert result.returncode == 1
-        assert "injected fault at scaffold-write" in _one_error_line(result.stderr)
+        assert "injected fault at scaffold-write" in one_error_line(result.stderr)
         assert snapshot(project) == before
