@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from phasegate.cli._app import Obj, cli
 
-
-def _written(done: object, title: str) -> None:
+if TYPE_CHECKING:
     from phasegate.scaffold import Scaffolded
 
-    assert isinstance(done, Scaffolded)
+
+def _written(done: Scaffolded, title: str) -> None:
     click.echo(title)
     width = max(len(rel) for rel, _ in done.written)
     for rel, about in done.written:
