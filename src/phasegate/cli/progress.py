@@ -197,7 +197,8 @@ class Progress:
 
     @staticmethod
     def _headline(event: RunEvent, arrow: str) -> str:
-        return f"{_ACTION[event.action]} {event.environment}: {arrow.join(event.phases)}"
+        phases = arrow.join(event.phases) or "no phases yet"
+        return f"{_ACTION[event.action]} {event.environment}: {phases}"
 
 
 class JsonLines(Progress):
