@@ -2,8 +2,11 @@
 
 Each run materialises the exact program snapshot and stack config that were fingerprinted
 into a work directory (a small Pulumi project), so what was planned is what is applied and
-a last-known-good snapshot re-applies without the working tree. The default backend is a
-local file backend under ``.phasegate/pulumi``; an environment may name any backend URL.
+a last-known-good snapshot re-applies without the working tree. The program runs inline,
+in this process (the Automation API serves it to the CLI), so the CLI needs no Python
+language host; its modules are on ``PYTHONPATH`` for the dynamic providers the CLI starts.
+The default backend is a local file backend under ``.phasegate/pulumi``; an environment
+may name any backend URL.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from phasegate.engines.base import (
     UpResult,
     _ignore,
 )
+from phasegate.engines.programs import run_main
 from phasegate.errors import EngineError, GateBlocked
 from phasegate.redaction import SecretValues
 from phasegate.yamlfile import dump_yaml
@@ -166,11 +170,20 @@ class PulumiEngine(Engine):
 
     def _stack(self, target: StackTarget) -> Any:
         auto = self._auto()
+        work = self.work_dir(target)
+        program = work / "program"
+        env = self._env(target)
+        # A dynamic provider is pickled by reference to its module: the provider process
+        # the CLI starts imports it from the snapshot, as the program did.
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(program), os.environ.get("PYTHONPATH", "")) if p
+        )
         try:
             return auto.create_or_select_stack(
                 stack_name=target.name,
-                work_dir=str(self.work_dir(target)),
-                opts=auto.LocalWorkspaceOptions(env_vars=self._env(target)),
+                project_name=self._project_name(target),
+                program=lambda: run_main(program),
+                opts=auto.LocalWorkspaceOptions(work_dir=str(work), env_vars=env),
             )
         except auto.CommandError as exc:
             raise EngineError(_first_line(exc), stack=target.name) from exc

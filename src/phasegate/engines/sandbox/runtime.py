@@ -10,9 +10,6 @@ resources in dependency order, as the Pulumi engine's step executor does.
 from __future__ import annotations
 
 import json
-import os
-import runpy
-import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from phasegate.engines.base import UNKNOWN, StackOutputs
+from phasegate.engines.programs import run_main
 from phasegate.errors import StorageError
 
 __all__ = ["Host", "ProgramFailed", "Registration", "run_program"]
@@ -305,16 +303,6 @@ def _config_for_sdk(project: str, config: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def _purge_modules(directory: Path) -> None:
-    """Forget modules loaded from a program directory so the next run loads its own."""
-    # A plain prefix test: resolving each of ~1,100 module paths cost 0.3 s a run.
-    prefixes = (str(directory) + os.sep, str(directory.resolve()) + os.sep)
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if file and file.startswith(prefixes):
-            del sys.modules[name]
-
-
 def run_program(
     directory: Path,
     *,
@@ -355,21 +343,13 @@ def run_program(
             _config_for_sdk(project, config), [_full_key(project, k) for k in secret_keys]
         )
 
-        main = directory / "__main__.py"
-        sys.path.insert(0, str(directory))
         try:
-
-            def program() -> None:
-                runpy.run_path(str(main), run_name="__main__")
-
-            _sync_await(sdk_stack.run_in_stack(program))
+            _sync_await(sdk_stack.run_in_stack(lambda: run_main(directory)))
         except Exception as exc:
             monitor.settle()
             cause = failures[0] if failures else exc
             raise ProgramFailed(_describe(cause)) from cause
         finally:
-            sys.path.remove(str(directory))
-            _purge_modules(directory)
             settings.set_root_resource(None)  # type: ignore[arg-type]
         if failures:
             raise ProgramFailed(_describe(failures[0])) from failures[0]
