@@ -4,6 +4,7 @@ files the test can look into. `scripts/build-pulumi.sh` builds the CLI where Go 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import textwrap
@@ -113,7 +114,7 @@ def test_a_preview_changes_nothing_and_an_up_creates_what_it_listed(
 
     result = engine.up(_target(cloud, 10))
 
-    assert result.counts["create"] == 2
+    assert {op: n for op, n in result.counts.items() if n} == {"create": 2}
     assert _files(cloud) == {"data": 10, "keep": 1}
     outputs = engine.outputs("test-volumes")
     assert outputs is not None
@@ -142,3 +143,24 @@ def test_destroy_keeps_what_is_protected_and_says_so(engine: Engine, cloud: Path
     assert _files(cloud) == {"keep": 1}
     assert [(c.op, c.name) for c in result.changes if c.op is Op.DELETE] == [(Op.DELETE, "data")]
     assert any(k.endswith(" keep") for k in result.kept)
+
+
+def test_a_replacement_is_one_change_in_the_plan_and_in_the_result(
+    engine: Engine, cloud: Path
+) -> None:
+    """The CLI reports a replacement as three steps (create-replacement, replace,
+    delete-replaced); a plan and a result each count it once."""
+    engine.up(_target(cloud, 10))
+    program = PROGRAM.replace('Volume("data", root, "data",', 'Volume("data", root, "data2",')
+    files = {"__main__.py": MAIN.encode(), "volumes.py": program.encode()}
+    renamed = dataclasses.replace(
+        _target(cloud, 10), program=ProgramSource(module="volumes", files=files)
+    )
+
+    plan = engine.preview(renamed)
+    result = engine.up(renamed)
+
+    assert [(c.op, c.name) for c in plan.changes if c.op is not Op.SAME] == [(Op.REPLACE, "data")]
+    # As the sandbox reports it: what changed, not what stayed the same.
+    assert {op: n for op, n in result.counts.items() if n} == {"replace": 1}
+    assert _files(cloud) == {"data2": 10, "keep": 1}

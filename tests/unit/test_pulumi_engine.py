@@ -25,7 +25,6 @@ def _meta(op: str, type_: str, name: str, diffs: list[str] | None = None) -> Sim
         ("create", Op.CREATE),
         ("update", Op.UPDATE),
         ("replace", Op.REPLACE),
-        ("create-replacement", Op.REPLACE),
         ("delete", Op.DELETE),
         ("same", Op.SAME),
     ],
@@ -43,6 +42,7 @@ def test_step_ops_map_to_plan_ops(op: str, expected: Op) -> None:
     [
         ("create", "pulumi:pulumi:Stack"),
         ("create", "pulumi:providers:aws"),
+        ("create-replacement", "aws:ec2/vpc:Vpc"),  # a replacement counts once: "replace"
         ("delete-replaced", "aws:ec2/vpc:Vpc"),
         ("discard", "aws:ec2/vpc:Vpc"),
     ],

@@ -43,8 +43,9 @@ __all__ = ["PulumiEngine", "change_from_metadata"]
 _OPS = {
     "create": Op.CREATE,
     "update": Op.UPDATE,
+    # A replacement is three steps (create-replacement, replace, delete-replaced): it is
+    # reported once, by its "replace" step.
     "replace": Op.REPLACE,
-    "create-replacement": Op.REPLACE,
     "delete": Op.DELETE,
     "same": Op.SAME,
     "read": Op.SAME,
@@ -368,8 +369,8 @@ class PulumiEngine(Engine):
                 change = change_from_metadata(found.metadata)
                 if change is None:
                     return
-                if status == "done":
-                    changes.append(change)
+                if status == "done" and change.op is not Op.SAME:
+                    changes.append(change)  # what changed, as the sandbox reports it
                 if change.op is not Op.SAME:
                     on_event(ProgressEvent(stack_name, change.op, change.type, change.name, status))
 
