@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from phasegate.engines.base import Engine, Op, ProgramSource, StackTarget
+from phasegate.errors import EngineError
 
 pytestmark = [
     pytest.mark.pulumi_cli,
@@ -33,6 +34,8 @@ PROGRAM = textwrap.dedent(
 
     class Files(ResourceProvider):
         def create(self, props):
+            if props["size"] > 100:
+                raise ValueError(f"volume quota exceeded: {props['size']} GiB asked, 100 allowed")
             path = Path(props["root"]) / f"{props['key']}.json"
             path.write_text(json.dumps({"size": props["size"]}))
             return CreateResult(id_=str(path), outs={**props, "path": str(path)})
@@ -164,3 +167,17 @@ def test_a_replacement_is_one_change_in_the_plan_and_in_the_result(
     # As the sandbox reports it: what changed, not what stayed the same.
     assert {op: n for op, n in result.counts.items() if n} == {"replace": 1}
     assert _files(cloud) == {"data2": 10, "keep": 1}
+
+
+def test_a_failed_create_names_the_resource_and_the_providers_own_message(
+    engine: Engine, cloud: Path
+) -> None:
+    with pytest.raises(EngineError) as failed:
+        engine.up(_target(cloud, 500))
+    said = str(failed.value)
+    assert said.startswith("test-volumes: ")
+    assert said.startswith("test-volumes: data (pulumi-python:dynamic:Resource): ")
+    assert "volume quota exceeded: 500" in said  # numbers reach a provider as floats
+    for noise in ("Program failed with an unhandled exception", "error occurred", "stderr:"):
+        assert noise not in said
+    assert "\n" not in said

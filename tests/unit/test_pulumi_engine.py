@@ -160,10 +160,10 @@ def test_policy_pack_and_its_stack_config_are_passed_to_crossguard(tmp_path: Pat
 def test_crossguard_violations_are_kept_as_lines_naming_rule_resource_and_reason() -> None:
     from pulumi.automation import events
 
-    from phasegate.engines.pulumi import PolicyWatch
+    from phasegate.engines.pulumi import EventWatch
 
     seen: list[object] = []
-    watch = PolicyWatch(seen.append)
+    watch = EventWatch(seen.append)
     for level, name in (("mandatory", "launch-template-imdsv2"), ("advisory", "required-tags")):
         event = events.EngineEvent(
             sequence=1,

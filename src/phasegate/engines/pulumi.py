@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import threading
@@ -193,7 +194,7 @@ class PulumiEngine(Engine):
         self,
         target: StackTarget,
         action: Callable[[Any], Any],
-        policy: PolicyWatch | None = None,
+        watch: EventWatch | None = None,
     ) -> Any:
         auto = self._auto()
         self._learn_secret_config(target)
@@ -205,13 +206,15 @@ class PulumiEngine(Engine):
                 "another update is in progress on this stack", stack=target.name
             ) from exc
         except auto.CommandError as exc:
-            if policy is not None and policy.mandatory:
+            if watch is not None and watch.mandatory:
                 # CrossGuard stopped it: a gate, as in the sandbox, not an engine failure.
                 raise GateBlocked(
-                    f"{len(policy.mandatory)} mandatory policy violation(s) in {target.name}; "
-                    "nothing was applied:\n  " + "\n  ".join(policy.mandatory)
+                    f"{len(watch.mandatory)} mandatory policy violation(s) in {target.name}; "
+                    "nothing was applied:\n  " + "\n  ".join(watch.mandatory)
                 ) from exc
-            raise EngineError(_first_line(exc), stack=target.name) from exc
+            # The resource and the provider's own words, not the CLI's summary of them.
+            said = watch.errors[0] if watch is not None and watch.errors else _first_line(exc)
+            raise EngineError(said, stack=target.name) from exc
 
     def _learn_secret_config(self, target: StackTarget) -> None:
         """Add the clear values of the stack's ``secure:`` config to the run's secrets where
@@ -249,7 +252,7 @@ class PulumiEngine(Engine):
                 if change is not None:
                     changes.append(change)
 
-        watch = PolicyWatch(collect)
+        watch = EventWatch(collect)
         policies = self._policy_args(stack)
         self._run(stack, lambda s: s.preview(on_event=watch, diff=True, **policies), watch)
         return Plan(stack=stack.name, changes=changes)
@@ -262,7 +265,7 @@ class PulumiEngine(Engine):
         release_protected: bool = False,
     ) -> UpResult:
         changes: list[ResourceChange] = []
-        watch = PolicyWatch(self._sink(stack.name, changes, on_event))
+        watch = EventWatch(self._sink(stack.name, changes, on_event))
         policies = self._policy_args(stack)
         if not release_protected:
             result = self._run(stack, lambda s: s.up(on_event=watch, **policies), watch)
@@ -292,22 +295,22 @@ class PulumiEngine(Engine):
 
     def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
         changes: list[ResourceChange] = []
-        sink = self._sink(stack.name, changes, on_event)
+        watch = EventWatch(self._sink(stack.name, changes, on_event))
 
         def run(s: Any) -> tuple[str, ...]:
-            s.destroy(on_event=sink, exclude_protected=True)
+            s.destroy(on_event=watch, exclude_protected=True)
             resources = s.export_stack().deployment.get("resources", []) or []
             return tuple(
                 f"{r['type']} {r['urn'].rsplit('::', 1)[-1]}" for r in resources if r.get("protect")
             )
 
-        kept = self._run(stack, run)
+        kept = self._run(stack, run, watch)
         return UpResult(stack=stack.name, changes=changes, kept=kept)
 
     def refresh(self, stack: StackTarget) -> list[ResourceChange]:
         changes: list[ResourceChange] = []
-        sink = self._sink(stack.name, changes, _ignore)
-        self._run(stack, lambda s: s.refresh(on_event=sink))
+        watch = EventWatch(self._sink(stack.name, changes, _ignore))
+        self._run(stack, lambda s: s.refresh(on_event=watch), watch)
         return [c for c in changes if c.op is not Op.SAME]
 
     def outputs(self, stack_name: str) -> StackOutputs | None:
@@ -377,14 +380,18 @@ class PulumiEngine(Engine):
         return handle
 
 
-class PolicyWatch:
-    """An engine event sink that also keeps CrossGuard's policy violations, as lines
-    naming rule, resource and reason."""
+class EventWatch:
+    """An engine event sink that also keeps what the run's errors need: CrossGuard's
+    policy violations, as lines naming rule, resource and reason, and the error
+    diagnostics, as the resource and the provider's own message."""
 
-    def __init__(self, inner: Callable[[Any], None]) -> None:
+    def __init__(self, inner: Callable[[Any], None] = lambda _: None) -> None:
         self.inner = inner
         self.mandatory: list[str] = []
         self.advisory: list[str] = []
+        self.errors: list[str] = []
+        """Error diagnostics of resources first, then the stack's own."""
+        self._resource_errors = 0
 
     def __call__(self, event: Any) -> None:
         found = getattr(event, "policy_event", None)
@@ -394,7 +401,27 @@ class PolicyWatch:
             line = f"{found.policy_name}: {where}: {str(found.message).strip().splitlines()[0]}"
             level = str(found.enforcement_level).lower()
             (self.mandatory if level == "mandatory" else self.advisory).append(line)
+        diagnostic = getattr(event, "diagnostic_event", None)
+        if diagnostic is not None and str(diagnostic.severity).lower() == "error":
+            self._error(str(diagnostic.urn or ""), str(diagnostic.message or ""))
         self.inner(event)
+
+    def _error(self, urn: str, message: str) -> None:
+        lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+        if not lines:
+            return
+        # A provider's exception arrives as its traceback: its last line says what failed.
+        said = _EXCEPTION_LINE.sub("", lines[-1])
+        parts = urn.split("::")  # urn:pulumi:STACK::PROJECT::[PARENT$]TYPE::NAME
+        if len(parts) >= 4 and not parts[-2].endswith("pulumi:pulumi:Stack"):
+            type_ = parts[-2].rsplit("$", 1)[-1]
+            self.errors.insert(self._resource_errors, f"{parts[-1]} ({type_}): {said}")
+            self._resource_errors += 1
+        else:
+            self.errors.append(said)
+
+
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception)): ")
 
 
 def _unprotect_for_release(stack: Any) -> dict[str, str]:
