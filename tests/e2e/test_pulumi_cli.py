@@ -65,6 +65,9 @@ PROGRAM = textwrap.dedent(
         root = config.require("root")
         data = Volume("data", root, "data", config.require_int("size"))
         Volume("keep", root, "keep", 1, opts=pulumi.ResourceOptions(protect=True))
+        if config.get_bool("scratch"):
+            retained = pulumi.ResourceOptions(retain_on_delete=True)
+            Volume("scratch", root, "scratch", 2, opts=retained)
         pulumi.export("path", data.path)
         pulumi.export("token", pulumi.Output.secret("s3cr3t-value"))
     """
@@ -181,3 +184,17 @@ def test_a_failed_create_names_the_resource_and_the_providers_own_message(
     for noise in ("Program failed with an unhandled exception", "error occurred", "stderr:"):
         assert noise not in said
     assert "\n" not in said
+
+
+def test_a_retained_resource_dropped_from_the_program_is_reported_kept_not_deleted(
+    engine: Engine, cloud: Path
+) -> None:
+    first = _target(cloud, 10)
+    engine.up(dataclasses.replace(first, config={**first.config, "phasegate:scratch": True}))
+    assert _files(cloud) == {"data": 10, "keep": 1, "scratch": 2}
+
+    result = engine.up(_target(cloud, 10))
+
+    assert _files(cloud) == {"data": 10, "keep": 1, "scratch": 2}  # still there
+    assert [c for c in result.changes if c.op is Op.DELETE] == []
+    assert result.kept == ("pulumi-python:dynamic:Resource scratch",)

@@ -265,13 +265,13 @@ class PulumiEngine(Engine):
         release_protected: bool = False,
     ) -> UpResult:
         changes: list[ResourceChange] = []
-        watch = EventWatch(self._sink(stack.name, changes, on_event))
+        kept: list[str] = []
+        watch = EventWatch(self._sink(stack.name, changes, on_event, kept))
         policies = self._policy_args(stack)
         if not release_protected:
             result = self._run(stack, lambda s: s.up(on_event=watch, **policies), watch)
-            return UpResult(
-                stack=stack.name, changes=changes, outputs=self._outputs(result.outputs)
-            )
+            outputs = self._outputs(result.outputs)
+            return UpResult(stack=stack.name, changes=changes, outputs=outputs, kept=tuple(kept))
 
         def run(s: Any) -> tuple[Any, tuple[str, ...]]:
             protected = _unprotect_for_release(s)
@@ -290,7 +290,10 @@ class PulumiEngine(Engine):
 
         result, released = self._run(stack, run, watch)
         return UpResult(
-            stack=stack.name, changes=changes, outputs=self._outputs(result.outputs), kept=released
+            stack=stack.name,
+            changes=changes,
+            outputs=self._outputs(result.outputs),
+            kept=tuple(dict.fromkeys([*released, *kept])),
         )
 
     def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
@@ -358,8 +361,14 @@ class PulumiEngine(Engine):
 
     @staticmethod
     def _sink(
-        stack_name: str, changes: list[ResourceChange], on_event: EventSink
+        stack_name: str,
+        changes: list[ResourceChange],
+        on_event: EventSink,
+        kept: list[str] | None = None,
     ) -> Callable[[Any], None]:
+        """Progress events, and what the run changed into ``changes``; a delete of a
+        resource marked ``retainOnDelete`` only left the stack: it goes into ``kept``."""
+
         def handle(event: Any) -> None:
             for attr, status in (
                 ("resource_pre_event", "start"),
@@ -371,6 +380,11 @@ class PulumiEngine(Engine):
                     continue
                 change = change_from_metadata(found.metadata)
                 if change is None:
+                    return
+                old = getattr(found.metadata, "old", None)
+                if change.op is Op.DELETE and getattr(old, "retain_on_delete", False):
+                    if status == "done" and kept is not None:
+                        kept.append(f"{change.type} {change.name}")
                     return
                 if status == "done" and change.op is not Op.SAME:
                     changes.append(change)  # what changed, as the sandbox reports it
