@@ -187,3 +187,19 @@ def test_crossguard_violations_are_kept_as_lines_naming_rule_resource_and_reason
     ]
     assert [line.split(":")[0] for line in watch.advisory] == ["required-tags"]
     assert len(seen) == 2  # the events still reach the progress display
+
+
+def test_a_relative_file_backend_is_the_projects_whatever_version_runs(tmp_path: Path) -> None:
+    """The CLI runs in a work dir per program version: a relative file:// backend would be
+    a new, empty one for each, and every version would create everything again."""
+    engine = PulumiEngine(tmp_path, tmp_path / "home", {"staging": "file://state/pulumi"})
+    url = engine._env(None, "staging")["PULUMI_BACKEND_URL"]
+    assert url == f"file://{(tmp_path / 'state' / 'pulumi').resolve()}"
+    assert (tmp_path / "state" / "pulumi").is_dir()
+    for kept in (f"file://{tmp_path / 'elsewhere'}", "s3://bucket/state"):
+        assert (
+            PulumiEngine(tmp_path, tmp_path / "h", {"e": kept})._env(None, "e")[
+                "PULUMI_BACKEND_URL"
+            ]
+            == kept
+        )

@@ -103,8 +103,9 @@ class PulumiEngine(Engine):
         backend = (
             self.backends.get(environment or "") or (target.backend if target else None)
         ) or f"file://{self.home / 'backend'}"
+        backend = self._anchored(backend)
         if backend.startswith("file://"):
-            Path(backend[len("file://") :]).mkdir(parents=True, exist_ok=True)
+            Path(backend[len("file://") :]).expanduser().mkdir(parents=True, exist_ok=True)
         env = {
             "PULUMI_BACKEND_URL": backend,
             "PULUMI_PYTHON_CMD": sys.executable,
@@ -122,6 +123,16 @@ class PulumiEngine(Engine):
             if target.endpoint_url:
                 env["AWS_ENDPOINT_URL"] = target.endpoint_url
         return env
+
+    def _anchored(self, backend: str) -> str:
+        """A relative ``file://`` backend is the project's: the CLI runs in a work dir per
+        program version, and would otherwise find a new, empty backend in each one."""
+        if not backend.startswith("file://"):
+            return backend
+        path = backend[len("file://") :]
+        if not path or path.startswith(("~", "/")):
+            return backend  # Pulumi's own default (~/.pulumi), or absolute already
+        return f"file://{(self.root / path).resolve()}"
 
     def work_dir(self, target: StackTarget) -> Path:
         """A Pulumi project holding exactly the target's program snapshot and config."""
