@@ -1,0 +1,85 @@
+"""What the Pulumi CLI's engine events mean to phasegate: a step as a resource change,
+and the policy findings and error diagnostics a run's failure is told by."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from phasegate.engines.base import Op, ResourceChange
+
+__all__ = ["EventWatch", "change_from_metadata"]
+
+_OPS = {
+    "create": Op.CREATE,
+    "update": Op.UPDATE,
+    # A replacement is three steps (create-replacement, replace, delete-replaced): it is
+    # reported once, by its "replace" step.
+    "replace": Op.REPLACE,
+    "delete": Op.DELETE,
+    "same": Op.SAME,
+    "read": Op.SAME,
+    "refresh": Op.SAME,
+}
+_INTERNAL = ("pulumi:pulumi:Stack", "pulumi:providers:")
+
+
+def change_from_metadata(metadata: Any) -> ResourceChange | None:
+    """A step's metadata (from an engine event) as a ResourceChange; None for internals.
+
+    Only the operations a plan reports are mapped; the second half of a replacement
+    (``delete-replaced``) and bookkeeping steps are folded away.
+    """
+    op = _OPS.get(str(getattr(metadata.op, "value", metadata.op)))
+    type_ = str(metadata.type)
+    if op is None or type_.startswith(_INTERNAL):
+        return None
+    name = str(metadata.urn).rsplit("::", 1)[-1]
+    return ResourceChange(
+        op=op, type=type_, name=name, urn=str(metadata.urn), changed=tuple(metadata.diffs or ())
+    )
+
+
+class EventWatch:
+    """An engine event sink that also keeps what the run's errors need: CrossGuard's
+    policy violations, as lines naming rule, resource and reason, and the error
+    diagnostics, as the resource and the provider's own message."""
+
+    def __init__(self, inner: Callable[[Any], None] = lambda _: None) -> None:
+        self.inner = inner
+        self.mandatory: list[str] = []
+        self.advisory: list[str] = []
+        self.errors: list[str] = []
+        """Error diagnostics of resources first, then the stack's own."""
+        self._resource_errors = 0
+
+    def __call__(self, event: Any) -> None:
+        found = getattr(event, "policy_event", None)
+        if found is not None:
+            urn = str(found.resource_urn or "")
+            where = urn.rsplit("::", 1)[-1] if urn else "the stack"
+            line = f"{found.policy_name}: {where}: {str(found.message).strip().splitlines()[0]}"
+            level = str(found.enforcement_level).lower()
+            (self.mandatory if level == "mandatory" else self.advisory).append(line)
+        diagnostic = getattr(event, "diagnostic_event", None)
+        if diagnostic is not None and str(diagnostic.severity).lower() == "error":
+            self._error(str(diagnostic.urn or ""), str(diagnostic.message or ""))
+        self.inner(event)
+
+    def _error(self, urn: str, message: str) -> None:
+        lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+        if not lines:
+            return
+        # A provider's exception arrives as its traceback: its last line says what failed.
+        said = _EXCEPTION_LINE.sub("", lines[-1])
+        parts = urn.split("::")  # urn:pulumi:STACK::PROJECT::[PARENT$]TYPE::NAME
+        if len(parts) >= 4 and not parts[-2].endswith("pulumi:pulumi:Stack"):
+            type_ = parts[-2].rsplit("$", 1)[-1]
+            self.errors.insert(self._resource_errors, f"{parts[-1]} ({type_}): {said}")
+            self._resource_errors += 1
+        else:
+            self.errors.append(said)
+
+
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception)): ")
