@@ -183,7 +183,7 @@ class Planner:
             config=stage.config,
             pack_dir=self.project.root / "policies",
         )
-        return Planned(stage, plan, fingerprint, policy.violations, parts)
+        return Planned(stage, plan, fingerprint, [*policy.violations, *plan.findings], parts)
 
     def note(self, state: PhaseState, plan: Plan, fingerprint: str) -> None:
         """The plan an apply carries out, on the state (written with its ``apply``)."""

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from phasegate.engines.base import Violation
 from phasegate.errors import InputError
 from phasegate.project import POLICY_KEY
 
@@ -34,17 +35,6 @@ ENFORCEMENTS = ("mandatory", "advisory", "disabled")
 """What ``phasegate:policy`` may set a rule to."""
 
 MAX_GPUS_KEY = "phasegate:max_gpus"
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One resource (or the stack) breaking one rule."""
-
-    rule: str
-    enforcement: str  # "mandatory" | "advisory"
-    resource_type: str
-    resource_name: str
-    message: str
 
 
 @dataclass(frozen=True)

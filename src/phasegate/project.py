@@ -31,6 +31,16 @@ CONFIG_NAMESPACE = "phasegate"
 """Stack config keys the phase programs read: ``phasegate:<key>``."""
 
 POLICY_KEY = "phasegate:policy"
+
+_SETTINGS: dict[str, type] = {
+    "secretsprovider": str,
+    "encryptionsalt": str,
+    "encryptedkey": str,
+    "environment": list,
+}
+"""A stack file's settings besides ``config:`` (Pulumi's own keys: the passphrase
+provider's salt, a cloud KMS / Vault / service provider's data key, ESC environments),
+each with the type it must have. They travel with the stack's config to the engine."""
 """Per-stack enforcement overrides of policy rules; read by the policy pack, not programs."""
 
 
@@ -128,7 +138,7 @@ class Project:
         """The ``config:`` mapping of the stack's Pulumi config file."""
         return self._stack_file(env, phase)[0]
 
-    def _stack_file(self, env: str, phase: str) -> tuple[dict[str, Any], dict[str, str]]:
+    def _stack_file(self, env: str, phase: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The stack file's ``config:`` mapping and its other settings."""
         path = self.stack_config_path(env, phase)
         data, node = read_yaml(path)
@@ -138,15 +148,11 @@ class Project:
             raise InputError(
                 "missing: the file is empty", file=path, field="config", hint=no_settings
             )
-        if not isinstance(data, dict) or set(data) - {
-            "config",
-            "encryptionsalt",
-            "secretsprovider",
-        }:
+        if not isinstance(data, dict) or set(data) - {"config", *_SETTINGS}:
             raise InputError(
                 "expected a mapping with a 'config' key",
                 file=path,
-                hint="allowed top-level keys: config, secretsprovider, encryptionsalt",
+                hint=f"allowed top-level keys: config, {', '.join(_SETTINGS)}",
             )
         config = data.get("config")
         if config is None:
@@ -162,7 +168,14 @@ class Project:
         for key in config:
             if not isinstance(key, str) or not key:
                 raise InputError(f"key {key!r} must be a string", file=path, field="config")
-        settings = {k: str(v) for k, v in data.items() if k != "config" and v is not None}
+        settings = {k: v for k, v in data.items() if k != "config" and v is not None}
+        for key, value in settings.items():
+            wanted = _SETTINGS[key]
+            if not isinstance(value, wanted) or (
+                isinstance(value, list) and not all(isinstance(v, str) and v for v in value)
+            ):
+                what = "a list of environment names" if wanted is list else "a string"
+                raise InputError(f"must be {what}", file=path, field=key)
         return config, settings
 
     def set_secret(

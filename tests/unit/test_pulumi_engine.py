@@ -157,7 +157,9 @@ def test_policy_pack_and_its_stack_config_are_passed_to_crossguard(tmp_path: Pat
     assert PulumiEngine(tmp_path, tmp_path / "home")._policy_args(_target(tmp_path)) == {}
 
 
-def test_crossguard_violations_are_kept_as_lines_naming_rule_resource_and_reason() -> None:
+def test_crossguard_findings_carry_the_reason_without_colour_and_advisory_ones_are_kept() -> None:
+    """Defect 6: the lines carried the CLI's colour markup and the rule's description (the
+    first line of the event's message), not the reason; advisory findings were dropped."""
     from pulumi.automation import events
 
     from phasegate.engines.pulumi import EventWatch
@@ -169,8 +171,10 @@ def test_crossguard_violations_are_kept_as_lines_naming_rule_resource_and_reason
             sequence=1,
             timestamp=0,
             policy_event=events.PolicyEvent(
-                message="metadataOptions.httpTokens must be required\nmore detail",
-                color="never",
+                # As the CLI sends it: the rule's description, then the rule's reason.
+                message="<{%fg 13%}><{%bold%}>Launch templates require IMDSv2\n"
+                "metadataOptions.httpTokens must be 'required'<{%reset%}>\n",
+                color="raw",
                 policy_name=name,
                 policy_pack_name="phasegate",
                 policy_pack_version="0.1.0",
@@ -182,10 +186,13 @@ def test_crossguard_violations_are_kept_as_lines_naming_rule_resource_and_reason
         )
         watch(event)
     assert watch.mandatory == [
-        "launch-template-imdsv2: gpu-inference-template: "
-        "metadataOptions.httpTokens must be required"
+        "launch-template-imdsv2: aws:ec2/launchTemplate:LaunchTemplate "
+        "'gpu-inference-template': metadataOptions.httpTokens must be 'required'"
     ]
-    assert [line.split(":")[0] for line in watch.advisory] == ["required-tags"]
+    assert [(v.rule, v.enforcement, v.message) for v in watch.findings] == [
+        ("launch-template-imdsv2", "mandatory", "metadataOptions.httpTokens must be 'required'"),
+        ("required-tags", "advisory", "metadataOptions.httpTokens must be 'required'"),
+    ]
     assert len(seen) == 2  # the events still reach the progress display
 
 
@@ -203,3 +210,52 @@ def test_a_relative_file_backend_is_the_projects_whatever_version_runs(tmp_path:
             ]
             == kept
         )
+
+
+def test_stacks_of_cloud_secrets_providers_and_esc_environments_are_accepted(
+    fresh_project: Path,
+) -> None:
+    """Defect 8: a stack file with `encryptedkey` (a KMS, Vault or service secrets
+    provider's data key) or `environment:` (ESC) was refused; each reaches the CLI's
+    stack file as written, lists as lists."""
+    from phasegate.project import Project
+
+    path = fresh_project / "stacks" / "Pulumi.staging-pilot.yaml"
+    data = yaml.safe_load(path.read_text())
+    data.pop("encryptionsalt", None)
+    data["secretsprovider"] = "awskms://alias/phasegate-staging?region=eu-west-1"
+    data["encryptedkey"] = "AQICAHhFakeDataKeyCiphertext=="
+    data["environment"] = ["platform/aws-staging"]
+    path.write_text(yaml.safe_dump(data))
+    project = Project.load(fresh_project)
+    target = project.target(
+        project.migration.environment("staging"), project.migration.phase("pilot")
+    )
+
+    work = PulumiEngine(fresh_project, fresh_project / ".phasegate" / "pulumi").work_dir(target)
+
+    stack = yaml.safe_load((work / "stacks" / "Pulumi.staging-pilot.yaml").read_text())
+    assert stack["secretsprovider"] == data["secretsprovider"]
+    assert stack["encryptedkey"] == data["encryptedkey"]
+    assert stack["environment"] == ["platform/aws-staging"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [
+        ("environment", "platform/aws-staging", "must be a list of environment names"),
+        ("encryptedkey", ["x"], "must be a string"),
+    ],
+)
+def test_a_stack_setting_of_the_wrong_kind_is_one_line_naming_it(
+    fresh_project: Path, key: str, value: object, said: str
+) -> None:
+    from phasegate.errors import InputError
+    from phasegate.project import Project
+
+    path = fresh_project / "stacks" / "Pulumi.staging-pilot.yaml"
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), key: value}))
+    project = Project.load(fresh_project)
+    with pytest.raises(InputError) as refused:
+        project.target(project.migration.environment("staging"), project.migration.phase("pilot"))
+    assert str(refused.value) == f"{path}: {key}: {said}"

@@ -32,6 +32,7 @@ __all__ = [
     "StackOutputs",
     "StackTarget",
     "UpResult",
+    "Violation",
 ]
 
 UNKNOWN = "(known after apply)"
@@ -100,9 +101,10 @@ class StackTarget:
     """The project's policy pack directory; engines that run CrossGuard pass it on."""
     policy_config: Mapping[str, Any] = field(default_factory=dict)
     """The pack's config for this stack (enforcement overrides, the GPU cap)."""
-    stack_settings: Mapping[str, str] = field(default_factory=dict)
-    """The stack file's other settings (secretsprovider, encryptionsalt): what decrypts
-    its ``secure:`` values, which ``config`` keeps encrypted."""
+    stack_settings: Mapping[str, Any] = field(default_factory=dict)
+    """The stack file's other settings (secretsprovider, encryptionsalt, encryptedkey,
+    environment): what decrypts its ``secure:`` values, which ``config`` keeps
+    encrypted, and the ESC environments it imports."""
     config_file: str = ""
     """Where ``config`` comes from (the stack file, or a last known good's copy of it), for
     errors about it."""
@@ -192,6 +194,17 @@ def _counts(changes: list[ResourceChange]) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
+class Violation:
+    """One resource (or the stack) breaking one policy rule."""
+
+    rule: str
+    enforcement: str  # "mandatory" | "advisory"
+    resource_type: str
+    resource_name: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Plan:
     """The changes a preview found, and the outputs the stack would export."""
 
@@ -200,6 +213,9 @@ class Plan:
     outputs: StackOutputs = field(default_factory=StackOutputs)
     resources: list[DeclaredResource] = field(default_factory=list)
     """Every resource the program declares, with its inputs (unknown ones as UNKNOWN)."""
+    findings: list[Violation] = field(default_factory=list)
+    """What an engine's own policy run found (CrossGuard, on the pulumi engine); the
+    policy gate takes them with the project's rules' own."""
 
     @property
     def counts(self) -> dict[str, int]:

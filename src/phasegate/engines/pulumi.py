@@ -35,7 +35,8 @@ from phasegate.engines.base import (
 )
 from phasegate.engines.programs import run_main
 from phasegate.engines.pulumi_events import EventWatch, change_from_metadata
-from phasegate.errors import EngineError, GateBlocked
+from phasegate.engines.pulumi_references import planned_references
+from phasegate.errors import EngineError
 from phasegate.redaction import SecretValues
 from phasegate.yamlfile import dump_yaml
 
@@ -151,7 +152,7 @@ class PulumiEngine(Engine):
 
         return automation
 
-    def _stack(self, target: StackTarget) -> Any:
+    def _stack(self, target: StackTarget, upstream: Mapping[str, StackOutputs]) -> Any:
         auto = self._auto()
         work = self.work_dir(target)
         program = work / "program"
@@ -165,7 +166,7 @@ class PulumiEngine(Engine):
             return auto.create_or_select_stack(
                 stack_name=target.name,
                 project_name=self._project_name(target),
-                program=lambda: run_main(program),
+                program=lambda: _run_program(program, upstream),
                 opts=auto.LocalWorkspaceOptions(work_dir=str(work), env_vars=env),
             )
         except auto.CommandError as exc:
@@ -176,10 +177,12 @@ class PulumiEngine(Engine):
         target: StackTarget,
         action: Callable[[Any], Any],
         watch: EventWatch | None = None,
+        *,
+        upstream: Mapping[str, StackOutputs] | None = None,
     ) -> Any:
         auto = self._auto()
         self._learn_secret_config(target)
-        stack = self._stack(target)
+        stack = self._stack(target, upstream or {})
         try:
             return action(stack)
         except auto.ConcurrentUpdateError as exc:
@@ -188,10 +191,12 @@ class PulumiEngine(Engine):
             ) from exc
         except auto.CommandError as exc:
             if watch is not None and watch.mandatory:
-                # CrossGuard stopped it: a gate, as in the sandbox, not an engine failure.
-                raise GateBlocked(
-                    f"{len(watch.mandatory)} mandatory policy violation(s) in {target.name}; "
-                    "nothing was applied:\n  " + "\n  ".join(watch.mandatory)
+                # Stack policies see values only an up knows: the apply failed, and is
+                # rolled back as any failed apply (a preview's findings go to the gate).
+                raise EngineError(
+                    f"{len(watch.mandatory)} mandatory policy violation(s) during the apply: "
+                    + "; ".join(watch.mandatory),
+                    stack=target.name,
                 ) from exc
             # The resource and the provider's own words, not the CLI's summary of them.
             said = watch.errors[0] if watch is not None and watch.errors else _first_line(exc)
@@ -222,8 +227,7 @@ class PulumiEngine(Engine):
         upstream: Mapping[str, StackOutputs] | None = None,
         on_event: EventSink = _ignore,
     ) -> Plan:
-        # The real engine reads upstream outputs from the backend itself; a stack whose
-        # upstream was never applied fails to preview here, as it would with pulumi.
+        auto = self._auto()
         changes: list[ResourceChange] = []
 
         def collect(event: Any) -> None:
@@ -235,8 +239,17 @@ class PulumiEngine(Engine):
 
         watch = EventWatch(collect)
         policies = self._policy_args(stack)
-        self._run(stack, lambda s: s.preview(on_event=watch, diff=True, **policies), watch)
-        return Plan(stack=stack.name, changes=changes)
+
+        def run(s: Any) -> None:
+            try:
+                s.preview(on_event=watch, diff=True, **policies)
+            except auto.CommandError:
+                if not watch.mandatory:
+                    raise
+                # CrossGuard stopped the preview: its findings go to the policy gate.
+
+        self._run(stack, run, watch, upstream=upstream)
+        return Plan(stack=stack.name, changes=changes, findings=watch.findings)
 
     def up(
         self,
@@ -306,6 +319,8 @@ class PulumiEngine(Engine):
                 env_vars=self._env(None, stack_name.split("-", 1)[0]),
             )
             stack = auto.Stack.select(stack_name, workspace)
+            if not stack.export_stack().deployment.get("resources"):
+                return None  # made by a preview, never applied
             return self._outputs(stack.outputs())
         except auto.StackNotFoundError:
             return None
@@ -373,6 +388,13 @@ class PulumiEngine(Engine):
                     on_event(ProgressEvent(stack_name, change.op, change.type, change.name, status))
 
         return handle
+
+
+def _run_program(directory: Path, upstream: Mapping[str, StackOutputs]) -> None:
+    """The inline program: the snapshot's ``__main__.py``, with references to upstream
+    stacks giving what phasegate planned for them (a preview's ``upstream``)."""
+    with planned_references(upstream):
+        run_main(directory)
 
 
 def _unprotect_for_release(stack: Any) -> dict[str, str]:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from phasegate.engines.base import Op, ResourceChange
+from phasegate.engines.base import Op, ResourceChange, Violation
 
 __all__ = ["EventWatch", "change_from_metadata"]
 
@@ -43,25 +43,29 @@ def change_from_metadata(metadata: Any) -> ResourceChange | None:
 
 class EventWatch:
     """An engine event sink that also keeps what the run's errors need: CrossGuard's
-    policy violations, as lines naming rule, resource and reason, and the error
-    diagnostics, as the resource and the provider's own message."""
+    policy findings, each naming rule, resource and reason, and the error diagnostics,
+    as the resource and the provider's own message."""
 
     def __init__(self, inner: Callable[[Any], None] = lambda _: None) -> None:
         self.inner = inner
-        self.mandatory: list[str] = []
-        self.advisory: list[str] = []
+        self.findings: list[Violation] = []
         self.errors: list[str] = []
         """Error diagnostics of resources first, then the stack's own."""
         self._resource_errors = 0
 
+    @property
+    def mandatory(self) -> list[str]:
+        """The mandatory findings, one line each: rule, resource and reason."""
+        return [
+            f"{v.rule}: {v.resource_type} '{v.resource_name}': {v.message}"
+            for v in self.findings
+            if v.enforcement == "mandatory"
+        ]
+
     def __call__(self, event: Any) -> None:
         found = getattr(event, "policy_event", None)
         if found is not None:
-            urn = str(found.resource_urn or "")
-            where = urn.rsplit("::", 1)[-1] if urn else "the stack"
-            line = f"{found.policy_name}: {where}: {str(found.message).strip().splitlines()[0]}"
-            level = str(found.enforcement_level).lower()
-            (self.mandatory if level == "mandatory" else self.advisory).append(line)
+            self.findings.append(_finding(found))
         diagnostic = getattr(event, "diagnostic_event", None)
         if diagnostic is not None and str(diagnostic.severity).lower() == "error":
             self._error(str(diagnostic.urn or ""), str(diagnostic.message or ""))
@@ -81,5 +85,27 @@ class EventWatch:
         else:
             self.errors.append(said)
 
+
+def _finding(event: Any) -> Violation:
+    """A CrossGuard policy event as a finding. Its message is the rule's description, then
+    the reason the rule gave (if any), in the CLI's colour markup."""
+    lines = [line.strip() for line in _COLOURS.sub("", str(event.message)).splitlines()]
+    lines = [line for line in lines if line]
+    reason = " ".join(lines[1:]) or (lines[0] if lines else "")
+    urn = str(event.resource_urn or "")
+    parts = urn.split("::")  # urn:pulumi:STACK::PROJECT::[PARENT$]TYPE::NAME
+    type_, name = (parts[-2].rsplit("$", 1)[-1], parts[-1]) if len(parts) >= 4 else ("", "")
+    level = str(event.enforcement_level).lower()
+    return Violation(
+        rule=str(event.policy_name),
+        enforcement="mandatory" if level == "mandatory" else "advisory",
+        resource_type=type_ or "stack",
+        resource_name=name or "the stack",
+        message=reason,
+    )
+
+
+_COLOURS = re.compile(r"<\{%[^%]*%\}>")
+"""The Pulumi CLI's colour markup (``<{%reset%}>``), left in event messages."""
 
 _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception)): ")
