@@ -16,18 +16,15 @@
 #                                   replace directives (which is why `go install` refuses it)
 #   pulumi-resource-pulumi-python   runs Python dynamic providers   } files of the sdk/v3
 #   pulumi-language-python-exec     runs a Python program           } module, as shipped
-#   pulumi-analyzer-policy-python   runs a Python CrossGuard pack: a file of sdk/v3 up to
-#                                   v3.220.0, the last release that shipped it; the
-#                                   CLI still starts it where no Python language host is
 #
 # Not served by the module proxy here, so not built: the Python language host
 # (github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3, a module of its
-# own). Without it the CLI runs Python programs only inline, through the Automation API,
-# which is how phasegate runs them.
+# own) and the CrossGuard analyzer script for Python policy packs. Without them the CLI
+# runs Python programs only inline, through the Automation API, which is how phasegate
+# runs them; Python policy packs cannot run on it.
 set -euo pipefail
 
 VERSION="${PHASEGATE_PULUMI_VERSION:-v3.274.0}"
-ANALYZER_FROM=v3.220.0
 CACHE="${PHASEGATE_PULUMI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/phasegate/pulumi}"
 HOME_DIR="$CACHE/$VERSION"
 BIN="$HOME_DIR/bin"
@@ -36,8 +33,7 @@ SRC="$HOME_DIR/src"
 say() { echo "build-pulumi: $*" >&2; }
 
 if [ -x "$BIN/pulumi" ] && [ "$("$BIN/pulumi" version 2>/dev/null)" = "$VERSION" ] \
-    && [ -x "$BIN/pulumi-resource-pulumi-python" ] && [ -x "$BIN/pulumi-language-python-exec" ] \
-    && [ -x "$BIN/pulumi-analyzer-policy-python" ]; then
+    && [ -x "$BIN/pulumi-resource-pulumi-python" ] && [ -x "$BIN/pulumi-language-python-exec" ]; then
     say "Pulumi CLI $VERSION already built"
     echo "$BIN"
     exit 0
@@ -78,10 +74,6 @@ sdk="$(go list -m -f '{{.Dir}}' "github.com/pulumi/pulumi/sdk/v3")"
 for script in python/dist/pulumi-resource-pulumi-python python/cmd/pulumi-language-python-exec; do
     install -m 0755 "$sdk/$script" "$BIN/$(basename "$script")"
 done
-old_sdk="$(go mod download -json "github.com/pulumi/pulumi/sdk/v3@$ANALYZER_FROM" \
-    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-[ -d "$old_sdk" ] || { say "the module proxy did not give sdk/v3@$ANALYZER_FROM"; exit 1; }
-install -m 0755 "$old_sdk/python/dist/pulumi-analyzer-policy-python" "$BIN/"
 mv "$BIN/pulumi.new" "$BIN/pulumi"
 say "built $("$BIN/pulumi" version) into $BIN"
 echo "$BIN"
