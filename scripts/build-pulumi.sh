@@ -19,9 +19,9 @@
 #
 # Not served by the module proxy here, so not built: the Python language host
 # (github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3, a module of its
-# own) and the CrossGuard analyzer script for Python policy packs. Without them the CLI
-# runs Python programs only inline, through the Automation API, which is how phasegate
-# runs them; Python policy packs cannot run on it.
+# own). Without it the CLI runs Python programs only inline, through the Automation API,
+# which is how phasegate runs them, and starts a Python policy pack only as an executable,
+# which is how phasegate passes them (src/phasegate/engines/pulumi_policy.py).
 set -euo pipefail
 
 VERSION="${PHASEGATE_PULUMI_VERSION:-v3.274.0}"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from phasegate.engines.base import Engine, Op, ProgramSource, StackTarget
-from phasegate.errors import EngineError
+from phasegate.engines.base import UNKNOWN, Engine, Op, ProgramSource, StackOutputs, StackTarget
+from phasegate.errors import EngineError, GateBlocked
 
 pytestmark = [
     pytest.mark.pulumi_cli,
@@ -198,3 +198,167 @@ def test_a_retained_resource_dropped_from_the_program_is_reported_kept_not_delet
     assert _files(cloud) == {"data": 10, "keep": 1, "scratch": 2}  # still there
     assert [c for c in result.changes if c.op is Op.DELETE] == []
     assert result.kept == ("pulumi-python:dynamic:Resource scratch",)
+
+
+CONSUMER = textwrap.dedent(
+    """
+    import pulumi
+
+    from volumes import Volume
+
+
+    def program():
+        config = pulumi.Config("phasegate")
+        org, project = pulumi.get_organization(), pulumi.get_project()
+        upstream = pulumi.StackReference("up", stack_name=f"{org}/{project}/test-volumes")
+        key = upstream.get_output("path").apply(lambda p: p.rsplit("/", 1)[-1][:-5] + "-copy")
+        Volume("copy", config.require("root"), key, 1)
+    """
+)
+
+
+def _consumer(root: Path) -> StackTarget:
+    files = {
+        "__main__.py": b"import importlib\nimportlib.import_module('consumer').program()\n",
+        "volumes.py": PROGRAM.encode(),
+        "consumer.py": CONSUMER.encode(),
+    }
+    return dataclasses.replace(
+        _target(root, 1), phase="consumer", program=ProgramSource(module="consumer", files=files)
+    )
+
+
+def test_a_stack_a_preview_made_has_no_outputs(engine: Engine, cloud: Path) -> None:
+    """Defect 3: a preview creates the stack in the backend with no checkpoint, and its
+    outputs were then `{}`, as if it had been applied and exported nothing."""
+    engine.preview(_target(cloud, 10))
+    assert engine.outputs("test-volumes") is None
+
+
+def test_a_downstream_stack_of_a_fresh_environment_previews_with_its_upstream_unknown(
+    engine: Engine, cloud: Path
+) -> None:
+    """Defect 2: the StackReference read a stack that did not exist yet and the preview
+    failed; it must see the upstream's planned outputs, unknown until its apply."""
+    planned = StackOutputs(values={"path": UNKNOWN, "token": UNKNOWN}, secret=frozenset({"token"}))
+
+    plan = engine.preview(_consumer(cloud), upstream={"test-volumes": planned})
+
+    assert [(c.op, c.name) for c in plan.changes] == [(Op.CREATE, "copy")]
+    assert engine.outputs("test-volumes") is None  # nothing of the upstream was made
+    # Once the upstream is applied, its real outputs are read from the backend.
+    engine.up(_target(cloud, 10))
+    engine.up(_consumer(cloud))
+    assert _files(cloud) == {"data": 10, "data-copy": 1, "keep": 1}
+
+
+POLICIES = textwrap.dedent(
+    """
+    from pulumi_policy import (
+        EnforcementLevel,
+        PolicyPack,
+        ResourceValidationPolicy,
+        StackValidationPolicy,
+    )
+
+
+    def size_cap(args, report_violation):
+        size = args.props.get("size")
+        if isinstance(size, (int, float)) and size > 50:
+            report_violation(f"{args.name} asks {size:g} GiB, over the cap of 50")
+
+
+    def small(args, report_violation):
+        size = args.props.get("size")
+        if isinstance(size, (int, float)) and size < 2:
+            report_violation(f"{args.name} asks {size:g} GiB: volumes under 2 GiB waste a slot")
+
+
+    def no_scratch_files(args, report_violation):
+        for resource in args.resources:
+            path = resource.props.get("path")  # known only once the volume exists
+            if isinstance(path, str) and path.endswith("scratch.json"):
+                report_violation(f"{path} is a scratch file", resource.urn)
+
+
+    PolicyPack(
+        name="volumes",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        policies=[
+            ResourceValidationPolicy(
+                name="volume-size-cap", description="Volumes are 50 GiB at most.",
+                validate=size_cap,
+            ),
+            ResourceValidationPolicy(
+                name="volume-size-floor", description="Volumes are 2 GiB at least.",
+                validate=small, enforcement_level=EnforcementLevel.ADVISORY,
+            ),
+            StackValidationPolicy(
+                name="no-scratch-files", description="No scratch files in the stack.",
+                validate=no_scratch_files,
+            ),
+        ],
+    )
+    """
+)
+
+
+@pytest.fixture
+def pack(tmp_path: Path) -> Path:
+    root = tmp_path / "policies"
+    root.mkdir()
+    (root / "PulumiPolicy.yaml").write_text("runtime: python\ndescription: volume rules\n")
+    (root / "__main__.py").write_text(POLICIES)
+    return root
+
+
+def test_crossguard_findings_in_a_plan_name_rule_resource_and_reason(
+    engine: Engine, cloud: Path, pack: Path
+) -> None:
+    """Defect 6, on the real CLI: the reason, not the rule's description, no colour
+    markup, and the advisory findings too; a mandatory one goes to the policy gate."""
+    plan = engine.preview(dataclasses.replace(_target(cloud, 80), policy_pack=pack))
+
+    found = sorted((v.rule, v.enforcement, v.resource_name, v.message) for v in plan.findings)
+    assert found == [
+        # CrossGuard's own note: the stack policy reads a value only an up knows.
+        (
+            "no-scratch-files",
+            "advisory",
+            "test-volumes",
+            "can't run policy 'no-scratch-files' from policy pack 'volumes@v0.0.1' during "
+            "preview: string value at .path can't be known during preview",
+        ),
+        ("volume-size-cap", "mandatory", "data", "data asks 80 GiB, over the cap of 50"),
+        (
+            "volume-size-floor",
+            "advisory",
+            "keep",
+            "keep asks 1 GiB: volumes under 2 GiB waste a slot",
+        ),
+    ]
+    assert {v.resource_type for v in plan.findings} == {"pulumi-python:dynamic:Resource", "stack"}
+    assert _files(cloud) == {}
+
+
+def test_a_stack_policy_that_fails_during_up_is_an_apply_failure(
+    engine: Engine, cloud: Path, pack: Path
+) -> None:
+    """Defect 1: a stack policy sees values only an up knows; its mandatory violation
+    was reported as "nothing was applied" (a gate), though the up had created resources.
+    It is an apply failure, which the orchestrator rolls back."""
+    target = _target(cloud, 10)
+    target = dataclasses.replace(
+        target, policy_pack=pack, config={**target.config, "phasegate:scratch": True}
+    )
+    plan = engine.preview(target)
+    assert [v for v in plan.findings if v.enforcement == "mandatory"] == []
+
+    with pytest.raises(EngineError) as failed:
+        engine.up(target)
+
+    said = str(failed.value)
+    assert not isinstance(failed.value, GateBlocked)
+    assert "1 mandatory policy violation(s) during the apply" in said
+    assert "no-scratch-files: pulumi-python:dynamic:Resource 'scratch': " in said
+    assert f"{cloud / 'scratch.json'} is a scratch file" in said

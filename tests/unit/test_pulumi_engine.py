@@ -150,8 +150,14 @@ def test_policy_pack_and_its_stack_config_are_passed_to_crossguard(tmp_path: Pat
             "policy_config": {"gpu-count-cap": {"maxGpus": 16}},
         }
     )
+    (pack / "PulumiPolicy.yaml").write_text("runtime: python\nversion: 0.3.0\n")
     args = PulumiEngine(tmp_path, tmp_path / "home")._policy_args(target)
-    assert args["policy_packs"] == [str(pack)]
+    # The CLI starts the pack as an executable: the SDK's policy runner on the pack.
+    (launcher,) = map(Path, args["policy_packs"])
+    assert launcher.stat().st_mode & 0o111
+    assert repr(str(pack.resolve())) in launcher.read_text()
+    assert "pulumi.policy" in launcher.read_text()
+    assert (launcher.parent / "PulumiPolicy.yaml").read_text().endswith("version: 0.3.0\n")
     (config,) = args["policy_pack_configs"]
     assert json.loads(Path(config).read_text()) == {"gpu-count-cap": {"maxGpus": 16}}
     assert PulumiEngine(tmp_path, tmp_path / "home")._policy_args(_target(tmp_path)) == {}

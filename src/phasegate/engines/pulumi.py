@@ -11,7 +11,6 @@ may name any backend URL.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -35,6 +34,7 @@ from phasegate.engines.base import (
 )
 from phasegate.engines.programs import run_main
 from phasegate.engines.pulumi_events import EventWatch, change_from_metadata
+from phasegate.engines.pulumi_policy import policy_args
 from phasegate.engines.pulumi_references import planned_references
 from phasegate.errors import EngineError
 from phasegate.redaction import SecretValues
@@ -130,13 +130,7 @@ class PulumiEngine(Engine):
 
     def _policy_args(self, target: StackTarget) -> dict[str, list[str]]:
         """CrossGuard flags: the project's pack, with this stack's config beside it."""
-        if target.policy_pack is None:
-            return {}
-        config = self.work_dir(target) / "policy-config.json"
-        write_atomic(
-            config, (json.dumps(dict(target.policy_config), sort_keys=True) + "\n").encode()
-        )
-        return {"policy_packs": [str(target.policy_pack)], "policy_pack_configs": [str(config)]}
+        return policy_args(target.policy_pack, target.policy_config, self.work_dir(target))
 
     @staticmethod
     def _project_name(target: StackTarget) -> str:

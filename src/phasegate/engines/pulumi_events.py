@@ -95,12 +95,14 @@ def _finding(event: Any) -> Violation:
     urn = str(event.resource_urn or "")
     parts = urn.split("::")  # urn:pulumi:STACK::PROJECT::[PARENT$]TYPE::NAME
     type_, name = (parts[-2].rsplit("$", 1)[-1], parts[-1]) if len(parts) >= 4 else ("", "")
+    if not type_ or type_ == "pulumi:pulumi:Stack":  # a finding of the whole stack
+        type_, name = "stack", parts[0].rsplit(":", 1)[-1] if urn else "the stack"
     level = str(event.enforcement_level).lower()
     return Violation(
         rule=str(event.policy_name),
         enforcement="mandatory" if level == "mandatory" else "advisory",
-        resource_type=type_ or "stack",
-        resource_name=name or "the stack",
+        resource_type=type_,
+        resource_name=name,
         message=reason,
     )
 
