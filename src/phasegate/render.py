@@ -15,12 +15,13 @@ if TYPE_CHECKING:
 
 __all__ = ["notice", "render_inventory", "render_reports", "render_status"]
 
-_SYMBOL = {"create": "+", "update": "~", "replace": "+-", "delete": "-", "same": " "}
+_SYMBOL = {"create": "+", "update": "~", "replace": "+-", "delete": "-", "import": "=", "same": " "}
 _STYLE = {
     "create": "green",
     "update": "yellow",
     "replace": "magenta",
     "delete": "red",
+    "import": "cyan",
     "same": "dim",
 }
 
@@ -118,7 +119,9 @@ def render_reports(
             for op, n in report.plan.counts.items():
                 totals[op] = totals.get(op, 0) + n
     summary = ", ".join(
-        f"{totals.get(op, 0)} to {op}" for op in ("create", "update", "replace", "delete")
+        f"{totals.get(op, 0)} to {op}"
+        for op in ("create", "update", "replace", "delete", "import")
+        if op != "import" or totals.get(op)
     )
     if title in ("Recover", "Rollback"):
         outcomes = ", ".join(f"{r.stack} {r.outcome}" for r in reports)

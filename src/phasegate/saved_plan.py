@@ -49,7 +49,7 @@ class _Model(BaseModel):
 
 
 class SavedChange(_Model):
-    op: str = Field(description="create, update, replace or delete")
+    op: str = Field(description="create, update, replace, delete or import")
     type: str = Field(description="the resource type token")
     name: str = Field(description="the resource's logical name")
     changed: list[str] = Field(default_factory=list, description="properties that differ")

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
+import socket
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -362,3 +365,165 @@ def test_a_stack_policy_that_fails_during_up_is_an_apply_failure(
     assert "1 mandatory policy violation(s) during the apply" in said
     assert "no-scratch-files: pulumi-python:dynamic:Resource 'scratch': " in said
     assert f"{cloud / 'scratch.json'} is a scratch file" in said
+
+
+def _state(tmp_path: Path) -> Path:
+    """The backend's own files (the engine's default local backend)."""
+    return tmp_path / ".phasegate" / "pulumi" / "backend" / ".pulumi"
+
+
+def _lock(tmp_path: Path, host: str, pid: int) -> Path:
+    lock = _state(tmp_path) / "locks" / "organization" / "contract" / "test-volumes" / "x.json"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    held = {"pid": pid, "username": "ci", "hostname": host, "timestamp": "2026-12-01T10:00:00Z"}
+    lock.write_text(json.dumps(held))
+    return lock
+
+
+def test_a_lock_left_by_a_run_that_died_on_this_machine_is_cleared(
+    engine: Engine, cloud: Path, tmp_path: Path
+) -> None:
+    """Defect 10: a run killed mid-up leaves the backend's lock, and every later run was
+    refused as "another update is in progress", with no hint. Its holder is provably gone."""
+    engine.up(_target(cloud, 10))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    lock = _lock(tmp_path, socket.gethostname(), gone.pid)
+
+    engine.up(_target(cloud, 20))
+
+    assert _files(cloud)["data"] == 20
+    assert not lock.exists()
+
+
+@pytest.mark.parametrize("where", ["another machine", "a live run here"])
+def test_a_lock_that_may_be_held_stops_the_run_naming_its_holder(
+    engine: Engine, cloud: Path, tmp_path: Path, where: str
+) -> None:
+    engine.up(_target(cloud, 10))
+    host, pid = (
+        ("ci-runner-7", 4242) if where == "another machine" else (socket.gethostname(), os.getpid())
+    )
+    lock = _lock(tmp_path, host, pid)
+
+    with pytest.raises(EngineError) as refused:
+        engine.up(_target(cloud, 20))
+
+    said = str(refused.value)
+    assert said.startswith(
+        f"test-volumes: another run holds the stack's lock: held by ci@{host} (pid {pid}) "
+        "since 2026-12-01T10:00:00Z (wait for it to end; if it is gone, run "
+        "`pulumi cancel --stack test-volumes` with PULUMI_BACKEND_URL=file://"
+    )
+    assert lock.exists() and _files(cloud)["data"] == 10
+
+
+def _pending(tmp_path: Path, op: str, name: str) -> None:
+    """Leave a pending operation in the stack's checkpoint, as a run killed mid-step does."""
+    path = _state(tmp_path) / "stacks" / "contract" / "test-volumes.json"
+    data = json.loads(path.read_text())
+    latest = data["checkpoint"]["latest"]
+    (resource,) = [r for r in latest["resources"] if r["urn"].endswith(f"::{name}")]
+    latest["pending_operations"] = [{"resource": resource, "type": op}]
+    path.write_text(json.dumps(data))
+
+
+def test_an_interrupted_update_is_settled_by_the_provider_before_the_next_up(
+    engine: Engine, cloud: Path, tmp_path: Path
+) -> None:
+    """Pending operations other than creates: the provider tells how they ended."""
+    engine.up(_target(cloud, 10))
+    _pending(tmp_path, "updating", "data")
+
+    engine.up(_target(cloud, 20))
+
+    path = _state(tmp_path) / "stacks" / "contract" / "test-volumes.json"
+    assert not json.loads(path.read_text())["checkpoint"]["latest"].get("pending_operations")
+    assert _files(cloud)["data"] == 20
+
+
+@pytest.mark.parametrize("release", [False, True], ids=["up", "release-up"])
+def test_an_interrupted_create_stops_the_run_with_what_a_person_must_check(
+    engine: Engine, cloud: Path, tmp_path: Path, release: bool
+) -> None:
+    engine.up(_target(cloud, 10))
+    _pending(tmp_path, "creating", "data")
+
+    with pytest.raises(EngineError) as refused:
+        engine.up(_target(cloud, 20), release_protected=release)
+
+    said = str(refused.value)
+    assert said.startswith(
+        "test-volumes: an earlier run was stopped while creating "
+        "pulumi-python:dynamic:Resource 'data': it may exist in the cloud without being in "
+        "the stack, and phasegate cannot tell (check whether it exists; then, with "
+        "PULUMI_BACKEND_URL=file://"
+    )
+    assert "`pulumi refresh --stack test-volumes --clear-pending-creates`" in said
+    assert _files(cloud)["data"] == 10
+    path = _state(tmp_path) / "stacks" / "contract" / "test-volumes.json"
+    assert json.loads(path.read_text())["checkpoint"]["latest"]["pending_operations"]
+
+
+def test_a_failed_release_up_gives_back_protect_and_retain_on_delete_as_they_were(
+    engine: Engine, cloud: Path, tmp_path: Path
+) -> None:
+    """Defect 10: after a failed up that was to release protected resources, `protect`
+    came back but every one of them kept `retainOnDelete`."""
+    engine.up(_target(cloud, 10))
+    # It fails before it declares anything, so no declaration gives the options back.
+    broken = PROGRAM.replace("def program():\n", "def program():\n    raise RuntimeError('x')\n")
+    files = {"__main__.py": MAIN.encode(), "volumes.py": broken.encode()}
+    failing = dataclasses.replace(
+        _target(cloud, 10), program=ProgramSource(module="volumes", files=files)
+    )
+
+    with pytest.raises(EngineError):
+        engine.up(failing, release_protected=True)
+
+    path = _state(tmp_path) / "stacks" / "contract" / "test-volumes.json"
+    resources = json.loads(path.read_text())["checkpoint"]["latest"]["resources"]
+    (keep,) = [r for r in resources if r["urn"].endswith("::keep")]
+    assert keep.get("protect") is True
+    assert not keep.get("retainOnDelete")
+
+
+def test_a_rollback_destroy_reports_everything_it_keeps(
+    engine: Engine, cloud: Path, tmp_path: Path
+) -> None:
+    """Defect 9: `--exclude-protected` also keeps what a protected resource depends on;
+    `kept` listed only the protected ones."""
+    program = PROGRAM.replace(
+        'Volume("keep", root, "keep", 1, opts=pulumi.ResourceOptions(protect=True))',
+        'Volume("keep", root, "keep", 1, opts=pulumi.ResourceOptions(protect=True, '
+        "depends_on=[data]))",
+    )
+    files = {"__main__.py": MAIN.encode(), "volumes.py": program.encode()}
+    target = dataclasses.replace(
+        _target(cloud, 10), program=ProgramSource(module="volumes", files=files)
+    )
+    engine.up(target)
+
+    result = engine.destroy(target)
+
+    assert _files(cloud) == {"data": 10, "keep": 1}
+    assert sorted(result.kept) == [
+        "pulumi-python:dynamic:Resource data",
+        "pulumi-python:dynamic:Resource keep",
+    ]
+    assert [c for c in result.changes if c.op is Op.DELETE] == []
+
+
+@pytest.mark.parametrize("before", ["nothing", "a preview"])
+def test_a_rollback_destroy_of_a_stack_never_applied_does_nothing(
+    engine: Engine, cloud: Path, before: str
+) -> None:
+    """Defect 9: a stack with no checkpoint (never applied, or made by a preview) made
+    the rollback fail."""
+    if before == "a preview":
+        engine.preview(_target(cloud, 10))
+
+    result = engine.destroy(_target(cloud, 10))
+
+    assert (result.changes, result.kept) == ([], ())
+    assert engine.outputs("test-volumes") is None

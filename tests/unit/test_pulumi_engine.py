@@ -27,6 +27,10 @@ def _meta(op: str, type_: str, name: str, diffs: list[str] | None = None) -> Sim
         ("replace", Op.REPLACE),
         ("delete", Op.DELETE),
         ("same", Op.SAME),
+        # Defect 11: these three were dropped from plans.
+        ("import", Op.IMPORT),
+        ("import-replacement", Op.REPLACE),
+        ("read-replacement", Op.REPLACE),
     ],
 )
 def test_step_ops_map_to_plan_ops(op: str, expected: Op) -> None:

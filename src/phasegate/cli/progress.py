@@ -19,7 +19,7 @@ Three renderings, picked by :func:`progress_for`:
     "rolling_back"|"done", "total", "outcome", "message"}`` (``total``: resource
     operations to come when applying, checks to run when verifying; ``outcome`` with
     ``done``)
-  - ``{"event": "resource", "stack", "op": "create"|"update"|"replace"|"delete",
+  - ``{"event": "resource", "stack", "op": "create"|"update"|"replace"|"delete"|"import",
     "type", "name", "status": "start"|"done"|"failed", "seconds", "message"}``
   - ``{"event": "check", "stack", "check", "kind", "status": "start"|"attempt"|"baking"|
     "waiting"|"pass"|"fail"|"skipped", "attempt", "max_attempts", "seconds",
@@ -51,8 +51,20 @@ __all__ = ["Progress", "progress_for"]
 
 Event = ProgressEvent | RunEvent | PhaseEvent | CheckEvent
 
-_DOING = {"create": "creating", "update": "updating", "replace": "replacing", "delete": "deleting"}
-_DONE = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
+_DOING = {
+    "create": "creating",
+    "update": "updating",
+    "replace": "replacing",
+    "delete": "deleting",
+    "import": "importing",
+}
+_DONE = {
+    "create": "created",
+    "update": "updated",
+    "replace": "replaced",
+    "delete": "deleted",
+    "import": "imported",
+}
 _ACTION = {"plan": "Planning", "apply": "Applying"}
 _VERDICT = {"pass": "passed", "fail": "failed", "skipped": "skipped"}
 

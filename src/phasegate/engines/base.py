@@ -44,6 +44,8 @@ class Op(StrEnum):
     UPDATE = "update"
     REPLACE = "replace"
     DELETE = "delete"
+    IMPORT = "import"
+    """An existing cloud resource taken into the stack (``import`` resource option)."""
     SAME = "same"
 
 

@@ -33,9 +33,15 @@ from phasegate.engines.base import (
     _ignore,
 )
 from phasegate.engines.programs import run_main
-from phasegate.engines.pulumi_events import EventWatch, change_from_metadata
+from phasegate.engines.pulumi_events import INTERNAL_TYPES, EventWatch, change_from_metadata
 from phasegate.engines.pulumi_policy import policy_args
 from phasegate.engines.pulumi_references import planned_references
+from phasegate.engines.pulumi_state import (
+    protect_again,
+    settle_pending,
+    stale_lock,
+    unprotect_for_release,
+)
 from phasegate.errors import EngineError
 from phasegate.redaction import SecretValues
 from phasegate.yamlfile import dump_yaml
@@ -173,16 +179,35 @@ class PulumiEngine(Engine):
         watch: EventWatch | None = None,
         *,
         upstream: Mapping[str, StackOutputs] | None = None,
+        changes_state: bool = False,
     ) -> Any:
+        """Run ``action`` on the target's stack, its failures as EngineErrors. An action
+        that ``changes_state`` first settles what a killed run left: a lock its dead
+        holder cannot release, operations it left pending."""
         auto = self._auto()
         self._learn_secret_config(target)
         stack = self._stack(target, upstream or {})
+        backend = self._env(target)["PULUMI_BACKEND_URL"]
+
+        def settled(s: Any) -> Any:
+            if changes_state and settle_pending(s, target.name, backend):
+                s.refresh()  # the provider says how each pending operation ended
+            return action(s)
+
         try:
-            return action(stack)
-        except auto.ConcurrentUpdateError as exc:
-            raise EngineError(
-                "another update is in progress on this stack", stack=target.name
-            ) from exc
+            try:
+                return settled(stack)
+            except auto.ConcurrentUpdateError as exc:
+                held = stale_lock(str(exc))
+                if held is not True:
+                    raise EngineError(
+                        f"another run holds the stack's lock: {held}",
+                        stack=target.name,
+                        hint="wait for it to end; if it is gone, run `pulumi cancel --stack "
+                        f"{target.name}` with PULUMI_BACKEND_URL={backend}, then try again",
+                    ) from exc
+                stack.cancel()  # its holder died on this machine: the lock is stale
+                return settled(stack)
         except auto.CommandError as exc:
             if watch is not None and watch.mandatory:
                 # Stack policies see values only an up knows: the apply failed, and is
@@ -257,26 +282,28 @@ class PulumiEngine(Engine):
         watch = EventWatch(self._sink(stack.name, changes, on_event, kept))
         policies = self._policy_args(stack)
         if not release_protected:
-            result = self._run(stack, lambda s: s.up(on_event=watch, **policies), watch)
+            result = self._run(
+                stack, lambda s: s.up(on_event=watch, **policies), watch, changes_state=True
+            )
             outputs = self._outputs(result.outputs)
             return UpResult(stack=stack.name, changes=changes, outputs=outputs, kept=tuple(kept))
 
         def run(s: Any) -> tuple[Any, tuple[str, ...]]:
-            protected = _unprotect_for_release(s)
+            protected = unprotect_for_release(s)
             try:
                 result = s.up(on_event=watch, **policies)
             except BaseException:
-                _protect_again(s, protected)  # a failed up leaves nothing unprotected
+                protect_again(s, protected)  # a failed up leaves nothing unprotected
                 raise
             left = {r["urn"] for r in s.export_stack().deployment.get("resources") or []}
             released = tuple(
-                f"{type_} {urn.rsplit('::', 1)[-1]}"
-                for urn, type_ in protected.items()
+                f"{was['type']} {urn.rsplit('::', 1)[-1]}"
+                for urn, was in protected.items()
                 if urn not in left
             )
             return result, released
 
-        result, released = self._run(stack, run, watch)
+        result, released = self._run(stack, run, watch, changes_state=True)
         return UpResult(
             stack=stack.name,
             changes=changes,
@@ -289,13 +316,19 @@ class PulumiEngine(Engine):
         watch = EventWatch(self._sink(stack.name, changes, on_event))
 
         def run(s: Any) -> tuple[str, ...]:
+            if not s.export_stack().deployment.get("resources"):
+                return ()  # never applied: nothing to destroy
             s.destroy(on_event=watch, exclude_protected=True)
-            resources = s.export_stack().deployment.get("resources", []) or []
+            # What stays: the protected resources and what they depend on (Pulumi keeps
+            # those too), not the stack itself or its providers.
+            resources = s.export_stack().deployment.get("resources") or []
             return tuple(
-                f"{r['type']} {r['urn'].rsplit('::', 1)[-1]}" for r in resources if r.get("protect")
+                f"{r['type']} {r['urn'].rsplit('::', 1)[-1]}"
+                for r in resources
+                if not str(r.get("type", "")).startswith(INTERNAL_TYPES)
             )
 
-        kept = self._run(stack, run, watch)
+        kept = self._run(stack, run, watch, changes_state=True)
         return UpResult(stack=stack.name, changes=changes, kept=kept)
 
     def refresh(self, stack: StackTarget) -> list[ResourceChange]:
@@ -389,34 +422,6 @@ def _run_program(directory: Path, upstream: Mapping[str, StackOutputs]) -> None:
     stacks giving what phasegate planned for them (a preview's ``upstream``)."""
     with planned_references(upstream):
         run_main(directory)
-
-
-def _unprotect_for_release(stack: Any) -> dict[str, str]:
-    """Let an up drop protected resources its program no longer declares, without
-    deleting them: each one loses ``protect`` and gains ``retainOnDelete`` in the stack's
-    state, so Pulumi's delete of it only forgets it (``pulumi state delete``, in effect).
-    Those still declared get their options back from the program in the same up.
-    Returns the protected resources, URN to type."""
-    state = stack.export_stack()
-    resources = state.deployment.get("resources") or []
-    protected = {r["urn"]: r["type"] for r in resources if r.get("protect")}
-    if protected:
-        for resource in resources:
-            if resource.get("protect"):
-                resource["protect"] = False
-                resource["retainOnDelete"] = True
-        stack.import_stack(state)
-    return protected
-
-
-def _protect_again(stack: Any, urns: Mapping[str, str]) -> None:
-    """Put ``protect`` back on those of ``urns`` still in the stack's state."""
-    state = stack.export_stack()
-    resources = state.deployment.get("resources") or []
-    for resource in resources:
-        if resource.get("urn") in urns:
-            resource["protect"] = True
-    stack.import_stack(state)
 
 
 def _first_line(exc: Exception) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from phasegate.engines.base import Op, ResourceChange, Violation
 
-__all__ = ["EventWatch", "change_from_metadata"]
+__all__ = ["INTERNAL_TYPES", "EventWatch", "change_from_metadata"]
 
 _OPS = {
     "create": Op.CREATE,
@@ -18,11 +18,16 @@ _OPS = {
     # reported once, by its "replace" step.
     "replace": Op.REPLACE,
     "delete": Op.DELETE,
+    "import": Op.IMPORT,
+    # A replacement by an imported or a read resource: reported once, as one.
+    "import-replacement": Op.REPLACE,
+    "read-replacement": Op.REPLACE,
     "same": Op.SAME,
     "read": Op.SAME,
     "refresh": Op.SAME,
 }
-_INTERNAL = ("pulumi:pulumi:Stack", "pulumi:providers:")
+INTERNAL_TYPES = ("pulumi:pulumi:Stack", "pulumi:providers:")
+"""Resources of a stack's state that are Pulumi's bookkeeping, not the program's."""
 
 
 def change_from_metadata(metadata: Any) -> ResourceChange | None:
@@ -33,7 +38,7 @@ def change_from_metadata(metadata: Any) -> ResourceChange | None:
     """
     op = _OPS.get(str(getattr(metadata.op, "value", metadata.op)))
     type_ = str(metadata.type)
-    if op is None or type_.startswith(_INTERNAL):
+    if op is None or type_.startswith(INTERNAL_TYPES):
         return None
     name = str(metadata.urn).rsplit("::", 1)[-1]
     return ResourceChange(

@@ -1,0 +1,110 @@
+"""A Pulumi stack's state in its backend, as the pulumi engine must settle and change it:
+a lock left by a run that died, operations a killed run left pending, and the release of
+protected resources a rollback to an older version drops.
+
+Nothing here guesses. A lock is cleared only when its holder is provably gone (a process
+of this machine that no longer exists); pending operations other than creates are cleared
+by a refresh, which asks the provider; an interrupted create (which may or may not exist
+in the cloud) stops the run with what a person must check and the command that follows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from phasegate.errors import EngineError
+
+__all__ = ["protect_again", "settle_pending", "stale_lock", "unprotect_for_release"]
+
+_LOCK_LINE = re.compile(
+    r"created by (?P<user>\S*)@(?P<host>\S+) \(pid (?P<pid>\d+)\) at (?P<at>\S+)"
+)
+"""A lock as the CLI's "the stack is currently locked" error names it."""
+
+
+def stale_lock(message: str) -> bool | str:
+    """Given the CLI's "the stack is currently locked" error: True when every lock it
+    names was taken by a process of this machine that is gone (the lock can be cleared),
+    else a description of the holders for the error a person reads."""
+    holders = [m.groupdict() for m in _LOCK_LINE.finditer(message)]
+    if not holders:
+        return "held by a run the backend does not name"
+    here = socket.gethostname()
+    if all(h["host"] == here and not _alive(int(h["pid"])) for h in holders):
+        return True
+    return "; ".join(
+        f"held by {h['user']}@{h['host']} (pid {h['pid']}) since {h['at']}" for h in holders
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive
+    return True
+
+
+def settle_pending(stack: Any, name: str, backend: str) -> bool:
+    """Deal with operations a killed run left pending in the stack's state. Returns True
+    when a refresh must clear them first (updates, deletes: the provider knows their
+    outcome); raises when an interrupted create needs a person."""
+    deployment = stack.export_stack().deployment or {}
+    pending = deployment.get("pending_operations") or []
+    creates = [op for op in pending if op.get("type") == "creating"]
+    if creates:
+        what = ", ".join(
+            f"{op['resource']['type']} '{op['resource']['urn'].rsplit('::', 1)[-1]}'"
+            for op in creates
+        )
+        raise EngineError(
+            f"an earlier run was stopped while creating {what}: it may exist in the cloud "
+            "without being in the stack, and phasegate cannot tell",
+            stack=name,
+            hint=(
+                f"check whether it exists; then, with PULUMI_BACKEND_URL={backend}, run "
+                f"`pulumi refresh --stack {name} --clear-pending-creates` if it does not "
+                "(or `--import-pending-creates` with its id if it does), then "
+                "`migrate recover`"
+            ),
+        )
+    return bool(pending)
+
+
+def unprotect_for_release(stack: Any) -> dict[str, dict[str, Any]]:
+    """Let an up drop protected resources its program no longer declares, without
+    deleting them: each one loses ``protect`` and gains ``retainOnDelete`` in the stack's
+    state, so Pulumi's delete of it only forgets it (``pulumi state delete``, in effect).
+    Those still declared get their options back from the program in the same up.
+    Returns the protected resources by URN, with the options they had."""
+    state = stack.export_stack()
+    resources = state.deployment.get("resources") or []
+    protected = {
+        r["urn"]: {"type": r["type"], "retainOnDelete": r.get("retainOnDelete", False)}
+        for r in resources
+        if r.get("protect")
+    }
+    if protected:
+        for resource in resources:
+            if resource.get("protect"):
+                resource["protect"] = False
+                resource["retainOnDelete"] = True
+        stack.import_stack(state)
+    return protected
+
+
+def protect_again(stack: Any, protected: Mapping[str, Mapping[str, Any]]) -> None:
+    """Put back the options of ``protected`` resources still in the stack's state."""
+    state = stack.export_stack()
+    for resource in state.deployment.get("resources") or []:
+        before = protected.get(resource.get("urn"))
+        if before is not None:
+            resource["protect"] = True
+            resource["retainOnDelete"] = before["retainOnDelete"]
+    stack.import_stack(state)
