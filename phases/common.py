@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import fnmatch
 import json
+from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, overload
 
 import pulumi
+import yaml
 from pulumi.runtime.config import CONFIG, get_config_env
 from pydantic import BaseModel, ValidationError
 
@@ -44,13 +46,31 @@ def environment() -> str:
     return pulumi.get_stack().split("-", 1)[0]
 
 
+def _protected() -> list[str]:
+    """The names and patterns migration.yaml protects in this phase: passed by phasegate as
+    `phasegate:protected`; read from the project's migration.yaml when the program runs
+    by hand (`pulumi up` in the project), so that such a run does not lift them."""
+    config = pulumi.Config(NAMESPACE)
+    passed = config.get_object("protected")
+    if passed is not None:
+        return list(passed)
+    migration = Path(__file__).resolve().parent.parent / "migration.yaml"
+    if not migration.is_file():
+        return []
+    phase = config.get("phase") or pulumi.get_stack().split("-", 1)[1]
+    spec = yaml.safe_load(migration.read_text(encoding="utf-8")) or {}
+    for entry in spec.get("phases") or []:
+        if isinstance(entry, dict) and entry.get("name") == phase:
+            return [str(p) for p in entry.get("protected") or []]
+    return []
+
+
 def keep(name: str, opts: pulumi.ResourceOptions | None = None) -> pulumi.ResourceOptions:
     """Resource options that protect ``name`` when migration.yaml lists it as protected
     (names or glob patterns, passed as `phasegate:protected`): never deleted, not even by
     a rollback, on either engine. ``retain_on_delete`` as well: a rollback to a version
     without it lifts the protection for its up, and the resource is then only forgotten."""
-    patterns: list[str] = pulumi.Config(NAMESPACE).get_object("protected") or []
-    protect = any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+    protect = any(fnmatch.fnmatchcase(name, pattern) for pattern in _protected())
     return pulumi.ResourceOptions.merge(
         opts, pulumi.ResourceOptions(protect=protect, retain_on_delete=protect or None)
     )

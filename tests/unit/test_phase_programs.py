@@ -942,3 +942,28 @@ def test_the_pack_does_catch_a_shipped_program_gone_wrong() -> None:
     assert [(v.rule, v.resource_name) for v in violations] == [
         ("eks-public-endpoint-off-in-prod", "cluster")
     ]
+
+
+@pytest.mark.parametrize(
+    ("passed", "expected"),
+    [(None, True), ([], False), (["lake-raw"], True)],
+    ids=["by hand", "by phasegate, nothing protected", "by phasegate"],
+)
+def test_run_by_hand_a_program_protects_what_migration_yaml_protects(
+    passed: list[str] | None, expected: bool
+) -> None:
+    """Defect 11: run by hand (`pulumi up` in the project, no `phasegate:protected`), a
+    program lifted the protection of the lake; it reads migration.yaml then."""
+    settings.set_root_resource(None)  # type: ignore[arg-type]
+    pulumi.runtime.set_mocks(
+        _Mocks("staging"), project=PROJECT, stack="staging-data_layer", preview=False
+    )
+    config = {} if passed is None else {"phasegate:protected": json.dumps(passed)}
+    set_all_config(config, [])
+    try:
+        common = _import_phase_module("common")
+        assert common.keep("lake-raw").protect is expected
+        assert common.keep("lake-key").protect is (passed is None)
+        assert common.keep("pilot-vpc").protect is False
+    finally:
+        set_all_config({}, [])

@@ -269,3 +269,47 @@ def test_a_stack_setting_of_the_wrong_kind_is_one_line_naming_it(
     with pytest.raises(InputError) as refused:
         project.target(project.migration.environment("staging"), project.migration.phase("pilot"))
     assert str(refused.value) == f"{path}: {key}: {said}"
+
+
+def _sdk_raising(monkeypatch: pytest.MonkeyPatch, error: Exception, *, on_preview: bool) -> None:
+    """The Automation API raising ``error`` as it selects the stack, or as it previews."""
+    from pulumi import automation
+
+    monkeypatch.setattr("phasegate.engines.pulumi.shutil.which", lambda _: "/opt/pulumi/bin/pulumi")
+
+    def select(**_: object) -> object:
+        if not on_preview:
+            raise error
+
+        def preview(**_: object) -> None:
+            raise error
+
+        return SimpleNamespace(preview=preview)
+
+    monkeypatch.setattr(automation, "create_or_select_stack", select)
+
+
+def test_a_cli_too_old_for_the_sdk_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 11: the SDK's InvalidVersionError escaped as a raw exception."""
+    from pulumi.automation import InvalidVersionError
+
+    said = "Minimum version requirement failed. The minimum CLI version requirement is 3.272.0"
+    _sdk_raising(monkeypatch, InvalidVersionError(said), on_preview=False)
+    with pytest.raises(EngineError) as refused:
+        PulumiEngine(tmp_path, tmp_path / "home").preview(_target(tmp_path))
+    assert str(refused.value) == (
+        f"staging-pilot: the Pulumi CLI at /opt/pulumi/bin/pulumi cannot run it: {said} "
+        "(install a Pulumi CLI at least as new as the pulumi Python SDK, or build one with "
+        "scripts/build-pulumi.sh)"
+    )
+
+
+def test_a_preview_without_its_summary_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 11: a preview whose summary event never came escaped as a RuntimeError."""
+    _sdk_raising(monkeypatch, RuntimeError("summary event never found"), on_preview=True)
+    with pytest.raises(EngineError, match=r"^staging-pilot: the Pulumi CLI ended its preview"):
+        PulumiEngine(tmp_path, tmp_path / "home").preview(_target(tmp_path))

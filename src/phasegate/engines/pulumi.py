@@ -15,7 +15,8 @@ import os
 import shutil
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,17 @@ class PulumiEngine(Engine):
         """Run ``action`` on the target's stack, its failures as EngineErrors. An action
         that ``changes_state`` first settles what a killed run left: a lock its dead
         holder cannot release, operations it left pending."""
+        with _sdk_errors(target.name):
+            return self._run_settled(target, action, watch, upstream, changes_state)
+
+    def _run_settled(
+        self,
+        target: StackTarget,
+        action: Callable[[Any], Any],
+        watch: EventWatch | None,
+        upstream: Mapping[str, StackOutputs] | None,
+        changes_state: bool,
+    ) -> Any:
         auto = self._auto()
         self._learn_secret_config(target)
         stack = self._stack(target, upstream or {})
@@ -341,10 +353,11 @@ class PulumiEngine(Engine):
         auto = self._auto()
         project = self.root / "Pulumi.yaml"
         try:
-            workspace = auto.LocalWorkspace(
-                work_dir=str(self.root if project.exists() else self.home),
-                env_vars=self._env(None, stack_name.split("-", 1)[0]),
-            )
+            with _sdk_errors(stack_name):
+                workspace = auto.LocalWorkspace(
+                    work_dir=str(self.root if project.exists() else self.home),
+                    env_vars=self._env(None, stack_name.split("-", 1)[0]),
+                )
             stack = auto.Stack.select(stack_name, workspace)
             if not stack.export_stack().deployment.get("resources"):
                 return None  # made by a preview, never applied
@@ -422,6 +435,30 @@ def _run_program(directory: Path, upstream: Mapping[str, StackOutputs]) -> None:
     stacks giving what phasegate planned for them (a preview's ``upstream``)."""
     with planned_references(upstream):
         run_main(directory)
+
+
+@contextmanager
+def _sdk_errors(stack: str) -> Iterator[None]:
+    """What the Automation API raises besides a CLI failure, as one line about the stack."""
+    from pulumi.automation import InvalidVersionError
+
+    try:
+        yield
+    except InvalidVersionError as exc:
+        raise EngineError(
+            f"the Pulumi CLI at {shutil.which('pulumi')} cannot run it: {exc}",
+            stack=stack,
+            hint="install a Pulumi CLI at least as new as the pulumi Python SDK, or build "
+            "one with scripts/build-pulumi.sh",
+        ) from exc
+    except RuntimeError as exc:
+        if str(exc) != "summary event never found":  # the SDK's own words
+            raise
+        raise EngineError(
+            "the Pulumi CLI ended its preview without the summary of what it would do",
+            stack=stack,
+            hint="run it again; nothing was applied",
+        ) from exc
 
 
 def _first_line(exc: Exception) -> str:
