@@ -12,6 +12,7 @@ import socket
 import subprocess
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -527,3 +528,28 @@ def test_a_rollback_destroy_of_a_stack_never_applied_does_nothing(
 
     assert (result.changes, result.kept) == ([], ())
     assert engine.outputs("test-volumes") is None
+
+
+def test_the_shipped_staging_plan_names_the_missing_aws_plugin_and_how_to_install_it(
+    cli: Any, fresh_project: Path
+) -> None:
+    """The shipped phases need the aws provider plugin, which cannot be downloaded here:
+    one line naming it, its version and the command that installs it; exit 1."""
+    from importlib.metadata import version
+
+    aws = "v" + version("pulumi-aws")
+    run = cli.run(
+        fresh_project,
+        "plan",
+        "--env",
+        "staging",
+        env={"PULUMI_CONFIG_PASSPHRASE": "staging-tests"},
+    )
+
+    assert run.returncode == 1, run.stderr
+    (error,) = [line for line in run.stderr.splitlines() if line.startswith("error")]
+    assert error == (
+        f"error: staging-pilot: the Pulumi resource plugin 'aws' {aws} is not installed and "
+        f"could not be downloaded; install it with `pulumi plugin install resource aws {aws}`"
+    )
+    assert "Traceback" not in run.stderr

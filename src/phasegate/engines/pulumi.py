@@ -465,7 +465,8 @@ def _first_line(exc: Exception) -> str:
     """The engine's own error line, not the whole CLI transcript."""
     text = str(exc)
     for line in text.splitlines():
-        stripped = line.strip()
+        # The Automation API prefixes the CLI's streams: " stderr: error: ...".
+        stripped = line.strip().removeprefix("stderr:").strip()
         if stripped.startswith("error:"):
             return stripped[len("error:") :].strip()
     return text.strip().splitlines()[-1] if text.strip() else type(exc).__name__

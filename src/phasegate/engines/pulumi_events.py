@@ -80,6 +80,16 @@ class EventWatch:
         lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
         if not lines:
             return
+        missing = _MISSING_PLUGIN.search(message)
+        if missing is not None:  # said of the provider resource: about the machine, not it
+            self.errors.insert(
+                0,
+                f"the Pulumi {missing['kind']} plugin '{missing['name']}' "
+                f"{missing['version']} is not installed and could not be downloaded; "
+                f"install it with `{missing['command']}`",
+            )
+            self._resource_errors += 1
+            return
         # A provider's exception arrives as its traceback: its last line says what failed.
         said = _EXCEPTION_LINE.sub("", lines[-1])
         parts = urn.split("::")  # urn:pulumi:STACK::PROJECT::[PARENT$]TYPE::NAME
@@ -111,6 +121,13 @@ def _finding(event: Any) -> Violation:
         message=reason,
     )
 
+
+_MISSING_PLUGIN = re.compile(
+    r"Could not automatically download and install (?P<kind>\w+) plugin "
+    r"'pulumi-\w+-(?P<name>[\w-]+)' at version (?P<version>v\S+), install the plugin using "
+    r"`(?P<command>[^`]+)`"
+)
+"""The CLI's words for a provider plugin it has not and could not download."""
 
 _COLOURS = re.compile(r"<\{%[^%]*%\}>")
 """The Pulumi CLI's colour markup (``<{%reset%}>``), left in event messages."""

@@ -23,8 +23,9 @@ from phasegate.atomic import write_atomic
 
 __all__ = ["policy_args"]
 
-_LAUNCHER = """#!{python}
-# The CrossGuard pack at {pack}, started by the Pulumi SDK's policy runner.
+_LAUNCHER = """#!{python} -u
+# The CrossGuard pack at {pack}, started by the Pulumi SDK's policy runner. Unbuffered
+# (-u): the CLI waits for the port the pack's analyzer prints on stdout as it starts.
 import os, runpy, sys
 
 os.chdir({pack!r})
