@@ -553,3 +553,14 @@ def test_the_shipped_staging_plan_names_the_missing_aws_plugin_and_how_to_instal
         f"could not be downloaded; install it with `pulumi plugin install resource aws {aws}`"
     )
     assert "Traceback" not in run.stderr
+
+
+def test_a_plan_says_which_outputs_only_the_apply_can_tell(engine: Engine, cloud: Path) -> None:
+    """Downstream phases are planned on these, as on the sandbox; a secret's value is not
+    in a preview's events, so it is unknown there too."""
+    plan = engine.preview(_target(cloud, 10))
+
+    assert plan.outputs.values == {"path": UNKNOWN, "token": UNKNOWN}
+    assert plan.outputs.secret == {"token"}
+    engine.up(_target(cloud, 10))
+    assert engine.preview(_target(cloud, 10)).outputs.values["path"] == str(cloud / "data.json")

@@ -34,7 +34,12 @@ from phasegate.engines.base import (
     _ignore,
 )
 from phasegate.engines.programs import run_main
-from phasegate.engines.pulumi_events import INTERNAL_TYPES, EventWatch, change_from_metadata
+from phasegate.engines.pulumi_events import (
+    INTERNAL_TYPES,
+    EventWatch,
+    change_from_metadata,
+    planned_outputs,
+)
 from phasegate.engines.pulumi_policy import policy_args
 from phasegate.engines.pulumi_references import planned_references
 from phasegate.engines.pulumi_state import (
@@ -261,12 +266,16 @@ class PulumiEngine(Engine):
         auto = self._auto()
         changes: list[ResourceChange] = []
 
+        outputs = StackOutputs()
+
         def collect(event: Any) -> None:
+            nonlocal outputs
             pre = getattr(event, "resource_pre_event", None)
             if pre is not None:
                 change = change_from_metadata(pre.metadata)
                 if change is not None:
                     changes.append(change)
+            outputs = planned_outputs(event) or outputs
 
         watch = EventWatch(collect)
         policies = self._policy_args(stack)
@@ -280,7 +289,7 @@ class PulumiEngine(Engine):
                 # CrossGuard stopped the preview: its findings go to the policy gate.
 
         self._run(stack, run, watch, upstream=upstream)
-        return Plan(stack=stack.name, changes=changes, findings=watch.findings)
+        return Plan(stack=stack.name, changes=changes, outputs=outputs, findings=watch.findings)
 
     def up(
         self,

@@ -7,9 +7,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from phasegate.engines.base import Op, ResourceChange, Violation
+from phasegate.engines.base import UNKNOWN, Op, ResourceChange, StackOutputs, Violation
 
-__all__ = ["INTERNAL_TYPES", "EventWatch", "change_from_metadata"]
+__all__ = ["INTERNAL_TYPES", "EventWatch", "change_from_metadata", "planned_outputs"]
 
 _OPS = {
     "create": Op.CREATE,
@@ -44,6 +44,44 @@ def change_from_metadata(metadata: Any) -> ResourceChange | None:
     return ResourceChange(
         op=op, type=type_, name=name, urn=str(metadata.urn), changed=tuple(metadata.diffs or ())
     )
+
+
+_UNKNOWN_WIRE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+"""How the CLI's events show a value only an apply can tell."""
+_SIG = "4dabf18193072939515e22adb298388d"
+
+
+def planned_outputs(event: Any) -> StackOutputs | None:
+    """The stack's outputs as a preview's event for the stack resource shows them (None
+    for any other event): what only an apply can tell as ``UNKNOWN``, as the sandbox
+    plans them. A secret's value is not in a preview's events: it is unknown there."""
+    found = getattr(event, "res_outputs_event", None)
+    metadata = getattr(found, "metadata", None)
+    if metadata is None or str(metadata.type) != "pulumi:pulumi:Stack" or metadata.new is None:
+        return None
+    raw = dict(metadata.new.outputs or {})
+    secret = frozenset(k for k, v in raw.items() if _is_secret(v))
+    return StackOutputs(values={k: _plain(v) for k, v in raw.items()}, secret=secret)
+
+
+def _is_secret(value: Any) -> bool:
+    if isinstance(value, dict):
+        return value.get(_SIG) is not None or any(_is_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_is_secret(v) for v in value)
+    return False
+
+
+def _plain(value: Any) -> Any:
+    if value == _UNKNOWN_WIRE:
+        return UNKNOWN
+    if isinstance(value, dict):
+        if value.get(_SIG) is not None:
+            return UNKNOWN
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 class EventWatch:
