@@ -564,3 +564,18 @@ def test_a_plan_says_which_outputs_only_the_apply_can_tell(engine: Engine, cloud
     assert plan.outputs.secret == {"token"}
     engine.up(_target(cloud, 10))
     assert engine.preview(_target(cloud, 10)).outputs.values["path"] == str(cloud / "data.json")
+
+
+def test_a_stack_never_verified_says_so_and_one_verified_keeps_its_fingerprint(
+    engine: Engine, cloud: Path
+) -> None:
+    """The file backend keeps no tags for a stack until its first: no tags is "never
+    verified" (it was refused as a backend that cannot keep tags, and rollbacks of
+    never-verified phases failed)."""
+    target = _target(cloud, 10)
+    engine.up(target)
+    assert engine.verified_fingerprint(target) is None
+
+    engine.record_verified(target, "sha256:abc")
+
+    assert engine.verified_fingerprint(target) == "sha256:abc"

@@ -207,8 +207,8 @@ class PulumiEngine(Engine):
         backend = self._env(target)["PULUMI_BACKEND_URL"]
 
         def settled(s: Any) -> Any:
-            if changes_state and settle_pending(s, target.name, backend):
-                s.refresh()  # the provider says how each pending operation ended
+            if changes_state:
+                settle_pending(s, target.name, backend)
             return action(s)
 
         try:
@@ -380,15 +380,9 @@ class PulumiEngine(Engine):
         self._run(stack, lambda s: s.set_tag(_VERIFIED_TAG, fingerprint))
 
     def verified_fingerprint(self, stack: StackTarget) -> str | None:
+        # A stack never tagged has no tags (the file backend keeps none until the first);
+        # a backend that cannot keep them fails the listing, and record_verified before.
         tags = self._run(stack, lambda s: dict(s.list_tags()))
-        if not tags:
-            # Backends that keep tags give every stack system tags (pulumi:project).
-            raise EngineError(
-                "the backend keeps no stack tags, so the stack's record cannot say whether "
-                "it was ever verified",
-                stack=stack.name,
-                hint="use Pulumi 3.211 or later, whose file backend keeps stack tags",
-            )
         found = tags.get(_VERIFIED_TAG)
         return str(found) if found else None
 

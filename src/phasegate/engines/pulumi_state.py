@@ -51,13 +51,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def settle_pending(stack: Any, name: str, backend: str) -> bool:
-    """Deal with operations a killed run left pending in the stack's state. Returns True
-    when a refresh must clear them first (updates, deletes: the provider knows their
-    outcome); raises when an interrupted create needs a person."""
-    deployment = stack.export_stack().deployment or {}
-    pending = deployment.get("pending_operations") or []
-    creates = [op for op in pending if op.get("type") == "creating"]
+def settle_pending(stack: Any, name: str, backend: str) -> None:
+    """Deal with operations a killed run left pending in the stack's state: a refresh
+    (which takes the stack's lock, so a run still under way is named, not raced) asks
+    the provider how updates and deletes ended; an interrupted create, which may or may
+    not exist in the cloud, needs a person."""
+    if not _pending(stack):
+        return
+    stack.refresh()
+    creates = [op for op in _pending(stack) if op.get("type") == "creating"]
     if creates:
         what = ", ".join(
             f"{op['resource']['type']} '{op['resource']['urn'].rsplit('::', 1)[-1]}'"
@@ -74,7 +76,11 @@ def settle_pending(stack: Any, name: str, backend: str) -> bool:
                 "`migrate recover`"
             ),
         )
-    return bool(pending)
+
+
+def _pending(stack: Any) -> list[dict[str, Any]]:
+    deployment = stack.export_stack().deployment or {}
+    return list(deployment.get("pending_operations") or [])
 
 
 def unprotect_for_release(stack: Any) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,217 @@
+"""A whole migration on the real Pulumi CLI: four phases of dynamic-provider volumes
+(tests/_volumes_project.py), planned on a fresh environment, applied in one command,
+rolled back, blocked by CrossGuard, killed mid-up and recovered."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from _volumes_project import PHASES, build, stack_config
+
+pytestmark = [
+    pytest.mark.pulumi_cli,
+    pytest.mark.skipif(
+        shutil.which("pulumi") is None,
+        reason="needs the Pulumi CLI on PATH (scripts/build-pulumi.sh builds it where go is)",
+    ),
+]
+
+PASSPHRASE = {"PULUMI_CONFIG_PASSPHRASE": "volumes-e2e"}
+
+
+@pytest.fixture
+def cloud(tmp_path: Path) -> Path:
+    return tmp_path / "cloud"
+
+
+@pytest.fixture
+def project(tmp_path: Path, cloud: Path) -> Path:
+    return build(tmp_path / "project", cloud)
+
+
+def _files(cloud: Path) -> dict[str, int]:
+    return {p.stem: json.loads(p.read_text())["size"] for p in sorted(cloud.glob("*.json"))}
+
+
+def _state(project: Path, phase: str) -> dict[str, Any]:
+    return yaml.safe_load((project / "state" / "staging" / f"{phase}.yaml").read_text())
+
+
+def _migrate(cli: Any, project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return cli.run(project, *args, env=PASSPHRASE, timeout=600)
+
+
+def test_a_fresh_environment_is_planned_whole_then_applied_in_one_command(
+    cli: Any, project: Path, cloud: Path
+) -> None:
+    plan = _migrate(cli, project, "plan", "--output", "json")
+
+    assert plan.returncode == 0, plan.stderr
+    planned = json.loads(plan.stdout)["phases"]
+    assert [p["phase"] for p in planned] == list(PHASES)
+    assert [p["changes"]["create"] for p in planned] == [1, 2, 1, 1]
+    # Downstream phases are planned on what only the upstream's apply can tell.
+    assert planned[0]["outputs"]["path"] == "(known after apply)"
+    assert _files(cloud) == {}
+
+    apply = _migrate(cli, project, "apply", "--yes")
+
+    assert apply.returncode == 0, apply.stderr
+    assert _files(cloud) == {
+        "cache": 10,
+        "front": 10,
+        "jobs": 10,
+        "staging-base": 10,
+        "staging-base-vault": 5,
+    }
+    assert [_state(project, p)["status"] for p in PHASES] == ["verified"] * 4
+    again = _migrate(cli, project, "plan", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_a_failing_check_rolls_back_to_the_last_known_good_through_the_cli(
+    cli: Any, project: Path, cloud: Path
+) -> None:
+    assert _migrate(cli, project, "apply", "--yes").returncode == 0
+    stack_config(project, "work", {"size": 40})  # over the check's limit of 30
+
+    run = _migrate(cli, project, "apply", "--yes", "--phase", "work")
+
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "jobs is 40 GiB (limit 30)" in run.stdout + run.stderr
+    assert _files(cloud)["jobs"] == 10  # back as last verified, by the real CLI
+    assert _state(project, "work")["status"] == "rolled_back"
+
+
+def test_a_phase_never_verified_is_destroyed_and_what_is_protected_kept(
+    cli: Any, project: Path, cloud: Path
+) -> None:
+    stack_config(project, "store", {"broken": True})
+
+    run = _migrate(cli, project, "apply", "--yes")
+
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "the store is marked broken" in run.stdout + run.stderr
+    assert "kept 1 protected resource(s): vault" in run.stdout
+    assert _files(cloud) == {"staging-base": 10, "staging-base-vault": 5}
+    assert _state(project, "base")["status"] == "verified"
+    assert _state(project, "store")["status"] == "rolled_back"
+    assert not (project / "state" / "staging" / "work.yaml").exists()
+
+
+def test_a_mandatory_crossguard_violation_blocks_with_rule_resource_and_reason(
+    cli: Any, project: Path, cloud: Path
+) -> None:
+    assert _migrate(cli, project, "apply", "--yes").returncode == 0
+    stack_config(project, "work", {"size": 80})
+
+    run = _migrate(cli, project, "apply", "--yes", "--phase", "work")
+
+    assert run.returncode == 5, run.stdout + run.stderr
+    assert (
+        "volume-size-cap: pulumi-python:dynamic:Resource 'jobs' in staging-work: "
+        "jobs asks 80 GiB, over the cap of 60"
+    ) in run.stderr
+    assert _files(cloud)["jobs"] == 10
+    assert _state(project, "work")["status"] == "verified"
+
+
+def _apply_until_kill(cli: Any, project: Path, *args: str, group: bool) -> None:
+    """``migrate apply --yes ARGS`` killed (SIGKILL) 3 s into the (20 s) operation the
+    real CLI carries out on ``jobs``: the migrate process alone, or its whole process
+    group (the machine going down, the CLI with it)."""
+    stack_config(project, "work", {"pause": 20})
+    process = subprocess.Popen(
+        [*cli.command, "apply", "--yes", *args],
+        cwd=project,
+        env={**cli.env, **PASSPHRASE},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not _applying(project, "work"):
+        assert process.poll() is None and time.monotonic() < deadline, "never reached work"
+        time.sleep(0.2)
+    time.sleep(3)
+    if group:
+        os.killpg(process.pid, signal.SIGKILL)
+    else:
+        process.kill()
+    process.wait()
+    while group and time.monotonic() < deadline:  # every process of the group gone
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    stack_config(project, "work", {"pause": 0})
+
+
+def _applying(project: Path, phase: str) -> bool:
+    path = project / "state" / "staging" / f"{phase}.yaml"
+    return path.exists() and (yaml.safe_load(path.read_text()) or {}).get("status") == "applying"
+
+
+def test_killed_during_a_real_update_then_recover_finishes(
+    cli: Any, project: Path, cloud: Path
+) -> None:
+    """The CLI is left without its program half way through an update: the update stays
+    pending in the stack's state; recover has the provider settle it, then rolls back."""
+    assert _migrate(cli, project, "apply", "--yes").returncode == 0
+    stack_config(project, "work", {"size": 20})
+    _apply_until_kill(cli, project, "--phase", "work", group=False)
+    assert _state(project, "work")["status"] == "applying"
+
+    run = _migrate(cli, project, "recover")
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert _state(project, "work")["status"] == "rolled_back"
+    assert _files(cloud)["jobs"] == 10  # the last known good, again
+    assert _migrate(cli, project, "apply", "--yes", "--phase", "work").returncode == 0
+    assert _files(cloud)["jobs"] == 20
+
+
+def test_the_machine_going_down_during_a_real_up_then_recover_says_what_to_check(
+    cli: Any, project: Path, cloud: Path
+) -> None:
+    """The CLI dies with it: its lock stays (its holder is gone: cleared) and the create
+    under way stays pending (it may exist: a person checks, then runs what the hint says)."""
+    _apply_until_kill(cli, project, group=True)
+
+    first = _migrate(cli, project, "recover")
+
+    said = first.stdout + first.stderr
+    assert first.returncode != 0, said
+    assert "was stopped while creating pulumi-python:dynamic:Resource 'jobs'" in said, said
+    hint = said[said.index("`pulumi refresh") + 1 : said.index("--clear-pending-creates`")]
+    assert _state(project, "work")["status"] == "rollback_failed"
+
+    # The person checks (jobs.json is not there, or is half made) and clears it.
+    backend = project / ".phasegate" / "pulumi" / "backend"
+    work = next((project / ".phasegate" / "pulumi" / "work").glob("staging-work-*"))
+    cleared = subprocess.run(
+        [*hint.split(), "--clear-pending-creates", "--yes", "--non-interactive"],
+        cwd=work,
+        env={**cli.env, **PASSPHRASE, "PULUMI_BACKEND_URL": f"file://{backend}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert cleared.returncode == 0, cleared.stdout + cleared.stderr
+    (cloud / "jobs.json").unlink(missing_ok=True)
+
+    second = _migrate(cli, project, "recover")
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert _state(project, "work")["status"] == "rolled_back"
