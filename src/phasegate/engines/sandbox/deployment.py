@@ -341,6 +341,7 @@ class _Deployment:
 
     def delete_leftovers(self, *, release_protected: bool = False) -> list[ResourceChange]:
         """Delete what the program no longer declares, then replaced originals; reverse order.
+        Returns the deletes of what the program no longer declares.
 
         A protected leftover stops the run, unless ``release_protected`` (a rollback to a
         version that never had it): then it stays in the cloud, leaves the stack's
@@ -361,6 +362,8 @@ class _Deployment:
         # One pass in reverse creation order over both kinds, each resource once: a
         # replaced original may depend on something no longer declared, or the reverse.
         doomed = {id(r) for r in (*gone, *self.replaced)}
+        # The delete of a replaced original is the end of its replacement, reported once.
+        originals = {id(r) for r in self.replaced}
         for state in [r for r in reversed(self.current) if id(r) in doomed]:
             self._stop_point()
             if state.retain_on_delete:  # it leaves the stack, and stays in the cloud
@@ -368,7 +371,9 @@ class _Deployment:
                 self._commit()
                 self.retained.append(state)
                 continue
-            done.append(self._delete(state))
+            change = self._delete(state)
+            if id(state) not in originals:
+                done.append(change)
         return done
 
     def _delete(self, state: ResourceState) -> ResourceChange:
