@@ -1,6 +1,7 @@
 """The pulumi engine on the real Pulumi CLI, with a program that needs no downloaded
-plugin: a Pulumi dynamic provider (pure Python) whose "cloud" is a directory of JSON
-files the test can look into. `scripts/build-pulumi.sh` builds the CLI where Go is."""
+plugin (``tests/_dynamic.py``, a dynamic provider the engine contract shares). What only
+this engine shows is here: the CLI's own words. `scripts/build-pulumi.sh` builds the CLI
+where Go is."""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ import shutil
 import socket
 import subprocess
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from _dynamic import MAIN, PROGRAM, pulumi_engine
+from _dynamic import files as _files
+from _dynamic import target as _target
 from phasegate.engines.base import UNKNOWN, Engine, Op, ProgramSource, StackOutputs, StackTarget
 from phasegate.errors import EngineError, GateBlocked
 
@@ -27,77 +32,10 @@ pytestmark = [
     ),
 ]
 
-PROGRAM = textwrap.dedent(
-    """
-    import json
-    from pathlib import Path
-
-    import pulumi
-    from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
-
-
-    class Files(ResourceProvider):
-        def create(self, props):
-            if props["size"] > 100:
-                raise ValueError(f"volume quota exceeded: {props['size']} GiB asked, 100 allowed")
-            path = Path(props["root"]) / f"{props['key']}.json"
-            path.write_text(json.dumps({"size": props["size"]}))
-            return CreateResult(id_=str(path), outs={**props, "path": str(path)})
-
-        def diff(self, _id, olds, news):
-            changed = [k for k in ("size", "key") if olds.get(k) != news.get(k)]
-            return DiffResult(changes=bool(changed), replaces=["key"] if "key" in changed else [])
-
-        def update(self, _id, olds, news):
-            Path(olds["path"]).write_text(json.dumps({"size": news["size"]}))
-            return UpdateResult(outs={**news, "path": olds["path"]})
-
-        def delete(self, _id, props):
-            Path(props["path"]).unlink(missing_ok=True)
-
-
-    class Volume(Resource):
-        path: pulumi.Output[str]
-
-        def __init__(self, name, root, key, size, opts=None):
-            props = {"root": root, "key": key, "size": size, "path": None}
-            super().__init__(Files(), name, props, opts)
-
-
-    def program():
-        config = pulumi.Config("phasegate")
-        root = config.require("root")
-        data = Volume("data", root, "data", config.require_int("size"))
-        Volume("keep", root, "keep", 1, opts=pulumi.ResourceOptions(protect=True))
-        if config.get_bool("scratch"):
-            retained = pulumi.ResourceOptions(retain_on_delete=True)
-            Volume("scratch", root, "scratch", 2, opts=retained)
-        pulumi.export("path", data.path)
-        pulumi.export("token", pulumi.Output.secret("s3cr3t-value"))
-    """
-)
-MAIN = "import importlib\nimportlib.import_module('volumes').program()\n"
-
-
-def _target(root: Path, size: int) -> StackTarget:
-    files = {"__main__.py": MAIN.encode(), "volumes.py": PROGRAM.encode()}
-    return StackTarget(
-        project="contract",
-        environment="test",
-        phase="volumes",
-        region="us-east-1",
-        program=ProgramSource(module="volumes", files=files),
-        config={"phasegate:root": str(root), "phasegate:size": size},
-    )
-
 
 @pytest.fixture
-def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
-    from phasegate.engines.pulumi import PulumiEngine
-
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "cli-tests")
-    (tmp_path / "Pulumi.yaml").write_text("name: contract\nruntime: python\n")  # the project's
-    return PulumiEngine(tmp_path, tmp_path / ".phasegate" / "pulumi")
+def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    yield from pulumi_engine(tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -105,10 +43,6 @@ def cloud(tmp_path: Path) -> Path:
     root = tmp_path / "cloud"
     root.mkdir()
     return root
-
-
-def _files(cloud: Path) -> dict[str, int]:
-    return {p.stem: json.loads(p.read_text())["size"] for p in sorted(cloud.glob("*.json"))}
 
 
 def test_a_preview_changes_nothing_and_an_up_creates_what_it_listed(
@@ -129,7 +63,7 @@ def test_a_preview_changes_nothing_and_an_up_creates_what_it_listed(
     outputs = engine.outputs("test-volumes")
     assert outputs is not None
     assert outputs.values["path"] == str(cloud / "data.json")
-    assert outputs.secret == {"token"}
+    assert outputs.secret == {"token", "login"}
 
 
 def test_an_unchanged_program_plans_nothing_and_a_changed_input_updates(
@@ -161,11 +95,7 @@ def test_a_replacement_is_one_change_in_the_plan_and_in_the_result(
     """The CLI reports a replacement as three steps (create-replacement, replace,
     delete-replaced); a plan and a result each count it once."""
     engine.up(_target(cloud, 10))
-    program = PROGRAM.replace('Volume("data", root, "data",', 'Volume("data", root, "data2",')
-    files = {"__main__.py": MAIN.encode(), "volumes.py": program.encode()}
-    renamed = dataclasses.replace(
-        _target(cloud, 10), program=ProgramSource(module="volumes", files=files)
-    )
+    renamed = _target(cloud, 10, data_key="data2")
 
     plan = engine.preview(renamed)
     result = engine.up(renamed)
@@ -193,8 +123,7 @@ def test_a_failed_create_names_the_resource_and_the_providers_own_message(
 def test_a_retained_resource_dropped_from_the_program_is_reported_kept_not_deleted(
     engine: Engine, cloud: Path
 ) -> None:
-    first = _target(cloud, 10)
-    engine.up(dataclasses.replace(first, config={**first.config, "phasegate:scratch": True}))
+    engine.up(_target(cloud, 10, scratch=True))
     assert _files(cloud) == {"data": 10, "keep": 1, "scratch": 2}
 
     result = engine.up(_target(cloud, 10))
@@ -560,8 +489,12 @@ def test_a_plan_says_which_outputs_only_the_apply_can_tell(engine: Engine, cloud
     in a preview's events, so it is unknown there too."""
     plan = engine.preview(_target(cloud, 10))
 
-    assert plan.outputs.values == {"path": UNKNOWN, "token": UNKNOWN}
-    assert plan.outputs.secret == {"token"}
+    assert {k: plan.outputs.values[k] for k in ("path", "token", "login")} == {
+        "path": UNKNOWN,
+        "token": UNKNOWN,
+        "login": UNKNOWN,
+    }
+    assert plan.outputs.secret == {"token", "login"}
     engine.up(_target(cloud, 10))
     assert engine.preview(_target(cloud, 10)).outputs.values["path"] == str(cloud / "data.json")
 

@@ -32,8 +32,8 @@ from phasegate.engines.base import (
     _ignore,
 )
 from phasegate.engines.sandbox.deployment import _Deployment
-from phasegate.engines.sandbox.handlers import handler_for
-from phasegate.engines.sandbox.runtime import ProgramFailed, run_program
+from phasegate.engines.sandbox.handlers import RunContext, handler_for
+from phasegate.engines.sandbox.runtime import ProgramFailed, _config_for_sdk, run_program
 from phasegate.engines.sandbox.store import Checkpoint, SandboxStore, StackCheckpoint
 from phasegate.errors import EngineError, InputError, Interrupted, aws_error_code
 from phasegate.passphrase import RevealedConfig, reveal
@@ -97,6 +97,8 @@ class SandboxEngine(Engine):
     ) -> tuple[_Deployment, StackOutputs]:
         store = self.store(stack.environment, stack.region)
         checkpoint = store.load()
+        revealed = self._reveal(stack)
+        config = {**stack.run_config, **revealed.values, "aws:region": stack.region}
         deployment = _Deployment(
             self,
             stack,
@@ -105,9 +107,8 @@ class SandboxEngine(Engine):
             preview=preview,
             upstream=upstream or {},
             on_event=on_event,
+            run=self._run_context(stack, config),
         )
-        revealed = self._reveal(stack)
-        config = {**stack.run_config, **revealed.values, "aws:region": stack.region}
         try:
             outputs = run_program(
                 self._program_dir(stack.program),
@@ -123,6 +124,19 @@ class SandboxEngine(Engine):
             raise self._failure(stack, deployment, exc) from exc
         self.secrets.add_outputs(outputs.values, outputs.secret)
         return deployment, outputs
+
+    def _run_context(
+        self, stack: StackTarget, config: Mapping[str, Any] | None = None
+    ) -> RunContext:
+        """The program's modules and config for the providers it defines. Without a run of
+        the program (destroy, refresh) its ``secure:`` config stays encrypted."""
+        if config is None:
+            config = {**stack.run_config, "aws:region": stack.region}
+        return RunContext(
+            project=stack.project,
+            program=self._program_dir(stack.program),
+            config=_config_for_sdk(stack.project, config),
+        )
 
     def _failure(
         self, stack: StackTarget, deployment: _Deployment, exc: ProgramFailed
@@ -178,14 +192,23 @@ class SandboxEngine(Engine):
             raise self._failure(stack, deployment, exc) from exc
         deployment._commit(outputs)
         changes = [c for c in deployment.changes if c.op is not Op.SAME] + deleted
-        kept = tuple(f"{r.type} {r.name}" for r in deployment.newly_released)
+        kept = tuple(
+            f"{r.type} {r.name}" for r in (*deployment.newly_released, *deployment.retained)
+        )
         return UpResult(stack=stack.name, changes=changes, outputs=outputs, kept=kept)
 
     def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
         store = self.store(stack.environment, stack.region)
         checkpoint = store.load()
         deployment = _Deployment(
-            self, stack, store, checkpoint, preview=False, upstream={}, on_event=on_event
+            self,
+            stack,
+            store,
+            checkpoint,
+            preview=False,
+            upstream={},
+            on_event=on_event,
+            run=self._run_context(stack),
         )
         kept = [r for r in deployment.current if r.protect or stack.is_protected(r.name)]
         deployment.seen = {r.urn for r in kept}
@@ -194,6 +217,7 @@ class SandboxEngine(Engine):
         except ProgramFailed as exc:
             raise self._failure(stack, deployment, exc) from exc
         deployment._commit(StackOutputs())
+        kept += deployment.retained
         return UpResult(
             stack=stack.name, changes=deleted, kept=tuple(f"{r.type} {r.name}" for r in kept)
         )
@@ -206,7 +230,14 @@ class SandboxEngine(Engine):
         store = self.store(stack.environment, stack.region)
         checkpoint = store.load()
         deployment = _Deployment(
-            self, stack, store, checkpoint, preview=False, upstream={}, on_event=_ignore
+            self,
+            stack,
+            store,
+            checkpoint,
+            preview=False,
+            upstream={},
+            on_event=_ignore,
+            run=self._run_context(stack),
         )
         drift: list[ResourceChange] = []
         for state in list(deployment.current):

@@ -11,6 +11,7 @@ checkpoint alone, with no program.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -28,7 +29,13 @@ from phasegate.engines.base import (
     StackTarget,
 )
 from phasegate.engines.sandbox.diff import _diff, _has_unknown
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError, handler_for
+from phasegate.engines.sandbox.handlers import (
+    CloudContext,
+    Handler,
+    HandlerError,
+    RunContext,
+    handler_for,
+)
 from phasegate.engines.sandbox.runtime import ProgramFailed, Registration
 from phasegate.engines.sandbox.store import (
     Checkpoint,
@@ -55,6 +62,7 @@ class _Deployment:
         preview: bool,
         upstream: Mapping[str, StackOutputs],
         on_event: EventSink,
+        run: RunContext | None = None,
     ) -> None:
         self.engine = engine
         self.stack = stack
@@ -63,6 +71,8 @@ class _Deployment:
         self.preview = preview
         self.upstream = upstream
         self.on_event = on_event
+        self.run = run or RunContext(project=stack.project)
+        """The program's modules and config, for the providers a program defines."""
         old = checkpoint.stacks.get(stack.name) or StackCheckpoint()
         self.old = {r.urn: r for r in old.resources}
         # The stack's resources as they stand now, in an order that deletes can reverse.
@@ -79,6 +89,8 @@ class _Deployment:
         self.released: list[ResourceState] = list(old.released)
         """Protected resources rollbacks left in the cloud and dropped from the stack."""
         self.newly_released: list[ResourceState] = []
+        self.retained: list[ResourceState] = []
+        """Resources marked retainOnDelete this run dropped from the stack, not deleted."""
         self.operations_done = 0
         """Resource operations carried out and recorded by this run."""
 
@@ -105,15 +117,18 @@ class _Deployment:
             known = {k: v for k, v in reg.inputs.items() if not _has_unknown(v)}
             try:
                 handler.validate(known)
+                checked = handler.check(self.run, old.inputs if old else None, reg.inputs)
+                reg = dataclasses.replace(reg, inputs=checked)
+                decision = _diff(handler, old, reg, self.run)
             except HandlerError as exc:
                 raise ProgramFailed(f"{reg.type} '{reg.name}': {exc}") from None
-            op, changed = _diff(handler, old, reg)
+            op = decision.op
             change = ResourceChange(
                 op=op,
                 type=reg.type,
                 name=reg.name,
                 urn=reg.urn,
-                changed=changed,
+                changed=decision.changed,
                 protected=protected,
                 emulated=handler.emulated,
             )
@@ -124,7 +139,7 @@ class _Deployment:
             self.changes.append(change)
             if self.preview:
                 return self._planned(handler, reg, op, old)
-            return self._act(handler, reg, change, old)
+            return self._act(handler, reg, change, old, delete_first=decision.delete_first)
 
     def stack_outputs(self, stack_name: str) -> StackOutputs | None:
         if stack_name in self.upstream:
@@ -190,11 +205,18 @@ class _Deployment:
                 account_id=_ACCOUNT_ID,
                 store=self.checkpoint.store,
                 make_client=emulator.client,
+                run=self.run,
             )
         return self._ctx
 
     def _act(
-        self, handler: Handler, reg: Registration, change: ResourceChange, old: ResourceState | None
+        self,
+        handler: Handler,
+        reg: Registration,
+        change: ResourceChange,
+        old: ResourceState | None,
+        *,
+        delete_first: bool = False,
     ) -> tuple[str, dict[str, Any]]:
         if change.refused:
             raise ProgramFailed(f"{reg.type} '{reg.name}': {change.refused}")
@@ -211,7 +233,8 @@ class _Deployment:
             else:
                 if change.op is Op.REPLACE and old is not None:
                     named = handler.name_key is not None and handler.name_key in reg.inputs
-                    if reg.delete_before_replace or named or handler.delete_before_replace:
+                    first = reg.delete_before_replace or handler.delete_before_replace
+                    if delete_first or first or named:
                         handler.delete(ctx, old.id, old.outputs)
                         self._forget(old)
                         self._commit()
@@ -245,6 +268,7 @@ class _Deployment:
             parent=reg.parent,
             dependencies=sorted(set(reg.dependencies) | ({reg.parent} if reg.parent else set())),
             protect=reg.protect or self.stack.is_protected(reg.name),
+            retain_on_delete=reg.retain_on_delete,
             emulated=emulated,
         )
         # Registration order is dependency order: moving the resource last keeps the
@@ -317,6 +341,7 @@ class _Deployment:
 
     def delete_leftovers(self, *, release_protected: bool = False) -> list[ResourceChange]:
         """Delete what the program no longer declares, then replaced originals; reverse order.
+        Returns the deletes of what the program no longer declares.
 
         A protected leftover stops the run, unless ``release_protected`` (a rollback to a
         version that never had it): then it stays in the cloud, leaves the stack's
@@ -337,9 +362,18 @@ class _Deployment:
         # One pass in reverse creation order over both kinds, each resource once: a
         # replaced original may depend on something no longer declared, or the reverse.
         doomed = {id(r) for r in (*gone, *self.replaced)}
+        # The delete of a replaced original is the end of its replacement, reported once.
+        originals = {id(r) for r in self.replaced}
         for state in [r for r in reversed(self.current) if id(r) in doomed]:
             self._stop_point()
-            done.append(self._delete(state))
+            if state.retain_on_delete:  # it leaves the stack, and stays in the cloud
+                self._forget(state)
+                self._commit()
+                self.retained.append(state)
+                continue
+            change = self._delete(state)
+            if id(state) not in originals:
+                done.append(change)
         return done
 
     def _delete(self, state: ResourceState) -> ResourceChange:

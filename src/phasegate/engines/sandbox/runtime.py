@@ -48,6 +48,7 @@ class Registration:
     provider: str = ""
     dependencies: tuple[str, ...] = ()
     protect: bool = False
+    retain_on_delete: bool = False
     delete_before_replace: bool = False
     replace_on_changes: tuple[str, ...] = ()
     ignore_changes: tuple[str, ...] = ()
@@ -219,6 +220,7 @@ def _make_monitor(host: Host, failures: list[Exception], on_secret: Callable[[An
                     provider=request.provider,
                     dependencies=tuple(request.dependencies),
                     protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
                     delete_before_replace=bool(request.deleteBeforeReplace),
                     replace_on_changes=tuple(request.replaceOnChanges),
                     ignore_changes=tuple(request.ignoreChanges),

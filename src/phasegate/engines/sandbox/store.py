@@ -57,6 +57,8 @@ class ResourceState:
     parent: str = ""
     dependencies: list[str] = field(default_factory=list)
     protect: bool = False
+    retain_on_delete: bool = False
+    """Dropped from the program or destroyed: it leaves the stack and stays in the cloud."""
     emulated: bool = False
 
 

@@ -5,7 +5,8 @@ in the plan; it is never faked. Each handler validates what real AWS would rejec
 emulator accepts, so a sandbox rehearsal fails where the real apply would.
 
 Handlers live one module per service area (``ec2_routes``, ``s3_config``, ``kms``, ...),
-each exporting ``HANDLERS``; :func:`_registry` lists the modules.
+each exporting ``HANDLERS``; :func:`_registry` lists the modules. A Python dynamic
+resource is handled by calling its own provider (``dynamic``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from phasegate.engines.sandbox.handlers.base import (
     CloudContext,
     Handler,
     HandlerError,
+    ProviderDiff,
+    RunContext,
     error_code,
     int_or_none,
 )
@@ -23,6 +26,8 @@ __all__ = [
     "CloudContext",
     "Handler",
     "HandlerError",
+    "ProviderDiff",
+    "RunContext",
     "error_code",
     "handler_for",
     "int_or_none",
@@ -32,6 +37,7 @@ __all__ = [
 def _registry() -> dict[str, Handler]:
     from phasegate.engines.sandbox.handlers import (
         cloudwatch,
+        dynamic,
         ec2,
         ec2_compute,
         ec2_endpoints,
@@ -50,6 +56,7 @@ def _registry() -> dict[str, Handler]:
 
     handlers: list[Handler] = [
         *cloudwatch.HANDLERS,
+        *dynamic.HANDLERS,
         *ec2.HANDLERS,
         *ec2_compute.HANDLERS,
         *ec2_endpoints.HANDLERS,
@@ -81,4 +88,8 @@ def handler_for(type_token: str) -> Handler | None:
         from phasegate.engines.sandbox.handlers.kubernetes import MANIFEST
 
         return MANIFEST
+    from phasegate.engines.sandbox.handlers.dynamic import DynamicResource, is_dynamic
+
+    if is_dynamic(type_token):  # a subclass that names its own module and type
+        return REGISTRY[DynamicResource.type]
     return None

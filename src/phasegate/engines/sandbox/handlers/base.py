@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from phasegate.errors import aws_error_code as error_code
@@ -18,6 +19,8 @@ __all__ = [
     "CloudContext",
     "Handler",
     "HandlerError",
+    "ProviderDiff",
+    "RunContext",
     "check_json_input",
     "error_code",
     "int_or_none",
@@ -43,6 +46,29 @@ def check_json_input(inputs: dict[str, Any], key: str) -> None:
             raise HandlerError(f"{key} is not valid JSON: {exc}") from None
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What the run's program brings besides its resources: where its modules are (a
+    provider it defines, pickled by reference to them, is loaded from there) and the
+    stack config it runs with, as the SDK holds it (full keys, string values)."""
+
+    project: str = "project"
+    program: Path | None = None
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderDiff:
+    """What a resource's own provider says of the change from its old outputs to its new
+    inputs, as a Pulumi provider's Diff does."""
+
+    changes: bool | None
+    """None: the provider cannot tell, and the old and new inputs are compared."""
+    replaces: tuple[str, ...] = ()
+    """Properties whose change forces a replacement."""
+    delete_before_replace: bool = False
+
+
 @dataclass
 class CloudContext:
     """The emulated cloud as handlers see it: boto3 clients and the sandbox's own store."""
@@ -53,6 +79,7 @@ class CloudContext:
     store: dict[str, Any] = field(default_factory=dict)
     make_client: Callable[[str, str], Any] | None = None
     """Where clients come from (the emulator's, shared by the process); else the session."""
+    run: RunContext = field(default_factory=RunContext)
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
@@ -92,6 +119,20 @@ class Handler(ABC):
 
     def validate(self, inputs: dict[str, Any]) -> None:
         """Raise HandlerError for inputs real AWS would reject. Default: nothing to check."""
+        return None
+
+    def check(
+        self, run: RunContext, old: dict[str, Any] | None, new: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The inputs to use for the declared ``new`` (``old``: the recorded ones, None for
+        a create); raise HandlerError for what the provider rejects. Default: ``new``."""
+        return new
+
+    def diff(
+        self, run: RunContext, id_: str, old_outputs: dict[str, Any], new: dict[str, Any]
+    ) -> ProviderDiff | None:
+        """The resource's own diff of its known inputs against its recorded outputs.
+        Default None: the generic diff decides, from the inputs and ``replace_on``."""
         return None
 
     @abstractmethod
