@@ -215,3 +215,34 @@ def test_the_machine_going_down_during_a_real_up_then_recover_says_what_to_check
 
     assert second.returncode == 0, second.stdout + second.stderr
     assert _state(project, "work")["status"] == "rolled_back"
+
+
+def _shape(value: Any, where: str = "") -> set[str]:
+    """What a JSON document is made of, without its values: each path with its type."""
+    if isinstance(value, dict):
+        inner = {p for k, v in value.items() for p in _shape(v, f"{where}/{k}")}
+        return {f"{where}/"} | inner
+    if isinstance(value, list):
+        inner = {p for i, v in enumerate(value) for p in _shape(v, f"{where}[{i}]")}
+        return {f"{where}[]"} | inner
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return {f"{where}: {'number' if number else type(value).__name__}"}
+
+
+def test_plan_and_apply_json_have_the_same_shape_and_counts_on_both_engines(
+    cli: Any, tmp_path: Path
+) -> None:
+    documents: dict[str, list[dict[str, Any]]] = {}
+    for engine in ("sandbox", "pulumi"):
+        project = build(tmp_path / engine, tmp_path / f"{engine}-cloud", engine=engine)
+        plan = _migrate(cli, project, "plan", "--output", "json")
+        apply = _migrate(cli, project, "apply", "--yes", "--output", "json")
+        assert (plan.returncode, apply.returncode) == (0, 0), plan.stderr + apply.stderr
+        documents[engine] = [json.loads(plan.stdout), json.loads(apply.stdout)]
+
+    for sandbox, pulumi in zip(documents["sandbox"], documents["pulumi"], strict=True):
+        assert sorted(_shape(pulumi) ^ _shape(sandbox)) == []
+        assert [p["changes"] for p in pulumi["phases"]] == [p["changes"] for p in sandbox["phases"]]
+        assert [p["resources"] for p in pulumi["phases"]] == [
+            p["resources"] for p in sandbox["phases"]
+        ]

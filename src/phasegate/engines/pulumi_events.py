@@ -41,8 +41,14 @@ def change_from_metadata(metadata: Any) -> ResourceChange | None:
     if op is None or type_.startswith(INTERNAL_TYPES):
         return None
     name = str(metadata.urn).rsplit("::", 1)[-1]
+    state = getattr(metadata, "new", None) or getattr(metadata, "old", None)
     return ResourceChange(
-        op=op, type=type_, name=name, urn=str(metadata.urn), changed=tuple(metadata.diffs or ())
+        op=op,
+        type=type_,
+        name=name,
+        urn=str(metadata.urn),
+        changed=tuple(metadata.diffs or ()),
+        protected=bool(getattr(state, "protect", False)),
     )
 
 

@@ -153,6 +153,19 @@ def _importable(directory: Path | None) -> Iterator[None]:
         purge_modules(Path(path))
 
 
+def _unknowns_as_marker(value: Any) -> Any:
+    """The SDK's unknown sentinel, anywhere in ``value``, as the sandbox's ``UNKNOWN``."""
+    from pulumi.output import Unknown
+
+    if isinstance(value, Unknown):
+        return UNKNOWN
+    if isinstance(value, dict):
+        return {k: _unknowns_as_marker(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_unknowns_as_marker(v) for v in value]
+    return value
+
+
 def _method(provider: Any, name: str) -> Callable[..., Any]:
     method = getattr(provider, name, None)
     if method is None:
@@ -184,9 +197,10 @@ def _sent(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _returned(values: dict[str, Any]) -> dict[str, Any]:
-    """What the provider returned, as the sandbox keeps values (from the wire's form)."""
+    """What the provider returned, as the sandbox keeps values (from the wire's form); a
+    value it was handed unknown (a preview's ``check``) stays unknown."""
     try:
-        raw = _plain(_struct(values))
+        raw = _plain(_struct(_unknowns_as_marker(values)))
     except (TypeError, ValueError) as exc:
         raise HandlerError(f"its provider returned a value that cannot be sent: {exc}") from None
     return {key: _from_wire(value)[0] for key, value in raw.items()}
