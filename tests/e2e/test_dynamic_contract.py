@@ -228,6 +228,18 @@ def test_destroy_keeps_what_is_protected_and_says_so(engine: Engine, cloud: Path
     assert files(cloud) == {"keep": 1}
 
 
+def test_destroy_reports_a_retained_resource_kept_with_the_protected_ones(
+    engine: Engine, cloud: Path
+) -> None:
+    engine.up(target(cloud, 10, scratch=True))
+
+    result = engine.destroy(target(cloud, 10, scratch=True))
+
+    assert _ops(result.changes) == [(Op.DELETE, "data")]
+    assert sorted(result.kept) == [f"{DYNAMIC} keep", f"{DYNAMIC} scratch"]
+    assert files(cloud) == {"keep": 1, "scratch": 2}
+
+
 def test_a_retained_resource_dropped_from_the_program_is_kept_not_deleted(
     engine: Engine, cloud: Path
 ) -> None:

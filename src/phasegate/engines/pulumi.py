@@ -334,20 +334,23 @@ class PulumiEngine(Engine):
 
     def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
         changes: list[ResourceChange] = []
-        watch = EventWatch(self._sink(stack.name, changes, on_event))
+        retained: list[str] = []
+        watch = EventWatch(self._sink(stack.name, changes, on_event, retained))
 
         def run(s: Any) -> tuple[str, ...]:
             if not s.export_stack().deployment.get("resources"):
                 return ()  # never applied: nothing to destroy
             s.destroy(on_event=watch, exclude_protected=True)
             # What stays: the protected resources and what they depend on (Pulumi keeps
-            # those too), not the stack itself or its providers.
+            # those too), not the stack itself or its providers; and what left the stack
+            # but not the cloud (retainOnDelete).
             resources = s.export_stack().deployment.get("resources") or []
-            return tuple(
+            left = [
                 f"{r['type']} {r['urn'].rsplit('::', 1)[-1]}"
                 for r in resources
                 if not str(r.get("type", "")).startswith(INTERNAL_TYPES)
-            )
+            ]
+            return tuple(dict.fromkeys([*left, *retained]))
 
         kept = self._run(stack, run, watch, changes_state=True)
         return UpResult(stack=stack.name, changes=changes, kept=kept)
