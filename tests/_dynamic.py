@@ -11,10 +11,8 @@ always there, protected.
 
 from __future__ import annotations
 
-import gc
 import json
 import textwrap
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,8 +160,3 @@ def pulumi_engine(root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engin
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "contract-tests")
     (root / "Pulumi.yaml").write_text("name: contract\nruntime: python\n")  # the project's
     yield PulumiEngine(root, root / ".phasegate" / "pulumi")
-    # An inline program run leaves an event loop (and its self-pipe) unclosed; collected
-    # now, not as a ResourceWarning in whichever later test the collector runs in.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()

@@ -17,10 +17,6 @@ from phasegate.errors import EngineError
 _NO_CLI = "needs the Pulumi CLI on PATH (scripts/build-pulumi.sh builds it where go is)"
 DYNAMIC = "pulumi-python:dynamic:Resource"
 
-# A program that fails on a StackReference leaves outputs of it the SDK never awaited;
-# they warn when collected, which happens in some later test, on either engine.
-pytestmark = pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
-
 
 @pytest.fixture(
     params=[

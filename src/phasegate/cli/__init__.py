@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import warnings
 from typing import NoReturn
 
 import click
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     # most of them to its end: collecting every 700 allocations rescans them over and
     # over, a fifth of a first apply. Every 50,000 still bounds a long `sandbox serve`.
     gc.set_threshold(50_000, 20, 10)
+    # Outputs a failed program never awaited (the Pulumi SDK's) warn whenever they are
+    # collected, in the middle of whatever is printed then; the failure says it all.
+    warnings.filterwarnings("ignore", r"coroutine 'Output\.\w+' was never awaited", RuntimeWarning)
     debug = "--debug" in args or os.environ.get("PHASEGATE_DEBUG") == "1"
     secrets = SecretValues()
     try:

@@ -265,8 +265,7 @@ class PulumiEngine(Engine):
     ) -> Plan:
         auto = self._auto()
         changes: list[ResourceChange] = []
-
-        outputs = StackOutputs()
+        outputs = StackOutputs()  # as planned: unknown where only the apply can tell
 
         def collect(event: Any) -> None:
             nonlocal outputs

@@ -197,19 +197,22 @@ class SandboxEngine(Engine):
         )
         return UpResult(stack=stack.name, changes=changes, outputs=outputs, kept=kept)
 
-    def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
+    def _on_checkpoint(self, stack: StackTarget, on_event: EventSink) -> _Deployment:
+        """A run of the stack on its checkpoint alone, with no program (destroy, refresh)."""
         store = self.store(stack.environment, stack.region)
-        checkpoint = store.load()
-        deployment = _Deployment(
+        return _Deployment(
             self,
             stack,
             store,
-            checkpoint,
+            store.load(),
             preview=False,
             upstream={},
             on_event=on_event,
             run=self._run_context(stack),
         )
+
+    def destroy(self, stack: StackTarget, *, on_event: EventSink = _ignore) -> UpResult:
+        deployment = self._on_checkpoint(stack, on_event)
         kept = [r for r in deployment.current if r.protect or stack.is_protected(r.name)]
         deployment.seen = {r.urn for r in kept}
         try:
@@ -227,18 +230,7 @@ class SandboxEngine(Engine):
         longer has is dropped (only that one: of a replacement a killed run left half
         done, the half that exists stays for the next run to finish), and checkpoint,
         cloud snapshot and manifests are written again, whatever a killed run left."""
-        store = self.store(stack.environment, stack.region)
-        checkpoint = store.load()
-        deployment = _Deployment(
-            self,
-            stack,
-            store,
-            checkpoint,
-            preview=False,
-            upstream={},
-            on_event=_ignore,
-            run=self._run_context(stack),
-        )
+        deployment = self._on_checkpoint(stack, _ignore)
         drift: list[ResourceChange] = []
         for state in list(deployment.current):
             handler = handler_for(state.type) if state.custom else None
