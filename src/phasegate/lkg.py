@@ -9,9 +9,11 @@ clear values are never written here."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +48,7 @@ class LastKnownGoodStore:
     ) -> LastKnownGood:
         """Store the program snapshot, the config and the checks it passed: a rollback
         restores that version and judges it by those."""
-        program = {
-            "module": target.program.module,
-            "files": {k: v.decode("utf-8") for k, v in sorted(target.program.files.items())},
-        }
+        program = {"module": target.program.module, **_files_as_json(target.program.files)}
         program_id = target.program.digest
         config_id = target.config_digest
         checked = [c.model_dump(mode="json") for c in checks]
@@ -104,7 +103,7 @@ class LastKnownGoodStore:
         program = self.load("program", lkg.program)
         source = ProgramSource(
             module=program["module"],
-            files={k: v.encode("utf-8") for k, v in program["files"].items()},
+            files=_files_from_json(program),
         )
         config = self.load("config", lkg.config)
         if lkg.checks is not None:
@@ -149,15 +148,34 @@ class _Tampered(EngineError):
     """A snapshot file reads but does not match the digest it is kept under."""
 
 
+def _files_as_json(files: Mapping[str, bytes]) -> dict[str, dict[str, str]]:
+    """A program's files as JSON: text as it reads (reviewable in a diff), any other file
+    (an image, a zip, model weights) in base64 under ``binary``."""
+    text: dict[str, str] = {}
+    binary: dict[str, str] = {}
+    for name, data in sorted(files.items()):
+        try:
+            text[name] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            binary[name] = base64.b64encode(data).decode("ascii")
+    return {"files": text, **({"binary": binary} if binary else {})}
+
+
+def _files_from_json(program: Mapping[str, Any]) -> dict[str, bytes]:
+    """The files ``_files_as_json`` wrote, byte for byte."""
+    files = {k: v.encode("utf-8") for k, v in program["files"].items()}
+    files.update({k: base64.b64decode(v) for k, v in program.get("binary", {}).items()})
+    return files
+
+
 def _digest(kind: str, data: Any) -> str | None:
     """The digest ``data`` has as a kept ``kind``, computed as when it was kept (None if
     it is not shaped like one)."""
     try:
         if kind == "program":
-            files = {k: v.encode("utf-8") for k, v in data["files"].items()}
-            return ProgramSource(module=data["module"], files=files).digest
+            return ProgramSource(module=data["module"], files=_files_from_json(data)).digest
         if kind == "config" and isinstance(data, dict) and data.get("format") == _WITH_SETTINGS:
             return digest(data["config"])  # kept with the salt that decrypts its secure: values
         return digest(data)
-    except (KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError, binascii.Error):
         return None
