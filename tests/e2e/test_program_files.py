@@ -44,3 +44,45 @@ def test_a_binary_file_under_phases_is_kept_and_restored_byte_for_byte(
     assert rollback.returncode == 0, rollback.stdout + rollback.stderr
     compute = yaml.safe_load((applied_project / "state" / "sandbox" / "compute.yaml").read_text())
     assert compute["status"] == "rolled_back"
+
+
+def test_a_plan_that_would_drop_a_protected_resource_says_so_not_that_it_cannot_create_it(
+    cli: Any, applied_project: Path
+) -> None:
+    """Its closing line said the engine "cannot create" the resources it refused."""
+    program = applied_project / "phases" / "data_layer.py"
+    text = program.read_text()
+    old = 'LAKE_BUCKETS = ("raw", "curated", "features", "models", "checkpoints")'
+    program.write_text(text.replace(old, 'LAKE_BUCKETS = ("raw", "curated", "features", "models")'))
+
+    plan = cli.run(applied_project, "plan", "--phase", "data_layer")
+
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    last = plan.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "error: the plan refuses 6 resource(s) (see above): protected: will not be deleted: "
+    )
+    assert last.endswith(", aws:s3/bucket:Bucket 'lake-checkpoints'")
+    assert "cannot create" not in plan.stderr
+
+
+def test_a_type_the_sandbox_cannot_emulate_is_named_in_the_plans_closing_line(
+    cli: Any, applied_project: Path
+) -> None:
+    program = applied_project / "phases" / "cutover.py"
+    program.write_text(
+        program.read_text()
+        + "\n\nimport pulumi_aws as _aws\n"
+        + "_original = program\n\n\ndef program():\n    _original()\n"
+        + '    _aws.sagemaker.Domain("studio", domain_name="studio", auth_mode="IAM",\n'
+        + '        vpc_id="vpc-1", subnet_ids=["subnet-1"],\n'
+        + '        default_user_settings={"execution_role": "arn:aws:iam::1:role/x"})\n'
+    )
+
+    plan = cli.run(applied_project, "plan", "--phase", "cutover")
+
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    assert plan.stderr.strip().splitlines()[-1] == (
+        "error: the plan refuses 1 resource(s) (see above): the sandbox engine has no "
+        "emulation for this type: aws:sagemaker/domain:Domain 'studio'"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +18,9 @@ from phasegate.cli._app import (
     stoppable,
 )
 from phasegate.errors import ExitCode, InputError, PhasegateError
+
+if TYPE_CHECKING:
+    from phasegate.engines.base import ResourceChange
 
 
 @cli.command()
@@ -50,8 +53,9 @@ def plan(
             reports, output, environment=orch.env.name, title="Plan", secrets=orch.project.secrets
         )
         _say_if_no_phases(orch.project, output)
-    if any(r.plan and r.plan.refused for r in reports):
-        raise PhasegateError("the plan refuses resources the engine cannot create (see above)")
+    refused = [c for r in reports if r.plan for c in r.plan.refused]
+    if refused:
+        raise PhasegateError(_refusals(refused))
     blocking = [v for r in reports for v in r.violations if v.enforcement == "mandatory"]
     if blocking:
         from phasegate.errors import GateBlocked
@@ -62,6 +66,16 @@ def plan(
         )
     if detailed_exitcode and any(r.plan and r.plan.has_changes for r in reports):
         ctx.exit(ExitCode.CHANGES)
+
+
+def _refusals(refused: list[ResourceChange]) -> str:
+    """The plan's closing line: what it refuses, by reason (a type the engine cannot
+    create, a protected resource it will not delete), naming the resources."""
+    by_reason: dict[str, list[str]] = {}
+    for change in refused:
+        by_reason.setdefault(str(change.refused), []).append(f"{change.type} '{change.name}'")
+    reasons = "; ".join(f"{why}: {', '.join(names)}" for why, names in by_reason.items())
+    return f"the plan refuses {len(refused)} resource(s) (see above): {reasons}"
 
 
 @cli.command()
