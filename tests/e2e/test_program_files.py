@@ -86,3 +86,33 @@ def test_a_type_the_sandbox_cannot_emulate_is_named_in_the_plans_closing_line(
         "error: the plan refuses 1 resource(s) (see above): the sandbox engine has no "
         "emulation for this type: aws:sagemaker/domain:Domain 'studio'"
     )
+
+
+def test_a_multi_language_component_is_refused_by_type_never_an_empty_plan(
+    cli: Any, applied_project: Path
+) -> None:
+    """An awsx or eks component is built by its provider plugin: the sandbox planned it
+    as "no changes" and applied it as verified with nothing made."""
+    program = applied_project / "phases" / "cutover.py"
+    program.write_text(
+        program.read_text()
+        + "\n\nimport pulumi as _pulumi\n_original = program\n\n\ndef program():\n"
+        + "    _original()\n"
+        + '    _pulumi.ComponentResource("awsx:ec2:Vpc", "edge", {"cidrBlock": "10.9.0.0/16"},'
+        + " remote=True)\n"
+    )
+
+    plan = cli.run(applied_project, "plan", "--phase", "cutover")
+    apply = cli.run(applied_project, "apply", "--yes", "--phase", "cutover")
+
+    said = (
+        "error: the plan refuses 1 resource(s) (see above): a multi-language component "
+        "(built by its provider plugin), which the sandbox engine cannot run: "
+        "awsx:ec2:Vpc 'edge'"
+    )
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    assert plan.stderr.strip().splitlines()[-1] == said
+    assert apply.returncode != 0
+    assert "awsx:ec2:Vpc 'edge'" in apply.stderr
+    state = yaml.safe_load((applied_project / "state" / "sandbox" / "cutover.yaml").read_text())
+    assert state["status"] == "verified"  # nothing was applied

@@ -107,6 +107,15 @@ class _Deployment:
             self._stop_point()
             self.seen.add(reg.urn)
             old = self.old.get(reg.urn) or self._released(reg.urn)
+            if reg.remote:
+                # Its children are made by its provider plugin, which the sandbox cannot
+                # run: an empty plan here would report success for what it did not do.
+                self.declared.append(DeclaredResource(reg.type, reg.name, reg.inputs, False))
+                return self._refuse(
+                    reg,
+                    "a multi-language component (built by its provider plugin), which the "
+                    "sandbox engine cannot run",
+                )
             if not reg.custom or reg.type.startswith("pulumi:providers:"):
                 return self._bookkeeping(reg, old)
             handler = handler_for(reg.type)

@@ -49,6 +49,8 @@ class Registration:
     dependencies: tuple[str, ...] = ()
     protect: bool = False
     retain_on_delete: bool = False
+    remote: bool = False
+    """A multi-language component: its provider plugin builds it, not the program."""
     delete_before_replace: bool = False
     replace_on_changes: tuple[str, ...] = ()
     ignore_changes: tuple[str, ...] = ()
@@ -221,6 +223,7 @@ def _make_monitor(host: Host, failures: list[Exception], on_secret: Callable[[An
                     dependencies=tuple(request.dependencies),
                     protect=bool(request.protect),
                     retain_on_delete=bool(request.retainOnDelete),
+                    remote=bool(request.remote),
                     delete_before_replace=bool(request.deleteBeforeReplace),
                     replace_on_changes=tuple(request.replaceOnChanges),
                     ignore_changes=tuple(request.ignoreChanges),
