@@ -278,9 +278,16 @@ class Project:
         return {**defaults, **config}
 
     def program(self, phase: PhaseSpec) -> ProgramSource:
+        """The phase's program: a module of ``phases/`` with a ``program()`` (run by
+        ``phases/__main__.py``), or a folder ``phases/<program>/`` with a ``__main__.py``
+        of its own, an ordinary Pulumi program run as it is."""
+        folder = self.phases_dir / phase.program
+        if (folder / "__main__.py").is_file():
+            return ProgramSource.from_directory(folder, phase.program, set())
         if not (self.phases_dir / f"{phase.program}.py").is_file():
             raise InputError(
-                f"phase {phase.name}: program 'phases/{phase.program}.py' does not exist",
+                f"phase {phase.name}: neither 'phases/{phase.program}.py' nor "
+                f"'phases/{phase.program}/__main__.py' exists",
                 file=self.root / MIGRATION_FILE,
                 field=f"phases.{phase.name}.program",
             )

@@ -4,6 +4,7 @@ byte, and never wedges an environment."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,46 @@ def test_a_multi_language_component_is_refused_by_type_never_an_empty_plan(
     assert "awsx:ec2:Vpc 'edge'" in apply.stderr
     state = yaml.safe_load((applied_project / "state" / "sandbox" / "cutover.yaml").read_text())
     assert state["status"] == "verified"  # nothing was applied
+
+
+PLAIN = '''"""An ordinary Pulumi program, as `pulumi new aws-python` makes it: top-level code."""
+import pulumi
+import pulumi_aws as aws
+
+from site_settings import SITE_TAGS
+
+bucket = aws.s3.Bucket("site", bucket="phasegate-sandbox-site", tags=SITE_TAGS)
+pulumi.export("bucket_name", bucket.bucket)
+'''
+
+
+def test_an_ordinary_pulumi_program_folder_is_a_phase_as_it_is(
+    cli: Any, applied_project: Path
+) -> None:
+    """A folder with its own __main__.py (and its own modules, its Pulumi.yaml, a
+    virtualenv) runs unmodified; it failed with "module has no attribute 'program'"."""
+    folder = applied_project / "phases" / "site"
+    (folder / "venv").mkdir(parents=True)
+    (folder / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (folder / "__main__.py").write_text(PLAIN)
+    (folder / "site_settings.py").write_text('SITE_TAGS = {"team": "web"}\n')
+    (folder / "Pulumi.yaml").write_text("name: site\nruntime: python\n")
+    spec = yaml.safe_load((applied_project / "migration.yaml").read_text())
+    spec["phases"].append({"name": "site", "program": "site"})
+    (applied_project / "migration.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    rules = ("s3-bucket-kms-encryption", "s3-bucket-public-access-blocked", "required-tags")
+    relaxed = {"config": {"phasegate:policy": dict.fromkeys(rules, "advisory")}}
+    (applied_project / "stacks" / "Pulumi.sandbox-site.yaml").write_text(yaml.safe_dump(relaxed))
+
+    apply = cli.run(applied_project, "apply", "--yes", "--phase", "site", "--output", "json")
+
+    assert apply.returncode == 0, apply.stdout + apply.stderr
+    (report,) = json.loads(apply.stdout)["phases"]
+    assert report["outputs"] == {"bucket_name": "phasegate-sandbox-site"}
+    assert [(r["op"], r["name"]) for r in report["resources"]] == [("create", "site")]
+    # Its folder is its program alone: the other phases' programs did not change.
+    again = cli.run(applied_project, "plan", "--output", "json")
+    outcomes = {p["phase"]: p["outcome"] for p in json.loads(again.stdout)["phases"]}
+    assert {p: outcomes[p] for p in ("pilot", "data_layer", "compute", "site")} == dict.fromkeys(
+        ("pilot", "data_layer", "compute", "site"), "no changes"
+    )

@@ -246,3 +246,54 @@ def test_plan_and_apply_json_have_the_same_shape_and_counts_on_both_engines(
         assert [p["resources"] for p in pulumi["phases"]] == [
             p["resources"] for p in sandbox["phases"]
         ]
+
+
+PLAIN = '''"""An ordinary Pulumi program: top-level code, its provider defined right here."""
+import json
+from pathlib import Path
+
+import pulumi
+from pulumi.dynamic import CreateResult, Resource, ResourceProvider
+
+
+class Notes(ResourceProvider):
+    def create(self, props):
+        path = Path(props["root"]) / "plain-note.json"
+        path.write_text(json.dumps({"size": len(props["text"])}))
+        return CreateResult(id_=str(path), outs={**props, "path": str(path)})
+
+    def delete(self, _id, props):
+        Path(props["path"]).unlink(missing_ok=True)
+
+
+class Note(Resource):
+    path: pulumi.Output[str]
+
+    def __init__(self, name, root, text):
+        super().__init__(Notes(), name, {"root": root, "text": text, "path": None})
+
+
+note = Note("note", pulumi.Config("phasegate").require("root"), "hello")
+pulumi.export("path", note.path)
+'''
+
+
+@pytest.mark.parametrize("engine", ["sandbox", "pulumi"])
+def test_an_ordinary_pulumi_program_is_a_phase_on_both_engines(
+    cli: Any, tmp_path: Path, engine: str
+) -> None:
+    cloud = tmp_path / "cloud"
+    project = build(tmp_path / "project", cloud, engine=engine)
+    (project / "phases" / "plain").mkdir()
+    (project / "phases" / "plain" / "__main__.py").write_text(PLAIN)
+    spec = yaml.safe_load((project / "migration.yaml").read_text())
+    spec["phases"].append({"name": "plain", "program": "plain"})
+    (project / "migration.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    stack_config(project, "plain", {"root": str(cloud)})
+
+    run = _migrate(cli, project, "apply", "--yes", "--phase", "plain", "--output", "json")
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    (report,) = json.loads(run.stdout)["phases"]
+    assert (report["outcome"], report["status"]) == ("applied", "verified")
+    assert _files(cloud) == {"plain-note": 5}

@@ -70,8 +70,10 @@ class ProgramSource:
     @classmethod
     def from_directory(cls, directory: Path, module: str, other_phases: set[str]) -> ProgramSource:
         """The files of ``directory`` that ``module`` uses: every file (data files too)
-        but other phases' modules, bytecode caches and hidden files."""
+        but other phases' modules and folders, bytecode caches, hidden files and
+        virtualenvs (a folder with ``pyvenv.cfg``)."""
         files: dict[str, bytes] = {}
+        venvs = {p.parent for p in directory.rglob("pyvenv.cfg")}
         for path in sorted(directory.rglob("*")):
             rel = path.relative_to(directory)
             if (
@@ -79,6 +81,8 @@ class ProgramSource:
                 or any(part.startswith(".") or part == "__pycache__" for part in rel.parts)
                 or path.suffix in (".pyc", ".pyo")
                 or (path.suffix == ".py" and path.stem in other_phases and path.parent == directory)
+                or (len(rel.parts) > 1 and rel.parts[0] in other_phases)
+                or any(v in path.parents for v in venvs)
             ):
                 continue
             files[rel.as_posix()] = path.read_bytes()
