@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import boto3
 import yaml
 
 from phasegate.lkg import LastKnownGoodStore
@@ -160,3 +161,53 @@ def test_an_ordinary_pulumi_program_folder_is_a_phase_as_it_is(
     assert {p: outcomes[p] for p in ("pilot", "data_layer", "compute", "site")} == dict.fromkeys(
         ("pilot", "data_layer", "compute", "site"), "no changes"
     )
+
+
+FUNCTIONS = '''"""Data sources a platform program reads first: zones, identity, a trust policy."""
+import pulumi
+import pulumi_aws as aws
+
+zones = aws.get_availability_zones(state="available")
+me = aws.get_caller_identity()
+partition = aws.get_partition()
+trust = aws.iam.get_policy_document(statements=[{
+    "actions": ["sts:AssumeRole"],
+    "principals": [{"type": "Service", "identifiers": [f"ec2.{partition.dns_suffix}"]}],
+}])
+role = aws.iam.Role("runner", assume_role_policy=trust.json,
+                    tags={"account": me.account_id, "zones": str(len(zones.names))})
+pulumi.export("zones", zones.names)
+pulumi.export("role_arn", role.arn)
+'''
+
+
+def test_data_sources_are_answered_on_a_plan_before_any_apply(
+    cli: Any, fresh_project: Path
+) -> None:
+    """Only getRegion and route53 getZone were answered; the rest stopped the plan."""
+    folder = fresh_project / "phases" / "runner"
+    folder.mkdir()
+    (folder / "__main__.py").write_text(FUNCTIONS)
+    spec = yaml.safe_load((fresh_project / "migration.yaml").read_text())
+    spec["phases"] = [{"name": "runner", "program": "runner"}]
+    (fresh_project / "migration.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    relaxed = {"config": {"phasegate:policy": {"required-tags": "advisory"}}}
+    (fresh_project / "stacks" / "Pulumi.sandbox-runner.yaml").write_text(yaml.safe_dump(relaxed))
+
+    plan = cli.run(fresh_project, "plan", "--output", "json")
+    apply = cli.run(fresh_project, "apply", "--yes")
+
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    (planned,) = json.loads(plan.stdout)["phases"]
+    assert planned["outputs"]["zones"] == [f"us-east-1{z}" for z in "abcdef"]
+    assert apply.returncode == 0, apply.stdout + apply.stderr
+    with cli.serve(fresh_project) as served:
+        iam = boto3.client("iam", endpoint_url=served.url, region_name="us-east-1")
+        (role,) = [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("runner")]
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Principal": {"Service": "ec2.amazonaws.com"},
+        }
+    ]

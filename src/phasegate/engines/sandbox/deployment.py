@@ -29,6 +29,7 @@ from phasegate.engines.base import (
     StackTarget,
 )
 from phasegate.engines.sandbox.diff import _diff, _has_unknown
+from phasegate.engines.sandbox.functions import ACCOUNT_ID, answer
 from phasegate.engines.sandbox.handlers import (
     CloudContext,
     Handler,
@@ -45,8 +46,6 @@ from phasegate.engines.sandbox.store import (
 )
 
 __all__: list[str] = []
-
-_ACCOUNT_ID = "123456789012"
 
 
 class _Deployment:
@@ -171,9 +170,13 @@ class _Deployment:
             if self.preview and not self.checkpoint.legacy:
                 return None  # the legacy estate is created on the first apply
             raise ProgramFailed(f"no hosted zone named '{name}' in the sandbox")
-        if token == "aws:index/getRegion:getRegion":
-            return {"id": self.stack.region, "name": self.stack.region, "region": self.stack.region}
-        raise ProgramFailed(f"the sandbox engine cannot answer the function call {token}")
+        try:
+            found = answer(token, args, self.stack.region)
+        except ValueError as exc:
+            raise ProgramFailed(f"the function call {token}: {exc}") from None
+        if found is None:
+            raise ProgramFailed(f"the sandbox engine cannot answer the function call {token}")
+        return found
 
     # -- preview ------------------------------------------------------------------------
 
@@ -211,7 +214,7 @@ class _Deployment:
             self._ctx = CloudContext(
                 session=emulator.session(),
                 region=self.stack.region,
-                account_id=_ACCOUNT_ID,
+                account_id=ACCOUNT_ID,
                 store=self.checkpoint.store,
                 make_client=emulator.client,
                 run=self.run,
