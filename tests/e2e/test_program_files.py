@@ -211,3 +211,62 @@ def test_data_sources_are_answered_on_a_plan_before_any_apply(
             "Principal": {"Service": "ec2.amazonaws.com"},
         }
     ]
+
+
+REGIONS = '''"""Resources in three regions: the stack's, an explicit provider's, their own."""
+import pulumi
+import pulumi_aws as aws
+
+config = pulumi.Config("phasegate")
+west = aws.Provider("west", region="us-west-2")
+home = pulumi.ResourceOptions(provider=west) if config.get_bool("move") else None
+aws.ec2.Vpc("home-net", cidr_block="10.63.0.0/16", opts=home)
+aws.ec2.Vpc("west-net", cidr_block="10.61.0.0/16", opts=pulumi.ResourceOptions(provider=west))
+aws.ec2.Vpc("eu-net", cidr_block="10.62.0.0/16", region="eu-west-1")
+'''
+
+
+def _cidrs(url: str, region: str) -> set[str]:
+    ec2 = boto3.client("ec2", endpoint_url=url, region_name=region)
+    return {v["CidrBlock"] for v in ec2.describe_vpcs()["Vpcs"]} & {
+        "10.61.0.0/16",
+        "10.62.0.0/16",
+        "10.63.0.0/16",
+    }
+
+
+def test_a_provider_region_and_a_resource_region_are_where_resources_go(
+    cli: Any, fresh_project: Path
+) -> None:
+    """Both were ignored: everything was made in the stack's region."""
+    folder = fresh_project / "phases" / "nets"
+    folder.mkdir()
+    (folder / "__main__.py").write_text(REGIONS)
+    spec = yaml.safe_load((fresh_project / "migration.yaml").read_text())
+    spec["phases"] = [{"name": "nets", "program": "nets"}]
+    (fresh_project / "migration.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    stack = fresh_project / "stacks" / "Pulumi.sandbox-nets.yaml"
+    relaxed = {"phasegate:policy": {"required-tags": "advisory"}}
+    stack.write_text(yaml.safe_dump({"config": relaxed}))
+
+    first = cli.run(fresh_project, "apply", "--yes")
+    assert first.returncode == 0, first.stdout + first.stderr
+    with cli.serve(fresh_project) as served:
+        placed = {r: _cidrs(served.url, r) for r in ("us-east-1", "us-west-2", "eu-west-1")}
+    assert placed == {
+        "us-east-1": {"10.63.0.0/16"},
+        "us-west-2": {"10.61.0.0/16"},
+        "eu-west-1": {"10.62.0.0/16"},
+    }
+
+    stack.write_text(yaml.safe_dump({"config": {**relaxed, "phasegate:move": True}}))
+    plan = cli.run(fresh_project, "plan", "--output", "json")
+    moved = cli.run(fresh_project, "apply", "--yes")
+
+    (planned,) = json.loads(plan.stdout)["phases"]
+    changed = [(r["op"], r["name"]) for r in planned["resources"] if r["op"] != "same"]
+    assert changed == [("replace", "home-net")]
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    with cli.serve(fresh_project) as served:
+        assert _cidrs(served.url, "us-east-1") == set()
+        assert _cidrs(served.url, "us-west-2") == {"10.61.0.0/16", "10.63.0.0/16"}

@@ -236,7 +236,7 @@ class SandboxEngine(Engine):
             handler = handler_for(state.type) if state.custom else None
             if handler is None or state.type.startswith("pulumi:"):
                 continue
-            if not handler.exists(deployment.context(), state.id, state.outputs):
+            if not handler.exists(deployment.context(state.region), state.id, state.outputs):
                 deployment._forget(state)
                 drift.append(
                     ResourceChange(op=Op.DELETE, type=state.type, name=state.name, urn=state.urn)

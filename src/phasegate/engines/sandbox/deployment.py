@@ -83,7 +83,9 @@ class _Deployment:
         # between the create and the delete leaves both under one URN: the earlier is it.
         self.replaced: list[ResourceState] = [r for r in old.resources if self.old[r.urn] is not r]
         self._lock = threading.Lock()
-        self._ctx: CloudContext | None = None
+        self._contexts: dict[str, CloudContext] = {}
+        self.provider_regions: dict[str, str] = {}
+        """The region each explicit aws provider of the program names, by its URN."""
         self._committed_store = copy.deepcopy(checkpoint.store)
         self.released: list[ResourceState] = list(old.released)
         """Protected resources rollbacks left in the cloud and dropped from the stack."""
@@ -130,13 +132,15 @@ class _Deployment:
                 decision = _diff(handler, old, reg, self.run)
             except HandlerError as exc:
                 raise ProgramFailed(f"{reg.type} '{reg.name}': {exc}") from None
-            op = decision.op
+            op, changed = decision.op, decision.changed
+            if old is not None and old.region != self.region_of(reg):
+                op, changed = Op.REPLACE, tuple(sorted({*changed, "region"}))  # moves it
             change = ResourceChange(
                 op=op,
                 type=reg.type,
                 name=reg.name,
                 urn=reg.urn,
-                changed=decision.changed,
+                changed=changed,
                 protected=protected,
                 emulated=handler.emulated,
             )
@@ -201,6 +205,9 @@ class _Deployment:
 
     def _bookkeeping(self, reg: Registration, old: ResourceState | None) -> tuple[str, dict]:
         """Components and providers: recorded, never acted on in the cloud."""
+        region = reg.inputs.get("region")
+        if reg.type == "pulumi:providers:aws" and isinstance(region, str) and region:
+            self.provider_regions[reg.urn] = region
         id_ = old.id if old else ("" if self.preview else f"{reg.name}-sandbox")
         if not self.preview:
             self._record(reg, id_, dict(reg.inputs), emulated=False)
@@ -208,18 +215,31 @@ class _Deployment:
 
     # -- up -----------------------------------------------------------------------------
 
-    def context(self) -> CloudContext:
-        if self._ctx is None:
+    def context(self, region: str = "") -> CloudContext:
+        """The emulated cloud in ``region`` (the stack's by default): one emulator, all
+        regions, as AWS is one account across them."""
+        region = region or self.stack.region
+        if region not in self._contexts:
             emulator = self.store.cloud(self.checkpoint)
-            self._ctx = CloudContext(
+            self._contexts[region] = CloudContext(
                 session=emulator.session(),
-                region=self.stack.region,
+                region=region,
                 account_id=ACCOUNT_ID,
                 store=self.checkpoint.store,
                 make_client=emulator.client,
                 run=self.run,
             )
-        return self._ctx
+        return self._contexts[region]
+
+    def region_of(self, reg: Registration) -> str:
+        """Where a resource goes: its own ``region`` input, else its provider's, else
+        the stack's; "" for the stack's own."""
+        own = reg.inputs.get("region")
+        if isinstance(own, str) and own and own != UNKNOWN:
+            region = own
+        else:
+            region = self.provider_regions.get(reg.provider.rsplit("::", 1)[0], "")
+        return "" if region == self.stack.region else region
 
     def _act(
         self,
@@ -235,7 +255,7 @@ class _Deployment:
         if change.op is Op.SAME and old is not None:
             self._record(reg, old.id, old.outputs, emulated=handler.emulated)
             return old.id, old.outputs
-        ctx = self.context()
+        ctx = self.context(self.region_of(reg))
         self._event(change, "start")
         try:
             faults.point("resource-op-fail")
@@ -247,7 +267,7 @@ class _Deployment:
                     named = handler.name_key is not None and handler.name_key in reg.inputs
                     first = reg.delete_before_replace or handler.delete_before_replace
                     if delete_first or first or named:
-                        handler.delete(ctx, old.id, old.outputs)
+                        handler.delete(self.context(old.region), old.id, old.outputs)
                         self._forget(old)
                         self._commit()
                     else:
@@ -282,6 +302,7 @@ class _Deployment:
             protect=reg.protect or self.stack.is_protected(reg.name),
             retain_on_delete=reg.retain_on_delete,
             emulated=emulated,
+            region=self.region_of(reg),
         )
         # Registration order is dependency order: moving the resource last keeps the
         # list one whose reverse is a safe delete order.
@@ -296,7 +317,9 @@ class _Deployment:
         if found is None or self.preview:
             return found
         handler = handler_for(found.type)
-        if handler is not None and not handler.exists(self.context(), found.id, found.outputs):
+        if handler is not None and not handler.exists(
+            self.context(found.region), found.id, found.outputs
+        ):
             self.released.remove(found)  # deleted by hand since: made anew
             return None
         return found
@@ -397,7 +420,7 @@ class _Deployment:
             self._event(change, "start")
             try:
                 faults.point("resource-op-fail")
-                handler.delete(self.context(), state.id, state.outputs)
+                handler.delete(self.context(state.region), state.id, state.outputs)
             except Exception as exc:
                 self._discard()
                 self._event(change, "failed", str(exc))

@@ -60,6 +60,8 @@ class ResourceState:
     retain_on_delete: bool = False
     """Dropped from the program or destroyed: it leaves the stack and stays in the cloud."""
     emulated: bool = False
+    region: str = ""
+    """Where it is, when not in the stack's region (its provider's, or its own ``region``)."""
 
 
 @dataclass
