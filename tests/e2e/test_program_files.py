@@ -253,6 +253,10 @@ def test_a_provider_region_and_a_resource_region_are_where_resources_go(
     assert first.returncode == 0, first.stdout + first.stderr
     with cli.serve(fresh_project) as served:
         placed = {r: _cidrs(served.url, r) for r in ("us-east-1", "us-west-2", "eu-west-1")}
+        ec2 = boto3.client("ec2", endpoint_url=served.url, region_name="us-east-1")
+        vpcs = ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": ["10.63.0.0/16"]}])
+    # No tag the program did not declare (the sandbox added a Name tag).
+    assert [v.get("Tags", []) for v in vpcs["Vpcs"]] == [[]]
     assert placed == {
         "us-east-1": {"10.63.0.0/16"},
         "us-west-2": {"10.61.0.0/16"},

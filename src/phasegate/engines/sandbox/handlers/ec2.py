@@ -38,7 +38,7 @@ class Vpc(Handler):
         ec2 = ctx.client("ec2")
         vpc = ec2.create_vpc(
             CidrBlock=inputs["cidrBlock"],
-            TagSpecifications=[{"ResourceType": "vpc", "Tags": self._tags(name, inputs)}],
+            TagSpecifications=_tag_spec("vpc", inputs),
         )["Vpc"]
         vpc_id = vpc["VpcId"]
         for attr in ("enableDnsSupport", "enableDnsHostnames"):
@@ -88,11 +88,6 @@ class Vpc(Handler):
                 return False
             raise
 
-    @staticmethod
-    def _tags(name: str, inputs: dict[str, Any]) -> list[dict[str, str]]:
-        tags = {"Name": name, **(inputs.get("tags") or {})}
-        return Handler.tag_list(tags)
-
 
 class Subnet(Handler):
     type = "aws:ec2/subnet:Subnet"
@@ -108,8 +103,7 @@ class Subnet(Handler):
         args: dict[str, Any] = {"VpcId": inputs["vpcId"], "CidrBlock": inputs["cidrBlock"]}
         if inputs.get("availabilityZone"):
             args["AvailabilityZone"] = inputs["availabilityZone"]
-        tags = Handler.tag_list({"Name": name, **(inputs.get("tags") or {})})
-        args["TagSpecifications"] = [{"ResourceType": "subnet", "Tags": tags}]
+        args["TagSpecifications"] = _tag_spec("subnet", inputs)
         try:
             subnet = ec2.create_subnet(**args)["Subnet"]
         except Exception as exc:
@@ -148,10 +142,10 @@ class Subnet(Handler):
             raise
 
 
-def _tag_spec(resource_type: str, name: str, inputs: dict[str, Any]) -> list[dict[str, Any]]:
-    """TagSpecifications for a create call: the inputs' tags plus Name (the logical name)."""
-    tags = Handler.tag_list({"Name": name, **(inputs.get("tags") or {})})
-    return [{"ResourceType": resource_type, "Tags": tags}]
+def _tag_spec(resource_type: str, inputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """TagSpecifications for a create call: the tags the program declares, no others."""
+    tags = Handler.tag_list(inputs.get("tags"))
+    return [{"ResourceType": resource_type, "Tags": tags}] if tags else []
 
 
 def _retag(ec2: Any, resource_id: str, old: dict | None, new: dict | None) -> None:

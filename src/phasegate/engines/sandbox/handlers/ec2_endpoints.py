@@ -81,7 +81,7 @@ class VpcEndpoint(Handler):
         args: dict[str, Any] = {
             "VpcId": inputs["vpcId"],
             "VpcEndpointType": kind,
-            "TagSpecifications": _tag_spec("vpc-endpoint", name, inputs),
+            "TagSpecifications": _tag_spec("vpc-endpoint", inputs),
         }
         if inputs.get("serviceName"):
             self._check_service(ec2, inputs["serviceName"], kind)

@@ -28,9 +28,9 @@ class InternetGateway(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         ec2 = ctx.client("ec2")
-        igw = ec2.create_internet_gateway(
-            TagSpecifications=_tag_spec("internet-gateway", name, inputs)
-        )["InternetGateway"]
+        igw = ec2.create_internet_gateway(TagSpecifications=_tag_spec("internet-gateway", inputs))[
+            "InternetGateway"
+        ]
         igw_id = igw["InternetGatewayId"]
         if inputs.get("vpcId"):
             try:
@@ -142,7 +142,7 @@ class Eip(Handler):
         ec2 = ctx.client("ec2")
         args: dict[str, Any] = {
             "Domain": "vpc",
-            "TagSpecifications": _tag_spec("elastic-ip", name, inputs),
+            "TagSpecifications": _tag_spec("elastic-ip", inputs),
         }
         args.update({arg: inputs[key] for key, arg in self._POOLS if inputs.get(key)})
         alloc_id = ec2.allocate_address(**args)["AllocationId"]
@@ -258,7 +258,7 @@ class NatGateway(Handler):
         args: dict[str, Any] = {
             "SubnetId": inputs["subnetId"],
             "ConnectivityType": kind,
-            "TagSpecifications": _tag_spec("natgateway", name, inputs),
+            "TagSpecifications": _tag_spec("natgateway", inputs),
         }
         if inputs.get("allocationId"):
             self._check_free(ec2, inputs["allocationId"])

@@ -126,7 +126,7 @@ class RouteTable(Handler):
         routes = self._routes(inputs)
         ec2 = ctx.client("ec2")
         table = ec2.create_route_table(
-            VpcId=inputs["vpcId"], TagSpecifications=_tag_spec("route-table", name, inputs)
+            VpcId=inputs["vpcId"], TagSpecifications=_tag_spec("route-table", inputs)
         )["RouteTable"]
         table_id = table["RouteTableId"]
         try:

@@ -129,7 +129,7 @@ class SecurityGroup(Handler):
         args: dict[str, Any] = {
             "GroupName": group_name,
             "Description": inputs.get("description") or _DEFAULT_DESCRIPTION,
-            "TagSpecifications": _tag_spec("security-group", name, inputs),
+            "TagSpecifications": _tag_spec("security-group", inputs),
         }
         if inputs.get("vpcId"):
             args["VpcId"] = inputs["vpcId"]
