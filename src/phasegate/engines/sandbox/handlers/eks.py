@@ -22,6 +22,8 @@ def _not_found(ctx: CloudContext, exc: Exception) -> bool:
 
 class Cluster(Handler):
     type = "aws:eks/cluster:Cluster"
+    emulates = frozenset({"name", "roleArn", "tags", "version", "vpcConfig"})
+    tolerated = frozenset({"accessConfig", "enabledClusterLogTypes"})  # set by phases/pilot.py
     replace_on = frozenset({"name", "roleArn"})
     computed = (
         "id",
@@ -119,6 +121,23 @@ class Cluster(Handler):
 
 class NodeGroup(Handler):
     type = "aws:eks/nodeGroup:NodeGroup"
+    emulates = frozenset(
+        {
+            "amiType",
+            "capacityType",
+            "clusterName",
+            "diskSize",
+            "instanceTypes",
+            "labels",
+            "launchTemplate",
+            "nodeGroupName",
+            "nodeRoleArn",
+            "scalingConfig",
+            "subnetIds",
+            "tags",
+            "taints",
+        }
+    )
     replace_on = frozenset(
         {
             "clusterName",

@@ -11,6 +11,8 @@ __all__ = ["HANDLERS"]
 
 class LoadBalancer(Handler):
     type = "aws:lb/loadBalancer:LoadBalancer"
+    emulates = frozenset({"internal", "loadBalancerType", "name", "subnets", "tags"})
+    tolerated = frozenset({"securityGroups"})  # set by phases/compute.py
     replace_on = frozenset({"name", "internal", "loadBalancerType"})
     computed = ("id", "arn", "name", "dnsName", "zoneId", "vpcId", "arnSuffix")
     name_key = "name"
