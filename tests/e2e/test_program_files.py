@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from phasegate.lkg import LastKnownGoodStore
@@ -86,3 +87,48 @@ def test_a_type_the_sandbox_cannot_emulate_is_named_in_the_plans_closing_line(
         "error: the plan refuses 1 resource(s) (see above): the sandbox engine has no "
         "emulation for this type: aws:sagemaker/domain:Domain 'studio'"
     )
+
+
+_TAGS = (
+    '{"phasegate:phase": "cutover", "phasegate:environment": "sandbox", '
+    '"owner": "platform", "cost-center": "ml-platform"}'
+)
+_UNEMULATED = {
+    "bucket": (
+        '    _aws.s3.Bucket("audit", bucket="phasegate-audit", versioning={"enabled": True},\n'
+        f"        tags={_TAGS})\n",
+        "versioning: aws:s3/bucket:Bucket 'audit'",
+    ),
+    "role": (
+        '    _aws.iam.Role("auditor", assume_role_policy="{}", description="reads the logs",\n'
+        f"        tags={_TAGS})\n",
+        "description: aws:iam/role:Role 'auditor'",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_UNEMULATED))
+def test_an_input_the_sandbox_does_not_emulate_is_refused_by_name_in_the_plan(
+    cli: Any, applied_project: Path, kind: str
+) -> None:
+    """The sandbox dropped it and still called the resource verified."""
+    declaration, named = _UNEMULATED[kind]
+    program = applied_project / "phases" / "cutover.py"
+    program.write_text(
+        program.read_text()
+        + "\n\nimport pulumi_aws as _aws\n"
+        + "_original = program\n\n\ndef program():\n    _original()\n"
+        + declaration
+    )
+
+    plan = cli.run(applied_project, "plan", "--phase", "cutover")
+
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    assert plan.stderr.strip().splitlines()[-1] == (
+        "error: the plan refuses 1 resource(s) (see above): inputs the sandbox does not "
+        f"emulate: {named}"
+    )
+    apply = cli.run(applied_project, "apply", "--yes", "--phase", "cutover")
+    assert apply.returncode != 0, apply.stdout + apply.stderr
+    if kind == "role":  # the bucket is stopped sooner, by the policies on buckets
+        assert "inputs the sandbox does not emulate" in apply.stdout + apply.stderr
