@@ -135,3 +135,20 @@ def test_weighted_records_carry_the_configured_weights_and_alarms_watch_them(
     alarms = _outputs(applied, "cutover")["alarm_names"]
     found = cloudwatch.describe_alarms(AlarmNames=alarms)["MetricAlarms"]
     assert sorted(a["AlarmName"] for a in found) == sorted(alarms) and len(alarms) == 2
+
+
+def test_the_cluster_logs_what_the_pilot_names_and_the_front_door_has_its_group(
+    applied: Path, cloud: str, aws: Any
+) -> None:
+    """Both were set by the programs and dropped by the sandbox."""
+    pilot, compute = _outputs(applied, "pilot"), _outputs(applied, "compute")
+    cluster = aws("eks", cloud).describe_cluster(name=pilot["cluster_name"])["cluster"]
+    logged = [g for g in cluster["logging"]["clusterLogging"] if g["enabled"]]
+    assert [sorted(g["types"]) for g in logged] == [["api", "audit", "authenticator"]]
+    elb = aws("elbv2", cloud)
+    (front_door,) = [
+        lb
+        for lb in elb.describe_load_balancers()["LoadBalancers"]
+        if lb["DNSName"] == compute["inference_dns"]
+    ]
+    assert front_door["SecurityGroups"] == [compute["inference_lb_security_group_id"]]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 import yaml
 
 from phasegate.lkg import LastKnownGoodStore
@@ -274,3 +275,48 @@ def test_a_provider_region_and_a_resource_region_are_where_resources_go(
     with cli.serve(fresh_project) as served:
         assert _cidrs(served.url, "us-east-1") == set()
         assert _cidrs(served.url, "us-west-2") == {"10.61.0.0/16", "10.63.0.0/16"}
+
+
+_TAGS = (
+    '{"phasegate:phase": "cutover", "phasegate:environment": "sandbox", '
+    '"owner": "platform", "cost-center": "ml-platform"}'
+)
+_UNEMULATED = {
+    "bucket": (
+        '    _aws.s3.Bucket("audit", bucket="phasegate-audit", versioning={"enabled": True},\n'
+        f"        tags={_TAGS})\n",
+        "versioning: aws:s3/bucket:Bucket 'audit'",
+    ),
+    "role": (
+        '    _aws.iam.Role("auditor", assume_role_policy="{}", description="reads the logs",\n'
+        f"        tags={_TAGS})\n",
+        "description: aws:iam/role:Role 'auditor'",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_UNEMULATED))
+def test_an_input_the_sandbox_does_not_emulate_is_refused_by_name_in_the_plan(
+    cli: Any, applied_project: Path, kind: str
+) -> None:
+    """The sandbox dropped it and still called the resource verified."""
+    declaration, named = _UNEMULATED[kind]
+    program = applied_project / "phases" / "cutover.py"
+    program.write_text(
+        program.read_text()
+        + "\n\nimport pulumi_aws as _aws\n"
+        + "_original = program\n\n\ndef program():\n    _original()\n"
+        + declaration
+    )
+
+    plan = cli.run(applied_project, "plan", "--phase", "cutover")
+
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    assert plan.stderr.strip().splitlines()[-1] == (
+        "error: the plan refuses 1 resource(s) (see above): inputs the sandbox does not "
+        f"emulate: {named}"
+    )
+    apply = cli.run(applied_project, "apply", "--yes", "--phase", "cutover")
+    assert apply.returncode != 0, apply.stdout + apply.stderr
+    if kind == "role":  # the bucket is stopped sooner, by the policies on buckets
+        assert "inputs the sandbox does not emulate" in apply.stdout + apply.stderr

@@ -124,6 +124,10 @@ class _Deployment:
             self.declared.append(DeclaredResource(reg.type, reg.name, reg.inputs, protected))
             if handler is None:
                 return self._refuse(reg, "the sandbox engine has no emulation for this type")
+            unemulated = handler.unemulated(reg.inputs)
+            if unemulated:
+                reason = f"inputs the sandbox does not emulate: {', '.join(unemulated)}"
+                return self._refuse(reg, reason)
             known = {k: v for k, v in reg.inputs.items() if not _has_unknown(v)}
             try:
                 handler.validate(known)

@@ -32,6 +32,11 @@ def int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _unset(value: Any) -> bool:
+    """An input left at its default: absent from the program, None or empty."""
+    return value is None or (isinstance(value, (str, list, dict)) and not value)
+
+
 class HandlerError(Exception):
     """A resource operation failed, or its inputs are invalid, with a reason for the user."""
 
@@ -96,6 +101,11 @@ class CloudContext:
         return bucket
 
 
+PLACED = frozenset({"region"})
+"""Inputs every handler honours because the deployment does: ``region`` is where it makes,
+reads and deletes the resource (one emulator, every region)."""
+
+
 class Handler(ABC):
     """How one resource type is realised in the emulated cloud.
 
@@ -116,6 +126,24 @@ class Handler(ABC):
     """True where the replacement would collide with the original (same identity)."""
     emulated: ClassVar[bool] = False
     """True where the sandbox keeps the resource itself because the emulator lacks it."""
+    emulates: ClassVar[frozenset[str]] = frozenset()
+    """Input properties (wire names) the handler realises in the emulated cloud. Any
+    other input a program sets is refused in the plan: a rehearsal that dropped it
+    would pass for something it never tried."""
+    emulates_every_input: ClassVar[bool] = False
+    """True where every input is kept or handed on whole (a manifest, a dynamic
+    provider's inputs), so none can be dropped."""
+    tolerated: ClassVar[frozenset[str]] = frozenset()
+    """Inputs the shipped phases set that are not emulated yet, let through so that
+    their rehearsal runs: known gaps, each named, to be emulated and then moved to
+    ``emulates``. Not a place for new ones."""
+
+    def unemulated(self, inputs: Mapping[str, Any]) -> list[str]:
+        """The inputs set (not absent, None or empty) that the handler would drop."""
+        if self.emulates_every_input:
+            return []
+        let_through = self.emulates | self.tolerated | PLACED
+        return sorted(k for k, v in inputs.items() if k not in let_through and not _unset(v))
 
     def validate(self, inputs: dict[str, Any]) -> None:
         """Raise HandlerError for inputs real AWS would reject. Default: nothing to check."""

@@ -68,6 +68,32 @@ def _query(query: dict[str, Any]) -> dict[str, Any]:
 
 class MetricAlarm(Handler):
     type = "aws:cloudwatch/metricAlarm:MetricAlarm"
+    emulates = frozenset(
+        {
+            "actionsEnabled",
+            "alarmActions",
+            "alarmDescription",
+            "comparisonOperator",
+            "datapointsToAlarm",
+            "dimensions",
+            "evaluateLowSampleCountPercentiles",
+            "evaluationPeriods",
+            "extendedStatistic",
+            "insufficientDataActions",
+            "metricName",
+            "metricQueries",
+            "name",
+            "namespace",
+            "okActions",
+            "period",
+            "statistic",
+            "tags",
+            "threshold",
+            "thresholdMetricId",
+            "treatMissingData",
+            "unit",
+        }
+    )
     replace_on = frozenset({"name"})
     computed = ("id", "arn", "name")
     name_key = "name"

@@ -46,6 +46,7 @@ def is_dynamic(type_token: str) -> bool:
 
 class DynamicResource(Handler):
     type = "pulumi-python:dynamic:Resource"
+    emulates_every_input = True  # the program's own provider gets them all
 
     def check(
         self, run: RunContext, old: dict[str, Any] | None, new: dict[str, Any]

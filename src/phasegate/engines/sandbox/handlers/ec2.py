@@ -24,6 +24,7 @@ def _missing(exc: Exception) -> bool:
 
 class Vpc(Handler):
     type = "aws:ec2/vpc:Vpc"
+    emulates = frozenset({"cidrBlock", "enableDnsHostnames", "enableDnsSupport", "tags"})
     replace_on = frozenset({"cidrBlock", "instanceTenancy"})
     computed = ("id", "arn", "mainRouteTableId", "defaultSecurityGroupId", "ownerId")
 
@@ -91,6 +92,7 @@ class Vpc(Handler):
 
 class Subnet(Handler):
     type = "aws:ec2/subnet:Subnet"
+    emulates = frozenset({"availabilityZone", "cidrBlock", "mapPublicIpOnLaunch", "tags", "vpcId"})
     replace_on = frozenset({"vpcId", "cidrBlock", "availabilityZone"})
     computed = ("id", "arn", "ownerId")
 

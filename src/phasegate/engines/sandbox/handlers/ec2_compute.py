@@ -191,6 +191,49 @@ def _check_interfaces(interfaces: list[Any], inputs: dict[str, Any]) -> None:
 
 class LaunchTemplate(Handler):
     type = "aws:ec2/launchTemplate:LaunchTemplate"
+    # Every input but the naming and versioning ones goes whole into the version's
+    # LaunchTemplateData, which the emulator stores as given.
+    emulates = frozenset(
+        {
+            "blockDeviceMappings",
+            "capacityReservationSpecification",
+            "cpuOptions",
+            "creditSpecification",
+            "defaultVersion",
+            "description",
+            "disableApiStop",
+            "disableApiTermination",
+            "ebsOptimized",
+            "enclaveOptions",
+            "hibernationOptions",
+            "iamInstanceProfile",
+            "imageId",
+            "instanceInitiatedShutdownBehavior",
+            "instanceMarketOptions",
+            "instanceRequirements",
+            "instanceType",
+            "kernelId",
+            "keyName",
+            "licenseSpecifications",
+            "maintenanceOptions",
+            "metadataOptions",
+            "monitoring",
+            "name",
+            "namePrefix",
+            "networkInterfaces",
+            "networkPerformanceOptions",
+            "placement",
+            "privateDnsNameOptions",
+            "ramDiskId",
+            "secondaryInterfaces",
+            "securityGroupNames",
+            "tagSpecifications",
+            "tags",
+            "updateDefaultVersion",
+            "userData",
+            "vpcSecurityGroupIds",
+        }
+    )
     replace_on = frozenset({"name", "namePrefix"})
     computed = ("id", "arn", "defaultVersion", "latestVersion", "name")
     changed_by_update = ("latestVersion",)
@@ -309,6 +352,7 @@ _STRATEGIES = ("cluster", "spread", "partition")
 
 class PlacementGroup(Handler):
     type = "aws:ec2/placementGroup:PlacementGroup"
+    emulates = frozenset({"name", "partitionCount", "spreadLevel", "strategy", "tags"})
     replace_on = frozenset({"name", "partitionCount", "spreadLevel", "strategy"})
     computed = ("id", "arn", "name", "partitionCount", "placementGroupId", "spreadLevel")
     name_key = "name"

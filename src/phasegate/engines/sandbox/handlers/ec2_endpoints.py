@@ -26,6 +26,20 @@ _GONE_ENDPOINT = ("deleting", "deleted", "rejected", "failed", "expired")
 
 class VpcEndpoint(Handler):
     type = "aws:ec2/vpcEndpoint:VpcEndpoint"
+    emulates = frozenset(
+        {
+            "ipAddressType",
+            "policy",
+            "privateDnsEnabled",
+            "routeTableIds",
+            "securityGroupIds",
+            "serviceName",
+            "subnetIds",
+            "tags",
+            "vpcEndpointType",
+            "vpcId",
+        }
+    )
     replace_on = frozenset(
         {
             "resourceConfigurationArn",

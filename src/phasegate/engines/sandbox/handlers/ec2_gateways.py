@@ -24,6 +24,7 @@ def _arn(ctx: CloudContext, kind: str, id_: str) -> str:
 
 class InternetGateway(Handler):
     type = "aws:ec2/internetGateway:InternetGateway"
+    emulates = frozenset({"tags", "vpcId"})
     computed = ("id", "arn", "ownerId")
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
@@ -99,6 +100,20 @@ class InternetGateway(Handler):
 
 class Eip(Handler):
     type = "aws:ec2/eip:Eip"
+    emulates = frozenset(
+        {
+            "address",
+            "associateWithPrivateIp",
+            "customerOwnedIpv4Pool",
+            "domain",
+            "instance",
+            "ipamPoolId",
+            "networkBorderGroup",
+            "networkInterface",
+            "publicIpv4Pool",
+            "tags",
+        }
+    )
     replace_on = frozenset(
         {
             "address",
@@ -225,6 +240,19 @@ class Eip(Handler):
 
 class NatGateway(Handler):
     type = "aws:ec2/natGateway:NatGateway"
+    emulates = frozenset(
+        {
+            "allocationId",
+            "availabilityMode",
+            "connectivityType",
+            "privateIp",
+            "secondaryAllocationIds",
+            "secondaryPrivateIpAddressCount",
+            "secondaryPrivateIpAddresses",
+            "subnetId",
+            "tags",
+        }
+    )
     replace_on = frozenset(
         {"allocationId", "availabilityMode", "connectivityType", "privateIp", "subnetId", "vpcId"}
     )

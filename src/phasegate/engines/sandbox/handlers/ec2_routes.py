@@ -112,6 +112,7 @@ def _delete_route(ec2: Any, table_id: str, args: dict[str, Any]) -> None:
 
 class RouteTable(Handler):
     type = "aws:ec2/routeTable:RouteTable"
+    emulates = frozenset({"routes", "tags", "vpcId"})
     replace_on = frozenset({"vpcId"})
     computed = ("id", "arn", "ownerId")
 
@@ -193,6 +194,7 @@ class RouteTable(Handler):
 
 class Route(Handler):
     type = "aws:ec2/route:Route"
+    emulates = frozenset({"routeTableId", *_DESTINATIONS, *_TARGETS})
     replace_on = frozenset({"routeTableId", *_DESTINATIONS})
     computed = ("id", "instanceId", "instanceOwnerId", "origin", "state")
     delete_before_replace = True  # a route is its table and destination: the same again
@@ -244,6 +246,7 @@ class RouteTableAssociation(Handler):
     """
 
     type = "aws:ec2/routeTableAssociation:RouteTableAssociation"
+    emulates = frozenset({"gatewayId", "routeTableId", "subnetId"})
     replace_on = frozenset({"subnetId", "gatewayId"})
     computed = ("id",)
 

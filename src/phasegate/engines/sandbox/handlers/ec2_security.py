@@ -105,6 +105,18 @@ def _permissions(rules: list[dict[str, Any]], group_id: str, what: str) -> dict[
 
 class SecurityGroup(Handler):
     type = "aws:ec2/securityGroup:SecurityGroup"
+    emulates = frozenset(
+        {
+            "description",
+            "egress",
+            "ingress",
+            "name",
+            "namePrefix",
+            "revokeRulesOnDelete",
+            "tags",
+            "vpcId",
+        }
+    )
     replace_on = frozenset({"name", "namePrefix", "description", "vpcId"})
     computed = ("id", "arn", "name", "ownerId")
     name_key = "name"

@@ -20,8 +20,26 @@ def _not_found(ctx: CloudContext, exc: Exception) -> bool:
     return isinstance(exc, ctx.client("eks").exceptions.ResourceNotFoundException)
 
 
+def _logging(types: list[str]) -> dict[str, Any]:
+    """The control plane log types to send, as EKS's ``logging`` takes them: every type
+    named enabled, every other one disabled."""
+    every = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+    enabled = [t for t in every if t in types]
+    disabled = [t for t in every if t not in types]
+    return {
+        "clusterLogging": [
+            *([{"types": enabled, "enabled": True}] if enabled else []),
+            *([{"types": disabled, "enabled": False}] if disabled else []),
+        ]
+    }
+
+
 class Cluster(Handler):
     type = "aws:eks/cluster:Cluster"
+    emulates = frozenset(
+        {"enabledClusterLogTypes", "name", "roleArn", "tags", "version", "vpcConfig"}
+    )
+    tolerated = frozenset({"accessConfig"})  # set by phases/pilot.py
     replace_on = frozenset({"name", "roleArn"})
     computed = (
         "id",
@@ -57,6 +75,8 @@ class Cluster(Handler):
         }
         if inputs.get("version"):
             args["version"] = str(inputs["version"])
+        if inputs.get("enabledClusterLogTypes"):
+            args["logging"] = _logging(inputs["enabledClusterLogTypes"])
         cluster = ctx.client("eks").create_cluster(**args)["cluster"]
         return cluster_name, self._outputs(inputs, cluster)
 
@@ -71,6 +91,9 @@ class Cluster(Handler):
                     "endpointPublicAccess": bool(vpc.get("endpointPublicAccess", True)),
                 },
             )
+        if old.get("enabledClusterLogTypes") != new.get("enabledClusterLogTypes"):
+            logging = _logging(new.get("enabledClusterLogTypes") or [])
+            eks.update_cluster_config(name=id_, resourcesVpcConfig={}, logging=logging)
         if old.get("version") != new.get("version") and new.get("version"):
             raise HandlerError(
                 "changing the Kubernetes version is an upgrade the sandbox cannot rehearse"
@@ -119,6 +142,23 @@ class Cluster(Handler):
 
 class NodeGroup(Handler):
     type = "aws:eks/nodeGroup:NodeGroup"
+    emulates = frozenset(
+        {
+            "amiType",
+            "capacityType",
+            "clusterName",
+            "diskSize",
+            "instanceTypes",
+            "labels",
+            "launchTemplate",
+            "nodeGroupName",
+            "nodeRoleArn",
+            "scalingConfig",
+            "subnetIds",
+            "tags",
+            "taints",
+        }
+    )
     replace_on = frozenset(
         {
             "clusterName",

@@ -22,6 +22,7 @@ def _document(value: Any) -> str:
 
 class Role(Handler):
     type = "aws:iam/role:Role"
+    emulates = frozenset({"assumeRolePolicy", "name", "path", "tags"})
     replace_on = frozenset({"name", "namePrefix", "path"})
     computed = ("id", "arn", "name", "uniqueId", "createDate")
     name_key = "name"
@@ -74,6 +75,7 @@ class Role(Handler):
 
 class RolePolicyAttachment(Handler):
     type = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+    emulates = frozenset({"policyArn", "role"})
     replace_on = frozenset({"role", "policyArn"})
     computed = ("id",)
 

@@ -55,6 +55,21 @@ def _kms_tags(tags: dict[str, Any] | None) -> list[dict[str, str]]:
 
 class Key(Handler):
     type = "aws:kms/key:Key"
+    emulates = frozenset(
+        {
+            "bypassPolicyLockoutSafetyCheck",
+            "customerMasterKeySpec",
+            "deletionWindowInDays",
+            "description",
+            "enableKeyRotation",
+            "isEnabled",
+            "keyUsage",
+            "multiRegion",
+            "policy",
+            "rotationPeriodInDays",
+            "tags",
+        }
+    )
     replace_on = frozenset(
         {"customKeyStoreId", "customerMasterKeySpec", "keyUsage", "multiRegion", "xksKeyId"}
     )
@@ -172,6 +187,7 @@ class Key(Handler):
 
 class Alias(Handler):
     type = "aws:kms/alias:Alias"
+    emulates = frozenset({"name", "namePrefix", "targetKeyId"})
     replace_on = frozenset({"name", "namePrefix"})
     computed = ("id", "arn", "name", "targetKeyArn")
     name_key = "name"

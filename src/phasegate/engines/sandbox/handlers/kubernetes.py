@@ -21,6 +21,7 @@ class Manifest(Handler):
     computed = ("id",)
     delete_before_replace = True
     emulated = True
+    emulates_every_input = True  # the object is kept whole, as its manifest
 
     def validate(self, inputs: dict[str, Any]) -> None:
         if not inputs.get("kind") or not inputs.get("apiVersion"):

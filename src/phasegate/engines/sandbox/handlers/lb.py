@@ -11,6 +11,9 @@ __all__ = ["HANDLERS"]
 
 class LoadBalancer(Handler):
     type = "aws:lb/loadBalancer:LoadBalancer"
+    emulates = frozenset(
+        {"internal", "loadBalancerType", "name", "securityGroups", "subnets", "tags"}
+    )
     replace_on = frozenset({"name", "internal", "loadBalancerType"})
     computed = ("id", "arn", "name", "dnsName", "zoneId", "vpcId", "arnSuffix")
     name_key = "name"
@@ -28,6 +31,7 @@ class LoadBalancer(Handler):
                 Subnets=list(inputs.get("subnets", [])),
                 Scheme="internal" if inputs.get("internal") else "internet-facing",
                 Type=inputs.get("loadBalancerType", "application"),
+                SecurityGroups=list(inputs.get("securityGroups") or []),
                 Tags=self.tag_list(inputs.get("tags")),
             )["LoadBalancers"][0]
         except Exception as exc:
@@ -38,6 +42,9 @@ class LoadBalancer(Handler):
         elb = ctx.client("elbv2")
         if old.get("subnets") != new.get("subnets"):
             elb.set_subnets(LoadBalancerArn=id_, Subnets=list(new.get("subnets", [])))
+        if old.get("securityGroups") != new.get("securityGroups"):
+            groups = list(new.get("securityGroups") or [])
+            elb.set_security_groups(LoadBalancerArn=id_, SecurityGroups=groups)
         if old.get("tags") != new.get("tags"):
             if old.get("tags"):
                 elb.remove_tags(ResourceArns=[id_], TagKeys=list(old["tags"]))

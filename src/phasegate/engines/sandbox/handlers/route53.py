@@ -15,6 +15,17 @@ def _fqdn(name: str) -> str:
 
 class Record(Handler):
     type = "aws:route53/record:Record"
+    emulates = frozenset(
+        {
+            "name",
+            "records",
+            "setIdentifier",
+            "ttl",
+            "type",
+            "weightedRoutingPolicies",
+            "zoneId",
+        }
+    )
     replace_on = frozenset({"zoneId", "name", "type", "setIdentifier"})
     computed = ("id", "fqdn")
     delete_before_replace = True

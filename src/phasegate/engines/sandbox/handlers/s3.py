@@ -16,6 +16,7 @@ _BUCKET_NAME = re.compile(
 
 class Bucket(Handler):
     type = "aws:s3/bucket:Bucket"
+    emulates = frozenset({"bucket", "forceDestroy", "tags"})
     replace_on = frozenset({"bucket", "bucketPrefix"})
     computed = ("id", "arn", "bucket", "bucketDomainName", "bucketRegionalDomainName", "region")
     name_key = "bucket"

@@ -84,6 +84,7 @@ class BucketConfig(Handler):
 
 class BucketVersioning(BucketConfig):
     type = "aws:s3/bucketVersioning:BucketVersioning"
+    emulates = frozenset({"bucket", "expectedBucketOwner", "mfa", "versioningConfiguration"})
     what = "versioning"
 
     def validate(self, inputs: dict[str, Any]) -> None:
@@ -135,6 +136,7 @@ _SSE_ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
 
 class BucketServerSideEncryptionConfiguration(BucketConfig):
     type = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    emulates = frozenset({"bucket", "expectedBucketOwner", "rules"})
     what = "default encryption"
     absent = ("ServerSideEncryptionConfigurationNotFoundError",)
 
@@ -197,6 +199,16 @@ _BLOCKS = {
 
 class BucketPublicAccessBlock(BucketConfig):
     type = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+    emulates = frozenset(
+        {
+            "blockPublicAcls",
+            "blockPublicPolicy",
+            "bucket",
+            "ignorePublicAcls",
+            "restrictPublicBuckets",
+            "skipDestroy",
+        }
+    )
     replace_on = frozenset({"bucket"})
     what = "public access block"
     absent = ("NoSuchPublicAccessBlockConfiguration",)
@@ -272,6 +284,7 @@ def _is_public(statement: dict[str, Any]) -> bool:
 
 class BucketPolicy(BucketConfig):
     type = "aws:s3/bucketPolicy:BucketPolicy"
+    emulates = frozenset({"bucket", "policy"})
     replace_on = frozenset({"bucket"})
     what = "policy"
     absent = ("NoSuchBucketPolicy",)

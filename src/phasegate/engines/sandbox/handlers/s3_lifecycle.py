@@ -224,6 +224,14 @@ def _api_rule(rule: dict[str, Any]) -> dict[str, Any]:
 
 class BucketLifecycleConfiguration(BucketConfig):
     type = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+    emulates = frozenset(
+        {
+            "bucket",
+            "expectedBucketOwner",
+            "rules",
+            "transitionDefaultMinimumObjectSize",
+        }
+    )
     what = "lifecycle rules"
     absent = ("NoSuchLifecycleConfiguration",)
 
