@@ -164,6 +164,24 @@ def test_an_ordinary_pulumi_program_folder_is_a_phase_as_it_is(
     )
 
 
+RELAXED = {"phasegate:policy": {"required-tags": "advisory"}}
+"""Stack config for a test program that does not carry the project's required tags."""
+
+
+def _only_phase(project: Path, name: str, main: str, config: dict[str, Any]) -> Path:
+    """Make ``project`` one of a single phase, an ordinary program ``phases/NAME/``;
+    returns its sandbox stack file."""
+    folder = project / "phases" / name
+    folder.mkdir()
+    (folder / "__main__.py").write_text(main)
+    spec = yaml.safe_load((project / "migration.yaml").read_text())
+    spec["phases"] = [{"name": name, "program": name}]
+    (project / "migration.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    stack = project / "stacks" / f"Pulumi.sandbox-{name}.yaml"
+    stack.write_text(yaml.safe_dump({"config": config}))
+    return stack
+
+
 FUNCTIONS = '''"""Data sources a platform program reads first: zones, identity, a trust policy."""
 import pulumi
 import pulumi_aws as aws
@@ -186,14 +204,7 @@ def test_data_sources_are_answered_on_a_plan_before_any_apply(
     cli: Any, fresh_project: Path
 ) -> None:
     """Only getRegion and route53 getZone were answered; the rest stopped the plan."""
-    folder = fresh_project / "phases" / "runner"
-    folder.mkdir()
-    (folder / "__main__.py").write_text(FUNCTIONS)
-    spec = yaml.safe_load((fresh_project / "migration.yaml").read_text())
-    spec["phases"] = [{"name": "runner", "program": "runner"}]
-    (fresh_project / "migration.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    relaxed = {"config": {"phasegate:policy": {"required-tags": "advisory"}}}
-    (fresh_project / "stacks" / "Pulumi.sandbox-runner.yaml").write_text(yaml.safe_dump(relaxed))
+    _only_phase(fresh_project, "runner", FUNCTIONS, RELAXED)
 
     plan = cli.run(fresh_project, "plan", "--output", "json")
     apply = cli.run(fresh_project, "apply", "--yes")
@@ -240,15 +251,7 @@ def test_a_provider_region_and_a_resource_region_are_where_resources_go(
     cli: Any, fresh_project: Path
 ) -> None:
     """Both were ignored: everything was made in the stack's region."""
-    folder = fresh_project / "phases" / "nets"
-    folder.mkdir()
-    (folder / "__main__.py").write_text(REGIONS)
-    spec = yaml.safe_load((fresh_project / "migration.yaml").read_text())
-    spec["phases"] = [{"name": "nets", "program": "nets"}]
-    (fresh_project / "migration.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    stack = fresh_project / "stacks" / "Pulumi.sandbox-nets.yaml"
-    relaxed = {"phasegate:policy": {"required-tags": "advisory"}}
-    stack.write_text(yaml.safe_dump({"config": relaxed}))
+    stack = _only_phase(fresh_project, "nets", REGIONS, RELAXED)
 
     first = cli.run(fresh_project, "apply", "--yes")
     assert first.returncode == 0, first.stdout + first.stderr
@@ -264,7 +267,7 @@ def test_a_provider_region_and_a_resource_region_are_where_resources_go(
         "eu-west-1": {"10.62.0.0/16"},
     }
 
-    stack.write_text(yaml.safe_dump({"config": {**relaxed, "phasegate:move": True}}))
+    stack.write_text(yaml.safe_dump({"config": {**RELAXED, "phasegate:move": True}}))
     plan = cli.run(fresh_project, "plan", "--output", "json")
     moved = cli.run(fresh_project, "apply", "--yes")
 
