@@ -1600,3 +1600,39 @@ def test_a_policy_that_is_not_json_is_refused_before_anything_is_made(
 ) -> None:
     with pytest.raises(HandlerError, match="policy is not valid JSON"):
         _handler(token).validate(inputs)
+
+
+def test_a_clusters_access_config_is_kept_and_moves_one_way_only(
+    ctx: CloudContext, subnet: str
+) -> None:
+    """The emulator keeps no accessConfig, so the sandbox dropped it; EKS moves the
+    authentication mode from CONFIG_MAP towards API only."""
+    name = f"access-{secrets.token_hex(3)}"
+    inputs = {
+        "name": name,
+        "roleArn": "arn:aws:iam::123456789012:role/eks",
+        "vpcConfig": {"subnetIds": [subnet, subnet]},
+        "accessConfig": {
+            "authenticationMode": "API_AND_CONFIG_MAP",
+            "bootstrapClusterCreatorAdminPermissions": True,
+        },
+    }
+    cluster_id, outputs = _create(ctx, "aws:eks/cluster:Cluster", inputs, name)
+    assert ctx.kept("eks-access-config")[cluster_id]["authenticationMode"] == "API_AND_CONFIG_MAP"
+
+    to_api = {**inputs, "accessConfig": {**inputs["accessConfig"], "authenticationMode": "API"}}
+    outputs = _update(ctx, "aws:eks/cluster:Cluster", cluster_id, inputs, to_api, outputs)
+    assert ctx.kept("eks-access-config")[cluster_id]["authenticationMode"] == "API"
+    back = {
+        **inputs,
+        "accessConfig": {**inputs["accessConfig"], "authenticationMode": "CONFIG_MAP"},
+    }
+    with pytest.raises(HandlerError, match="cannot go back from API to CONFIG_MAP"):
+        _update(ctx, "aws:eks/cluster:Cluster", cluster_id, to_api, back, outputs)
+    with pytest.raises(HandlerError, match="authenticationMode 'OPEN' is not one of"):
+        _handler("aws:eks/cluster:Cluster").validate(
+            {**inputs, "accessConfig": {"authenticationMode": "OPEN"}}
+        )
+
+    _handler("aws:eks/cluster:Cluster").delete(ctx, cluster_id, outputs)
+    assert cluster_id not in ctx.kept("eks-access-config")

@@ -125,7 +125,7 @@ def test_the_schema_walk_covers_every_aws_handler() -> None:
 def test_every_input_of_the_schema_is_emulated_or_refused_by_name(type_token: str) -> None:
     handler = _handler(type_token)
     for prop, value in schema_inputs(type_token).items():
-        if prop in handler.emulates or prop in handler.tolerated or prop in PLACED:
+        if prop in handler.emulates or prop in PLACED:
             assert handler.unemulated({prop: value}) == []
             continue
         refused = plan_one(type_token, {prop: value})
@@ -140,15 +140,7 @@ def test_a_handler_declares_only_properties_its_schema_has(type_token: str) -> N
     schema = set(schema_inputs(type_token))
     assert handler.emulates, f"{type_token} declares nothing it emulates"
     assert handler.emulates <= schema, sorted(handler.emulates - schema)
-    assert handler.tolerated <= schema, sorted(handler.tolerated - schema)
-    assert not handler.emulates & handler.tolerated
     assert not handler.emulates & PLACED  # the deployment's, for every handler
-
-
-def test_the_gaps_let_through_are_exactly_those_the_shipped_phases_set() -> None:
-    """Known gaps, not a way around the refusal: emulate one, then move it to emulates."""
-    tolerated = {t: sorted(REGISTRY[t].tolerated) for t in REGISTRY if REGISTRY[t].tolerated}
-    assert tolerated == {"aws:eks/cluster:Cluster": ["accessConfig"]}
 
 
 def test_the_refusal_names_every_input_set_that_is_not_emulated() -> None:
@@ -234,5 +226,5 @@ def test_every_input_a_handler_reads_is_declared(type_token: str) -> None:
     """Dropping a property from ``emulates`` would refuse what the handler realises."""
     handler = _handler(type_token)
     read = _literals(type(handler)) & set(schema_inputs(type_token))
-    undeclared = read - handler.emulates - handler.tolerated
+    undeclared = read - handler.emulates
     assert undeclared == NAMED_NOT_EMULATED.get(type_token, set()), sorted(undeclared)

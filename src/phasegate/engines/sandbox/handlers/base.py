@@ -133,16 +133,12 @@ class Handler(ABC):
     emulates_every_input: ClassVar[bool] = False
     """True where every input is kept or handed on whole (a manifest, a dynamic
     provider's inputs), so none can be dropped."""
-    tolerated: ClassVar[frozenset[str]] = frozenset()
-    """Inputs the shipped phases set that are not emulated yet, let through so that
-    their rehearsal runs: known gaps, each named, to be emulated and then moved to
-    ``emulates``. Not a place for new ones."""
 
     def unemulated(self, inputs: Mapping[str, Any]) -> list[str]:
         """The inputs set (not absent, None or empty) that the handler would drop."""
         if self.emulates_every_input:
             return []
-        let_through = self.emulates | self.tolerated | PLACED
+        let_through = self.emulates | PLACED
         return sorted(k for k, v in inputs.items() if k not in let_through and not _unset(v))
 
     def validate(self, inputs: dict[str, Any]) -> None:

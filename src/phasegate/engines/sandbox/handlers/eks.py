@@ -34,13 +34,28 @@ def _logging(types: list[str]) -> dict[str, Any]:
     }
 
 
+_ACCESS = "eks-access-config"
+"""The sandbox's own record of each cluster's accessConfig (the emulator keeps none)."""
+_AUTH_MODES = ("CONFIG_MAP", "API_AND_CONFIG_MAP", "API")
+"""EKS's authentication modes, in the only order a cluster may move through them."""
+
+
 class Cluster(Handler):
     type = "aws:eks/cluster:Cluster"
     emulates = frozenset(
-        {"enabledClusterLogTypes", "name", "roleArn", "tags", "version", "vpcConfig"}
+        {
+            "accessConfig",
+            "enabledClusterLogTypes",
+            "name",
+            "roleArn",
+            "tags",
+            "version",
+            "vpcConfig",
+        }
     )
-    tolerated = frozenset({"accessConfig"})  # set by phases/pilot.py
-    replace_on = frozenset({"name", "roleArn"})
+    replace_on = frozenset(
+        {"name", "roleArn", "accessConfig.bootstrapClusterCreatorAdminPermissions"}
+    )
     computed = (
         "id",
         "arn",
@@ -53,6 +68,11 @@ class Cluster(Handler):
     name_key = "name"
 
     def validate(self, inputs: dict[str, Any]) -> None:
+        mode = (inputs.get("accessConfig") or {}).get("authenticationMode")
+        if mode is not None and mode not in _AUTH_MODES:
+            raise HandlerError(
+                f"accessConfig.authenticationMode '{mode}' is not one of {', '.join(_AUTH_MODES)}"
+            )
         subnets = (inputs.get("vpcConfig") or {}).get("subnetIds")
         if isinstance(subnets, list) and len(subnets) < 2:
             raise HandlerError(
@@ -78,6 +98,8 @@ class Cluster(Handler):
         if inputs.get("enabledClusterLogTypes"):
             args["logging"] = _logging(inputs["enabledClusterLogTypes"])
         cluster = ctx.client("eks").create_cluster(**args)["cluster"]
+        if inputs.get("accessConfig"):
+            ctx.kept(_ACCESS)[cluster_name] = dict(inputs["accessConfig"])
         return cluster_name, self._outputs(inputs, cluster)
 
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
@@ -91,6 +113,8 @@ class Cluster(Handler):
                     "endpointPublicAccess": bool(vpc.get("endpointPublicAccess", True)),
                 },
             )
+        if old.get("accessConfig") != new.get("accessConfig"):
+            self._update_access(ctx, id_, new.get("accessConfig") or {})
         if old.get("enabledClusterLogTypes") != new.get("enabledClusterLogTypes"):
             logging = _logging(new.get("enabledClusterLogTypes") or [])
             eks.update_cluster_config(name=id_, resourcesVpcConfig={}, logging=logging)
@@ -113,6 +137,20 @@ class Cluster(Handler):
         if groups:
             raise HandlerError(f"cluster {id_} still has node groups: {', '.join(groups)}")
         eks.delete_cluster(name=id_)
+        ctx.kept(_ACCESS).pop(id_, None)
+
+    @staticmethod
+    def _update_access(ctx: CloudContext, id_: str, new: dict[str, Any]) -> None:
+        """EKS moves a cluster's authentication mode one way only: CONFIG_MAP, then
+        API_AND_CONFIG_MAP, then API."""
+        kept = ctx.kept(_ACCESS)
+        old_mode = (kept.get(id_) or {}).get("authenticationMode") or "CONFIG_MAP"
+        new_mode = new.get("authenticationMode") or old_mode
+        if _AUTH_MODES.index(new_mode) < _AUTH_MODES.index(old_mode):
+            raise HandlerError(
+                f"accessConfig.authenticationMode cannot go back from {old_mode} to {new_mode}"
+            )
+        kept[id_] = {**(kept.get(id_) or {}), **new, "authenticationMode": new_mode}
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
         return id_ in ctx.client("eks").list_clusters()["clusters"]
