@@ -39,7 +39,7 @@ def markdown() -> str:
     for token, handler in sorted(REGISTRY.items()):
         emulated = "every input" if handler.emulates_every_input else _names(handler.emulates)
         # What it names but refuses is not a change a program can make.
-        replacing = frozenset(r for r in handler.replace_on if r.split(".")[0] in handler.emulates)
+        replacing = frozenset(r for r in handler.replace_on if handler.carries(r))
         replaces = _names(replacing) if replacing else ""
         lines.append(f"| `{token}` | {emulated} | {replaces} |")
     lines.append(

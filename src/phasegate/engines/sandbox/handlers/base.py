@@ -7,6 +7,7 @@ import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,6 +25,7 @@ __all__ = [
     "check_json_input",
     "error_code",
     "int_or_none",
+    "nested_shape",
 ]
 
 
@@ -106,6 +108,47 @@ PLACED = frozenset({"region"})
 reads and deletes the resource (one emulator, every region)."""
 
 
+Shape = Mapping[str, "Shape | None"]
+"""Declared inputs as a tree: each key to its declared nested keys, or to None where
+its value is carried whole."""
+
+
+@cache
+def nested_shape(declared: frozenset[str]) -> Shape:
+    """``emulates`` as a tree: ``{"a.b", "a.c.d", "e"}`` is ``{a: {b, c: {d}}, e}``. A
+    head with dotted entries is walked even where it is also declared bare."""
+    tree: dict[str, Any] = {}
+    for path in declared:
+        node = tree
+        *heads, last = path.split(".")
+        for head in heads:
+            child = node.get(head)
+            if child is None:
+                child = node[head] = {}
+            node = child
+        node.setdefault(last, None)
+    return tree
+
+
+def _walk(shape: Shape, value: Any, prefix: str, dropped: set[str]) -> None:
+    """Add to ``dropped`` the dotted path of each key set in ``value`` (an object, or a
+    list of them) that ``shape`` does not declare."""
+    if isinstance(value, list):
+        for item in value:
+            _walk(shape, item, prefix, dropped)
+        return
+    if not isinstance(value, Mapping):
+        return  # not known until apply: the apply's own check walks it
+    for key, nested in value.items():
+        if _unset(nested):
+            continue
+        path = f"{prefix}{key}"
+        if key not in shape:
+            dropped.add(path)
+        elif (inner := shape[key]) is not None:
+            _walk(inner, nested, f"{path}.", dropped)
+
+
 class Handler(ABC):
     """How one resource type is realised in the emulated cloud.
 
@@ -129,7 +172,12 @@ class Handler(ABC):
     emulates: ClassVar[frozenset[str]] = frozenset()
     """Input properties (wire names) the handler realises in the emulated cloud. Any
     other input a program sets is refused in the plan: a rehearsal that dropped it
-    would pass for something it never tried."""
+    would pass for something it never tried.
+
+    A dotted path names a nested key: ``metadataOptions.httpTokens``; under a list it
+    holds for each item (``ingress.fromPort``). A name with no dotted entries under it
+    is carried whole (a document, tags, a list of ids); once a head has dotted entries,
+    only those of its nested keys are let through, the head itself implied."""
     required: ClassVar[frozenset[str]] = frozenset()
     """Inputs the resource cannot be made without, as the provider's schema says. One
     whose value is unknown until apply (another resource's output) counts as given."""
@@ -138,11 +186,28 @@ class Handler(ABC):
     provider's inputs), so none can be dropped."""
 
     def unemulated(self, inputs: Mapping[str, Any]) -> list[str]:
-        """The inputs set (not absent, None or empty) that the handler would drop."""
+        """The inputs set (not absent, None or empty) that the handler would drop, nested
+        ones by their dotted path (``metadataOptions.instanceMetadataTags``; a list's
+        items without an index: ``ingress.ipv6CidrBlocks``)."""
         if self.emulates_every_input:
             return []
-        let_through = self.emulates | PLACED
-        return sorted(k for k, v in inputs.items() if k not in let_through and not _unset(v))
+        dropped: set[str] = set()
+        _walk(nested_shape(self.emulates | PLACED), inputs, "", dropped)
+        return sorted(dropped)
+
+    def carries(self, path: str) -> bool:
+        """Whether the input at ``path`` (``a`` or ``a.b``) is let through: declared, or
+        under a head carried whole."""
+        if self.emulates_every_input:
+            return True
+        shape: Shape | None = nested_shape(self.emulates | PLACED)
+        for key in path.split("."):
+            if shape is None:
+                return True
+            if key not in shape:
+                return False
+            shape = shape[key]
+        return True
 
     def missing(self, inputs: Mapping[str, Any]) -> list[str]:
         """The required inputs the program does not give."""
