@@ -357,7 +357,7 @@ NAMED_NOT_EMULATED = {
         "serviceRegion",
         "subnetConfigurations",
     },
-    "aws:eks/nodeGroup:NodeGroup": {"version"},  # the launch template's, not the group's
+    "aws:eks/cluster:Cluster": {"clusterSecurityGroupId", "vpcId"},  # vpcConfig's outputs
     "aws:iam/role:Role": {"namePrefix"},
     "aws:kms/key:Key": {"customKeyStoreId", "xksKeyId"},
     "aws:s3/bucket:Bucket": {"region"},  # an output

@@ -6,6 +6,7 @@ scaling numbers, so the limits EKS enforces are checked here.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError
@@ -34,6 +35,51 @@ def _logging(types: list[str]) -> dict[str, Any]:
     }
 
 
+_VPC_CONFIG = (
+    "endpointPrivateAccess",
+    "endpointPublicAccess",
+    "publicAccessCidrs",
+    "securityGroupIds",
+    "subnetIds",
+)
+"""The vpcConfig keys EKS's resourcesVpcConfig takes, under the same names."""
+
+
+_RFC1918 = tuple(
+    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+
+
+def _check_public_cidr(cidr: Any) -> None:
+    """EKS takes public IPv4 CIDRs only for who may reach the public endpoint."""
+    if not isinstance(cidr, str):
+        return  # not known until apply
+    try:
+        network = ipaddress.IPv4Network(cidr)
+    except ValueError as exc:
+        raise HandlerError(
+            f"vpcConfig.publicAccessCidrs: '{cidr}' is not an IPv4 CIDR: {exc}"
+        ) from None
+    if any(network.overlaps(private) for private in _RFC1918):
+        raise HandlerError(
+            f"vpcConfig.publicAccessCidrs: {cidr} is a private range; EKS takes public ones"
+        )
+
+
+def _vpc_config(vpc: dict[str, Any]) -> dict[str, Any]:
+    """resourcesVpcConfig of a cluster's vpcConfig, whole: on an update too, since EKS
+    (and the emulator, which replaces what it holds) takes what it is given."""
+    config: dict[str, Any] = {
+        "subnetIds": list(vpc.get("subnetIds") or []),
+        "securityGroupIds": list(vpc.get("securityGroupIds") or []),
+        "endpointPrivateAccess": bool(vpc.get("endpointPrivateAccess", False)),
+        "endpointPublicAccess": bool(vpc.get("endpointPublicAccess", True)),
+    }
+    if vpc.get("publicAccessCidrs"):
+        config["publicAccessCidrs"] = list(vpc["publicAccessCidrs"])
+    return config
+
+
 _ACCESS = "eks-access-config"
 """The sandbox's own record of each cluster's accessConfig (the emulator keeps none)."""
 _AUTH_MODES = ("CONFIG_MAP", "API_AND_CONFIG_MAP", "API")
@@ -44,13 +90,14 @@ class Cluster(Handler):
     type = "aws:eks/cluster:Cluster"
     emulates = frozenset(
         {
-            "accessConfig",
+            "accessConfig.authenticationMode",
+            "accessConfig.bootstrapClusterCreatorAdminPermissions",
             "enabledClusterLogTypes",
             "name",
             "roleArn",
             "tags",
             "version",
-            "vpcConfig",
+            *(f"vpcConfig.{key}" for key in _VPC_CONFIG),
         }
     )
     replace_on = frozenset(
@@ -73,7 +120,10 @@ class Cluster(Handler):
             raise HandlerError(
                 f"accessConfig.authenticationMode '{mode}' is not one of {', '.join(_AUTH_MODES)}"
             )
-        subnets = (inputs.get("vpcConfig") or {}).get("subnetIds")
+        vpc = inputs.get("vpcConfig") or {}
+        for cidr in vpc.get("publicAccessCidrs") or []:
+            _check_public_cidr(cidr)
+        subnets = vpc.get("subnetIds")
         if isinstance(subnets, list) and len(subnets) < 2:
             raise HandlerError(
                 "vpcConfig.subnetIds needs subnets in at least two availability zones"
@@ -85,12 +135,7 @@ class Cluster(Handler):
         args: dict[str, Any] = {
             "name": cluster_name,
             "roleArn": inputs["roleArn"],
-            "resourcesVpcConfig": {
-                "subnetIds": list(vpc.get("subnetIds", [])),
-                "securityGroupIds": list(vpc.get("securityGroupIds", [])),
-                "endpointPrivateAccess": bool(vpc.get("endpointPrivateAccess", False)),
-                "endpointPublicAccess": bool(vpc.get("endpointPublicAccess", True)),
-            },
+            "resourcesVpcConfig": _vpc_config(vpc),
             "tags": dict(inputs.get("tags") or {}),
         }
         if inputs.get("version"):
@@ -105,14 +150,8 @@ class Cluster(Handler):
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
         eks = ctx.client("eks")
         if old.get("vpcConfig") != new.get("vpcConfig"):
-            vpc = new.get("vpcConfig") or {}
-            eks.update_cluster_config(
-                name=id_,
-                resourcesVpcConfig={
-                    "endpointPrivateAccess": bool(vpc.get("endpointPrivateAccess", False)),
-                    "endpointPublicAccess": bool(vpc.get("endpointPublicAccess", True)),
-                },
-            )
+            vpc_config = _vpc_config(new.get("vpcConfig") or {})
+            eks.update_cluster_config(name=id_, resourcesVpcConfig=vpc_config)
         if old.get("accessConfig") != new.get("accessConfig"):
             self._update_access(ctx, id_, new.get("accessConfig") or {})
         if old.get("enabledClusterLogTypes") != new.get("enabledClusterLogTypes"):
@@ -188,13 +227,19 @@ class NodeGroup(Handler):
             "diskSize",
             "instanceTypes",
             "labels",
-            "launchTemplate",
+            "launchTemplate.id",
+            "launchTemplate.name",
+            "launchTemplate.version",
             "nodeGroupName",
             "nodeRoleArn",
-            "scalingConfig",
+            "scalingConfig.desiredSize",
+            "scalingConfig.maxSize",
+            "scalingConfig.minSize",
             "subnetIds",
             "tags",
-            "taints",
+            "taints.effect",
+            "taints.key",
+            "taints.value",
         }
     )
     replace_on = frozenset(

@@ -1,0 +1,271 @@
+"""Every nested key a handler declares reaches the emulated cloud, as boto3 shows it.
+
+A handler that takes a nested object (a security group's rules, a cluster's vpcConfig, a
+lifecycle rule) names in ``emulates`` each nested key it carries; any other one is
+refused in the plan by its path. Here each declared nested key is set to a value that is
+not its default, and read back through boto3 after the create and after an update; the
+keys the emulator drops are shown refused by name. Networking and EKS are here; launch
+templates in ``test_sandbox_nested_templates``; S3, alarms and records in
+``test_sandbox_nested_settings``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import pytest
+from test_sandbox_inputs import plan_one
+
+from phasegate.engines.base import Op
+from phasegate.engines.sandbox.diff import _diff
+from phasegate.engines.sandbox.emulator import Emulator
+from phasegate.engines.sandbox.handlers import (
+    REGISTRY,
+    CloudContext,
+    Handler,
+    HandlerError,
+    RunContext,
+    handler_for,
+)
+from phasegate.engines.sandbox.runtime import Registration
+from phasegate.engines.sandbox.store import ResourceState
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/eks"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
+CLUSTER = "aws:eks/cluster:Cluster"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+
+
+def handler(token: str) -> Handler:
+    found = handler_for(token)
+    assert found is not None, token
+    return found
+
+
+def set_paths(value: Any, prefix: str = "") -> set[str]:
+    """The dotted paths of the nested keys set in ``value`` (a list's items, no index)."""
+    if isinstance(value, list):
+        return {p for item in value for p in set_paths(item, prefix)}
+    if not isinstance(value, dict):
+        return set()
+    found: set[str] = set()
+    for key, inner in value.items():
+        path = f"{prefix}{key}"
+        found |= {path} | set_paths(inner, f"{path}.")
+    return found
+
+
+def declared_nested(token: str) -> set[str]:
+    return {p for p in handler(token).emulates if "." in p}
+
+
+def diff_op(token: str, old: dict[str, Any], new: dict[str, Any]) -> Op:
+    """What the plan does to a resource whose inputs go from ``old`` to ``new``."""
+    urn = f"urn:pulumi:s::p::{token}::thing"
+    state = ResourceState(
+        urn=urn, type=token, name="thing", custom=True, id="x", inputs=old, outputs=old
+    )
+    registration = Registration(urn=urn, type=token, name="thing", custom=True, inputs=new)
+    return _diff(handler(token), state, registration, RunContext()).op
+
+
+def refused(token: str, inputs: dict[str, Any]) -> str | None:
+    said = plan_one(token, inputs)
+    return said.removeprefix("inputs the sandbox does not emulate: ") if said else None
+
+
+# --- the emulated cloud -----------------------------------------------------------------
+
+
+@pytest.fixture
+def ctx(emu: Emulator) -> CloudContext:
+    return CloudContext(session=emu.session(), region=REGION, account_id=ACCOUNT, store={})
+
+
+@pytest.fixture
+def ec2(ctx: CloudContext) -> Any:
+    return ctx.client("ec2")
+
+
+@pytest.fixture
+def vpc(ec2: Any) -> str:
+    vpc_id: str = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    return vpc_id
+
+
+@pytest.fixture
+def subnets(ec2: Any, vpc: str) -> list[str]:
+    return [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.40.{i}.0/24", AvailabilityZone=zone)["Subnet"][
+            "SubnetId"
+        ]
+        for i, zone in enumerate((f"{REGION}a", f"{REGION}b"))
+    ]
+
+
+@pytest.fixture
+def group(ec2: Any, vpc: str) -> str:
+    group_id: str = ec2.create_security_group(
+        GroupName=f"peer-{secrets.token_hex(3)}", Description="peer", VpcId=vpc
+    )["GroupId"]
+    return group_id
+
+
+# --- EKS ----------------------------------------------------------------------------------
+
+
+def _cluster_inputs(subnets: list[str], group: str) -> dict[str, Any]:
+    return {
+        "name": f"nested-{secrets.token_hex(3)}",
+        "roleArn": ROLE,
+        "vpcConfig": {
+            "subnetIds": subnets,
+            "securityGroupIds": [group],
+            "endpointPrivateAccess": True,
+            "endpointPublicAccess": False,
+            "publicAccessCidrs": ["203.0.113.0/24"],
+        },
+        "accessConfig": {
+            "authenticationMode": "API",
+            "bootstrapClusterCreatorAdminPermissions": False,
+        },
+    }
+
+
+def test_every_key_of_a_clusters_vpc_config_reaches_eks_and_an_update_changes_it(
+    ctx: CloudContext, subnets: list[str], group: str
+) -> None:
+    """An update used to send the endpoint flags only, and the emulator, which takes the
+    config whole, lost the cluster's subnets and security groups."""
+    eks = ctx.client("eks")
+    inputs = _cluster_inputs(subnets, group)
+    assert set_paths(inputs) >= declared_nested(CLUSTER)
+    clusters = handler(CLUSTER)
+    clusters.validate(inputs)
+    name, outputs = clusters.create(ctx, "c", inputs)
+    shown = eks.describe_cluster(name=name)["cluster"]["resourcesVpcConfig"]
+    assert {k: shown[k] for k in inputs["vpcConfig"]} == inputs["vpcConfig"]
+    assert ctx.kept("eks-access-config")[name] == inputs["accessConfig"]
+
+    vpc_config = {
+        "subnetIds": subnets[::-1],
+        "securityGroupIds": [group],
+        "endpointPrivateAccess": False,
+        "endpointPublicAccess": True,
+        "publicAccessCidrs": ["198.51.100.0/24", "192.0.2.0/24"],
+    }
+    new = {**inputs, "vpcConfig": vpc_config}
+    assert diff_op(CLUSTER, inputs, new) is Op.UPDATE
+    clusters.update(ctx, name, inputs, new, outputs)
+    shown = eks.describe_cluster(name=name)["cluster"]["resourcesVpcConfig"]
+    assert {k: shown[k] for k in vpc_config} == vpc_config
+
+
+def test_giving_the_cluster_creator_admin_rights_or_not_replaces_the_cluster(
+    subnets: list[str],
+) -> None:
+    old = _cluster_inputs(subnets, "sg-1")
+    admin = {**old["accessConfig"], "bootstrapClusterCreatorAdminPermissions": True}
+    new = {**old, "accessConfig": admin}
+    assert diff_op(CLUSTER, old, new) is Op.REPLACE
+
+
+@pytest.mark.parametrize(
+    ("cidr", "said"),
+    [
+        ("10.0.0.0/8", "10.0.0.0/8 is a private range; EKS takes public ones"),
+        ("not-a-cidr", "'not-a-cidr' is not an IPv4 CIDR"),
+    ],
+)
+def test_a_public_access_cidr_eks_refuses_is_refused(cidr: str, said: str) -> None:
+    inputs = {"roleArn": ROLE, "vpcConfig": {"subnetIds": ["a", "b"], "publicAccessCidrs": [cidr]}}
+    with pytest.raises(HandlerError, match=said):
+        handler(CLUSTER).validate(inputs)
+
+
+@pytest.mark.parametrize(
+    ("vpc_config", "path"),
+    [
+        ({"controlPlaneEgressMode": "CUSTOMER_ROUTED"}, "vpcConfig.controlPlaneEgressMode"),
+        ({"clusterSecurityGroupId": "sg-1"}, "vpcConfig.clusterSecurityGroupId"),
+        ({"vpcId": "vpc-1"}, "vpcConfig.vpcId"),
+    ],
+)
+def test_a_vpc_config_key_the_cluster_does_not_carry_is_refused_by_its_path(
+    vpc_config: dict[str, Any], path: str
+) -> None:
+    inputs = {"roleArn": ROLE, "vpcConfig": {"subnetIds": ["a", "b"], **vpc_config}}
+    assert refused(CLUSTER, inputs) == path
+
+
+def test_every_key_of_a_node_groups_scaling_taints_and_template_reaches_eks(
+    ctx: CloudContext, ec2: Any, subnets: list[str], group: str
+) -> None:
+    eks = ctx.client("eks")
+    cluster, _ = handler(CLUSTER).create(ctx, "c", _cluster_inputs(subnets, group))
+    template = ec2.create_launch_template(
+        LaunchTemplateName=f"nodes-{secrets.token_hex(3)}", LaunchTemplateData={}
+    )["LaunchTemplate"]
+    by_name = {"name": template["LaunchTemplateName"], "version": "1"}
+    inputs = {
+        "clusterName": cluster,
+        "nodeGroupName": "tainted",
+        "nodeRoleArn": ROLE,
+        "subnetIds": subnets,
+        "scalingConfig": {"minSize": 1, "desiredSize": 2, "maxSize": 3},
+        "taints": [{"key": "gpu", "value": "yes", "effect": "NO_SCHEDULE"}],
+        "launchTemplate": by_name,
+    }
+    by_id = {**inputs, "nodeGroupName": "by-id"}
+    by_id["launchTemplate"] = {"id": template["LaunchTemplateId"], "version": "1"}
+    assert set_paths(inputs) | set_paths(by_id) >= declared_nested(NODE_GROUP)
+    groups = handler(NODE_GROUP)
+    groups.validate(inputs)
+    id_, outputs = groups.create(ctx, "tainted", inputs)
+    groups.create(ctx, "by-id", by_id)
+
+    shown = eks.describe_nodegroup(clusterName=cluster, nodegroupName="tainted")["nodegroup"]
+    assert shown["scalingConfig"] == inputs["scalingConfig"]
+    assert shown["taints"] == inputs["taints"]
+    assert {k: shown["launchTemplate"][k] for k in by_name} == by_name
+    other = eks.describe_nodegroup(clusterName=cluster, nodegroupName="by-id")["nodegroup"]
+    assert other["launchTemplate"]["id"] == template["LaunchTemplateId"]
+
+    new = {
+        **inputs,
+        "scalingConfig": {"minSize": 2, "desiredSize": 4, "maxSize": 6},
+        "taints": [{"key": "gpu", "value": "only", "effect": "NO_EXECUTE"}],
+    }
+    groups.update(ctx, id_, inputs, new, outputs)
+    shown = eks.describe_nodegroup(clusterName=cluster, nodegroupName="tainted")["nodegroup"]
+    assert shown["scalingConfig"] == new["scalingConfig"]
+    assert shown["taints"] == new["taints"]
+
+
+@pytest.mark.parametrize("key", ["id", "name"])
+def test_another_launch_template_replaces_the_node_group(key: str) -> None:
+    old = {"launchTemplate": {key: "lt-1", "version": "1"}}
+    assert diff_op(NODE_GROUP, old, {"launchTemplate": {key: "lt-2", "version": "1"}}) is Op.REPLACE
+    assert diff_op(NODE_GROUP, old, {"launchTemplate": {key: "lt-1", "version": "2"}}) is Op.UPDATE
+
+
+# --- the mechanism, for every handler ----------------------------------------------------
+
+
+def test_a_handler_that_declares_no_dotted_entries_walks_nothing() -> None:
+    """How the handlers other branches add behave until they declare nested keys."""
+    for token, found in REGISTRY.items():
+        if found.emulates_every_input or declared_nested(token):
+            continue
+        for head in found.emulates:
+            assert found.unemulated({head: {"anything": {"at": "all"}}}) == [], token
+
+
+def test_declared_nested_keys_of_a_head_are_the_only_ones_let_through() -> None:
+    taint = {"key": "gpu", "effect": "NO_SCHEDULE"}
+    taints = [taint, {**taint, "operator": "Exists"}]
+    assert handler(NODE_GROUP).unemulated({"taints": taints}) == ["taints.operator"]
