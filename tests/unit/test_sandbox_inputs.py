@@ -361,6 +361,10 @@ NAMED_NOT_EMULATED = {
     "aws:iam/role:Role": {"namePrefix"},
     "aws:kms/key:Key": {"customKeyStoreId", "xksKeyId"},
     "aws:s3/bucket:Bucket": {"region"},  # an output
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": {
+        "blockedEncryptionTypes"
+    },
+    "aws:s3/bucketVersioning:BucketVersioning": {"mfaDelete"},
 }
 """Inputs and nested keys a handler names (to force a replacement, to refuse a
 combination, to refuse them at apply, or as an output) but does not realise: the plan

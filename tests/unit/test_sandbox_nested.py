@@ -115,6 +115,179 @@ def group(ec2: Any, vpc: str) -> str:
     return group_id
 
 
+# --- security group rules ---------------------------------------------------------------
+
+
+def _rule(port: int, note: str, prefix_list: str, peer: str) -> dict[str, Any]:
+    return {
+        "protocol": "tcp",
+        "fromPort": port,
+        "toPort": port + 1,
+        "cidrBlocks": ["10.9.0.0/16"],
+        "ipv6CidrBlocks": ["2001:db8::/32"],
+        "prefixListIds": [prefix_list],
+        "securityGroups": [peer],
+        "self": True,
+        "description": note,
+    }
+
+
+def _permissions(ec2: Any, group_id: str, key: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = ec2.describe_security_groups(GroupIds=[group_id])[
+        "SecurityGroups"
+    ][0][key]
+    return found
+
+
+def _shown(permissions: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
+    """Each (protocol, ports, source, description) the group holds."""
+    shown = set()
+    for p in permissions:
+        ports = (p["IpProtocol"], p.get("FromPort"), p.get("ToPort"))
+        for kind, key in (
+            ("IpRanges", "CidrIp"),
+            ("Ipv6Ranges", "CidrIpv6"),
+            ("PrefixListIds", "PrefixListId"),
+            ("UserIdGroupPairs", "GroupId"),
+        ):
+            for source in p.get(kind, []):
+                shown.add((*ports, source[key], source.get("Description")))
+    return shown
+
+
+def _expected(rule: dict[str, Any], group_id: str) -> set[tuple[Any, ...]]:
+    ports = (rule["protocol"], rule["fromPort"], rule["toPort"])
+    sources = [
+        *rule["cidrBlocks"],
+        *rule["ipv6CidrBlocks"],
+        *rule["securityGroups"],
+        *([group_id] if rule["self"] else []),
+    ]
+    # The emulator keeps no description on a prefix list source (AWS does).
+    return {(*ports, source, rule["description"]) for source in sources} | {
+        (*ports, source, None) for source in rule["prefixListIds"]
+    }
+
+
+def test_every_key_of_a_rule_reaches_the_group_and_an_update_changes_it(
+    ctx: CloudContext, ec2: Any, vpc: str, group: str
+) -> None:
+    prefix_list = ec2.create_managed_prefix_list(
+        PrefixListName=f"pl-{secrets.token_hex(3)}", MaxEntries=5, AddressFamily="IPv4"
+    )["PrefixList"]["PrefixListId"]
+    ingress, egress = _rule(443, "https", prefix_list, group), _rule(5432, "db", prefix_list, group)
+    inputs = {"vpcId": vpc, "ingress": [ingress], "egress": [egress]}
+    assert set_paths(inputs) >= declared_nested(SECURITY_GROUP)
+    sg = handler(SECURITY_GROUP)
+    sg.validate(inputs)
+    group_id, outputs = sg.create(ctx, "web", inputs)
+    assert _shown(_permissions(ec2, group_id, "IpPermissions")) == _expected(ingress, group_id)
+    assert _shown(_permissions(ec2, group_id, "IpPermissionsEgress")) == _expected(egress, group_id)
+
+    changed = {**ingress, "fromPort": 8443, "toPort": 8443, "description": "alt", "self": False}
+    new = {**inputs, "ingress": [changed]}
+    sg.update(ctx, group_id, inputs, new, outputs)
+    assert _shown(_permissions(ec2, group_id, "IpPermissions")) == _expected(changed, group_id)
+
+
+# --- route table routes -----------------------------------------------------------------
+
+
+@pytest.fixture
+def targets(ec2: Any, vpc: str, subnets: list[str]) -> dict[str, str]:
+    """A real thing of each kind a route can lead to, by the route's target key."""
+    other = ec2.create_vpc(CidrBlock="10.41.0.0/16")["Vpc"]["VpcId"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    return {
+        "gatewayId": igw,
+        "natGatewayId": ec2.create_nat_gateway(SubnetId=subnets[0], ConnectivityType="private")[
+            "NatGateway"
+        ]["NatGatewayId"],
+        "vpcEndpointId": ec2.create_vpc_endpoint(  # the kind a route can lead to
+            VpcId=vpc,
+            ServiceName=f"com.amazonaws.vpce.{REGION}.vpce-svc-0123456789abcdef0",
+            VpcEndpointType="GatewayLoadBalancer",
+        )["VpcEndpoint"]["VpcEndpointId"],
+        "networkInterfaceId": ec2.create_network_interface(SubnetId=subnets[0])["NetworkInterface"][
+            "NetworkInterfaceId"
+        ],
+        "transitGatewayId": ec2.create_transit_gateway()["TransitGateway"]["TransitGatewayId"],
+        "vpcPeeringConnectionId": ec2.create_vpc_peering_connection(VpcId=vpc, PeerVpcId=other)[
+            "VpcPeeringConnection"
+        ]["VpcPeeringConnectionId"],
+        "egressOnlyGatewayId": ec2.create_egress_only_internet_gateway(VpcId=vpc)[
+            "EgressOnlyInternetGateway"
+        ]["EgressOnlyInternetGatewayId"],
+        "carrierGatewayId": ec2.create_carrier_gateway(VpcId=vpc)["CarrierGateway"][
+            "CarrierGatewayId"
+        ],
+    }
+
+
+_API_TARGETS = {
+    "gatewayId": "GatewayId",
+    "natGatewayId": "NatGatewayId",
+    "vpcEndpointId": "GatewayId",  # as the emulator shows an endpoint target
+    "networkInterfaceId": "NetworkInterfaceId",
+    "transitGatewayId": "TransitGatewayId",
+    "vpcPeeringConnectionId": "VpcPeeringConnectionId",
+    "egressOnlyGatewayId": "EgressOnlyInternetGatewayId",
+    "carrierGatewayId": "CarrierGatewayId",
+}
+
+
+def _routes(ec2: Any, table_id: str) -> dict[str, dict[str, Any]]:
+    table = ec2.describe_route_tables(RouteTableIds=[table_id])["RouteTables"][0]
+    return {
+        r.get("DestinationCidrBlock")
+        or r.get("DestinationIpv6CidrBlock")
+        or r["DestinationPrefixListId"]: r
+        for r in table["Routes"]
+        if r.get("Origin") != "CreateRouteTable"
+    }
+
+
+def test_every_destination_and_target_of_a_route_reaches_the_table(
+    ctx: CloudContext, ec2: Any, vpc: str, targets: dict[str, str]
+) -> None:
+    prefix_list = ec2.create_managed_prefix_list(
+        PrefixListName=f"pl-{secrets.token_hex(3)}", MaxEntries=5, AddressFamily="IPv4"
+    )["PrefixList"]["PrefixListId"]
+    routes = [
+        {"cidrBlock": f"172.16.{i}.0/24", key: target}
+        for i, (key, target) in enumerate(sorted(targets.items()))
+    ]
+    routes += [
+        {"ipv6CidrBlock": "::/0", "egressOnlyGatewayId": targets["egressOnlyGatewayId"]},
+        {"destinationPrefixListId": prefix_list, "gatewayId": targets["gatewayId"]},
+    ]
+    inputs = {"vpcId": vpc, "routes": routes}
+    assert set_paths(inputs) >= declared_nested(ROUTE_TABLE)
+    tables = handler(ROUTE_TABLE)
+    tables.validate(inputs)
+    table_id, outputs = tables.create(ctx, "rt", inputs)
+
+    shown = _routes(ec2, table_id)
+    for i, (key, target) in enumerate(sorted(targets.items())):
+        assert shown[f"172.16.{i}.0/24"][_API_TARGETS[key]] == target, key
+    assert shown["::/0"]["EgressOnlyInternetGatewayId"] == targets["egressOnlyGatewayId"]
+    assert shown[prefix_list]["GatewayId"] == targets["gatewayId"]
+
+    moved = [{"cidrBlock": "172.16.0.0/24", "transitGatewayId": targets["transitGatewayId"]}]
+    tables.update(ctx, table_id, inputs, {**inputs, "routes": moved}, outputs)
+    shown = _routes(ec2, table_id)
+    assert list(shown) == ["172.16.0.0/24"]
+    assert shown["172.16.0.0/24"]["TransitGatewayId"] == targets["transitGatewayId"]
+
+
+@pytest.mark.parametrize("key", ["coreNetworkArn", "localGatewayId", "odbNetworkArn"])
+def test_a_route_target_the_emulator_drops_is_refused_by_its_path(key: str) -> None:
+    value = "lgw-1" if key == "localGatewayId" else "arn:aws:networkmanager::1:core-network/x"
+    inputs = {"vpcId": "vpc-1", "routes": [{"cidrBlock": "10.0.0.0/8", key: value}]}
+    assert refused(ROUTE_TABLE, inputs) == f"routes.{key}"
+
+
 # --- EKS ----------------------------------------------------------------------------------
 
 

@@ -43,6 +43,8 @@ _TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 """Route target inputs -> (CreateRoute argument, the id prefixes AWS takes there)."""
 _GONE_ROUTE = ("InvalidRoute.NotFound", "InvalidRouteTableID.NotFound")
+_NOT_KEPT = ("coreNetworkArn", "localGatewayId", "odbNetworkArn")
+"""Targets the emulator takes and drops: its route keeps no such target."""
 
 
 def _check_route(route: dict[str, Any], destinations: dict[str, str], what: str) -> None:
@@ -112,7 +114,14 @@ def _delete_route(ec2: Any, table_id: str, args: dict[str, Any]) -> None:
 
 class RouteTable(Handler):
     type = "aws:ec2/routeTable:RouteTable"
-    emulates = frozenset({"routes", "tags", "vpcId"})
+    emulates = frozenset(
+        {
+            *(f"routes.{key}" for key in _INLINE_DESTINATIONS),
+            *(f"routes.{key}" for key in _TARGETS if key not in _NOT_KEPT),
+            "tags",
+            "vpcId",
+        }
+    )
     replace_on = frozenset({"vpcId"})
     computed = ("id", "arn", "ownerId")
 

@@ -23,6 +23,18 @@ _TEXT = re.compile(r"^[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]*$")
 _PROTOCOL_NUMBERS = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6", "all": "-1"}
 _DEFAULT_DESCRIPTION = "Managed by Pulumi"
 _DIRECTIONS = ("ingress", "egress")
+_RULE_KEYS = (
+    "cidrBlocks",
+    "description",
+    "fromPort",
+    "ipv6CidrBlocks",
+    "prefixListIds",
+    "protocol",
+    "securityGroups",
+    "self",
+    "toPort",
+)
+"""What a rule carries into its IpPermissions: every key of the provider's rule."""
 
 
 def _protocol(value: Any) -> str:
@@ -108,8 +120,7 @@ class SecurityGroup(Handler):
     emulates = frozenset(
         {
             "description",
-            "egress",
-            "ingress",
+            *(f"{direction}.{key}" for direction in _DIRECTIONS for key in _RULE_KEYS),
             "name",
             "namePrefix",
             "revokeRulesOnDelete",

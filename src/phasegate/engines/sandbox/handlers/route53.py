@@ -22,7 +22,7 @@ class Record(Handler):
             "setIdentifier",
             "ttl",
             "type",
-            "weightedRoutingPolicies",
+            "weightedRoutingPolicies.weight",
             "zoneId",
         }
     )

@@ -84,7 +84,8 @@ class BucketConfig(Handler):
 
 class BucketVersioning(BucketConfig):
     type = "aws:s3/bucketVersioning:BucketVersioning"
-    emulates = frozenset({"bucket", "expectedBucketOwner", "mfa", "versioningConfiguration"})
+    # mfaDelete is left out: the emulator keeps no MFA delete setting.
+    emulates = frozenset({"bucket", "expectedBucketOwner", "mfa", "versioningConfiguration.status"})
     what = "versioning"
 
     def validate(self, inputs: dict[str, Any]) -> None:
@@ -136,7 +137,16 @@ _SSE_ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
 
 class BucketServerSideEncryptionConfiguration(BucketConfig):
     type = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
-    emulates = frozenset({"bucket", "expectedBucketOwner", "rules"})
+    # blockedEncryptionTypes is left out: the emulator drops it from the rule.
+    emulates = frozenset(
+        {
+            "bucket",
+            "expectedBucketOwner",
+            "rules.applyServerSideEncryptionByDefault.kmsMasterKeyId",
+            "rules.applyServerSideEncryptionByDefault.sseAlgorithm",
+            "rules.bucketKeyEnabled",
+        }
+    )
     what = "default encryption"
     absent = ("ServerSideEncryptionConfigurationNotFoundError",)
 

@@ -33,8 +33,35 @@ _HANDLERS: dict[str, BucketConfig] = {
 }
 """Each inline setting, and the standalone resource that checks and puts it."""
 
-INLINE = frozenset(_HANDLERS)
-"""The bucket's inputs this module realises."""
+INLINE = frozenset(
+    {
+        "versioning.enabled",  # mfaDelete needs the device's code, which it cannot give
+        "serverSideEncryptionConfiguration.rule.applyServerSideEncryptionByDefault.kmsMasterKeyId",
+        "serverSideEncryptionConfiguration.rule.applyServerSideEncryptionByDefault.sseAlgorithm",
+        "serverSideEncryptionConfiguration.rule.bucketKeyEnabled",
+        *(
+            f"lifecycleRules.{key}"
+            for key in (
+                "abortIncompleteMultipartUploadDays",
+                "enabled",
+                "expiration.date",
+                "expiration.days",
+                "expiration.expiredObjectDeleteMarker",
+                "id",
+                "noncurrentVersionExpiration.days",
+                "noncurrentVersionTransitions.days",
+                "noncurrentVersionTransitions.storageClass",
+                "prefix",
+                "tags",
+                "transitions.date",
+                "transitions.days",
+                "transitions.storageClass",
+            )
+        ),
+    }
+)
+"""The bucket's inline settings' keys this module realises, each as its standalone
+resource does (a rule's blockedEncryptionTypes, which the emulator drops, is not)."""
 
 
 def _versioning(given: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:

@@ -37,6 +37,28 @@ _ACTIONS = (
 )
 _FILTER_KEYS = ("prefix", "tag", "objectSizeGreaterThan", "objectSizeLessThan", "and")
 _MINIMUM_SIZES = ("all_storage_classes_128K", "varies_by_storage_class")
+_RULE_KEYS = (
+    "abortIncompleteMultipartUpload.daysAfterInitiation",
+    "expiration.date",
+    "expiration.days",
+    "expiration.expiredObjectDeleteMarker",
+    "filter.and.prefix",
+    "filter.and.tags",
+    "filter.prefix",
+    "filter.tag.key",
+    "filter.tag.value",
+    "id",
+    "noncurrentVersionExpiration.noncurrentDays",
+    "noncurrentVersionTransitions.newerNoncurrentVersions",
+    "noncurrentVersionTransitions.noncurrentDays",
+    "noncurrentVersionTransitions.storageClass",
+    "prefix",
+    "status",
+    "transitions.date",
+    "transitions.days",
+    "transitions.storageClass",
+)
+"""The keys of a rule that reach the lifecycle configuration S3 (the emulator) keeps."""
 
 
 def _check_moves(moves: list[dict[str, Any]], days_key: str, what: str) -> int:
@@ -224,11 +246,13 @@ def _api_rule(rule: dict[str, Any]) -> dict[str, Any]:
 
 class BucketLifecycleConfiguration(BucketConfig):
     type = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+    # Object size filters and noncurrentVersionExpiration.newerNoncurrentVersions are
+    # left out: the emulator drops them from the rule it keeps.
     emulates = frozenset(
         {
             "bucket",
             "expectedBucketOwner",
-            "rules",
+            *(f"rules.{key}" for key in _RULE_KEYS),
             "transitionDefaultMinimumObjectSize",
         }
     )
