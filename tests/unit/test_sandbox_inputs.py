@@ -279,6 +279,31 @@ def test_a_handler_declares_only_properties_its_schema_has(type_token: str) -> N
     assert not handler.emulates & PLACED  # the deployment's, for every handler
 
 
+CARRIED_WHOLE = {
+    # Each object goes whole into the version's LaunchTemplateData, which the emulator
+    # keeps as given: test_sandbox_nested_templates finds every nested key there.
+    "aws:ec2/launchTemplate:LaunchTemplate",
+}
+"""Types whose object inputs are declared whole, each with a test that every nested key
+of the schema reaches the emulated cloud."""
+
+
+@pytest.mark.parametrize("type_token", AWS_TYPES)
+def test_an_object_input_is_declared_key_by_key_unless_proven_carried_whole(
+    type_token: str,
+) -> None:
+    """A bare name lets every nested key through: for an object (an input type) that is
+    a claim about each of its keys, so it is made key by key, or proven whole."""
+    handler = _handler(type_token)
+    objects = {path.split(".")[0] for path in schema_paths(type_token) if "." in path}
+    walked = {path.split(".")[0] for path in handler.emulates if "." in path}
+    whole = sorted((objects & handler.emulates) - walked)
+    if type_token in CARRIED_WHOLE:
+        assert whole, f"{type_token} declares no object whole any more"
+    else:
+        assert whole == [], f"{type_token}: declare the nested keys carried of {whole}"
+
+
 def test_the_refusal_names_every_input_set_that_is_not_emulated() -> None:
     refused = plan_one(
         "aws:s3/bucket:Bucket",
