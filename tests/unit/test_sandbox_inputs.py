@@ -386,6 +386,9 @@ NAMED_NOT_EMULATED = {
     "aws:iam/role:Role": {"namePrefix"},
     "aws:kms/key:Key": {"customKeyStoreId", "xksKeyId"},
     "aws:s3/bucket:Bucket": {"region"},  # an output
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": {
+        "transitionDefaultMinimumObjectSize"
+    },
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": {
         "blockedEncryptionTypes"
     },

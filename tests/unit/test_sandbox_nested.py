@@ -286,6 +286,8 @@ def test_a_route_target_the_emulator_drops_is_refused_by_its_path(key: str) -> N
     value = "lgw-1" if key == "localGatewayId" else "arn:aws:networkmanager::1:core-network/x"
     inputs = {"vpcId": "vpc-1", "routes": [{"cidrBlock": "10.0.0.0/8", key: value}]}
     assert refused(ROUTE_TABLE, inputs) == f"routes.{key}"
+    alone = {"routeTableId": "rtb-1", "destinationCidrBlock": "10.0.0.0/8", key: value}
+    assert refused("aws:ec2/route:Route", alone) == key  # the same target, as its own route
 
 
 # --- EKS ----------------------------------------------------------------------------------

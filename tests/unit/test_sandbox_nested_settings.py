@@ -222,6 +222,11 @@ def test_every_key_of_a_lifecycle_rule_reaches_the_bucket_and_an_update_changes_
             {"metricQueries": [{"id": "m1", "accountId": "111122223333"}]},
             "metricQueries.accountId",
         ),
+        (
+            LIFECYCLE,
+            {"rules": [_RULES[3]], "transitionDefaultMinimumObjectSize": "varies_by_storage_class"},
+            "transitionDefaultMinimumObjectSize",
+        ),
     ],
 )
 def test_a_nested_key_the_emulator_drops_is_refused_by_its_path(

@@ -203,7 +203,9 @@ class RouteTable(Handler):
 
 class Route(Handler):
     type = "aws:ec2/route:Route"
-    emulates = frozenset({"routeTableId", *_DESTINATIONS, *_TARGETS})
+    emulates = frozenset(
+        {"routeTableId", *_DESTINATIONS, *(key for key in _TARGETS if key not in _NOT_KEPT)}
+    )
     replace_on = frozenset({"routeTableId", *_DESTINATIONS})
     computed = ("id", "instanceId", "instanceOwnerId", "origin", "state")
     delete_before_replace = True  # a route is its table and destination: the same again
