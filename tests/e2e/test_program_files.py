@@ -291,9 +291,9 @@ _UNEMULATED = {
         "versioning: aws:s3/bucket:Bucket 'audit'",
     ),
     "role": (
-        '    _aws.iam.Role("auditor", assume_role_policy="{}", description="reads the logs",\n'
+        '    _aws.iam.Role("auditor", assume_role_policy="{}", force_detach_policies=True,\n'
         f"        tags={_TAGS})\n",
-        "description: aws:iam/role:Role 'auditor'",
+        "forceDetachPolicies: aws:iam/role:Role 'auditor'",
     ),
 }
 
