@@ -521,6 +521,12 @@ def test_a_user_carries_its_name_path_and_tags_and_is_renamed_in_place(
     assert _tags(iam.list_user_tags(UserName="grace")["Tags"]) == {"team": "data"}
     assert not handler.exists(ctx, id_, {"name": "ada"})
 
+    # Moved again, its tags unchanged: they stay with the user, as in IAM.
+    moved = {**new, "path": "/alumni/"}
+    outputs = _update(ctx, USER, id_, new, moved, outputs)
+    assert iam.get_user(UserName="grace")["User"]["Path"] == "/alumni/"
+    assert _tags(iam.list_user_tags(UserName="grace")["Tags"]) == {"team": "data"}
+
     assert handler.exists(ctx, id_, outputs)
     handler.delete(ctx, id_, outputs)
     assert not handler.exists(ctx, id_, outputs)
@@ -578,6 +584,15 @@ def test_a_group_carries_its_name_and_path_and_is_renamed_in_place(
     assert group["Path"] == "/squads/"
     assert group["GroupId"] == outputs["uniqueId"]
     assert not handler.exists(ctx, id_, {"name": "ops"})
+
+    # A new path alone, and a new name alone.
+    moved = {"name": "sre", "path": "/teams/"}
+    outputs = _update(ctx, GROUP, id_, new, moved, outputs)
+    assert iam.get_group(GroupName="sre")["Group"]["Path"] == "/teams/"
+    renamed = {"name": "platform", "path": "/teams/"}
+    outputs = _update(ctx, GROUP, id_, moved, renamed, outputs)
+    assert iam.get_group(GroupName="platform")["Group"]["Path"] == "/teams/"
+    assert outputs["arn"] == f"arn:aws:iam::{ACCOUNT}:group/teams/platform"
 
     handler.delete(ctx, id_, outputs)
     assert not handler.exists(ctx, id_, outputs)

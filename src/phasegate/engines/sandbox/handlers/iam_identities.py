@@ -32,6 +32,14 @@ def _missing(exc: Exception) -> bool:
     return error_code(exc) == "NoSuchEntity"
 
 
+def _renamed(kind: str, current: str, wanted: str, old: dict, new: dict) -> dict[str, str]:
+    """What UpdateUser or UpdateGroup (``kind``) is sent: the new name, the new path."""
+    changes = {f"New{kind}Name": wanted} if wanted != current else {}
+    if old.get("path", "/") != new.get("path", "/"):
+        changes["NewPath"] = new.get("path", "/")
+    return changes
+
+
 class User(Handler):
     type = "aws:iam/user:User"
     emulates = frozenset({"forceDestroy", "name", "path", "tags"})
@@ -59,11 +67,10 @@ class User(Handler):
         iam = ctx.client("iam")
         current = outputs.get("name", id_)
         user_name = new.get("name") or current
-        if user_name != current or old.get("path") != new.get("path"):
+        changes = _renamed("User", current, user_name, old, new)
+        if changes:
             try:
-                iam.update_user(
-                    UserName=current, NewUserName=user_name, NewPath=new.get("path", "/")
-                )
+                iam.update_user(UserName=current, **changes)
             except Exception as exc:
                 raise _refused(f"rename or move user {current}", exc) from None
         retag(
@@ -180,12 +187,12 @@ class Group(Handler):
         iam = ctx.client("iam")
         current = outputs.get("name", id_)
         group_name = new.get("name") or current
-        try:
-            iam.update_group(
-                GroupName=current, NewGroupName=group_name, NewPath=new.get("path", "/")
-            )
-        except Exception as exc:
-            raise _refused(f"rename or move group {current}", exc) from None
+        changes = _renamed("Group", current, group_name, old, new)
+        if changes:
+            try:
+                iam.update_group(GroupName=current, **changes)
+            except Exception as exc:
+                raise _refused(f"rename or move group {current}", exc) from None
         group = iam.get_group(GroupName=group_name)["Group"]
         return {**self.updated(new, outputs), **self._facts(group)}
 
