@@ -814,6 +814,46 @@ def test_what_iam_refuses_is_refused(token: str, inputs: dict[str, Any], reason:
         handler.validate(declared)
 
 
+_CASED = [
+    (ROLE, {"assumeRolePolicy": _trust()}, "role"),
+    (USER, {}, "user"),
+    (GROUP, {}, "group"),
+    (PROFILE, {}, "instance profile"),
+    (POLICY, {"policy": _allow()}, "policy"),
+]
+
+
+@pytest.mark.parametrize(("token", "inputs", "kind"), _CASED)
+def test_a_name_taken_in_another_case_is_refused(
+    ctx: CloudContext, token: str, inputs: dict[str, Any], kind: str
+) -> None:
+    """IAM names are not distinguished by case; the emulator made both."""
+    name = f"Taken-{secrets.token_hex(3)}"
+    _create(ctx, token, {**inputs, "name": name})
+    with pytest.raises(HandlerError, match=f"{kind} name {name.lower()} is taken by {kind} {name}"):
+        _create(ctx, token, {**inputs, "name": name.lower()})
+
+
+def test_a_policy_name_taken_on_another_path_is_refused(ctx: CloudContext) -> None:
+    _create(ctx, POLICY, {"name": "pathless", "path": "/one/", "policy": _allow()})
+    with pytest.raises(HandlerError, match="policy name pathless is taken"):
+        _create(ctx, POLICY, {"name": "pathless", "path": "/two/", "policy": _allow()})
+
+
+@pytest.mark.parametrize(("token", "kind"), [(USER, "user"), (GROUP, "group")])
+def test_a_rename_to_a_name_taken_in_another_case_is_refused(
+    ctx: CloudContext, iam: Any, token: str, kind: str
+) -> None:
+    taken = f"Renamed-{secrets.token_hex(3)}"
+    _create(ctx, token, {"name": taken})
+    id_, outputs = _create(ctx, token, {"name": f"{taken}-x"})
+    with pytest.raises(HandlerError, match=f"{kind} name {taken.lower()} is taken"):
+        _update(ctx, token, id_, {"name": f"{taken}-x"}, {"name": taken.lower()}, outputs)
+    # Its own name in another case is no clash.
+    outputs = _update(ctx, token, id_, {"name": f"{taken}-x"}, {"name": f"{taken}-X"}, outputs)
+    assert outputs["name"] == f"{taken}-X"
+
+
 def test_a_policy_arrives_as_text_or_as_an_object() -> None:
     document = json.loads(_allow())
     _handler(POLICY).validate({"policy": document})

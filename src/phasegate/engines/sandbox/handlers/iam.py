@@ -23,6 +23,7 @@ from phasegate.engines.sandbox.handlers.iam_rules import (
     check_path,
     check_policy,
     check_policy_arn,
+    check_unique,
     iam_name,
     policy_text,
     retag,
@@ -69,6 +70,7 @@ class Role(Handler):
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         iam = ctx.client("iam")
         role_name = iam_name(self, name, inputs, max_len=64)
+        check_unique(iam, "role", role_name)
         args: dict[str, Any] = {
             "RoleName": role_name,
             "Path": inputs.get("path", "/"),
@@ -248,6 +250,7 @@ class InstanceProfile(Handler):
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         iam = ctx.client("iam")
         profile_name = iam_name(self, name, inputs, max_len=128)
+        check_unique(iam, "instance profile", profile_name)
         try:
             profile = iam.create_instance_profile(
                 InstanceProfileName=profile_name,

@@ -16,6 +16,7 @@ from phasegate.engines.sandbox.handlers.iam_rules import (
     check_names,
     check_path,
     check_policy_arn,
+    check_unique,
     iam_name,
     retag,
     unique_id,
@@ -32,9 +33,13 @@ def _missing(exc: Exception) -> bool:
     return error_code(exc) == "NoSuchEntity"
 
 
-def _renamed(kind: str, current: str, wanted: str, old: dict, new: dict) -> dict[str, str]:
+def _renamed(
+    iam: Any, kind: str, current: str, wanted: str, old: dict, new: dict
+) -> dict[str, str]:
     """What UpdateUser or UpdateGroup (``kind``) is sent: the new name, the new path."""
     changes = {f"New{kind}Name": wanted} if wanted != current else {}
+    if wanted.lower() != current.lower():
+        check_unique(iam, kind.lower(), wanted)
     if old.get("path", "/") != new.get("path", "/"):
         changes["NewPath"] = new.get("path", "/")
     return changes
@@ -52,6 +57,7 @@ class User(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         user_name = iam_name(self, name, inputs, max_len=64)
+        check_unique(ctx.client("iam"), "user", user_name)
         try:
             user = ctx.client("iam").create_user(
                 UserName=user_name,
@@ -67,7 +73,7 @@ class User(Handler):
         iam = ctx.client("iam")
         current = outputs.get("name", id_)
         user_name = new.get("name") or current
-        changes = _renamed("User", current, user_name, old, new)
+        changes = _renamed(iam, "User", current, user_name, old, new)
         if changes:
             try:
                 iam.update_user(UserName=current, **changes)
@@ -174,6 +180,7 @@ class Group(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         group_name = iam_name(self, name, inputs, max_len=128)
+        check_unique(ctx.client("iam"), "group", group_name)
         try:
             group = ctx.client("iam").create_group(
                 GroupName=group_name, Path=inputs.get("path", "/")
@@ -187,7 +194,7 @@ class Group(Handler):
         iam = ctx.client("iam")
         current = outputs.get("name", id_)
         group_name = new.get("name") or current
-        changes = _renamed("Group", current, group_name, old, new)
+        changes = _renamed(iam, "Group", current, group_name, old, new)
         if changes:
             try:
                 iam.update_group(GroupName=current, **changes)

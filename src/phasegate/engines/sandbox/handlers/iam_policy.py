@@ -16,6 +16,7 @@ from phasegate.engines.sandbox.handlers.iam_rules import (
     check_names,
     check_path,
     check_policy,
+    check_unique,
     iam_name,
     policy_text,
     retag,
@@ -46,6 +47,7 @@ class Policy(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         policy_name = iam_name(self, name, inputs, max_len=128)
+        check_unique(ctx.client("iam"), "policy", policy_name)
         args: dict[str, Any] = {
             "PolicyName": policy_name,
             "Path": inputs.get("path", "/"),

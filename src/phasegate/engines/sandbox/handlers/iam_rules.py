@@ -26,6 +26,7 @@ __all__ = [
     "check_path",
     "check_policy",
     "check_policy_arn",
+    "check_unique",
     "iam_name",
     "policy_text",
     "retag",
@@ -143,6 +144,30 @@ def check_policy(value: Any, key: str, *, trust: bool = False, limit: int = 0) -
             raise HandlerError(f"{where} names a Principal, which an identity's policy may not")
         if not trust and "Resource" not in statement and "NotResource" not in statement:
             raise HandlerError(f"{where} needs Resource")
+
+
+_LISTS = {
+    "role": ("list_roles", "Roles", "RoleName"),
+    "user": ("list_users", "Users", "UserName"),
+    "group": ("list_groups", "Groups", "GroupName"),
+    "policy": ("list_policies", "Policies", "PolicyName"),
+    "instance profile": ("list_instance_profiles", "InstanceProfiles", "InstanceProfileName"),
+}
+"""How to list each kind of IAM name: the call, the list in its answer, the name in it."""
+
+
+def check_unique(iam: Any, kind: str, name: str) -> None:
+    """IAM names are unique in the account whatever their case or path ("Deploy" and
+    "deploy" are one name); the emulator tells them apart, and policies by path too."""
+    call, listed, key = _LISTS[kind]
+    args = {"Scope": "Local"} if kind == "policy" else {}
+    for page in iam.get_paginator(call).paginate(**args):
+        for entry in page[listed]:
+            if entry[key].lower() == name.lower():
+                raise HandlerError(
+                    f"{kind} name {name} is taken by {kind} {entry[key]} "
+                    "(IAM names are not distinguished by case or path)"
+                )
 
 
 def check_boundary(iam: Any, arn: str) -> None:
