@@ -740,6 +740,16 @@ _REFUSED = [
     pytest.param(ROLE, {"assumeRolePolicy": _allow()}, "needs Principal", id="trust-principal"),
     pytest.param(
         ROLE,
+        {
+            "assumeRolePolicy": json.dumps(
+                {"Statement": [{**json.loads(_trust())["Statement"][0], "Resource": "*"}]}
+            )
+        },
+        "names a Resource",
+        id="trust-resource",
+    ),
+    pytest.param(
+        ROLE,
         {"assumeRolePolicy": json.dumps({"Version": "2020-01-01", "Statement": []})},
         "Version must be",
         id="trust-version",

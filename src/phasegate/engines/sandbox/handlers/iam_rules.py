@@ -2,9 +2,11 @@
 are given, where the emulator accepts anything; and the names the provider makes.
 
 IAM names are 1-64 (users, roles) or 1-128 (groups, policies, instance profiles)
-characters of letters, digits and ``+=,.@_-``; a path is ``/`` or starts and ends with
+characters of letters, digits and ``+=,.@_-``, one name in the account whatever its case;
+a path is ``/`` or starts and ends with
 ``/``; a policy document is a JSON object whose statements each have an effect, an action
-and, for an identity's policy, a resource but no principal (a trust policy names one).
+and, for an identity's policy, a resource but no principal (a trust policy names a
+principal and no resource).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ _POLICY_ARN = re.compile(r"^arn:aws[\w-]*:iam::(aws|\d{12}):policy/([\x21-\x7e]+
 _VERSIONS = ("2012-10-17", "2008-10-17")
 UNIQUE_SUFFIX = 26
 """Characters the provider adds to a ``namePrefix``: a UTC timestamp to the 1/10,000 s
-(18 digits) and an 8-digit hex counter."""
+(18 digits) and 8 hex digits (the provider's counter; random here)."""
 
 
 def unique_id(prefix: str) -> str:
@@ -140,6 +142,8 @@ def check_policy(value: Any, key: str, *, trust: bool = False, limit: int = 0) -
         names_principal = "Principal" in statement or "NotPrincipal" in statement
         if trust and not names_principal:
             raise HandlerError(f"{where} needs Principal: a trust policy names who may assume")
+        if trust and ("Resource" in statement or "NotResource" in statement):
+            raise HandlerError(f"{where} names a Resource, which a trust policy may not")
         if not trust and names_principal:
             raise HandlerError(f"{where} names a Principal, which an identity's policy may not")
         if not trust and "Resource" not in statement and "NotResource" not in statement:
