@@ -291,9 +291,10 @@ _UNEMULATED = {
         "versioning: aws:s3/bucket:Bucket 'audit'",
     ),
     "role": (
-        '    _aws.iam.Role("auditor", assume_role_policy="{}", force_detach_policies=True,\n'
+        '    _aws.iam.Role("auditor", assume_role_policy="{}",\n'
+        '        inline_policies=[{"name": "read", "policy": "{}"}],\n'
         f"        tags={_TAGS})\n",
-        "forceDetachPolicies: aws:iam/role:Role 'auditor'",
+        "inlinePolicies: aws:iam/role:Role 'auditor'",
     ),
 }
 

@@ -146,6 +146,7 @@ def test_replacing_inputs_are_emulated_and_outputs_are_the_providers(token: str)
 _UPDATES_IN_PLACE = [
     (ROLE, "assumeRolePolicy", _trust("ec2"), _trust("eks")),
     (ROLE, "description", "one", "two"),
+    (ROLE, "forceDetachPolicies", False, True),
     (ROLE, "maxSessionDuration", 3600, 7200),
     (ROLE, "permissionsBoundary", READ_ONLY, S3_READ_ONLY),
     (ROLE, "tags", {"team": "a"}, {"team": "b"}),
@@ -301,6 +302,21 @@ def test_a_role_with_a_policy_attached_is_not_deleted(ctx: CloudContext, iam: An
     with pytest.raises(HandlerError, match=r"cannot delete role .*detach"):
         _handler(ROLE).delete(ctx, id_, outputs)
     assert _handler(ROLE).exists(ctx, id_, outputs)
+
+
+def test_a_role_forced_to_detach_its_policies_is_deleted_with_them_gone(
+    ctx: CloudContext, iam: Any
+) -> None:
+    handler = _handler(ROLE)
+    policy, _ = _create(ctx, POLICY, {"policy": _allow()}, "detached")
+    old = {"assumeRolePolicy": _trust()}
+    id_, outputs = _create(ctx, ROLE, old, "forced")
+    iam.attach_role_policy(RoleName=id_, PolicyArn=policy)
+    iam.put_role_policy(RoleName=id_, PolicyName="inline", PolicyDocument=_allow())
+    forced = _update(ctx, ROLE, id_, old, {**old, "forceDetachPolicies": True}, outputs)
+    handler.delete(ctx, id_, forced)
+    assert not handler.exists(ctx, id_, forced)
+    assert iam.get_policy(PolicyArn=policy)["Policy"]["AttachmentCount"] == 0
 
 
 def test_a_role_bound_by_a_policy_that_does_not_exist_is_refused(

@@ -41,6 +41,7 @@ class Role(Handler):
         {
             "assumeRolePolicy",
             "description",
+            "forceDetachPolicies",
             "maxSessionDuration",
             "name",
             "namePrefix",
@@ -128,12 +129,15 @@ class Role(Handler):
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
         iam = ctx.client("iam")
         try:
-            # As the provider does: the role leaves its instance profiles first.
+            # As the provider does: the role leaves its instance profiles first, and
+            # with forceDetachPolicies, its policies go before it (IAM refuses otherwise).
             profiles = iam.list_instance_profiles_for_role(RoleName=id_)["InstanceProfiles"]
             for profile in profiles:
                 iam.remove_role_from_instance_profile(
                     InstanceProfileName=profile["InstanceProfileName"], RoleName=id_
                 )
+            if outputs.get("forceDetachPolicies"):
+                self._detach_policies(iam, id_)
             iam.delete_role(RoleName=id_)
         except Exception as exc:
             if error_code(exc) == "NoSuchEntity":
@@ -148,6 +152,15 @@ class Role(Handler):
         except ctx.client("iam").exceptions.NoSuchEntityException:
             return False
         return True
+
+    @staticmethod
+    def _detach_policies(iam: Any, role: str) -> None:
+        for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role):
+            for policy in page["AttachedPolicies"]:
+                iam.detach_role_policy(RoleName=role, PolicyArn=policy["PolicyArn"])
+        for page in iam.get_paginator("list_role_policies").paginate(RoleName=role):
+            for policy_name in page["PolicyNames"]:
+                iam.delete_role_policy(RoleName=role, PolicyName=policy_name)
 
 
 class RolePolicy(Handler):
