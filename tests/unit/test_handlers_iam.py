@@ -5,6 +5,7 @@ leave nothing; and what IAM refuses while the emulator takes it is refused here 
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import secrets
@@ -131,11 +132,16 @@ def _tags(listed: list[dict[str, str]]) -> dict[str, str]:
 # --- the registry, against the provider's schema -----------------------------------------
 
 
+def _resource_class(token: str) -> type:
+    _, module, class_name = token.split(":")
+    cls: type = getattr(getattr(pulumi_aws, module.split("/")[0]), class_name)
+    return cls
+
+
 @pytest.mark.parametrize("token", TYPES)
 def test_replacing_inputs_are_emulated_and_outputs_are_the_providers(token: str) -> None:
     handler = _handler(token)
-    _, module, class_name = token.split(":")
-    cls = getattr(getattr(pulumi_aws, module.split("/")[0]), class_name)
+    cls = _resource_class(token)
     properties = set(pulumi._types.resource_py_to_pulumi_names(cls).values())
     assert handler.replace_on <= handler.emulates, handler.replace_on - handler.emulates
     assert set(handler.computed) - {"id"} <= properties, set(handler.computed) - properties
@@ -795,7 +801,6 @@ _REFUSED = [
     pytest.param(PROFILE, {"name": "x" * 129}, "longer than 128", id="profile-name-long"),
     pytest.param(PROFILE, {"namePrefix": "p" * 103}, "longer than 102", id="profile-prefix"),
     pytest.param(PROFILE, {"path": "//x"}, "path", id="profile-path"),
-    pytest.param(POLICY, {}, "policy is required", id="policy-required"),
     pytest.param(POLICY, {"policy": "nope"}, "not valid JSON", id="policy-json"),
     pytest.param(POLICY, {"name": "a b"}, "letters, digits", id="policy-name-chars"),
     pytest.param(POLICY, {"path": "x/"}, "path", id="policy-path"),
@@ -832,12 +837,20 @@ _VALID = {
 def test_what_iam_refuses_is_refused(token: str, inputs: dict[str, Any], reason: str) -> None:
     handler = _handler(token)
     handler.validate(dict(_VALID[token]))  # the same without the fault passes
-    if token == POLICY and not inputs:
-        declared: dict[str, Any] = {}
-    else:
-        declared = {**_VALID[token], **inputs}
     with pytest.raises(HandlerError, match=reason):
-        handler.validate(declared)
+        handler.validate({**_VALID[token], **inputs})
+
+
+@pytest.mark.parametrize("token", TYPES)
+def test_what_the_provider_requires_is_required(token: str) -> None:
+    """The plan stops on a required input left out (the deployment asks ``missing``)."""
+    cls = _resource_class(token)
+    source = inspect.getsource(inspect.getmodule(cls))  # type: ignore[arg-type]
+    wire = pulumi._types.resource_py_to_pulumi_names(cls)
+    required = {wire[p] for p in re.findall(r"Missing required property '(\w+)'", source)}
+    handler = _handler(token)
+    assert handler.missing({}) == sorted(required)
+    assert handler.missing(dict.fromkeys(required, "(known after apply)")) == []
 
 
 _CASED = [

@@ -53,11 +53,10 @@ class Role(Handler):
     replace_on = frozenset({"name", "namePrefix", "path"})
     computed = ("id", "arn", "name", "uniqueId", "createDate")
     name_key = "name"
+    required = frozenset({"assumeRolePolicy"})
 
     def validate(self, inputs: dict[str, Any]) -> None:
-        if "assumeRolePolicy" not in inputs:
-            raise HandlerError("assumeRolePolicy is required")
-        check_policy(inputs["assumeRolePolicy"], "assumeRolePolicy", trust=True)
+        check_policy(inputs.get("assumeRolePolicy"), "assumeRolePolicy", trust=True)
         check_names(inputs, max_len=64)
         check_path(inputs)
         check_description(inputs)
@@ -171,6 +170,7 @@ class RolePolicy(Handler):
     replace_on = frozenset({"name", "namePrefix", "role"})
     computed = ("id", "name")
     name_key = "name"
+    required = frozenset({"policy", "role"})
 
     def validate(self, inputs: dict[str, Any]) -> None:
         check_names(inputs, max_len=128)
@@ -220,6 +220,7 @@ class RolePolicyAttachment(Handler):
     emulates = frozenset({"policyArn", "role"})
     replace_on = frozenset({"role", "policyArn"})
     computed = ("id",)
+    required = frozenset({"policyArn", "role"})
 
     def validate(self, inputs: dict[str, Any]) -> None:
         check_policy_arn(inputs, "policyArn")

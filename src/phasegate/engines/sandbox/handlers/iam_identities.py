@@ -280,6 +280,7 @@ class UserGroupMembership(Handler):
     emulates = frozenset({"groups", "user"})
     replace_on = frozenset({"user"})
     computed = ("id",)
+    required = frozenset({"groups", "user"})
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         iam = ctx.client("iam")
@@ -315,6 +316,7 @@ class GroupMembership(Handler):
     replace_on = frozenset({"group", "name"})
     computed = ("id", "name")
     name_key = "name"
+    required = frozenset({"group", "users"})
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         iam = ctx.client("iam")
@@ -391,6 +393,7 @@ class UserPolicyAttachment(_PolicyAttachment):
     type = "aws:iam/userPolicyAttachment:UserPolicyAttachment"
     emulates = frozenset({"policyArn", "user"})
     replace_on = frozenset({"policyArn", "user"})
+    required = frozenset({"policyArn", "user"})
     principal = "user"
 
 
@@ -398,6 +401,7 @@ class GroupPolicyAttachment(_PolicyAttachment):
     type = "aws:iam/groupPolicyAttachment:GroupPolicyAttachment"
     emulates = frozenset({"group", "policyArn"})
     replace_on = frozenset({"group", "policyArn"})
+    required = frozenset({"group", "policyArn"})
     principal = "group"
 
 

@@ -36,11 +36,10 @@ class Policy(Handler):
     replace_on = frozenset({"description", "name", "namePrefix", "path"})
     computed = ("id", "arn", "name", "policyId", "attachmentCount")
     name_key = "name"
+    required = frozenset({"policy"})
 
     def validate(self, inputs: dict[str, Any]) -> None:
-        if "policy" not in inputs:
-            raise HandlerError("policy is required")
-        check_policy(inputs["policy"], "policy", limit=_DOCUMENT_LIMIT)
+        check_policy(inputs.get("policy"), "policy", limit=_DOCUMENT_LIMIT)
         check_names(inputs, max_len=128)
         check_path(inputs)
         check_description(inputs)
