@@ -274,9 +274,10 @@ _UNEMULATED = {
         "versioning: aws:s3/bucket:Bucket 'audit'",
     ),
     "role": (
-        '    _aws.iam.Role("auditor", assume_role_policy="{}", description="reads the logs",\n'
+        '    _aws.iam.Role("auditor", assume_role_policy="{}",\n'
+        '        inline_policies=[{"name": "read", "policy": "{}"}],\n'
         f"        tags={_TAGS})\n",
-        "description: aws:iam/role:Role 'auditor'",
+        "inlinePolicies: aws:iam/role:Role 'auditor'",
     ),
 }
 

@@ -171,9 +171,9 @@ def test_a_false_or_zero_the_program_sets_is_refused(value: Any) -> None:
 
 def test_a_value_unknown_until_apply_is_set() -> None:
     refused = plan_one(
-        "aws:iam/role:Role", {"assumeRolePolicy": "{}", "namePrefix": "(known after apply)"}
+        "aws:iam/user:User", {"name": "ops", "permissionsBoundary": "(known after apply)"}
     )
-    assert refused == "inputs the sandbox does not emulate: namePrefix"
+    assert refused == "inputs the sandbox does not emulate: permissionsBoundary"
 
 
 @pytest.mark.parametrize(
@@ -210,7 +210,6 @@ NAMED_NOT_EMULATED = {
         "subnetConfigurations",
     },
     "aws:eks/nodeGroup:NodeGroup": {"version"},  # the launch template's, not the group's
-    "aws:iam/role:Role": {"namePrefix"},
     "aws:kms/key:Key": {"customKeyStoreId", "xksKeyId"},
     "aws:s3/bucket:Bucket": {"region"},  # an output
 }

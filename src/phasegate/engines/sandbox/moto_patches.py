@@ -53,3 +53,38 @@ def _reach_buckets_over_tls() -> None:
 
     get_permission._phasegate_tls = True  # type: ignore[attr-defined]
     FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+
+
+def _rename_iam_identities_as_iam_does() -> None:
+    """moto keeps a user's tags by its ARN, so a user renamed or moved (UpdateUser) lost
+    them; and it changed a group's path only along with its name. IAM keeps the tags of
+    the user it renames, and takes a new path alone."""
+    from moto.iam.models import IAMBackend
+
+    if getattr(IAMBackend.update_user, "_phasegate_rename", False):
+        return
+    original_user = IAMBackend.update_user
+    original_group = IAMBackend.update_group
+
+    def update_user(
+        self: Any, user_name: str, new_path: str | None = None, new_user_name: str | None = None
+    ) -> None:
+        user = self.get_user(user_name)
+        before = user.arn
+        tags = self.tagger.list_tags_for_resource(before)["Tags"]
+        original_user(self, user_name, new_path, new_user_name)
+        if user.arn != before:
+            self.tagger.delete_all_tags_for_resource(before)
+            self.tagger.tag_resource(user.arn, tags)
+
+    def update_group(
+        self: Any, group_name: str, new_group_name: str | None, new_path: str | None
+    ) -> None:
+        if new_group_name and new_group_name != group_name:
+            original_group(self, group_name, new_group_name, new_path)
+        elif new_path:
+            self.get_group(group_name).path = new_path
+
+    update_user._phasegate_rename = True  # type: ignore[attr-defined]
+    IAMBackend.update_user = update_user  # type: ignore[method-assign]
+    IAMBackend.update_group = update_group  # type: ignore[method-assign]
