@@ -48,6 +48,10 @@ SERVICES: tuple[str, ...] = (
     "cloudwatch",
     "sts",
     "elbv2",
+    "dynamodb",
+    "ecr",
+    "ssm",
+    "secretsmanager",
 )
 
 _FAKE_KEY = "sandbox"
@@ -214,6 +218,14 @@ def eks_node_group(account_id: str, region: str, cluster: str, group: str) -> An
     from moto.backends import get_backend
 
     return get_backend("eks")[account_id][region].clusters[cluster].nodegroups[group]
+
+
+def dynamodb_table(account_id: str, region: str, name: str) -> Any:
+    """moto's own record of a DynamoDB table, for what its API cannot change (the
+    encryption of a table, a stream enabled again); KeyError if there is none."""
+    from moto.backends import get_backend
+
+    return get_backend("dynamodb")[account_id][region].tables[name]
 
 
 def _answer_from_moto(request: AWSPreparedRequest, event_name: str, **kwargs: Any) -> AWSResponse:

@@ -13,6 +13,10 @@ objects do not pickle faithfully on their own; a pickler that knows them stands 
   (its ``items()`` hides older ones): it travels as its raw ``{key: [versions]}``.
 * IAM's AWS-managed policies (about 1,600 per account, from moto's bundled data)
   travel as names where they are still as moto made them: ``iam_policies``.
+* A lock (ECR's backend holds one) travels as a new, free lock: it guards this process.
+* SSM's parameters sit in a ``defaultdict`` subclass whose constructor takes more than
+  a default factory, and its tags in ``defaultdict`` objects made by a lambda: they travel as
+  their contents and are made again on load.
 
 A dump is a pickle: load only dumps this program wrote (the sandbox's store seals each
 one it writes with the user's key, and checks the seal before loading one: ``cloud_seal``).
@@ -30,7 +34,9 @@ import importlib
 import io
 import pickle
 import sys
+import threading
 import zlib
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -144,6 +150,7 @@ class _StatePickler(pickle.Pickler):
         )
         from moto.iam.models import IAMBackend, PolicyVersion
         from moto.s3.utils import _VersionedKeyStore
+        from moto.ssm.models import ParameterDict, SimpleSystemManagerBackend
 
         self._private: tuple[type, ...] = get_args(PrivateKeyTypes)
         self._public: tuple[type, ...] = get_args(PublicKeyTypes)
@@ -152,6 +159,10 @@ class _StatePickler(pickle.Pickler):
             _VersionedKeyStore: _reduce_versioned_store,
             IAMBackend: iam_policies.reduce_iam_backend,
             PolicyVersion: iam_policies.reduce_policy_version,
+            ParameterDict: _reduce_parameter_dict,
+            SimpleSystemManagerBackend: _reduce_ssm_backend,
+            type(threading.RLock()): lambda _: (threading.RLock, ()),
+            type(threading.Lock()): lambda _: (threading.Lock, ()),
         }
         # id -> (object, its BackendDict, account, region); the object is kept to
         # check identity, as ids of dead objects get reused.
@@ -328,6 +339,40 @@ def _rebuild_versioned_store(cls: type, raw: dict[str, list[Any]], attrs: dict[s
     dict.update(store, raw)
     vars(store).update(attrs)
     return store
+
+
+# SSM ------------------------------------------------------------------------------------
+
+
+def _reduce_parameter_dict(parameters: Any) -> tuple[Any, ...]:
+    # Raw lists of versions: the dict's own lookups load moto's /aws/service/ defaults.
+    return (
+        _rebuild_parameter_dict,
+        (type(parameters), dict(dict.items(parameters)), vars(parameters)),
+    )
+
+
+def _rebuild_parameter_dict(cls: type, raw: dict[str, list[Any]], attrs: dict[str, Any]) -> Any:
+    parameters = cls(attrs["account_id"], attrs["region_name"])
+    dict.update(parameters, raw)
+    vars(parameters).update(attrs)
+    return parameters
+
+
+def _tags_of_kind() -> defaultdict[str, dict[str, str]]:
+    """What SSM's tags by resource type hold: tags by resource id (a named function,
+    where moto has a lambda that pickle cannot name)."""
+    return defaultdict(dict)
+
+
+def _reduce_ssm_backend(backend: Any) -> Any:
+    state = dict(vars(backend))
+    tags = state.get("_resource_tags")
+    if tags is not None:
+        state["_resource_tags"] = defaultdict(
+            _tags_of_kind, {kind: defaultdict(dict, by_id) for kind, by_id in tags.items()}
+        )
+    return (iam_policies._new_backend, (type(backend),), state)
 
 
 # KMS (and any other cryptography key or certificate) -----------------------------------
