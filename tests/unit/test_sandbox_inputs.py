@@ -216,6 +216,8 @@ NAMED_NOT_EMULATED = {
     "aws:iam/role:Role": {"namePrefix"},
     "aws:kms/key:Key": {"customKeyStoreId", "xksKeyId"},
     "aws:s3/bucket:Bucket": {"bucketPrefix", "region"},  # region: an output
+    "aws:s3/bucketObjectv2:BucketObjectv2": {"etag"},  # an output
+    "aws:ssm/parameter:Parameter": {"arn"},  # an output
 }
 """Inputs a handler names (to force a replacement, to refuse a combination, to refuse them
 at apply, or as an output) but does not realise: the plan refuses them."""
