@@ -350,7 +350,6 @@ def test_a_secure_string_value_is_refused_by_name_in_the_plan() -> None:
         ({"name": "/" + "/".join("abcdefghijklmnop")}, "levels deep"),
         ({"name": "x" * 1012}, "not valid"),
         ({"type": "Text"}, "not String, StringList or SecureString"),
-        ({"type": None}, "type is required"),
         ({"value": ""}, "cannot be empty"),
         ({"value": "x" * 4097}, "Standard tier"),
         ({"value": "x" * 8193, "tier": "Advanced"}, "Advanced tier"),
@@ -593,8 +592,7 @@ def test_object_in_a_missing_bucket_is_refused(ctx: CloudContext) -> None:
 @pytest.mark.parametrize(
     ("inputs", "reason"),
     [
-        ({"bucket": None}, "bucket is required"),
-        ({"key": ""}, "key is required"),
+        ({"key": ""}, "key cannot be empty"),
         ({"key": "k" * 1025}, "1024 bytes"),
         ({"contentBase64": "eA=="}, "cannot both be set"),
         ({"content": None, "contentBase64": "not base64!"}, "not base64"),
@@ -826,7 +824,6 @@ def _index(**fields: Any) -> dict[str, Any]:
         ({"name": "ab"}, "not valid"),
         ({"name": "orders!"}, "not valid"),
         ({"billingMode": "ON_DEMAND"}, "not PROVISIONED or PAY_PER_REQUEST"),
-        ({"hashKey": None}, "hashKey is required"),
         ({"readCapacity": None}, "readCapacity of the table must be 1 or more"),
         ({"writeCapacity": 0}, "writeCapacity of the table must be 1 or more"),
         (
@@ -868,6 +865,25 @@ def _index(**fields: Any) -> dict[str, Any]:
 )
 def test_table_refuses_what_dynamodb_refuses(change: dict[str, Any], reason: str) -> None:
     _refused(TABLE, {**_table_inputs("orders"), **change}, reason)
+
+
+@pytest.mark.parametrize(
+    ("token", "inputs", "reason"),
+    [
+        (OBJECT, {"bucket": "site"}, "key is required"),
+        (OBJECT, {"key": "index.html"}, "bucket is required"),
+        (TABLE, {"billingMode": "PAY_PER_REQUEST"}, "hashKey is required"),
+        (PARAMETER, {"value": "v"}, "type is required"),
+        (PARAMETER, {"type": "String"}, "needs value or insecureValue"),
+    ],
+)
+def test_a_required_input_is_checked_once_it_is_known(
+    ctx: CloudContext, token: str, inputs: dict[str, Any], reason: str
+) -> None:
+    """A plan may not know it yet (another resource's output): the create checks it."""
+    _handler(token).validate(inputs)
+    with pytest.raises(HandlerError, match=reason):
+        _handler(token).create(ctx, "res", inputs)
 
 
 # --- the emulated cloud between runs ----------------------------------------------------

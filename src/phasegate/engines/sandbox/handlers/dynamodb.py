@@ -117,12 +117,10 @@ class Table(Handler):
         billing = inputs.get("billingMode", "PROVISIONED")
         if isinstance(billing, str) and billing not in _BILLING:
             raise HandlerError(f"billingMode '{billing}' is not PROVISIONED or PAY_PER_REQUEST")
-        if not inputs.get("hashKey"):
-            raise HandlerError("hashKey is required")
         self._check_capacity("the table", inputs, billing)
         declared = self._check_attributes(inputs)
         self._check_indexes(inputs, billing)
-        used = {inputs["hashKey"], inputs.get("rangeKey")}
+        used = {inputs.get("hashKey"), inputs.get("rangeKey")}
         for index in _indexes(inputs):
             used |= {index.get("hashKey"), index.get("rangeKey")}
         used.discard(None)
@@ -228,6 +226,8 @@ class Table(Handler):
     # -- lifecycle --------------------------------------------------------------------
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
+        if not inputs.get("hashKey"):
+            raise HandlerError("hashKey is required")
         ddb = ctx.client("dynamodb")
         table = self.physical_name(name, inputs, max_len=255)
         provisioned = _provisioned(inputs)

@@ -77,10 +77,9 @@ class BucketObjectv2(Handler):
     changed_by_update = ("etag", "versionId")
 
     def validate(self, inputs: dict[str, Any]) -> None:
-        for required in ("bucket", "key"):
-            if not inputs.get(required):
-                raise HandlerError(f"{required} is required")
-        key = inputs["key"]
+        key = inputs.get("key")
+        if isinstance(key, str) and not key:
+            raise HandlerError("key cannot be empty")
         if isinstance(key, str) and len(key.encode()) > 1024:
             raise HandlerError("key is longer than S3's 1024 bytes")
         if inputs.get("content") is not None and inputs.get("contentBase64") is not None:
@@ -116,6 +115,10 @@ class BucketObjectv2(Handler):
             raise HandlerError(f"metadata is {size} bytes, more than S3's {_METADATA_LIMIT}")
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
+        # Checked here, not in validate: a plan does not know a bucket made in the same run.
+        for required in ("bucket", "key"):
+            if not inputs.get(required):
+                raise HandlerError(f"{required} is required")
         return inputs["key"], {**inputs, **self._put(ctx, inputs)}
 
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:

@@ -72,8 +72,6 @@ class Parameter(Handler):
     def validate(self, inputs: dict[str, Any]) -> None:
         self._check_name(inputs.get("name"))
         kind = inputs.get("type")
-        if kind is None:
-            raise HandlerError("type is required (String, StringList or SecureString)")
         if isinstance(kind, str) and kind not in _TYPES:
             raise HandlerError(f"type '{kind}' is not String, StringList or SecureString")
         if inputs.get("value") is not None and inputs.get("insecureValue") is not None:
@@ -145,6 +143,10 @@ class Parameter(Handler):
         return None
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
+        if not inputs.get("type"):
+            raise HandlerError("type is required (String, StringList or SecureString)")
+        if _value(inputs) is None:
+            raise HandlerError("a parameter needs value or insecureValue")
         ssm = ctx.client("ssm")
         param = self.physical_name(name, inputs, max_len=_NAME_LIMIT)
         overwrite = bool(inputs.get("overwrite"))
