@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
     from moto.core.models import MockAWS
 
+    from phasegate.engines.sandbox.sealing import Sealer
+
 __all__ = ["SERVICES", "Emulator"]
 
 SERVICES: tuple[str, ...] = (
@@ -174,12 +176,14 @@ class Emulator:
             botocore_session=core,
         )
 
-    def dump(self) -> bytes:
-        """The state of every service in :data:`SERVICES`, as bytes for :meth:`load`."""
-        return snapshot.dump(SERVICES)
+    def dump(self, sealer: Sealer | None = None) -> bytes:
+        """The state of every service in :data:`SERVICES`, as bytes for :meth:`load`; the
+        run's secret values in it sealed with ``sealer``, if given (see ``cloud_secrets``)."""
+        return snapshot.dump(SERVICES, sealer)
 
-    def load(self, blob: bytes) -> None:
+    def load(self, blob: bytes, sealer: Sealer | None = None) -> None:
         """Replace the whole emulated cloud with a dump; empty bytes give an empty cloud.
+        Sealed values in it are opened with ``sealer``.
 
         A dump that is not one (damaged, another format or moto version) raises
         ValueError before anything is replaced. Should a sound-looking dump still fail
@@ -188,7 +192,7 @@ class Emulator:
         if not blob:
             self.reset()
             return
-        snapshot.load(blob)
+        snapshot.load(blob, sealer)
 
     def reset(self) -> None:
         """Empty the emulated cloud (every moto service, as a fresh account)."""
