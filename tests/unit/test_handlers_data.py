@@ -12,13 +12,15 @@ from __future__ import annotations
 import base64
 import datetime
 import secrets
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from test_sandbox_inputs import plan_one, schema_inputs
+from test_sandbox_inputs import schema_inputs
 
-from phasegate.engines.base import Op
+from phasegate.engines.base import Op, ProgramSource, StackTarget
+from phasegate.engines.sandbox import SandboxEngine, cloud_seal, snapshot
 from phasegate.engines.sandbox.diff import _diff
 from phasegate.engines.sandbox.emulator import SERVICES, Emulator
 from phasegate.engines.sandbox.handlers import (
@@ -29,7 +31,9 @@ from phasegate.engines.sandbox.handlers import (
     handler_for,
 )
 from phasegate.engines.sandbox.runtime import Registration
+from phasegate.engines.sandbox.sealing import Sealer
 from phasegate.engines.sandbox.store import ResourceState
+from phasegate.redaction import SecretValues
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -39,7 +43,8 @@ TABLE = "aws:dynamodb/table:Table"
 REPOSITORY = "aws:ecr/repository:Repository"
 PARAMETER = "aws:ssm/parameter:Parameter"
 SECRET = "aws:secretsmanager/secret:Secret"
-DATA_TYPES = (OBJECT, TABLE, REPOSITORY, PARAMETER, SECRET)
+VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
+DATA_TYPES = (OBJECT, TABLE, REPOSITORY, PARAMETER, SECRET, VERSION)
 
 
 @pytest.fixture
@@ -331,13 +336,18 @@ def test_parameter_is_auto_named_from_the_logical_name(ctx: CloudContext) -> Non
     assert _client(ctx, "ssm").get_parameter(Name=id_)["Parameter"]["Value"] == "v"
 
 
-def test_a_secure_string_value_is_refused_by_name_in_the_plan() -> None:
-    """The emulated cloud's snapshot is not encrypted: the value would sit there in clear."""
-    secure = {"name": "/db/password", "type": "SecureString", "value": "hunter2"}
-    assert plan_one(PARAMETER, secure) == "inputs the sandbox does not emulate: value"
-    refused = plan_one(PARAMETER, {**secure, "keyId": "alias/app"})
-    assert refused == "inputs the sandbox does not emulate: keyId, value"
-    assert plan_one(PARAMETER, {**secure, "type": "String"}) is None
+def test_a_secure_string_parameter_is_encrypted_with_its_key(ctx: CloudContext) -> None:
+    ssm = _client(ctx, "ssm")
+    key = _kms_key(ctx)
+    inputs = {"name": _unique("/db/password"), "type": "SecureString", "value": "hunter2-ok"}
+    id_, outputs = _create(ctx, PARAMETER, {**inputs, "keyId": key})
+    found = ssm.get_parameter(Name=id_, WithDecryption=True)["Parameter"]
+    assert (found["Type"], found["Value"]) == ("SecureString", "hunter2-ok")
+    assert ssm.get_parameter(Name=id_)["Parameter"]["Value"] != "hunter2-ok"
+    assert _described(ssm, id_)["KeyId"] == key
+    other = _kms_key(ctx)
+    _update(ctx, PARAMETER, id_, {**inputs, "keyId": key}, {**inputs, "keyId": other}, outputs)
+    assert _described(ssm, id_)["KeyId"] == other
 
 
 @pytest.mark.parametrize(
@@ -359,6 +369,7 @@ def test_a_secure_string_value_is_refused_by_name_in_the_plan() -> None:
         ({"insecureValue": "v"}, "cannot both be set"),
         ({"type": "SecureString", "value": None, "insecureValue": "v"}, "SecureString"),
         ({"dataType": "aws:ssm:integration"}, "not text or aws:ec2:image"),
+        ({"keyId": "alias/app"}, "SecureString parameters only"),
         ({"dataType": "aws:ec2:image", "value": "ubuntu"}, "AMI id"),
         ({"description": "d" * 1025}, "1024 characters"),
     ],
@@ -463,13 +474,96 @@ def test_secret_refuses_what_secrets_manager_refuses(inputs: dict[str, Any], rea
     _refused(SECRET, inputs, reason)
 
 
-def test_a_secret_version_is_refused_in_the_plan() -> None:
-    """Its value would sit in the emulated cloud's snapshot in clear."""
-    refused = plan_one(
-        "aws:secretsmanager/secretVersion:SecretVersion",
-        {"secretId": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app", "secretString": "s"},
+@pytest.fixture
+def secret(ctx: CloudContext) -> str:
+    arn: str = _client(ctx, "secretsmanager").create_secret(Name=_unique("versions"))["ARN"]
+    return arn
+
+
+def _version_stages(client: Any, secret: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = client.describe_secret(SecretId=secret)["VersionIdsToStages"]
+    return found
+
+
+def test_secret_version_holds_the_value_and_moves_its_labels(
+    ctx: CloudContext, secret: str
+) -> None:
+    client = _client(ctx, "secretsmanager")
+    handler = _handler(VERSION)
+    first_inputs = {"secretId": secret, "secretString": '{"password": "first-one"}'}
+    first_id, first = _create(ctx, VERSION, first_inputs)
+    assert first_id == f"{secret}|{first['versionId']}" and first["arn"] == secret
+    assert first["versionStages"] == ["AWSCURRENT"]
+    got = client.get_secret_value(SecretId=secret)
+    assert (got["SecretString"], got["VersionId"]) == (
+        '{"password": "first-one"}',
+        first["versionId"],
     )
-    assert refused == "the sandbox engine has no emulation for this type"
+
+    inputs = {"secretId": secret, "secretString": "second-one", "versionStages": ["blue"]}
+    id_, outputs = _create(ctx, VERSION, inputs)
+    assert _version_stages(client, secret)[outputs["versionId"]] == ["blue"]
+    got = client.get_secret_value(SecretId=secret, VersionStage="blue")
+    assert got["SecretString"] == "second-one"
+
+    new = {**inputs, "versionStages": ["AWSCURRENT", "green"]}
+    outputs = _update(ctx, VERSION, id_, inputs, new, outputs)
+    assert sorted(outputs["versionStages"]) == ["AWSCURRENT", "green"]
+    assert sorted(_version_stages(client, secret)[outputs["versionId"]]) == ["AWSCURRENT", "green"]
+    assert client.get_secret_value(SecretId=secret)["SecretString"] == "second-one"
+    assert _version_stages(client, secret)[first["versionId"]] == ["AWSPREVIOUS"]
+
+    handler.delete(ctx, id_, outputs)  # the current version keeps AWSCURRENT, as on AWS
+    assert _version_stages(client, secret)[outputs["versionId"]] == ["AWSCURRENT"]
+
+
+def test_secret_version_deleted_loses_its_labels(ctx: CloudContext, secret: str) -> None:
+    handler = _handler(VERSION)
+    _create(ctx, VERSION, {"secretId": secret, "secretString": "current-value"})
+    inputs = {"secretId": secret, "secretString": "staged-value", "versionStages": ["next"]}
+    id_, outputs = _create(ctx, VERSION, inputs)
+    assert handler.exists(ctx, id_, outputs)
+    handler.delete(ctx, id_, outputs)
+    assert not handler.exists(ctx, id_, outputs)
+    assert not _version_stages(_client(ctx, "secretsmanager"), secret).get(outputs["versionId"])
+
+
+def test_secret_version_binary_value(ctx: CloudContext, secret: str) -> None:
+    raw = bytes(range(32))
+    inputs = {"secretId": secret, "secretBinary": base64.b64encode(raw).decode()}
+    _create(ctx, VERSION, inputs)
+    got = _client(ctx, "secretsmanager").get_secret_value(SecretId=secret)
+    assert got["SecretBinary"] == raw
+
+
+@pytest.mark.parametrize(
+    "change", [{"secretId": "other"}, {"secretString": "other"}, {"secretBinary": "b3RoZXI="}]
+)
+def test_secret_version_value_and_secret_force_a_replacement(change: dict[str, Any]) -> None:
+    old = {"secretId": "app", "secretString": "value"}
+    assert _op(VERSION, old, {**old, **change}) is Op.REPLACE
+    assert _op(VERSION, old, {**old, "versionStages": ["blue"]}) is Op.UPDATE
+
+
+def test_secret_version_of_a_missing_secret_is_refused(ctx: CloudContext) -> None:
+    with pytest.raises(HandlerError, match="cannot put a version"):
+        _create(ctx, VERSION, {"secretId": _unique("missing"), "secretString": "value"})
+
+
+@pytest.mark.parametrize(
+    ("inputs", "reason"),
+    [
+        ({"secretBinary": "eA=="}, "cannot both be set"),
+        ({"secretString": "x" * 65537}, "larger than 65536 bytes"),
+        ({"secretString": None, "secretBinary": "not base64!"}, "not base64"),
+        ({"versionStages": [f"s{i}" for i in range(21)]}, "at most 20"),
+        ({"versionStages": ["x" * 257]}, "not 1-256 characters"),
+    ],
+)
+def test_secret_version_refuses_what_secrets_manager_refuses(
+    inputs: dict[str, Any], reason: str
+) -> None:
+    _refused(VERSION, {"secretId": "app", "secretString": "value", **inputs}, reason)
 
 
 # --- S3 objects -------------------------------------------------------------------------
@@ -875,6 +969,7 @@ def test_table_refuses_what_dynamodb_refuses(change: dict[str, Any], reason: str
         (TABLE, {"billingMode": "PAY_PER_REQUEST"}, "hashKey is required"),
         (PARAMETER, {"value": "v"}, "type is required"),
         (PARAMETER, {"type": "String"}, "needs value or insecureValue"),
+        (VERSION, {"secretId": "app"}, "needs secretString or secretBinary"),
     ],
 )
 def test_a_required_input_is_checked_once_it_is_known(
@@ -934,3 +1029,110 @@ def test_data_resources_survive_a_dump_and_load(
     ecr.put_registry_scanning_configuration(scanType="BASIC", rules=[])  # takes its lock
     body = _client(ctx, "s3").get_object(Bucket=bucket, Key="kept.txt")["Body"].read()
     assert body == b"kept"
+
+
+# --- secrets stay sealed ----------------------------------------------------------------
+
+PASSWORD = "pw-5f3a9c1e-sandbox"
+TOKEN = "tok-0b7d2e44-sandbox"
+
+
+def _state(blob: bytes) -> bytes:
+    """The dump's pickled state, decompressed: what a reader of the snapshot would see."""
+    return snapshot._read_envelope(blob)[1]
+
+
+def test_a_dump_seals_the_runs_secret_values_and_a_load_opens_them(
+    emu: Emulator, ctx: CloudContext, tmp_path: Path
+) -> None:
+    client, ssm = _client(ctx, "secretsmanager"), _client(ctx, "ssm")
+    arn = client.create_secret(Name=_unique("sealed"), SecretString=PASSWORD)["ARN"]
+    client.put_secret_value(SecretId=arn, SecretBinary=TOKEN.encode(), VersionStages=["next"])
+    name = _unique("/sealed")
+    ssm.put_parameter(Name=name, Type="SecureString", Value=TOKEN)
+    ssm.put_parameter(Name=f"{name}-plain", Type="String", Value="plain-text-value")
+    # As the runtime hears of them: a binary value is sent (and kept) as base64.
+    binary = base64.b64encode(TOKEN.encode()).decode()
+    sealer = Sealer(tmp_path / "secrets.key", SecretValues([PASSWORD, TOKEN, binary]))
+
+    blob = emu.dump(sealer)
+    state = _state(blob)
+    for clear in (PASSWORD, TOKEN, binary):
+        assert clear.encode() not in state
+    assert b"plain-text-value" in state  # no secret of the run: as it is
+    assert PASSWORD.encode() in _state(emu.dump())  # what a dump without a sealer holds
+
+    with pytest.raises(ValueError, match="no key was given"):
+        emu.load(blob)
+    later = SecretValues()  # a later run: it learns the values are secret from the load
+    emu.load(blob, Sealer(tmp_path / "secrets.key", later))
+    assert client.get_secret_value(SecretId=arn)["SecretString"] == PASSWORD
+    staged = client.get_secret_value(SecretId=arn, VersionStage="next")
+    assert staged["SecretBinary"] == TOKEN.encode()
+    assert ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"] == TOKEN
+    assert later.reveals(PASSWORD) and later.reveals(binary)
+    again = _state(emu.dump(Sealer(tmp_path / "secrets.key", later)))
+    assert not any(clear.encode() in again for clear in (PASSWORD, TOKEN, binary))
+
+
+SECRET_PROGRAM = """
+import os
+
+import pulumi
+import pulumi_aws as aws
+
+secret = aws.secretsmanager.Secret("db", recovery_window_in_days=0)
+aws.secretsmanager.SecretVersion(
+    "db", secret_id=secret.id, secret_string=os.environ["VAULT_PASSWORD"]
+)
+aws.ssm.Parameter(
+    "token", name="/app/token", type="SecureString", value=os.environ["VAULT_TOKEN"]
+)
+pulumi.export("secret", secret.arn)
+"""
+
+
+def test_no_file_under_the_project_holds_a_secret_in_clear_after_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret version's value and a SecureString parameter's value, through a whole
+    apply: the checkpoint, the cloud snapshot (opened and decompressed) and every other
+    file the sandbox writes hold them sealed; a later run reads them back."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("VAULT_PASSWORD", PASSWORD)
+    monkeypatch.setenv("VAULT_TOKEN", TOKEN)
+    project = tmp_path / "project"
+    stack = StackTarget(
+        project="phasegate",
+        environment="sandbox",
+        phase="vault",
+        region=REGION,
+        program=ProgramSource(module="vault", files={"__main__.py": SECRET_PROGRAM.encode()}),
+        config={},
+    )
+    engine = SandboxEngine(project / ".phasegate" / "sandbox")
+    try:
+        secret_arn = engine.up(stack).outputs.values["secret"]
+    finally:
+        engine.close()
+
+    key = cloud_seal.user_key(cloud_seal.key_path())
+    files = [p for p in project.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("cloud-") for p in files)
+    for path in files:
+        data = path.read_bytes()
+        if path.name.startswith("cloud-"):
+            data += _state(cloud_seal.unseal(key, data))
+        for clear in (PASSWORD, TOKEN):
+            assert clear.encode() not in data, path
+
+    later = SandboxEngine(project / ".phasegate" / "sandbox")
+    try:
+        secrets_manager = later.aws_client(stack, "secretsmanager")
+        assert secrets_manager.get_secret_value(SecretId=secret_arn)["SecretString"] == PASSWORD
+        ssm = later.aws_client(stack, "ssm")
+        found = ssm.get_parameter(Name="/app/token", WithDecryption=True)["Parameter"]
+        assert found["Value"] == TOKEN
+        later.destroy(stack)
+    finally:
+        later.close()

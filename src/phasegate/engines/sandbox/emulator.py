@@ -18,7 +18,10 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from phasegate.engines.sandbox import snapshot
-from phasegate.engines.sandbox.moto_patches import _reach_buckets_over_tls
+from phasegate.engines.sandbox.moto_patches import (
+    _follow_the_current_label,
+    _reach_buckets_over_tls,
+)
 
 # A dump names the functions that rebuild its objects by module and name: dumps written
 # before the pickling moved to ``snapshot`` name this module, and must still load.
@@ -100,6 +103,7 @@ class Emulator:
             os.environ["MOTO_ACCOUNT_ID"] = self.account_id
             _one_data_loader()
             _reach_buckets_over_tls()
+            _follow_the_current_label()
             # MockAWS, not mock_aws(): the latter turns into a client of a remote
             # moto server when TEST_SERVER_MODE is set, and the state must be ours.
             from moto.core.models import MockAWS

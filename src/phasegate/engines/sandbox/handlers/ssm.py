@@ -1,9 +1,8 @@
 """SSM parameters: configuration a program publishes for others to read.
 
-A SecureString parameter's value is refused by name in the plan: the emulated cloud is
-kept between runs as a snapshot that is sealed against tampering but not encrypted, so the
-value would sit there in clear, and phasegate never writes a secret in clear. Its KMS key
-goes with it (a key encrypts SecureString values only).
+A parameter's value is a secret of the run (the SDK sends it as one, of any type), so the
+checkpoint and the cloud's snapshot keep it sealed (``sealing``, ``cloud_secrets``); an
+``insecureValue`` is not, and stays as it is.
 
 The emulator takes names, values and patterns SSM refuses; they are checked here, as is
 the tier: a parameter cannot move down from Advanced to Standard, so that change replaces
@@ -50,6 +49,7 @@ class Parameter(Handler):
             "dataType",
             "description",
             "insecureValue",
+            "keyId",
             "name",
             "overwrite",
             "tags",
@@ -63,12 +63,6 @@ class Parameter(Handler):
     changed_by_update = ("version",)
     name_key = "name"
 
-    def unemulated(self, inputs: Mapping[str, Any]) -> list[str]:
-        refused = super().unemulated(inputs)
-        if inputs.get("type") == "SecureString" and inputs.get("value") is not None:
-            refused = sorted({*refused, "value"})
-        return refused
-
     def validate(self, inputs: dict[str, Any]) -> None:
         self._check_name(inputs.get("name"))
         kind = inputs.get("type")
@@ -78,6 +72,8 @@ class Parameter(Handler):
             raise HandlerError("value and insecureValue cannot both be set")
         if kind == "SecureString" and inputs.get("insecureValue") is not None:
             raise HandlerError("insecureValue cannot hold a SecureString parameter's value")
+        if inputs.get("keyId") and kind not in ("SecureString", None):
+            raise HandlerError("keyId encrypts SecureString parameters only")
         tier = inputs.get("tier", "Standard")
         if isinstance(tier, str) and tier not in _TIERS:
             raise HandlerError(f"tier '{tier}' is not one of {', '.join(_TIERS)}")
@@ -156,7 +152,7 @@ class Parameter(Handler):
             ssm.add_tags_to_resource(
                 ResourceType="Parameter", ResourceId=param, Tags=self.tag_list(inputs["tags"])
             )
-        found = ssm.get_parameter(Name=param)["Parameter"]
+        found = ssm.get_parameter(Name=param)["Parameter"]  # its ARN and version: no value
         return param, {
             **inputs,
             "id": param,
@@ -168,7 +164,15 @@ class Parameter(Handler):
 
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
         ssm = ctx.client("ssm")
-        fields = ("type", "value", "insecureValue", "description", "allowedPattern", "tier")
+        fields = (
+            "type",
+            "value",
+            "insecureValue",
+            "description",
+            "allowedPattern",
+            "tier",
+            "keyId",
+        )
         if any(old.get(k) != new.get(k) for k in fields):
             self._put(ssm, id_, new, overwrite=True)
         old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
@@ -217,6 +221,8 @@ class Parameter(Handler):
             "Description": inputs.get("description", ""),
             "AllowedPattern": inputs.get("allowedPattern", ""),
         }
+        if inputs["type"] == "SecureString" and inputs.get("keyId"):
+            args["KeyId"] = inputs["keyId"]
         try:
             ssm.put_parameter(**args)
         except Exception as exc:
