@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import secrets
 from pathlib import Path
 from typing import Any
@@ -688,7 +689,7 @@ def test_object_in_a_missing_bucket_is_refused(ctx: CloudContext) -> None:
     [
         ({"key": ""}, "key cannot be empty"),
         ({"key": "k" * 1025}, "1024 bytes"),
-        ({"contentBase64": "eA=="}, "cannot both be set"),
+        ({"contentBase64": "eA=="}, "content and contentBase64 cannot both be set"),
         ({"content": None, "contentBase64": "not base64!"}, "not base64"),
         ({"serverSideEncryption": "AES128"}, "serverSideEncryption 'AES128'"),
         ({"serverSideEncryption": "AES256", "kmsKeyId": "k"}, "kmsKeyId needs"),
@@ -1136,3 +1137,75 @@ def test_no_file_under_the_project_holds_a_secret_in_clear_after_apply(
         later.destroy(stack)
     finally:
         later.close()
+
+
+# --- S3 objects from files --------------------------------------------------------------
+
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_ASSET = "c44067f5952c0a294b673a41bacd8c17"
+_ARCHIVE = "0def7320c3a5731c473e5ecbe6d01bc7"
+
+
+def _file_asset(path: str) -> dict[str, Any]:
+    """A pulumi.FileAsset as the program sends it."""
+    return {_SIG_KEY: _ASSET, "path": path}
+
+
+@pytest.fixture
+def program_ctx(emu: Emulator, tmp_path: Path) -> CloudContext:
+    """The cloud, for a program whose folder is ``tmp_path``."""
+    return CloudContext(
+        session=emu.session(),
+        region=REGION,
+        account_id=ACCOUNT,
+        make_client=emu.client,
+        run=RunContext(program=tmp_path),
+    )
+
+
+@pytest.mark.parametrize("source", [_file_asset("site/index.html"), "site/index.html"])
+def test_object_source_is_a_file_of_the_program(
+    program_ctx: CloudContext, tmp_path: Path, bucket: str, source: Any
+) -> None:
+    s3 = _client(program_ctx, "s3")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_bytes(b"<h1>one</h1>")
+    handler = _handler(OBJECT)
+    declared = {"bucket": bucket, "key": "index.html", "source": source}
+
+    inputs = handler.check(program_ctx.run, None, declared)
+    assert inputs["source"] == {
+        **_file_asset("site/index.html"),
+        "hash": hashlib.sha256(b"<h1>one</h1>").hexdigest(),
+    }
+    id_, outputs = _create(program_ctx, OBJECT, inputs)
+    assert s3.get_object(Bucket=bucket, Key="index.html")["Body"].read() == b"<h1>one</h1>"
+    assert handler.check(program_ctx.run, inputs, declared) == inputs  # the same file: same
+
+    (tmp_path / "site" / "index.html").write_bytes(b"<h1>two</h1>")
+    changed = handler.check(program_ctx.run, inputs, declared)
+    _update(program_ctx, OBJECT, id_, inputs, changed, outputs)  # the file alone: an update
+    assert s3.get_object(Bucket=bucket, Key="index.html")["Body"].read() == b"<h1>two</h1>"
+
+
+def test_object_source_that_cannot_be_read_is_refused_in_the_plan(tmp_path: Path) -> None:
+    declared = {"bucket": "site", "key": "k", "source": _file_asset("missing.txt")}
+    with pytest.raises(HandlerError, match=r"missing\.txt cannot be read"):
+        _handler(OBJECT).check(RunContext(program=tmp_path), None, declared)
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ({_SIG_KEY: _ASSET, "uri": "https://example.com/x"}, "not a string or remote asset"),
+        ({_SIG_KEY: _ASSET, "text": "inline"}, "not a string or remote asset"),
+        ({_SIG_KEY: _ARCHIVE, "assets": {}}, "nor an archive"),
+    ],
+)
+def test_object_source_other_than_a_file_is_refused(source: Any, reason: str) -> None:
+    _refused(OBJECT, {"bucket": "site", "key": "k", "source": source}, reason)
+
+
+def test_object_source_with_content_is_refused() -> None:
+    declared = {"bucket": "site", "key": "k", "source": "a.txt", "content": "x"}
+    _refused(OBJECT, declared, "content and source cannot both be set")

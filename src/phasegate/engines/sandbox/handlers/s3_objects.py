@@ -2,19 +2,31 @@
 metadata, tags, encryption and storage class.
 
 Any change puts the object again, as the provider does, so a versioned bucket gains a
-version; deleting it removes every version of its key. The emulator takes metadata keys in
-capitals, more than ten tags, a KMS key without KMS encryption and unknown storage classes;
-those are checked here.
+version; deleting it removes every version of its key. A ``source`` is a file path or a
+``pulumi.FileAsset``, relative to the program's folder; the plan hashes the file, as the
+Pulumi engine hashes an asset, so a change to the file alone is an update.
+
+The emulator takes metadata keys in capitals, more than ten tags, a KMS key without KMS
+encryption and unknown storage classes; those are checked here.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
-from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, error_code
+from phasegate.engines.base import UNKNOWN
+from phasegate.engines.sandbox.handlers.base import (
+    CloudContext,
+    Handler,
+    HandlerError,
+    RunContext,
+    error_code,
+)
 
 __all__ = ["HANDLERS"]
 
@@ -43,8 +55,41 @@ _HEADERS = {
 """Inputs put as they are, by the put_object argument that carries each."""
 
 
-def _body(inputs: dict[str, Any]) -> bytes:
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
+"""How the Pulumi wire format marks an asset (``pulumi/runtime/rpc.py``)."""
+
+
+def _source_path(source: Any) -> str:
+    """The file a ``source`` names: a path, or a file asset's path."""
+    if isinstance(source, str):
+        return source
+    asset = isinstance(source, dict) and source.get(_SIG_KEY) == _ASSET_SIG
+    if asset and isinstance(source.get("path"), str):
+        return str(source["path"])
+    raise HandlerError(
+        "source: the sandbox emulates a file path or a pulumi.FileAsset, not a string or "
+        "remote asset, nor an archive"
+    )
+
+
+def _source_file(program: Path | None, source: Any) -> bytes:
+    """The bytes of the file a ``source`` names, relative to the program's folder."""
+    path = Path(_source_path(source))
+    if not path.is_absolute() and program is not None:
+        path = program / path
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise HandlerError(
+            f"source {_source_path(source)} cannot be read: {exc.strerror}"
+        ) from None
+
+
+def _body(inputs: dict[str, Any], program: Path | None = None) -> bytes:
     """The object's bytes, from whichever content input is set (none: empty)."""
+    if inputs.get("source") is not None:
+        return _source_file(program, inputs["source"])
     if inputs.get("contentBase64") is not None:
         try:
             return base64.b64decode(str(inputs["contentBase64"]), validate=True)
@@ -68,6 +113,7 @@ class BucketObjectv2(Handler):
             "kmsKeyId",
             "metadata",
             "serverSideEncryption",
+            "source",
             "storageClass",
             "tags",
         }
@@ -82,8 +128,11 @@ class BucketObjectv2(Handler):
             raise HandlerError("key cannot be empty")
         if isinstance(key, str) and len(key.encode()) > 1024:
             raise HandlerError("key is longer than S3's 1024 bytes")
-        if inputs.get("content") is not None and inputs.get("contentBase64") is not None:
-            raise HandlerError("content and contentBase64 cannot both be set")
+        given = [k for k in ("content", "contentBase64", "source") if inputs.get(k) is not None]
+        if len(given) > 1:
+            raise HandlerError(f"{' and '.join(given)} cannot both be set: S3 takes one body")
+        if inputs.get("source") is not None:
+            _source_path(inputs["source"])
         if inputs.get("contentBase64") is not None:
             _body(inputs)
         encryption = inputs.get("serverSideEncryption")
@@ -113,6 +162,18 @@ class BucketObjectv2(Handler):
         size = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in metadata.items())
         if size > _METADATA_LIMIT:
             raise HandlerError(f"metadata is {size} bytes, more than S3's {_METADATA_LIMIT}")
+
+    def check(
+        self, run: RunContext, old: dict[str, Any] | None, new: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A source as a file asset with the hash of its file, as the Pulumi engine
+        records an asset: a change to the file changes the inputs."""
+        source = new.get("source")
+        if source is None or source == UNKNOWN:
+            return new
+        data = _source_file(run.program, source)
+        asset = {_SIG_KEY: _ASSET_SIG, "path": _source_path(source)}
+        return {**new, "source": {**asset, "hash": hashlib.sha256(data).hexdigest()}}
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         # Checked here, not in validate: a plan does not know a bucket made in the same run.
@@ -149,7 +210,11 @@ class BucketObjectv2(Handler):
     def _put(self, ctx: CloudContext, inputs: dict[str, Any]) -> dict[str, Any]:
         """Put the object as declared; the outputs only S3 can tell."""
         bucket, key = inputs["bucket"], inputs["key"]
-        args: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": _body(inputs)}
+        args: dict[str, Any] = {
+            "Bucket": bucket,
+            "Key": key,
+            "Body": _body(inputs, ctx.run.program),
+        }
         args.update({api: inputs[k] for k, api in _HEADERS.items() if inputs.get(k)})
         if inputs.get("metadata"):
             args["Metadata"] = {k: str(v) for k, v in inputs["metadata"].items()}
