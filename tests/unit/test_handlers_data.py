@@ -278,6 +278,7 @@ def test_parameter_carries_its_settings_and_changes_them_in_place(ctx: CloudCont
     assert described["AllowedPattern"] == r"^[a-z0-9.,-]+$"
     assert _ssm_tags(ssm, name) == {"owner": "platform"}
 
+    assert _handler(PARAMETER).exists(ctx, id_, outputs)
     _handler(PARAMETER).delete(ctx, id_, outputs)
     assert not _handler(PARAMETER).exists(ctx, id_, outputs)
     with pytest.raises(ClientError):
@@ -439,6 +440,15 @@ def test_secret_deletion_waits_for_its_recovery_window(
     assert datetime.timedelta(days=days, seconds=-5) < scheduled
     assert scheduled < datetime.timedelta(days=days, seconds=5)
     assert not _handler(SECRET).exists(ctx, id_, outputs)
+
+
+def test_secret_recovery_window_changes_in_place(ctx: CloudContext) -> None:
+    client = _client(ctx, "secretsmanager")
+    inputs = {"name": _unique("window"), "recoveryWindowInDays": 0}
+    id_, outputs = _create(ctx, SECRET, inputs)
+    outputs = _update(ctx, SECRET, id_, inputs, {**inputs, "recoveryWindowInDays": 7}, outputs)
+    _handler(SECRET).delete(ctx, id_, outputs)
+    assert client.describe_secret(SecretId=id_)["DeletedDate"] is not None  # not at once
 
 
 def test_secret_name_prefix_gets_the_providers_suffix(ctx: CloudContext) -> None:
@@ -618,6 +628,7 @@ def test_object_carries_its_content_headers_and_settings(ctx: CloudContext, buck
 def test_object_update_puts_it_again(ctx: CloudContext, bucket: str) -> None:
     s3 = _client(ctx, "s3")
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    key = _kms_key(ctx)
     inputs = {
         "bucket": bucket,
         "key": "data.json",
@@ -642,6 +653,7 @@ def test_object_update_puts_it_again(ctx: CloudContext, bucket: str) -> None:
         "metadata": {"build": "2"},
         "tags": {"stage": "two"},
         "serverSideEncryption": "aws:kms",
+        "kmsKeyId": key,
         "storageClass": "ONEZONE_IA",
     }
     updated = _update(ctx, OBJECT, id_, inputs, new, outputs)
@@ -652,6 +664,7 @@ def test_object_update_puts_it_again(ctx: CloudContext, bucket: str) -> None:
     assert (got["ContentEncoding"], got["ContentDisposition"]) == ("gzip", "attachment")
     assert got["Metadata"] == {"build": "2"}
     assert (got["ServerSideEncryption"], got["StorageClass"]) == ("aws:kms", "ONEZONE_IA")
+    assert got["SSEKMSKeyId"] == key
     assert _object_tags(s3, bucket, "data.json") == {"stage": "two"}
 
     handler = _handler(OBJECT)
