@@ -26,22 +26,23 @@ repo = aws.ecr.Repository(
     tags={"team": "platform"},
 )
 
+# Not a secret: insecure_value, where value would make the URL a secret of the run.
 url = aws.ssm.Parameter(
     "repository-url",
     name="/corpus/registry/url",
     type="String",
-    value=repo.repository_url,
+    insecure_value=repo.repository_url,
     description="where the app's images are",
     tags={"team": "platform"},
 )
 
-regions = aws.ssm.Parameter(
-    "regions",
-    name="/corpus/registry/regions",
+channels = aws.ssm.Parameter(
+    "channels",
+    name="/corpus/registry/channels",
     type="StringList",
-    value="us-east-1" if stage == 1 else "us-east-1,eu-west-1",
+    value="stable" if stage == 1 else "stable,beta",
     tier="Standard" if stage == 1 else "Advanced",
-    allowed_pattern="^[a-z0-9,-]+$",
+    allowed_pattern="^[a-z,]+$",
 )
 
 release = aws.ssm.Parameter(
@@ -53,7 +54,7 @@ release = aws.ssm.Parameter(
 
 pulumi.export("repository", repo.name)
 pulumi.export("repository_url", repo.repository_url)
-pulumi.export("parameters", [url.name, regions.name, release.name])
+pulumi.export("parameters", [url.name, channels.name, release.name])
 """
 
 
@@ -85,7 +86,7 @@ def check(aws: Any, outputs: dict[str, Any], stage: int) -> None:
     release_name = "/corpus/registry/release" if stage == 1 else "/corpus/registry/current-release"
     assert outputs["parameters"] == [
         "/corpus/registry/url",
-        "/corpus/registry/regions",
+        "/corpus/registry/channels",
         release_name,
     ]
     url = _parameter(ssm, "/corpus/registry/url")
@@ -93,12 +94,12 @@ def check(aws: Any, outputs: dict[str, Any], stage: int) -> None:
     assert url["Description"] == "where the app's images are"
     assert url["Tags"] == {"team": "platform"}
 
-    regions = _parameter(ssm, "/corpus/registry/regions")
-    assert regions["Type"] == "StringList"
-    assert regions["Value"] == ("us-east-1" if stage == 1 else "us-east-1,eu-west-1")
-    assert regions["Tier"] == ("Standard" if stage == 1 else "Advanced")
-    assert regions["AllowedPattern"] == "^[a-z0-9,-]+$"
-    assert regions["Tags"] == {}
+    channels = _parameter(ssm, "/corpus/registry/channels")
+    assert channels["Type"] == "StringList"
+    assert channels["Value"] == ("stable" if stage == 1 else "stable,beta")
+    assert channels["Tier"] == ("Standard" if stage == 1 else "Advanced")
+    assert channels["AllowedPattern"] == "^[a-z,]+$"
+    assert channels["Tags"] == {}
 
     release = _parameter(ssm, release_name)
     assert (release["Type"], release["Value"]) == ("String", "v1" if stage == 1 else "v2")
