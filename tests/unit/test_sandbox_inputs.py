@@ -212,6 +212,8 @@ NAMED_NOT_EMULATED = {
     "aws:eks/nodeGroup:NodeGroup": {"version"},  # the launch template's, not the group's
     "aws:kms/key:Key": {"customKeyStoreId", "xksKeyId"},
     "aws:s3/bucket:Bucket": {"region"},  # an output
+    "aws:s3/bucketObjectv2:BucketObjectv2": {"etag"},  # an output
+    "aws:ssm/parameter:Parameter": {"arn"},  # an output
 }
 """Inputs a handler names (to force a replacement, to refuse a combination, to refuse them
 at apply, or as an output) but does not realise: the plan refuses them."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from phasegate.engines.sandbox import snapshot
 from phasegate.engines.sandbox.moto_patches import (
+    _follow_the_current_label,
     _reach_buckets_over_tls,
     _rename_iam_identities_as_iam_does,
 )
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
     from moto.core.models import MockAWS
 
+    from phasegate.engines.sandbox.sealing import Sealer
+
 __all__ = ["SERVICES", "Emulator"]
 
 SERVICES: tuple[str, ...] = (
@@ -51,6 +54,10 @@ SERVICES: tuple[str, ...] = (
     "cloudwatch",
     "sts",
     "elbv2",
+    "dynamodb",
+    "ecr",
+    "ssm",
+    "secretsmanager",
 )
 
 _FAKE_KEY = "sandbox"
@@ -98,6 +105,7 @@ class Emulator:
             _one_data_loader()
             _reach_buckets_over_tls()
             _rename_iam_identities_as_iam_does()
+            _follow_the_current_label()
             # MockAWS, not mock_aws(): the latter turns into a client of a remote
             # moto server when TEST_SERVER_MODE is set, and the state must be ours.
             from moto.core.models import MockAWS
@@ -174,12 +182,14 @@ class Emulator:
             botocore_session=core,
         )
 
-    def dump(self) -> bytes:
-        """The state of every service in :data:`SERVICES`, as bytes for :meth:`load`."""
-        return snapshot.dump(SERVICES)
+    def dump(self, sealer: Sealer | None = None) -> bytes:
+        """The state of every service in :data:`SERVICES`, as bytes for :meth:`load`; the
+        run's secret values in it sealed with ``sealer``, if given (see ``cloud_secrets``)."""
+        return snapshot.dump(SERVICES, sealer)
 
-    def load(self, blob: bytes) -> None:
+    def load(self, blob: bytes, sealer: Sealer | None = None) -> None:
         """Replace the whole emulated cloud with a dump; empty bytes give an empty cloud.
+        Sealed values in it are opened with ``sealer``.
 
         A dump that is not one (damaged, another format or moto version) raises
         ValueError before anything is replaced. Should a sound-looking dump still fail
@@ -188,7 +198,7 @@ class Emulator:
         if not blob:
             self.reset()
             return
-        snapshot.load(blob)
+        snapshot.load(blob, sealer)
 
     def reset(self) -> None:
         """Empty the emulated cloud (every moto service, as a fresh account)."""
@@ -218,6 +228,14 @@ def eks_node_group(account_id: str, region: str, cluster: str, group: str) -> An
     from moto.backends import get_backend
 
     return get_backend("eks")[account_id][region].clusters[cluster].nodegroups[group]
+
+
+def dynamodb_table(account_id: str, region: str, name: str) -> Any:
+    """moto's own record of a DynamoDB table, for what its API cannot change (the
+    encryption of a table, a stream enabled again); KeyError if there is none."""
+    from moto.backends import get_backend
+
+    return get_backend("dynamodb")[account_id][region].tables[name]
 
 
 def _answer_from_moto(request: AWSPreparedRequest, event_name: str, **kwargs: Any) -> AWSResponse:

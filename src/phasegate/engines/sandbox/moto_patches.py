@@ -88,3 +88,31 @@ def _rename_iam_identities_as_iam_does() -> None:
     update_user._phasegate_rename = True  # type: ignore[attr-defined]
     IAMBackend.update_user = update_user  # type: ignore[method-assign]
     IAMBackend.update_group = update_group  # type: ignore[method-assign]
+
+
+def _follow_the_current_label() -> None:
+    """moto answers a read of a secret with no version or label asked for from the
+    version it last put, even after AWSCURRENT moved to another version: Secrets Manager
+    answers from the version labelled AWSCURRENT."""
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    if getattr(SecretsManagerBackend.update_secret_version_stage, "_phasegate_current", False):
+        return
+    original = SecretsManagerBackend.update_secret_version_stage
+
+    def update_secret_version_stage(
+        self: Any,
+        secret_id: str,
+        version_stage: str,
+        remove_from_version_id: str,
+        move_to_version_id: str,
+    ) -> tuple[str, str]:
+        result = original(
+            self, secret_id, version_stage, remove_from_version_id, move_to_version_id
+        )
+        if version_stage == "AWSCURRENT" and move_to_version_id:
+            self.secrets[secret_id].default_version_id = move_to_version_id
+        return result
+
+    update_secret_version_stage._phasegate_current = True  # type: ignore[attr-defined]
+    SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage  # type: ignore[method-assign]

@@ -38,12 +38,14 @@ def _registry() -> dict[str, Handler]:
     from phasegate.engines.sandbox.handlers import (
         cloudwatch,
         dynamic,
+        dynamodb,
         ec2,
         ec2_compute,
         ec2_endpoints,
         ec2_gateways,
         ec2_routes,
         ec2_security,
+        ecr,
         eks,
         iam,
         iam_identities,
@@ -54,17 +56,22 @@ def _registry() -> dict[str, Handler]:
         s3,
         s3_config,
         s3_lifecycle,
+        s3_objects,
+        secretsmanager,
+        ssm,
     )
 
     handlers: list[Handler] = [
         *cloudwatch.HANDLERS,
         *dynamic.HANDLERS,
+        *dynamodb.HANDLERS,
         *ec2.HANDLERS,
         *ec2_compute.HANDLERS,
         *ec2_endpoints.HANDLERS,
         *ec2_gateways.HANDLERS,
         *ec2_routes.HANDLERS,
         *ec2_security.HANDLERS,
+        *ecr.HANDLERS,
         *eks.HANDLERS,
         *iam.HANDLERS,
         *iam_identities.HANDLERS,
@@ -75,6 +82,9 @@ def _registry() -> dict[str, Handler]:
         *s3.HANDLERS,
         *s3_config.HANDLERS,
         *s3_lifecycle.HANDLERS,
+        *s3_objects.HANDLERS,
+        *secretsmanager.HANDLERS,
+        *ssm.HANDLERS,
     ]
     return {h.type: h for h in handlers}
 
