@@ -269,9 +269,10 @@ _TAGS = (
 )
 _UNEMULATED = {
     "bucket": (
-        '    _aws.s3.Bucket("audit", bucket="phasegate-audit", versioning={"enabled": True},\n'
+        '    _aws.s3.Bucket("audit", bucket="phasegate-audit",\n'
+        '        website={"index_document": "index.html"},\n'
         f"        tags={_TAGS})\n",
-        "versioning: aws:s3/bucket:Bucket 'audit'",
+        "website: aws:s3/bucket:Bucket 'audit'",
     ),
     "role": (
         '    _aws.iam.Role("auditor", assume_role_policy="{}",\n'

@@ -82,6 +82,7 @@ def _attributes(inputs: dict[str, Any]) -> list[dict[str, str]]:
 
 class Table(Handler):
     type = "aws:dynamodb/table:Table"
+    required = frozenset({"hashKey"})
     emulates = frozenset(
         {
             "attributes",
@@ -226,8 +227,6 @@ class Table(Handler):
     # -- lifecycle --------------------------------------------------------------------
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
-        if not inputs.get("hashKey"):
-            raise HandlerError("hashKey is required")
         ddb = ctx.client("dynamodb")
         table = self.physical_name(name, inputs, max_len=255)
         provisioned = _provisioned(inputs)

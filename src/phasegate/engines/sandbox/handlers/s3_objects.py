@@ -100,6 +100,7 @@ def _body(inputs: dict[str, Any], program: Path | None = None) -> bytes:
 
 class BucketObjectv2(Handler):
     type = "aws:s3/bucketObjectv2:BucketObjectv2"
+    required = frozenset({"bucket", "key"})
     emulates = frozenset(
         {
             "bucket",
@@ -176,10 +177,6 @@ class BucketObjectv2(Handler):
         return {**new, "source": {**asset, "hash": hashlib.sha256(data).hexdigest()}}
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
-        # Checked here, not in validate: a plan does not know a bucket made in the same run.
-        for required in ("bucket", "key"):
-            if not inputs.get(required):
-                raise HandlerError(f"{required} is required")
         return inputs["key"], {**inputs, **self._put(ctx, inputs)}
 
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:

@@ -43,6 +43,7 @@ def _value(inputs: Mapping[str, Any]) -> Any:
 
 class Parameter(Handler):
     type = "aws:ssm/parameter:Parameter"
+    required = frozenset({"type"})
     emulates = frozenset(
         {
             "allowedPattern",
@@ -139,8 +140,6 @@ class Parameter(Handler):
         return None
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
-        if not inputs.get("type"):
-            raise HandlerError("type is required (String, StringList or SecureString)")
         if _value(inputs) is None:
             raise HandlerError("a parameter needs value or insecureValue")
         ssm = ctx.client("ssm")
