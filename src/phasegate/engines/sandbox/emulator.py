@@ -18,7 +18,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from phasegate.engines.sandbox import snapshot
-from phasegate.engines.sandbox.moto_patches import _reach_buckets_over_tls
+from phasegate.engines.sandbox.moto_patches import _keep_queue_policies, _reach_buckets_over_tls
 
 # A dump names the functions that rebuild its objects by module and name: dumps written
 # before the pickling moved to ``snapshot`` name this module, and must still load.
@@ -48,6 +48,10 @@ SERVICES: tuple[str, ...] = (
     "cloudwatch",
     "sts",
     "elbv2",
+    "sns",
+    "sqs",
+    "logs",
+    "events",
 )
 
 _FAKE_KEY = "sandbox"
@@ -94,6 +98,7 @@ class Emulator:
             os.environ["MOTO_ACCOUNT_ID"] = self.account_id
             _one_data_loader()
             _reach_buckets_over_tls()
+            _keep_queue_policies()
             # MockAWS, not mock_aws(): the latter turns into a client of a remote
             # moto server when TEST_SERVER_MODE is set, and the state must be ours.
             from moto.core.models import MockAWS
@@ -214,6 +219,14 @@ def eks_node_group(account_id: str, region: str, cluster: str, group: str) -> An
     from moto.backends import get_backend
 
     return get_backend("eks")[account_id][region].clusters[cluster].nodegroups[group]
+
+
+def log_group(account_id: str, region: str, name: str) -> Any:
+    """moto's own record of a CloudWatch Logs log group, for the KMS key its API cannot
+    associate or disassociate; KeyError if there is none."""
+    from moto.backends import get_backend
+
+    return get_backend("logs")[account_id][region].groups[name]
 
 
 def _answer_from_moto(request: AWSPreparedRequest, event_name: str, **kwargs: Any) -> AWSResponse:

@@ -11,6 +11,8 @@ objects do not pickle faithfully on their own; a pickler that knows them stands 
   travel as PKCS#8 DER.
 * An S3 bucket's ``_VersionedKeyStore`` pickles only the newest version of each key
   (its ``items()`` hides older ones): it travels as its raw ``{key: [versions]}``.
+* An SQS queue holds a ``threading.Condition`` that long-polling receivers wait on: it
+  travels as nothing and comes back a fresh one (no receiver waits across a dump).
 * IAM's AWS-managed policies (about 1,600 per account, from moto's bundled data)
   travel as names where they are still as moto made them: ``iam_policies``.
 
@@ -30,6 +32,7 @@ import importlib
 import io
 import pickle
 import sys
+import threading
 import zlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, get_args
@@ -152,6 +155,7 @@ class _StatePickler(pickle.Pickler):
             _VersionedKeyStore: _reduce_versioned_store,
             IAMBackend: iam_policies.reduce_iam_backend,
             PolicyVersion: iam_policies.reduce_policy_version,
+            threading.Condition: _reduce_condition,
         }
         # id -> (object, its BackendDict, account, region); the object is kept to
         # check identity, as ids of dead objects get reused.
@@ -313,6 +317,13 @@ def _live(module: str, attr: str, account_id: str | None, region: str | None) ->
         if region is not None:
             target = target[region]
     return target
+
+
+# SQS -----------------------------------------------------------------------------------
+
+
+def _reduce_condition(condition: threading.Condition) -> tuple[Any, ...]:
+    return (threading.Condition, ())
 
 
 # S3 ------------------------------------------------------------------------------------
