@@ -216,7 +216,6 @@ def test_sqs_subscription_carries_its_attributes_and_changes_them(
         "filterPolicy": json.dumps({"kind": ["order"]}),
         "filterPolicyScope": "MessageBody",
         "redrivePolicy": json.dumps({"deadLetterTargetArn": dead_letters}),
-        "deliveryPolicy": json.dumps({"healthyRetryPolicy": {"numRetries": 4}}),
     }
     arn, outputs = _create(ctx, SUBSCRIPTION, inputs)
     assert outputs["arn"] == arn and arn.startswith(f"{topic}:")
@@ -230,14 +229,12 @@ def test_sqs_subscription_carries_its_attributes_and_changes_them(
     assert json.loads(attributes["FilterPolicy"]) == {"kind": ["order"]}
     assert attributes["FilterPolicyScope"] == "MessageBody"
     assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": dead_letters}
-    assert json.loads(attributes["DeliveryPolicy"]) == {"healthyRetryPolicy": {"numRetries": 4}}
 
     new = {
         **inputs,
         "rawMessageDelivery": False,
         "filterPolicy": json.dumps({"kind": ["refund"]}),
         "filterPolicyScope": "MessageAttributes",
-        "deliveryPolicy": json.dumps({"healthyRetryPolicy": {"numRetries": 7}}),
     }
     del new["redrivePolicy"]
     outputs = _update(ctx, SUBSCRIPTION, arn, inputs, new, outputs)
@@ -246,7 +243,6 @@ def test_sqs_subscription_carries_its_attributes_and_changes_them(
     assert json.loads(attributes["FilterPolicy"]) == {"kind": ["refund"]}
     assert attributes["FilterPolicyScope"] == "MessageAttributes"
     assert not attributes.get("RedrivePolicy")
-    assert json.loads(attributes["DeliveryPolicy"]) == {"healthyRetryPolicy": {"numRetries": 7}}
     _delete(ctx, SUBSCRIPTION, arn, outputs)
     assert all(s["SubscriptionArn"] != arn for s in sns.list_subscriptions()["Subscriptions"])
 
@@ -835,6 +831,7 @@ def test_what_aws_refuses_is_refused(token: str, inputs: dict[str, Any], reason:
         (TOPIC, "archivePolicy"),
         (TOPIC, "sqsSuccessFeedbackRoleArn"),
         (SUBSCRIPTION, "endpointAutoConfirms"),
+        (SUBSCRIPTION, "deliveryPolicy"),  # for http(s) subscriptions, which need confirming
         (SUBSCRIPTION, "replayPolicy"),
         (QUEUE, "redriveAllowPolicy"),
         (LOG_GROUP, "logGroupClass"),

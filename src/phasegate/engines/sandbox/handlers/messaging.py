@@ -3,7 +3,10 @@
 The emulator takes topic and subscription attributes AWS refuses: content-based
 deduplication on a standard topic, a subscription in a protocol SNS has not got, raw
 delivery to a Lambda function, a filter policy that is not JSON (on which it fails
-part-way). Those are checked here. SQS queues and their policies are in ``queues``.
+part-way). Those are checked here. Email and HTTP(S) subscriptions wait for their endpoint
+to confirm them, which nothing in the sandbox can do: they are refused, and with them a
+subscription's delivery policy, which SNS takes for HTTP(S) only. SQS queues and their
+policies are in ``queues``.
 """
 
 from __future__ import annotations
@@ -152,7 +155,6 @@ _ENDPOINTS = {
 }
 _RAW_DELIVERY = ("sqs", "http", "https", "firehose")
 _SUBSCRIPTION_ATTRIBUTES = {
-    "deliveryPolicy": "DeliveryPolicy",
     "filterPolicy": "FilterPolicy",
     "filterPolicyScope": "FilterPolicyScope",
     "redrivePolicy": "RedrivePolicy",
@@ -195,7 +197,7 @@ class TopicSubscription(Handler):
             raise HandlerError(
                 f"filterPolicyScope '{scope}' is not MessageAttributes or MessageBody"
             )
-        for key in ("filterPolicy", "redrivePolicy", "deliveryPolicy"):
+        for key in ("filterPolicy", "redrivePolicy"):
             check_json_input(inputs, key)
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
