@@ -617,6 +617,50 @@ def test_event_target_carries_its_properties_and_changes_them(
     assert events.list_targets_by_rule(Rule=rule)["Targets"] == []
 
 
+def test_event_target_retry_dead_letters_and_message_group(
+    ctx: CloudContext, events: Any, sqs: Any, rule: str, queue_arn: str
+) -> None:
+    fifo_url = sqs.create_queue(
+        QueueName=_unique("ordered") + ".fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    )["QueueUrl"]
+    fifo_arn = _attributes(sqs, fifo_url)["QueueArn"]
+    inputs: dict[str, Any] = {
+        "rule": rule,
+        "targetId": "ordered",
+        "arn": fifo_arn,
+        "sqsTarget": {"messageGroupId": "exports"},
+        "retryPolicy": {"maximumEventAgeInSeconds": 600, "maximumRetryAttempts": 3},
+        "deadLetterConfig": {"arn": queue_arn},
+    }
+    id_, outputs = _create(ctx, TARGET, inputs)
+    (target,) = events.list_targets_by_rule(Rule=rule)["Targets"]
+    assert target["SqsParameters"] == {"MessageGroupId": "exports"}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 600, "MaximumRetryAttempts": 3}
+    assert target["DeadLetterConfig"] == {"Arn": queue_arn}
+
+    new = {
+        **inputs,
+        "sqsTarget": {"messageGroupId": "reports"},
+        "retryPolicy": {"maximumEventAgeInSeconds": 3600, "maximumRetryAttempts": 0},
+    }
+    del new["deadLetterConfig"]
+    outputs = _update(ctx, TARGET, id_, inputs, new, outputs)
+    (target,) = events.list_targets_by_rule(Rule=rule)["Targets"]
+    assert target["SqsParameters"] == {"MessageGroupId": "reports"}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 0}
+    assert "DeadLetterConfig" not in target
+    _delete(ctx, TARGET, id_, outputs)
+
+
+def test_a_fifo_queue_target_without_a_message_group_is_refused_at_apply(
+    ctx: CloudContext, rule: str
+) -> None:
+    arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{_unique('ordered')}.fifo"
+    with pytest.raises(HandlerError, match=r"needs sqsTarget\.messageGroupId"):
+        _handler(TARGET).create(ctx, "res", {"rule": rule, "arn": arn})
+
+
 def test_event_target_without_an_id_gets_one_and_a_bus_of_its_own(
     ctx: CloudContext, events: Any, queue_arn: str
 ) -> None:
@@ -816,6 +860,24 @@ def test_what_forces_a_replacement(token: str, old: dict[str, Any], new: dict[st
         (TARGET, {"input": "{not json"}, "input is not valid JSON"),
         (TARGET, {"input": json.dumps({"x": "y" * 8192})}, "longer than 8192"),
         (TARGET, {"inputPath": "detail"}, "not a JSONPath"),
+        (TARGET, {"retryPolicy": {"maximumEventAgeInSeconds": 59}}, "outside 60-86400"),
+        (TARGET, {"retryPolicy": {"maximumEventAgeInSeconds": 86_401}}, "outside 60-86400"),
+        (TARGET, {"retryPolicy": {"maximumRetryAttempts": 186}}, "outside 0-185"),
+        (
+            TARGET,
+            {"deadLetterConfig": {"arn": "arn:aws:sns:us-east-1:123456789012:t"}},
+            "not an SQS queue ARN",
+        ),
+        (
+            TARGET,
+            {"arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:q.fifo", "sqsTarget": {}},
+            "needs sqsTarget.messageGroupId",
+        ),
+        (
+            TARGET,
+            {"arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:q", "sqsTarget": {"messageGroupId": "g"}},
+            "FIFO queue targets only",
+        ),
     ],
 )
 def test_what_aws_refuses_is_refused(token: str, inputs: dict[str, Any], reason: str) -> None:
@@ -838,8 +900,8 @@ def test_what_aws_refuses_is_refused(token: str, inputs: dict[str, Any], reason:
         (LOG_GROUP, "deletionProtectionEnabled"),
         (RULE, "forceDestroy"),
         (TARGET, "inputTransformer"),
-        (TARGET, "deadLetterConfig"),
-        (TARGET, "sqsTarget"),
+        (TARGET, "ecsTarget"),
+        (TARGET, "kinesisTarget"),
     ],
 )
 def test_what_the_emulator_does_not_carry_is_refused_by_name(token: str, prop: str) -> None:

@@ -1,8 +1,8 @@
 """CloudWatch Logs log groups, and EventBridge rules and their targets.
 
 The emulator takes any log group name and retention, rule names and states EventBridge
-has not got, ``rate(1 minutes)``, and target input that is not JSON; those are checked
-here. It cannot associate a KMS key with an existing log group, so a key change is made
+has not got, ``rate(1 minutes)``, target input that is not JSON and a FIFO queue target
+without a message group; those are checked here. It cannot associate a KMS key with an existing log group, so a key change is made
 on its own record of the group. A log group's key must exist in the emulated KMS, as
 CloudWatch Logs refuses a key it cannot use.
 """
@@ -302,12 +302,25 @@ class EventRule(Handler):
 
 _TARGET_ID = re.compile(r"^[.\-_A-Za-z0-9]{1,64}$")
 _TARGETS_PER_RULE = 5
+_RETRY_RANGES = (("maximumEventAgeInSeconds", 60, 86_400), ("maximumRetryAttempts", 0, 185))
+_QUEUE_ARN = re.compile(r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$")
 
 
 class EventTarget(Handler):
     type = "aws:cloudwatch/eventTarget:EventTarget"
     emulates = frozenset(
-        {"arn", "eventBusName", "input", "inputPath", "roleArn", "rule", "targetId"}
+        {
+            "arn",
+            "deadLetterConfig",
+            "eventBusName",
+            "input",
+            "inputPath",
+            "retryPolicy",
+            "roleArn",
+            "rule",
+            "sqsTarget",
+            "targetId",
+        }
     )
     replace_on = frozenset({"eventBusName", "rule", "targetId"})
     computed = ("id", "targetId")
@@ -336,8 +349,28 @@ class EventTarget(Handler):
                 raise HandlerError(f"input is not valid JSON: {exc}") from None
         if isinstance(path, str) and path and (len(path) > 256 or not path.startswith("$")):
             raise HandlerError(f"inputPath '{path}' is not a JSONPath of up to 256 characters")
+        self._check_delivery(inputs)
+
+    @staticmethod
+    def _check_delivery(inputs: dict[str, Any]) -> None:
+        """The retry policy's ranges, the dead-letter queue, a FIFO queue's message group."""
+        retry = inputs.get("retryPolicy") or {}
+        for key, least, most in _RETRY_RANGES:
+            value = int_or_none(retry.get(key))
+            if value is not None and not least <= value <= most:
+                raise HandlerError(f"retryPolicy.{key} {value} is outside {least}-{most}")
+        dead = (inputs.get("deadLetterConfig") or {}).get("arn")
+        if isinstance(dead, str) and dead and not _QUEUE_ARN.match(dead):
+            raise HandlerError(f"deadLetterConfig.arn '{dead}' is not an SQS queue ARN")
+        arn, group = inputs.get("arn"), (inputs.get("sqsTarget") or {}).get("messageGroupId")
+        fifo = isinstance(arn, str) and _QUEUE_ARN.match(arn) and arn.endswith(".fifo")
+        if fifo and "sqsTarget" in inputs and not group:
+            raise HandlerError("a FIFO queue target needs sqsTarget.messageGroupId")
+        if group and isinstance(arn, str) and not fifo:
+            raise HandlerError("sqsTarget.messageGroupId is for FIFO queue targets only")
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
+        self._check_delivery({"sqsTarget": {}, **inputs})  # every input known now
         # The provider's own unique id when the program gives none.
         target_id = str(inputs.get("targetId") or f"terraform-{secrets.token_hex(13)}")
         rule, bus = inputs["rule"], _bus(inputs)
@@ -349,6 +382,7 @@ class EventTarget(Handler):
         return id_, {**inputs, "id": id_, "targetId": target_id}
 
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
+        self._check_delivery({"sqsTarget": {}, **new})
         self._put(ctx, {**new, "targetId": outputs["targetId"]})
         return self.updated(new, outputs)
 
@@ -386,6 +420,20 @@ class EventTarget(Handler):
         for key, api in (("input", "Input"), ("inputPath", "InputPath"), ("roleArn", "RoleArn")):
             if inputs.get(key):
                 target[api] = inputs[key]
+        retry = {
+            api: retry_value
+            for key, api in (
+                ("maximumEventAgeInSeconds", "MaximumEventAgeInSeconds"),
+                ("maximumRetryAttempts", "MaximumRetryAttempts"),
+            )
+            if (retry_value := (inputs.get("retryPolicy") or {}).get(key)) is not None
+        }
+        if retry:
+            target["RetryPolicy"] = retry
+        if (inputs.get("deadLetterConfig") or {}).get("arn"):
+            target["DeadLetterConfig"] = {"Arn": inputs["deadLetterConfig"]["arn"]}
+        if (inputs.get("sqsTarget") or {}).get("messageGroupId"):
+            target["SqsParameters"] = {"MessageGroupId": inputs["sqsTarget"]["messageGroupId"]}
         try:
             answer = ctx.client("events").put_targets(
                 Rule=inputs["rule"], EventBusName=_bus(inputs), Targets=[target]
