@@ -2,9 +2,10 @@
 
 The emulator takes any log group name and retention, rule names and states EventBridge
 has not got, ``rate(1 minutes)``, target input that is not JSON and a FIFO queue target
-without a message group; those are checked here. It cannot associate a KMS key with an existing log group, so a key change is made
-on its own record of the group. A log group's key must exist in the emulated KMS, as
-CloudWatch Logs refuses a key it cannot use.
+without a message group; those are checked here. It cannot associate a KMS key with an
+existing log group, so a key change is made on its own record of the group. A log
+group's key must exist in the emulated KMS, as CloudWatch Logs refuses a key it cannot
+use.
 """
 
 from __future__ import annotations
