@@ -371,6 +371,7 @@ def test_queue_takes_the_providers_defaults(ctx: CloudContext, sqs: Any) -> None
     assert attributes["MessageRetentionPeriod"] == "345600"
     assert attributes["VisibilityTimeout"] == "30"
     assert attributes["SqsManagedSseEnabled"] == "false"
+    assert "KmsDataKeyReusePeriodSeconds" not in attributes  # no key, no reuse period
     _delete(ctx, QUEUE, url, outputs)
 
 

@@ -29,15 +29,16 @@ __all__ = ["HANDLERS"]
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _FIFO = ".fifo"
 _GONE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
-_NUMBERS: dict[str, tuple[str, int, int, int]] = {
+_NUMBERS: dict[str, tuple[str, int, int, int | None]] = {
     "delaySeconds": ("DelaySeconds", 0, 900, 0),
     "maxMessageSize": ("MaximumMessageSize", 1024, 1_048_576, 262_144),
     "messageRetentionSeconds": ("MessageRetentionPeriod", 60, 1_209_600, 345_600),
     "receiveWaitTimeSeconds": ("ReceiveMessageWaitTimeSeconds", 0, 20, 0),
     "visibilityTimeoutSeconds": ("VisibilityTimeout", 0, 43_200, 30),
-    "kmsDataKeyReusePeriodSeconds": ("KmsDataKeyReusePeriodSeconds", 60, 86_400, 300),
+    "kmsDataKeyReusePeriodSeconds": ("KmsDataKeyReusePeriodSeconds", 60, 86_400, None),
 }
-"""Numeric input -> (attribute, least, most, the provider's default)."""
+"""Numeric input -> (attribute, least, most, the provider's default; None: SQS's own,
+and left as it is when the program stops declaring it)."""
 _CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "deduplicationScope": ("DeduplicationScope", ("queue", "messageGroup")),
     "fifoThroughputLimit": ("FifoThroughputLimit", ("perQueue", "perMessageGroupId")),
@@ -51,8 +52,9 @@ _TEXTS = {"policy": "Policy", "redrivePolicy": "RedrivePolicy", "kmsMasterKeyId"
 def _attributes(inputs: dict[str, Any]) -> dict[str, str]:
     """The queue attributes the inputs declare, with the provider's defaults."""
     attributes = {
-        api: str(int_or_none(inputs.get(key)) if inputs.get(key) is not None else default)
+        api: str(inputs[key] if inputs.get(key) is not None else default)
         for key, (api, _, _, default) in _NUMBERS.items()
+        if inputs.get(key) is not None or default is not None
     }
     for key, api in _TEXTS.items():
         attributes[api] = json_text(inputs[key]) if inputs.get(key) else ""
