@@ -21,11 +21,11 @@ import pulumi._types
 import pulumi_aws
 import pytest
 
-from phasegate.engines.base import Op, StackTarget
+from phasegate.engines.base import UNKNOWN, Op, StackTarget
 from phasegate.engines.sandbox.deployment import _Deployment
 from phasegate.engines.sandbox.handlers import REGISTRY, Handler, handler_for
 from phasegate.engines.sandbox.handlers.base import PLACED
-from phasegate.engines.sandbox.runtime import Registration
+from phasegate.engines.sandbox.runtime import ProgramFailed, Registration
 from phasegate.engines.sandbox.store import Checkpoint
 
 handler_for("aws:s3/bucket:Bucket")  # fills the registry
@@ -149,20 +149,17 @@ def test_the_refusal_names_every_input_set_that_is_not_emulated() -> None:
         {
             "bucket": "logs",
             "tags": {"owner": "platform"},
-            "versioning": {"enabled": True},
-            "serverSideEncryptionConfiguration": {"rule": {}},
-            "lifecycleRules": [{"enabled": True}],
+            "website": {"indexDocument": "index.html"},
+            "corsRules": [{"allowedMethods": ["GET"], "allowedOrigins": ["*"]}],
+            "objectLockEnabled": True,
         },
     )
-    assert refused == (
-        "inputs the sandbox does not emulate: lifecycleRules, serverSideEncryptionConfiguration, "
-        "versioning"
-    )
+    assert refused == "inputs the sandbox does not emulate: corsRules, objectLockEnabled, website"
 
 
 @pytest.mark.parametrize("value", [None, "", [], {}])
 def test_an_input_left_at_its_default_is_not_refused(value: Any) -> None:
-    assert plan_one("aws:s3/bucket:Bucket", {"bucket": "logs", "versioning": value}) is None
+    assert plan_one("aws:s3/bucket:Bucket", {"bucket": "logs", "website": value}) is None
 
 
 @pytest.mark.parametrize("value", [False, 0])
@@ -215,7 +212,7 @@ NAMED_NOT_EMULATED = {
     "aws:eks/nodeGroup:NodeGroup": {"version"},  # the launch template's, not the group's
     "aws:iam/role:Role": {"namePrefix"},
     "aws:kms/key:Key": {"customKeyStoreId", "xksKeyId"},
-    "aws:s3/bucket:Bucket": {"bucketPrefix", "region"},  # region: an output
+    "aws:s3/bucket:Bucket": {"region"},  # an output
 }
 """Inputs a handler names (to force a replacement, to refuse a combination, to refuse them
 at apply, or as an output) but does not realise: the plan refuses them."""
@@ -228,3 +225,30 @@ def test_every_input_a_handler_reads_is_declared(type_token: str) -> None:
     read = _literals(type(handler)) & set(schema_inputs(type_token))
     undeclared = read - handler.emulates
     assert undeclared == NAMED_NOT_EMULATED.get(type_token, set()), sorted(undeclared)
+
+
+def _plan_error(type_token: str, inputs: dict[str, Any]) -> str | None:
+    """What a plan of one resource declared with ``inputs`` stops on, or None."""
+    registration = Registration(
+        urn=f"urn:pulumi:sandbox-test::phasegate::{type_token}::thing",
+        type=type_token,
+        name="thing",
+        custom=True,
+        inputs=inputs,
+    )
+    try:
+        _preview().register(registration)
+    except ProgramFailed as exc:
+        return str(exc)
+    return None
+
+
+def test_a_required_input_unknown_until_apply_is_given() -> None:
+    """A trust policy made from another resource's output is unknown in the plan: it was
+    dropped before the check, and the plan stopped on "assumeRolePolicy is required"."""
+    assert _plan_error("aws:iam/role:Role", {"assumeRolePolicy": UNKNOWN}) is None
+
+
+def test_a_required_input_not_given_stops_the_plan_naming_it() -> None:
+    said = _plan_error("aws:iam/role:Role", {"name": "runner"})
+    assert said == "aws:iam/role:Role 'thing': assumeRolePolicy is required"
