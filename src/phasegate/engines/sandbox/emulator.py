@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from phasegate.engines.sandbox import snapshot
 from phasegate.engines.sandbox.moto_patches import (
     _follow_the_current_label,
+    _keep_queue_policies,
     _reach_buckets_over_tls,
     _rename_iam_identities_as_iam_does,
 )
@@ -58,6 +59,10 @@ SERVICES: tuple[str, ...] = (
     "ecr",
     "ssm",
     "secretsmanager",
+    "sns",
+    "sqs",
+    "logs",
+    "events",
 )
 
 _FAKE_KEY = "sandbox"
@@ -106,6 +111,7 @@ class Emulator:
             _reach_buckets_over_tls()
             _rename_iam_identities_as_iam_does()
             _follow_the_current_label()
+            _keep_queue_policies()
             # MockAWS, not mock_aws(): the latter turns into a client of a remote
             # moto server when TEST_SERVER_MODE is set, and the state must be ours.
             from moto.core.models import MockAWS
@@ -236,6 +242,14 @@ def dynamodb_table(account_id: str, region: str, name: str) -> Any:
     from moto.backends import get_backend
 
     return get_backend("dynamodb")[account_id][region].tables[name]
+
+
+def log_group(account_id: str, region: str, name: str) -> Any:
+    """moto's own record of a CloudWatch Logs log group, for the KMS key its API cannot
+    associate or disassociate; KeyError if there is none."""
+    from moto.backends import get_backend
+
+    return get_backend("logs")[account_id][region].groups[name]
 
 
 def _answer_from_moto(request: AWSPreparedRequest, event_name: str, **kwargs: Any) -> AWSResponse:

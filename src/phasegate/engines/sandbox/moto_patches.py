@@ -116,3 +116,23 @@ def _follow_the_current_label() -> None:
 
     update_secret_version_stage._phasegate_current = True  # type: ignore[attr-defined]
     SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage  # type: ignore[method-assign]
+
+
+def _keep_queue_policies() -> None:
+    """moto drops an SQS queue's policy on every SetQueueAttributes that does not name
+    it, so changing a queue's visibility timeout would take away the access its queue
+    policy grants. SQS changes only the attributes a request names: so does the queue."""
+    from moto.sqs.models import Queue
+
+    if getattr(Queue._set_attributes, "_phasegate_keeps_policy", False):
+        return
+    original = Queue._set_attributes
+
+    def _set_attributes(self: Any, attributes: dict[str, Any], now: float | None = None) -> None:
+        kept = getattr(self, "policy", None)
+        original(self, attributes, now)
+        if "Policy" not in attributes:
+            self.policy = kept
+
+    _set_attributes._phasegate_keeps_policy = True  # type: ignore[attr-defined]
+    Queue._set_attributes = _set_attributes  # type: ignore[method-assign]

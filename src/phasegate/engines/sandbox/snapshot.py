@@ -11,6 +11,8 @@ objects do not pickle faithfully on their own; a pickler that knows them stands 
   travel as PKCS#8 DER.
 * An S3 bucket's ``_VersionedKeyStore`` pickles only the newest version of each key
   (its ``items()`` hides older ones): it travels as its raw ``{key: [versions]}``.
+* An SQS queue holds a ``threading.Condition`` that long-polling receivers wait on: it
+  travels as nothing and comes back a fresh one (no receiver waits across a dump).
 * IAM's AWS-managed policies (about 1,600 per account, from moto's bundled data)
   travel as names where they are still as moto made them: ``iam_policies``.
 * A lock (ECR's backend holds one) travels as a new, free lock: it guards this process.
@@ -171,6 +173,7 @@ class _StatePickler(pickle.Pickler):
             type(threading.RLock()): lambda _: (threading.RLock, ()),
             type(threading.Lock()): lambda _: (threading.Lock, ()),
             **(cloud_secrets.reductions(sealer) if sealer is not None else {}),
+            threading.Condition: _reduce_condition,
         }
         # id -> (object, its BackendDict, account, region); the object is kept to
         # check identity, as ids of dead objects get reused.
@@ -332,6 +335,13 @@ def _live(module: str, attr: str, account_id: str | None, region: str | None) ->
         if region is not None:
             target = target[region]
     return target
+
+
+# SQS -----------------------------------------------------------------------------------
+
+
+def _reduce_condition(condition: threading.Condition) -> tuple[Any, ...]:
+    return (threading.Condition, ())
 
 
 # S3 ------------------------------------------------------------------------------------
