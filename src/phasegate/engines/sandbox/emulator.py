@@ -18,7 +18,10 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from phasegate.engines.sandbox import snapshot
-from phasegate.engines.sandbox.moto_patches import _reach_buckets_over_tls
+from phasegate.engines.sandbox.moto_patches import (
+    _modify_user_data_as_sent,
+    _reach_buckets_over_tls,
+)
 
 # A dump names the functions that rebuild its objects by module and name: dumps written
 # before the pickling moved to ``snapshot`` name this module, and must still load.
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
     from moto.core.models import MockAWS
 
-__all__ = ["SERVICES", "Emulator"]
+__all__ = ["SERVICES", "Emulator", "load_ami_catalogue"]
 
 SERVICES: tuple[str, ...] = (
     "ec2",
@@ -94,6 +97,7 @@ class Emulator:
             os.environ["MOTO_ACCOUNT_ID"] = self.account_id
             _one_data_loader()
             _reach_buckets_over_tls()
+            _modify_user_data_as_sent()
             # MockAWS, not mock_aws(): the latter turns into a client of a remote
             # moto server when TEST_SERVER_MODE is set, and the state must be ours.
             from moto.core.models import MockAWS
@@ -214,6 +218,40 @@ def eks_node_group(account_id: str, region: str, cluster: str, group: str) -> An
     from moto.backends import get_backend
 
     return get_backend("eks")[account_id][region].clusters[cluster].nodegroups[group]
+
+
+_AMI_CATALOGUES = ("ec2/resources/amis.json", "ec2/resources/latest_amis/{region}.json")
+"""moto's public AMIs: a mix of owners (Amazon, Canonical, Microsoft, Red Hat, ...) and
+the region's current Amazon Linux images. Its ECS-optimised ones (~1,300 a region) are
+left out: each AMI costs a volume and a snapshot in the emulated cloud."""
+
+
+def load_ami_catalogue(account_id: str, region: str) -> int:
+    """Put the public AMIs into the region of the emulated cloud, once; the number there.
+
+    The emulator starts without them (``MOTO_EC2_LOAD_DEFAULT_AMIS``: they cost start-up
+    time every run); an AMI lookup or a launch loads them where it needs them, and the
+    cloud keeps them from then on, as AWS would have had them all along.
+    """
+    from moto.backends import get_backend
+    from moto.core.parse import default_timestamp_parser
+    from moto.ec2.models.amis import Ami
+    from moto.utilities.utils import load_resource
+
+    backend = get_backend("ec2")[account_id][region]
+    if any(ami.owner_alias == "amazon" for ami in backend.amis.values()):
+        return sum(ami.owner_alias == "amazon" for ami in backend.amis.values())
+    for path in _AMI_CATALOGUES:
+        try:
+            entries: list[dict[str, Any]] = load_resource(path.format(region=region))
+        except FileNotFoundError:  # a region moto has no images for
+            continue
+        for entry in entries:
+            ami = {**entry, "owner_alias": "amazon"}
+            if isinstance(ami.get("creation_date"), str):
+                ami["creation_date"] = default_timestamp_parser(ami["creation_date"])
+            backend.amis[ami["ami_id"]] = Ami(backend, **ami)
+    return sum(ami.owner_alias == "amazon" for ami in backend.amis.values())
 
 
 def _answer_from_moto(request: AWSPreparedRequest, event_name: str, **kwargs: Any) -> AWSResponse:
