@@ -1,4 +1,4 @@
-"""EC2 instances and a VPC's tenancy, against the
+"""EC2 instances, EFS file systems and mount targets, and a VPC's tenancy, against the
 emulated cloud: every property a handler says it emulates reaches the cloud (boto3 shows
 it), changes there on an update or makes the plan replace, and what EC2 and EFS refuse
 is refused before the emulator could accept it.
@@ -7,6 +7,7 @@ is refused before the emulator could accept it.
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
@@ -23,6 +24,8 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
 INSTANCE = "aws:ec2/instance:Instance"
+FILE_SYSTEM = "aws:efs/fileSystem:FileSystem"
+MOUNT_TARGET = "aws:efs/mountTarget:MountTarget"
 VPC = "aws:ec2/vpc:Vpc"
 
 
@@ -46,6 +49,11 @@ def ec2(ctx: CloudContext) -> Any:
 
 
 @pytest.fixture
+def efs(ctx: CloudContext) -> Any:
+    return ctx.client("efs")
+
+
+@pytest.fixture
 def vpc(ec2: Any) -> str:
     vpc_id: str = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
     return vpc_id
@@ -60,6 +68,11 @@ def _subnet(ec2: Any, vpc: str, cidr: str, zone: str) -> str:
 @pytest.fixture
 def subnet(ec2: Any, vpc: str) -> str:
     return _subnet(ec2, vpc, "10.40.1.0/24", "us-east-1a")
+
+
+@pytest.fixture
+def subnet_b(ec2: Any, vpc: str) -> str:
+    return _subnet(ec2, vpc, "10.40.2.0/24", "us-east-1b")
 
 
 def _group(ec2: Any, vpc: str, name: str) -> str:
@@ -482,18 +495,247 @@ def test_a_vpc_tenancy_ec2_does_not_offer_is_refused() -> None:
         _handler(VPC).validate({"cidrBlock": "10.0.0.0/16", "instanceTenancy": "host"})
 
 
+# --- EFS -------------------------------------------------------------------------------
+
+
+def _file_system(efs: Any, fs_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0]
+    return found
+
+
+def _efs_tags(efs: Any, fs_id: str) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in efs.list_tags_for_resource(ResourceId=fs_id)["Tags"]}
+
+
+def test_a_file_system_carries_every_declared_property(ctx: CloudContext, efs: Any) -> None:
+    key_arn = ctx.client("kms").create_key()["KeyMetadata"]["Arn"]
+    inputs = {
+        "creationToken": "shared-models",
+        "encrypted": True,
+        "kmsKeyId": key_arn,
+        "performanceMode": "maxIO",
+        "throughputMode": "provisioned",
+        "provisionedThroughputInMibps": 256,
+        "lifecyclePolicies": [
+            {"transitionToIa": "AFTER_30_DAYS"},
+            {"transitionToPrimaryStorageClass": "AFTER_1_ACCESS"},
+        ],
+        "tags": {"Name": "models", "team": "ml"},
+    }
+    fs_id, outputs = _create(ctx, FILE_SYSTEM, inputs, "models")
+    found = _file_system(efs, fs_id)
+    assert found["CreationToken"] == "shared-models"
+    assert (found["Encrypted"], found["KmsKeyId"]) == (True, key_arn)
+    assert found["PerformanceMode"] == "maxIO"
+    assert (found["ThroughputMode"], found["ProvisionedThroughputInMibps"]) == ("provisioned", 256)
+    assert efs.describe_lifecycle_configuration(FileSystemId=fs_id)["LifecyclePolicies"] == [
+        {"TransitionToIA": "AFTER_30_DAYS"},
+        {"TransitionToPrimaryStorageClass": "AFTER_1_ACCESS"},
+    ]
+    assert _efs_tags(efs, fs_id) == inputs["tags"]
+    assert outputs["arn"] == found["FileSystemArn"]
+    assert outputs["dnsName"] == f"{fs_id}.efs.{REGION}.amazonaws.com"
+    assert outputs["name"] == "models"
+    assert _handler(FILE_SYSTEM).exists(ctx, fs_id, outputs)
+    _handler(FILE_SYSTEM).delete(ctx, fs_id, outputs)
+    assert not _handler(FILE_SYSTEM).exists(ctx, fs_id, outputs)
+
+
+def test_a_one_zone_file_system_sits_in_its_zone(ctx: CloudContext, efs: Any) -> None:
+    fs_id, outputs = _create(ctx, FILE_SYSTEM, {"availabilityZoneName": "us-east-1b"})
+    found = _file_system(efs, fs_id)
+    assert found["AvailabilityZoneName"] == "us-east-1b"
+    assert found["CreationToken"] == outputs["creationToken"]  # auto-named
+    assert outputs["availabilityZoneId"] == found["AvailabilityZoneId"]
+    _handler(FILE_SYSTEM).delete(ctx, fs_id, outputs)
+
+
+def test_a_file_systems_throughput_lifecycle_and_tags_change_in_place(
+    ctx: CloudContext, efs: Any
+) -> None:
+    old = {
+        "throughputMode": "bursting",
+        "lifecyclePolicies": [{"transitionToIa": "AFTER_7_DAYS"}],
+        "tags": {"team": "ml", "stage": "dev"},
+    }
+    fs_id, outputs = _create(ctx, FILE_SYSTEM, old)
+    new = {
+        "throughputMode": "provisioned",
+        "provisionedThroughputInMibps": 64,
+        "lifecyclePolicies": [{"transitionToIa": "AFTER_90_DAYS"}],
+        "tags": {"team": "platform"},
+    }
+    for key in new:
+        assert _op(FILE_SYSTEM, old, {**old, key: new[key]}) is Op.UPDATE, key
+    outputs = _update(ctx, FILE_SYSTEM, fs_id, old, new, outputs)
+    found = _file_system(efs, fs_id)
+    assert (found["ThroughputMode"], found["ProvisionedThroughputInMibps"]) == ("provisioned", 64)
+    assert efs.describe_lifecycle_configuration(FileSystemId=fs_id)["LifecyclePolicies"] == [
+        {"TransitionToIA": "AFTER_90_DAYS"}
+    ]
+    assert _efs_tags(efs, fs_id) == {"team": "platform"}
+    newer = {"throughputMode": "elastic", "tags": {"team": "platform"}}
+    _update(ctx, FILE_SYSTEM, fs_id, new, newer, outputs)
+    found = _file_system(efs, fs_id)
+    assert found["ThroughputMode"] == "elastic" and not found.get("ProvisionedThroughputInMibps")
+    assert efs.describe_lifecycle_configuration(FileSystemId=fs_id)["LifecyclePolicies"] == []
+    _handler(FILE_SYSTEM).delete(ctx, fs_id, outputs)
+
+
+@pytest.mark.parametrize(
+    ("key", "old", "new"),
+    [
+        ("creationToken", "a", "b"),
+        ("encrypted", False, True),
+        ("kmsKeyId", "k1", "k2"),
+        ("performanceMode", "generalPurpose", "maxIO"),
+        ("availabilityZoneName", "us-east-1a", "us-east-1b"),
+    ],
+)
+def test_a_file_system_is_replaced_for_what_efs_cannot_change(key: str, old: Any, new: Any) -> None:
+    assert _op(FILE_SYSTEM, {key: old}, {key: new}) is Op.REPLACE
+
+
+@pytest.mark.parametrize(
+    ("inputs", "match"),
+    [
+        ({"creationToken": "x" * 65}, "1-64 characters"),
+        ({"performanceMode": "fast"}, "not generalPurpose or maxIO"),
+        ({"throughputMode": "turbo"}, "not one of bursting"),
+        ({"throughputMode": "provisioned"}, "needs provisionedThroughputInMibps"),
+        ({"provisionedThroughputInMibps": 100}, "needs throughputMode provisioned"),
+        (
+            {"throughputMode": "provisioned", "provisionedThroughputInMibps": 5000},
+            "outside 1-3414",
+        ),
+        ({"performanceMode": "maxIO", "throughputMode": "elastic"}, "needs performanceMode"),
+        ({"performanceMode": "maxIO", "availabilityZoneName": "us-east-1a"}, "One Zone"),
+        ({"kmsKeyId": "k"}, "needs encrypted true"),
+        ({"lifecyclePolicies": [{"transitionToIa": "AFTER_2_DAYS"}]}, "is not one of"),
+        ({"lifecyclePolicies": [{}]}, "exactly one of"),
+        (
+            {"lifecyclePolicies": [{"transitionToIa": "AFTER_1_DAY"}] * 2},
+            "more than once",
+        ),
+        (
+            {"lifecyclePolicies": [{"transitionToArchive": "AFTER_90_DAYS"}]},
+            "needs throughputMode elastic",
+        ),
+    ],
+)
+def test_a_file_system_efs_refuses_is_refused(inputs: dict[str, Any], match: str) -> None:
+    with pytest.raises(HandlerError, match=match):
+        _handler(FILE_SYSTEM).validate(inputs)
+
+
+def test_mount_targets_in_two_zones_with_their_groups(
+    ctx: CloudContext,
+    ec2: Any,
+    efs: Any,
+    subnet: str,
+    subnet_b: str,
+    groups: tuple[str, str],
+) -> None:
+    fs_id, fs_outputs = _create(ctx, FILE_SYSTEM, {"encrypted": True})
+    first = {"fileSystemId": fs_id, "subnetId": subnet, "securityGroups": [groups[0]]}
+    second = {"fileSystemId": fs_id, "subnetId": subnet_b, "ipAddress": "10.40.2.50"}
+    one, one_outputs = _create(ctx, MOUNT_TARGET, first)
+    two, two_outputs = _create(ctx, MOUNT_TARGET, second)
+    targets = {
+        t["MountTargetId"]: t
+        for t in efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"]
+    }
+    assert targets[one]["SubnetId"] == subnet and targets[two]["SubnetId"] == subnet_b
+    assert targets[two]["IpAddress"] == "10.40.2.50"
+    assert efs.describe_mount_target_security_groups(MountTargetId=one)["SecurityGroups"] == [
+        groups[0]
+    ]
+    # None named: the VPC's default group, as EFS gives it.
+    (default,) = two_outputs["securityGroups"]
+    assert ec2.describe_security_groups(GroupIds=[default])["SecurityGroups"][0]["GroupName"] == (
+        "default"
+    )
+    assert one_outputs["availabilityZoneName"] == "us-east-1a"
+    assert one_outputs["mountTargetDnsName"] == f"us-east-1a.{fs_id}.efs.{REGION}.amazonaws.com"
+    assert one_outputs["networkInterfaceId"].startswith("eni-")
+    # An update moves the groups in place; a move to another subnet is a new mount target.
+    changed = {**first, "securityGroups": list(groups)}
+    assert _op(MOUNT_TARGET, first, changed) is Op.UPDATE
+    for key, value in (
+        ("subnetId", subnet_b),
+        ("fileSystemId", "fs-2"),
+        ("ipAddress", "10.40.1.9"),
+    ):
+        assert _op(MOUNT_TARGET, first, {**first, key: value}) is Op.REPLACE, key
+    _update(ctx, MOUNT_TARGET, one, first, changed, one_outputs)
+    assert sorted(
+        efs.describe_mount_target_security_groups(MountTargetId=one)["SecurityGroups"]
+    ) == sorted(groups)
+    # EFS keeps a file system with mount targets.
+    with pytest.raises(HandlerError, match="mount targets"):
+        _handler(FILE_SYSTEM).delete(ctx, fs_id, fs_outputs)
+    for target_id, outputs in ((one, one_outputs), (two, two_outputs)):
+        assert _handler(MOUNT_TARGET).exists(ctx, target_id, outputs)
+        _handler(MOUNT_TARGET).delete(ctx, target_id, outputs)
+        assert not _handler(MOUNT_TARGET).exists(ctx, target_id, outputs)
+    _handler(FILE_SYSTEM).delete(ctx, fs_id, fs_outputs)
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ({"securityGroups": ["sg-1", "sg-2", "sg-3", "sg-4", "sg-5", "sg-6"]}, "at most 5"),
+        ({"ipAddress": "10.40.1"}, "not an IPv4 address"),
+    ],
+)
+def test_a_mount_target_efs_refuses_is_refused(extra: dict[str, Any], match: str) -> None:
+    with pytest.raises(HandlerError, match=match):
+        _handler(MOUNT_TARGET).validate({"fileSystemId": "fs-1", "subnetId": "subnet-1", **extra})
+
+
+def test_a_mount_target_with_a_group_of_another_vpc_is_refused(
+    ctx: CloudContext, ec2: Any, subnet: str
+) -> None:
+    other_vpc = ec2.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
+    elsewhere = _group(ec2, other_vpc, "elsewhere")
+    fs_id, fs_outputs = _create(ctx, FILE_SYSTEM, {})
+    with pytest.raises(HandlerError, match="not in the subnet's VPC"):
+        _create(
+            ctx,
+            MOUNT_TARGET,
+            {"fileSystemId": fs_id, "subnetId": subnet, "securityGroups": [elsewhere]},
+        )
+    _handler(FILE_SYSTEM).delete(ctx, fs_id, fs_outputs)
+
+
 # --- the emulated cloud is saved and loaded with them ----------------------------------
 
 
-def test_an_instance_survives_a_dump_and_load(
-    emu: Emulator, ctx: CloudContext, ec2: Any, ami: str, subnet: str
+def test_instances_file_systems_and_mount_targets_survive_a_dump_and_load(
+    emu: Emulator, ctx: CloudContext, ec2: Any, efs: Any, ami: str, subnet: str
 ) -> None:
-    instance_id, outputs = _create(ctx, INSTANCE, _instance_inputs(ami, subnet))
+    instance_id, instance_outputs = _create(ctx, INSTANCE, _instance_inputs(ami, subnet))
+    fs_id, fs_outputs = _create(ctx, FILE_SYSTEM, {"tags": {"team": "ml"}})
+    target_id, target_outputs = _create(
+        ctx, MOUNT_TARGET, {"fileSystemId": fs_id, "subnetId": subnet}
+    )
     dump = emu.dump()
     emu.reset()
-    assert not _handler(INSTANCE).exists(ctx, instance_id, outputs)
+    assert not _handler(FILE_SYSTEM).exists(ctx, fs_id, fs_outputs)
     emu.load(dump)
-    assert _handler(INSTANCE).exists(ctx, instance_id, outputs)
+    assert _handler(INSTANCE).exists(ctx, instance_id, instance_outputs)
+    assert _handler(FILE_SYSTEM).exists(ctx, fs_id, fs_outputs)
+    assert _handler(MOUNT_TARGET).exists(ctx, target_id, target_outputs)
+    assert _efs_tags(efs, fs_id) == {"team": "ml"}
+    (target,) = efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"]
+    # The mount target's interface is the very one EC2 has after the load.
+    interface = ec2.describe_network_interfaces(NetworkInterfaceIds=[target["NetworkInterfaceId"]])[
+        "NetworkInterfaces"
+    ][0]
+    assert interface["SubnetId"] == subnet
     # The public AMIs loaded for the launch are in the cloud still.
     assert ec2.describe_images(ImageIds=[ami])["Images"]
-    _handler(INSTANCE).delete(ctx, instance_id, outputs)
+    _handler(MOUNT_TARGET).delete(ctx, target_id, target_outputs)
+    _handler(FILE_SYSTEM).delete(ctx, fs_id, fs_outputs)
+    _handler(INSTANCE).delete(ctx, instance_id, instance_outputs)
+    assert json.dumps(efs.describe_file_systems()["FileSystems"], default=str) == "[]"

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
     from moto.core.models import MockAWS
 
-__all__ = ["SERVICES", "Emulator", "load_ami_catalogue"]
+__all__ = ["SERVICES", "Emulator", "efs_file_system", "load_ami_catalogue"]
 
 SERVICES: tuple[str, ...] = (
     "ec2",
@@ -51,6 +51,7 @@ SERVICES: tuple[str, ...] = (
     "cloudwatch",
     "sts",
     "elbv2",
+    "efs",
 )
 
 _FAKE_KEY = "sandbox"
@@ -218,6 +219,14 @@ def eks_node_group(account_id: str, region: str, cluster: str, group: str) -> An
     from moto.backends import get_backend
 
     return get_backend("eks")[account_id][region].clusters[cluster].nodegroups[group]
+
+
+def efs_file_system(account_id: str, region: str, file_system_id: str) -> Any:
+    """moto's own record of an EFS file system, for what its API cannot change (the
+    throughput, which EFS's UpdateFileSystem sets); KeyError if there is none."""
+    from moto.backends import get_backend
+
+    return get_backend("efs")[account_id][region].file_systems_by_id[file_system_id]
 
 
 _AMI_CATALOGUES = ("ec2/resources/amis.json", "ec2/resources/latest_amis/{region}.json")
