@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -257,10 +258,27 @@ def load_ami_catalogue(account_id: str, region: str) -> int:
             continue
         for entry in entries:
             ami = {**entry, "owner_alias": "amazon"}
-            if isinstance(ami.get("creation_date"), str):
-                ami["creation_date"] = default_timestamp_parser(ami["creation_date"])
+            created = ami.get("creation_date") or _built_on(ami.get("name") or "")
+            ami["creation_date"] = default_timestamp_parser(created)
             backend.amis[ami["ami_id"]] = Ami(backend, **ami)
     return sum(ami.owner_alias == "amazon" for ami in backend.amis.values())
+
+
+_BUILD_DATES = (
+    re.compile(r"(?<!\d)(20\d\d)(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?!\d)"),  # 20261102
+    re.compile(r"(?<!\d)(20\d\d)[.-](0[1-9]|1[0-2])[.-](0[1-9]|[12]\d|3[01])(?!\d)"),
+)
+
+
+def _built_on(name: str) -> str:
+    """When an image was made, from the build date its name carries (moto's catalogue
+    has none, and "most recent" lookups need one): ``...-2.0.20261102.0-...``,
+    ``...-2017.10.13``. A name without one dates from 2020."""
+    for pattern in _BUILD_DATES:
+        found = pattern.search(name)
+        if found:
+            return "-".join(found.groups()) + "T00:00:00.000Z"
+    return "2020-01-01T00:00:00.000Z"
 
 
 def _answer_from_moto(request: AWSPreparedRequest, event_name: str, **kwargs: Any) -> AWSResponse:
