@@ -454,6 +454,13 @@ def test_a_root_volume_only_grows(ctx: CloudContext, ami: str, subnet: str) -> N
     _handler(INSTANCE).delete(ctx, instance_id, outputs)
 
 
+def test_a_launch_template_of_an_instance_type_ec2_does_not_offer_is_refused() -> None:
+    template = _handler("aws:ec2/launchTemplate:LaunchTemplate")
+    with pytest.raises(HandlerError, match=r"'g5\.huge' is not an EC2 instance type"):
+        template.validate({"name": "gpu-pool", "instanceType": "g5.huge"})
+    template.validate({"name": "gpu-pool", "instanceType": "g5.xlarge"})
+
+
 # --- a VPC's tenancy -------------------------------------------------------------------
 
 

@@ -19,9 +19,13 @@ from typing import Any
 
 from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, int_or_none
 from phasegate.engines.sandbox.handlers.ec2 import _address, _missing, _retag
-from phasegate.engines.sandbox.handlers.ec2_compute import _check_metadata, _check_volume
+from phasegate.engines.sandbox.handlers.ec2_compute import (
+    _check_metadata,
+    _check_volume,
+    instance_type_info,
+)
 
-__all__ = ["HANDLERS", "instance_type_info"]
+__all__ = ["HANDLERS"]
 
 _USER_DATA_LIMIT = 16 * 1024
 """EC2 takes user data up to 16 KB, before base64 encoding."""
@@ -44,17 +48,6 @@ _METADATA_DEFAULTS = {
 }
 """What EC2 sets for metadata options the program leaves out."""
 _RUNNING_STATES = ("pending", "running", "stopping", "stopped")
-
-
-def instance_type_info(name: Any) -> dict[str, Any]:
-    """EC2's description of an instance type (as moto's catalogue of them has it);
-    HandlerError for a type EC2 does not offer."""
-    from moto.ec2.models.instance_types import INSTANCE_TYPES
-
-    info: dict[str, Any] | None = INSTANCE_TYPES.get(str(name))
-    if info is None:
-        raise HandlerError(f"instanceType '{name}' is not an EC2 instance type")
-    return info
 
 
 def _user_data(inputs: dict[str, Any]) -> bytes | None:
