@@ -13,7 +13,7 @@ import pytest
 
 from phasegate.engines.base import StackTarget
 from phasegate.engines.sandbox.deployment import _Deployment
-from phasegate.engines.sandbox.emulator import Emulator
+from phasegate.engines.sandbox.emulator import Emulator, load_ami_catalogue
 from phasegate.engines.sandbox.handlers import CloudContext
 from phasegate.engines.sandbox.lookups import lookup, reads_cloud
 from phasegate.engines.sandbox.runtime import ProgramFailed
@@ -112,6 +112,19 @@ def test_the_newest_amazon_linux_image_of_an_architecture(ctx: CloudContext) -> 
     assert (found["architecture"], found["virtualizationType"]) == ("arm64", "hvm")
     assert found["arn"] == f"arn:aws:ec2:{REGION}::image/{newest['ImageId']}"
     assert found["rootDeviceName"] and found["blockDeviceMappings"][0]["ebs"]["volume_size"]
+
+
+def test_the_public_images_come_into_a_region_when_a_lookup_needs_them(emu: Emulator) -> None:
+    west = CloudContext(
+        session=emu.session(), region="us-west-2", account_id=ACCOUNT, make_client=emu.client
+    )
+    images = west.client("ec2").describe_images
+    assert images(Owners=["amazon"])["Images"] == []  # the emulator starts without them
+    found = lookup(AMI, {"owners": ["amazon"], "mostRecent": True}, west)
+    catalogue = images(Owners=["amazon"])["Images"]
+    assert found["id"] in {i["ImageId"] for i in catalogue}
+    assert len(catalogue) == load_ami_catalogue(ACCOUNT, "us-west-2")  # once only
+    assert {i["OwnerId"] for i in catalogue} >= {"137112412989", "099720109477"}
 
 
 def test_a_name_regex_narrows_the_images(ctx: CloudContext) -> None:
