@@ -413,12 +413,32 @@ def _is_data_bucket(bucket: Resource) -> bool:
     return prefix is not None and "-lake-" in prefix
 
 
+def _inline_kms(bucket: Resource) -> bool:
+    """Encrypted with SSE-KMS by its own (deprecated, valid) inline setting; unknown
+    until apply counts as complying, as with a companion's."""
+    algorithm = _get(
+        bucket.props,
+        "serverSideEncryptionConfiguration",
+        "rule",
+        "applyServerSideEncryptionByDefault",
+        "sseAlgorithm",
+    )
+    return is_unknown(algorithm) or algorithm in KMS_ALGORITHMS
+
+
+def _inline_versioned(bucket: Resource) -> bool:
+    """Versioned by its own inline setting (unknown until apply counts as versioned)."""
+    enabled = _get(bucket.props, "versioning", "enabled")
+    return is_unknown(enabled) or enabled is True
+
+
 def check_bucket_encryption(resources: Sequence[Resource], _: Context) -> Iterator[Finding]:
     yield from _bucket_companions(
         resources,
         companion_type=BUCKET_ENCRYPTION,
         what="BucketServerSideEncryptionConfiguration with SSE-KMS",
         judge=_judge_encryption,
+        applies=lambda bucket: not _inline_kms(bucket),
     )
 
 
@@ -437,7 +457,7 @@ def check_data_bucket_versioning(resources: Sequence[Resource], _: Context) -> I
         companion_type=BUCKET_VERSIONING,
         what="BucketVersioning with status Enabled",
         judge=_judge_versioning,
-        applies=_is_data_bucket,
+        applies=lambda bucket: _is_data_bucket(bucket) and not _inline_versioned(bucket),
     )
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("migration.yaml", "Pulumi.yaml", "phases", "stacks", "policies")
@@ -187,3 +188,21 @@ def one_error_line(stderr: str) -> str:
     assert lines[0].startswith("error: "), lines[0]
     assert "Traceback" not in stderr
     return lines[0]
+
+
+RELAXED = {"phasegate:policy": {"required-tags": "advisory"}}
+"""Stack config for a test program that does not carry the project's required tags."""
+
+
+def only_phase(project: Path, name: str, main: str, config: dict[str, Any]) -> Path:
+    """Make ``project`` one of a single phase, an ordinary program ``phases/NAME/``;
+    returns its sandbox stack file."""
+    folder = project / "phases" / name
+    folder.mkdir()
+    (folder / "__main__.py").write_text(main)
+    spec = yaml.safe_load((project / "migration.yaml").read_text())
+    spec["phases"] = [{"name": name, "program": name}]
+    (project / "migration.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    stack = project / "stacks" / f"Pulumi.sandbox-{name}.yaml"
+    stack.write_text(yaml.safe_dump({"config": config}))
+    return stack

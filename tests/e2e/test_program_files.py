@@ -12,6 +12,7 @@ import boto3
 import pytest
 import yaml
 
+from _projects import RELAXED, only_phase
 from phasegate.lkg import LastKnownGoodStore
 from phasegate.project import Project
 from phasegate.state import StateStore
@@ -164,24 +165,6 @@ def test_an_ordinary_pulumi_program_folder_is_a_phase_as_it_is(
     )
 
 
-RELAXED = {"phasegate:policy": {"required-tags": "advisory"}}
-"""Stack config for a test program that does not carry the project's required tags."""
-
-
-def _only_phase(project: Path, name: str, main: str, config: dict[str, Any]) -> Path:
-    """Make ``project`` one of a single phase, an ordinary program ``phases/NAME/``;
-    returns its sandbox stack file."""
-    folder = project / "phases" / name
-    folder.mkdir()
-    (folder / "__main__.py").write_text(main)
-    spec = yaml.safe_load((project / "migration.yaml").read_text())
-    spec["phases"] = [{"name": name, "program": name}]
-    (project / "migration.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    stack = project / "stacks" / f"Pulumi.sandbox-{name}.yaml"
-    stack.write_text(yaml.safe_dump({"config": config}))
-    return stack
-
-
 FUNCTIONS = '''"""Data sources a platform program reads first: zones, identity, a trust policy."""
 import pulumi
 import pulumi_aws as aws
@@ -204,7 +187,7 @@ def test_data_sources_are_answered_on_a_plan_before_any_apply(
     cli: Any, fresh_project: Path
 ) -> None:
     """Only getRegion and route53 getZone were answered; the rest stopped the plan."""
-    _only_phase(fresh_project, "runner", FUNCTIONS, RELAXED)
+    only_phase(fresh_project, "runner", FUNCTIONS, RELAXED)
 
     plan = cli.run(fresh_project, "plan", "--output", "json")
     apply = cli.run(fresh_project, "apply", "--yes")
@@ -251,7 +234,7 @@ def test_a_provider_region_and_a_resource_region_are_where_resources_go(
     cli: Any, fresh_project: Path
 ) -> None:
     """Both were ignored: everything was made in the stack's region."""
-    stack = _only_phase(fresh_project, "nets", REGIONS, RELAXED)
+    stack = only_phase(fresh_project, "nets", REGIONS, RELAXED)
 
     first = cli.run(fresh_project, "apply", "--yes")
     assert first.returncode == 0, first.stdout + first.stderr

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -324,6 +325,25 @@ def test_a_lock_left_by_a_run_that_died_on_this_machine_is_cleared(
 
     assert _files(cloud)["data"] == 20
     assert not lock.exists()
+
+
+def test_a_lock_left_by_a_run_that_ended_uncollected_is_cleared(
+    engine: Engine, cloud: Path, tmp_path: Path
+) -> None:
+    """The CLI a killed run leaves ends with its program, and stays a zombie until init
+    collects it, which a container's init may never do: its pid answers, it holds nothing.
+    (It failed a recover in CI: "another run holds the stack's lock".)"""
+    engine.up(_target(cloud, 10))
+    ended = subprocess.Popen(["true"])
+    while Path(f"/proc/{ended.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z":
+        time.sleep(0.05)  # ended, and not collected: os.kill(pid, 0) still answers
+    lock = _lock(tmp_path, socket.gethostname(), ended.pid)
+
+    engine.up(_target(cloud, 20))
+
+    assert _files(cloud)["data"] == 20
+    assert not lock.exists()
+    ended.wait()
 
 
 @pytest.mark.parametrize("where", ["another machine", "a live run here"])

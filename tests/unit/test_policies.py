@@ -105,6 +105,20 @@ def guarded_bucket(name: str, *, ref: Any = None) -> list[Declared]:
     ]
 
 
+def inline_guarded_bucket(name: str, **inline: Any) -> list[Declared]:
+    """A bucket encrypted and versioned by its own inline settings, its public access
+    blocked (which has no inline setting)."""
+    settings = {
+        "serverSideEncryptionConfiguration": {
+            "rule": {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms"}}
+        },
+        "versioning": {"enabled": True},
+        **inline,
+    }
+    b = bucket(name, **settings)
+    return [b, public_access_block(f"{name}-pab", b.inputs["bucket"])]
+
+
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
 
 
@@ -235,6 +249,18 @@ VIOLATING: dict[str, Case] = {
         [bucket("a"), bucket("b"), encryption("sse", UNKNOWN)],
         ("a", "b"),
     ),
+    "kms/inline-aes256": Case(
+        "s3-bucket-kms-encryption",
+        [
+            bucket(
+                "artifacts",
+                serverSideEncryptionConfiguration={
+                    "rule": {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}
+                },
+            )
+        ],
+        ("artifacts",),
+    ),
     "public-access/flag-off": Case(
         "s3-bucket-public-access-blocked",
         [
@@ -257,6 +283,11 @@ VIOLATING: dict[str, Case] = {
         ("raw",),
     ),
     "versioned/none": Case("s3-data-bucket-versioned", [bucket("lake-raw")], ("lake-raw",)),
+    "versioned/inline-off": Case(
+        "s3-data-bucket-versioned",
+        [bucket("lake-raw", versioning={"enabled": False})],
+        ("lake-raw",),
+    ),
     "versioned/autonamed-lake-bucket": Case(
         "s3-data-bucket-versioned",
         [Declared("aws:s3/bucket:Bucket", "raw", {"bucketPrefix": "acme-lake-raw"})],
@@ -341,6 +372,12 @@ VIOLATING: dict[str, Case] = {
 
 COMPLIANT: dict[str, Case] = {
     "kms/kms": Case("s3-bucket-kms-encryption", guarded_bucket("lake-raw")),
+    "kms/inline": Case("s3-bucket-kms-encryption", inline_guarded_bucket("raw")),
+    "kms/inline-known-after-apply": Case(
+        "s3-bucket-kms-encryption",
+        inline_guarded_bucket("raw", serverSideEncryptionConfiguration=UNKNOWN),
+    ),
+    "versioned/inline": Case("s3-data-bucket-versioned", inline_guarded_bucket("lake-raw")),
     "kms/dsse-by-id-known-after-apply": Case(
         "s3-bucket-kms-encryption",
         [

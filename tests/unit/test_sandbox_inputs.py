@@ -149,20 +149,17 @@ def test_the_refusal_names_every_input_set_that_is_not_emulated() -> None:
         {
             "bucket": "logs",
             "tags": {"owner": "platform"},
-            "versioning": {"enabled": True},
-            "serverSideEncryptionConfiguration": {"rule": {}},
-            "lifecycleRules": [{"enabled": True}],
+            "website": {"indexDocument": "index.html"},
+            "corsRules": [{"allowedMethods": ["GET"], "allowedOrigins": ["*"]}],
+            "objectLockEnabled": True,
         },
     )
-    assert refused == (
-        "inputs the sandbox does not emulate: lifecycleRules, serverSideEncryptionConfiguration, "
-        "versioning"
-    )
+    assert refused == "inputs the sandbox does not emulate: corsRules, objectLockEnabled, website"
 
 
 @pytest.mark.parametrize("value", [None, "", [], {}])
 def test_an_input_left_at_its_default_is_not_refused(value: Any) -> None:
-    assert plan_one("aws:s3/bucket:Bucket", {"bucket": "logs", "versioning": value}) is None
+    assert plan_one("aws:s3/bucket:Bucket", {"bucket": "logs", "website": value}) is None
 
 
 @pytest.mark.parametrize("value", [False, 0])
@@ -214,7 +211,7 @@ NAMED_NOT_EMULATED = {
     "aws:eks/nodeGroup:NodeGroup": {"version"},  # the launch template's, not the group's
     "aws:iam/role:Role": {"namePrefix"},
     "aws:kms/key:Key": {"customKeyStoreId", "xksKeyId"},
-    "aws:s3/bucket:Bucket": {"bucketPrefix", "region"},  # region: an output
+    "aws:s3/bucket:Bucket": {"region"},  # an output
 }
 """Inputs a handler names (to force a replacement, to refuse a combination, to refuse them
 at apply, or as an output) but does not realise: the plan refuses them."""

@@ -3,9 +3,10 @@ a lock left by a run that died, operations a killed run left pending, and the re
 protected resources a rollback to an older version drops.
 
 Nothing here guesses. A lock is cleared only when its holder is provably gone (a process
-of this machine that no longer exists); pending operations other than creates are cleared
-by a refresh, which asks the provider; an interrupted create (which may or may not exist
-in the cloud) stops the run with what a person must check and the command that follows.
+of this machine that no longer exists, or has ended and only waits to be collected);
+pending operations other than creates are cleared by a refresh, which asks the provider;
+an interrupted create (which may or may not exist in the cloud) stops the run with what
+a person must check and the command that follows.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import re
 import socket
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from phasegate.errors import EngineError
@@ -48,7 +50,19 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # another user's process: alive
-    return True
+    return not _ended(pid)
+
+
+def _ended(pid: int) -> bool:
+    """A process that has ended but was not collected by its parent (a zombie, as Linux's
+    ``/proc`` tells): it holds nothing any more. The CLI a killed run leaves behind ends
+    as soon as its program is gone, and stays a zombie for as long as its new parent,
+    the machine's init, takes to collect it; a container's init may never do so."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
 def settle_pending(stack: Any, name: str, backend: str) -> None:

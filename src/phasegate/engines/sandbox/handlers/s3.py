@@ -1,11 +1,14 @@
-"""S3 buckets (pulumi-aws v7 ``aws.s3.Bucket``)."""
+"""S3 buckets (pulumi-aws v7 ``aws.s3.Bucket``), their inline settings included
+(:mod:`~phasegate.engines.sandbox.handlers.s3_inline`)."""
 
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError
+from phasegate.engines.sandbox.handlers.s3_inline import INLINE, check_inline, put_inline
 
 __all__ = ["HANDLERS"]
 
@@ -14,24 +17,42 @@ _BUCKET_NAME = re.compile(
 )
 
 
+_SUFFIX = 26
+"""The length of the unique suffix the provider adds to a ``bucketPrefix``."""
+
+
 class Bucket(Handler):
     type = "aws:s3/bucket:Bucket"
-    emulates = frozenset({"bucket", "forceDestroy", "tags"})
+    emulates = frozenset({"bucket", "bucketPrefix", "forceDestroy", "tags"}) | INLINE
     replace_on = frozenset({"bucket", "bucketPrefix"})
     computed = ("id", "arn", "bucket", "bucketDomainName", "bucketRegionalDomainName", "region")
     name_key = "bucket"
 
     def validate(self, inputs: dict[str, Any]) -> None:
-        name = inputs.get("bucket")
+        name, prefix = inputs.get("bucket"), inputs.get("bucketPrefix")
+        if name and prefix:
+            raise HandlerError("bucket and bucketPrefix conflict: give one")
+        if isinstance(prefix, str):
+            if len(prefix) > 63 - _SUFFIX:
+                raise HandlerError(
+                    f"bucketPrefix '{prefix}' is longer than {63 - _SUFFIX} characters (the "
+                    f"provider adds {_SUFFIX} to make the name)"
+                )
+            name = prefix + "0" * _SUFFIX
         if isinstance(name, str) and not _BUCKET_NAME.match(name):
             raise HandlerError(
                 f"bucket name '{name}' is not valid: 3-63 characters of a-z, 0-9, '.' and '-', "
                 "starting and ending with a letter or digit"
             )
+        check_inline(inputs)
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         s3 = ctx.client("s3")
-        bucket = self.physical_name(name.lower().replace("_", "-"), inputs)
+        prefix = inputs.get("bucketPrefix")
+        if prefix:  # the provider's unique suffix: 26 characters of a timestamp and counter
+            bucket = f"{prefix}{secrets.randbelow(10**_SUFFIX):0{_SUFFIX}d}"
+        else:
+            bucket = self.physical_name(name.lower().replace("_", "-"), inputs)
         args: dict[str, Any] = {"Bucket": bucket}
         if ctx.region != "us-east-1":
             args["CreateBucketConfiguration"] = {"LocationConstraint": ctx.region}
@@ -41,6 +62,7 @@ class Bucket(Handler):
             raise HandlerError(f"cannot create bucket '{bucket}': {exc}") from None
         if inputs.get("tags"):
             s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": self.tag_list(inputs["tags"])})
+        put_inline(s3, bucket, inputs, None)
         return bucket, {
             **inputs,
             "id": bucket,
@@ -57,6 +79,7 @@ class Bucket(Handler):
             s3.put_bucket_tagging(Bucket=id_, Tagging={"TagSet": self.tag_list(new["tags"])})
         else:
             s3.delete_bucket_tagging(Bucket=id_)
+        put_inline(s3, id_, new, old)
         return {**outputs, **new}
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
