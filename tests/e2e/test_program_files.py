@@ -336,7 +336,7 @@ def test_lookups_of_the_cloud_are_answered_on_a_plan_before_the_first_apply(
 ) -> None:
     """getZone answered nothing there and the SDK stopped the plan with an AssertionError;
     the VPC, subnet and AMI lookups were not answered at all."""
-    _only_phase(fresh_project, "web", LOOKUPS, RELAXED)
+    only_phase(fresh_project, "web", LOOKUPS, RELAXED)
 
     plan = cli.run(fresh_project, "plan", "--output", "json")
     apply = cli.run(fresh_project, "apply", "--yes", "--output", "json")
@@ -367,7 +367,7 @@ aws.ec2.get_vpc(tags={"Name": "nowhere"})
 def test_a_lookup_that_finds_nothing_fails_the_plan_naming_it(
     cli: Any, fresh_project: Path
 ) -> None:
-    _only_phase(fresh_project, "web", NOWHERE, RELAXED)
+    only_phase(fresh_project, "web", NOWHERE, RELAXED)
 
     plan = cli.run(fresh_project, "plan")
 
