@@ -392,6 +392,8 @@ def test_an_instance_that_is_gone_does_not_exist(ctx: CloudContext) -> None:
         ({"metadataOptions": {"httpTokens": "sometimes"}}, "httpTokens"),
         ({"metadataOptions": {"httpPutResponseHopLimit": 65}}, "outside 1-64"),
         ({"rootBlockDevice": {"iops": 3000}}, "does not emulate rootBlockDevice.iops"),
+        ({"rootBlockDevice": {"tags": {"a": "b"}}}, "does not emulate rootBlockDevice.tags"),
+        ({"rootBlockDevice": {"throughput": 0}}, "does not emulate rootBlockDevice.throughput"),
         ({"rootBlockDevice": {"volumeSize": 20000}}, "outside 1-16384"),
         ({"rootBlockDevice": {"volumeType": "gp9"}}, "volumeType 'gp9'"),
         ({"rootBlockDevice": {"volumeType": "io2"}}, "needs iops"),
@@ -443,6 +445,34 @@ def test_an_arm64_image_runs_on_a_graviton_type(ctx: CloudContext, ec2: Any, sub
             outputs,
         )
     _handler(INSTANCE).delete(ctx, instance_id, outputs)
+
+
+def test_a_root_volume_kept_after_the_instance_and_then_not(
+    ctx: CloudContext, ec2: Any, ami: str, subnet: str
+) -> None:
+    old = _instance_inputs(ami, subnet, rootBlockDevice={"deleteOnTermination": False})
+    instance_id, outputs = _create(ctx, INSTANCE, old)
+    instance = _described(ec2, instance_id)
+
+    def deleted_with() -> bool:
+        (root,) = [
+            m
+            for m in _described(ec2, instance_id)["BlockDeviceMappings"]
+            if m["DeviceName"] == instance["RootDeviceName"]
+        ]
+        return bool(root["Ebs"]["DeleteOnTermination"])
+
+    assert deleted_with() is False
+    new = {**old, "rootBlockDevice": {"deleteOnTermination": True}}
+    assert _op(INSTANCE, old, new) is Op.UPDATE
+    outputs = _update(ctx, INSTANCE, instance_id, old, new, outputs)
+    assert deleted_with() is True
+    _update(ctx, INSTANCE, instance_id, new, old, outputs)
+    volume_id = _root_volume(ec2, instance_id)["VolumeId"]
+    _handler(INSTANCE).delete(ctx, instance_id, outputs)
+    # Kept, as EC2 keeps it: the instance is gone, its root volume is not.
+    assert ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["State"] == "available"
+    ec2.delete_volume(VolumeId=volume_id)
 
 
 def test_a_root_volume_only_grows(ctx: CloudContext, ami: str, subnet: str) -> None:

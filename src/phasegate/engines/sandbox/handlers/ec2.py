@@ -183,6 +183,17 @@ class Subnet(Handler):
             raise
 
 
+def _default_group(ec2: Any, vpc_id: str) -> str:
+    """The VPC's default security group: what EC2 and EFS give what is declared without."""
+    groups = ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "group-name", "Values": ["default"]},
+        ]
+    )["SecurityGroups"]
+    return str(groups[0]["GroupId"])
+
+
 def _tag_spec(resource_type: str, inputs: dict[str, Any]) -> list[dict[str, Any]]:
     """TagSpecifications for a create call: the tags the program declares, no others."""
     tags = Handler.tag_list(inputs.get("tags"))

@@ -18,11 +18,18 @@ import ipaddress
 from typing import Any
 
 from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, int_or_none
-from phasegate.engines.sandbox.handlers.ec2 import _address, _missing, _retag
+from phasegate.engines.sandbox.handlers.ec2 import _address, _default_group, _missing, _retag
 from phasegate.engines.sandbox.handlers.ec2_compute import (
     _check_metadata,
     _check_volume,
     instance_type_info,
+)
+from phasegate.engines.sandbox.handlers.ec2_launch import (
+    attachment,
+    deleted_with,
+    launch_image,
+    launch_subnet,
+    root_mapping,
 )
 
 __all__ = ["HANDLERS"]
@@ -30,7 +37,7 @@ __all__ = ["HANDLERS"]
 _USER_DATA_LIMIT = 16 * 1024
 """EC2 takes user data up to 16 KB, before base64 encoding."""
 _SHUTDOWN = ("stop", "terminate")
-_ROOT_KEYS = {"volumeSize", "volumeType", "encrypted", "kmsKeyId"}
+_ROOT_KEYS = {"deleteOnTermination", "encrypted", "kmsKeyId", "volumeSize", "volumeType"}
 """What of ``rootBlockDevice`` the emulator carries; the rest is refused."""
 _METADATA_API = {
     "httpTokens": "HttpTokens",
@@ -139,7 +146,9 @@ class Instance(Handler):
             _check_metadata(inputs["metadataOptions"])
         root = inputs.get("rootBlockDevice")
         if isinstance(root, dict):
-            unsupported = sorted(k for k, v in root.items() if k not in _ROOT_KEYS and v)
+            unsupported = sorted(
+                k for k, v in root.items() if k not in _ROOT_KEYS and v not in (None, "", [], {})
+            )
             if unsupported:
                 names = ", ".join(f"rootBlockDevice.{k}" for k in unsupported)
                 raise HandlerError(f"the sandbox does not emulate {names}")
@@ -163,8 +172,8 @@ class Instance(Handler):
             if not inputs.get(key):
                 raise HandlerError(f"an instance needs {key}")
         ec2 = ctx.client("ec2")
-        image = self._image(ctx, inputs["ami"], inputs["instanceType"])
-        subnet = self._subnet(ec2, inputs)
+        image = launch_image(ctx, inputs["ami"], inputs["instanceType"])
+        subnet = launch_subnet(ec2, inputs)
         if inputs.get("keyName"):
             try:
                 ec2.describe_key_pairs(KeyNames=[inputs["keyName"]])
@@ -182,7 +191,7 @@ class Instance(Handler):
         placement = {
             "SubnetId": subnet["SubnetId"],
             "SecurityGroupIds": list(inputs.get("vpcSecurityGroupIds") or [])
-            or [self._default_group(ec2, subnet["VpcId"])],
+            or [_default_group(ec2, subnet["VpcId"])],
             "PrivateIpAddress": inputs.get("privateIp"),
         }
         args: dict[str, Any] = {
@@ -194,8 +203,8 @@ class Instance(Handler):
             "EbsOptimized": bool(inputs.get("ebsOptimized")),
             "InstanceInitiatedShutdownBehavior": inputs.get("instanceInitiatedShutdownBehavior")
             or "stop",
-            "BlockDeviceMappings": [self._root_mapping(image, inputs.get("rootBlockDevice"))],
-            **self._network(placement, inputs.get("associatePublicIpAddress")),
+            "BlockDeviceMappings": [root_mapping(image, inputs.get("rootBlockDevice"))],
+            **attachment(placement, inputs.get("associatePublicIpAddress")),
         }
         optional = {
             "KeyName": inputs.get("keyName"),
@@ -218,108 +227,6 @@ class Instance(Handler):
             )
         return instance_id, self._outputs(ctx, instance_id, inputs)
 
-    def _image(self, ctx: CloudContext, ami: str, instance_type: str) -> dict[str, Any]:
-        """The AMI, from the emulated cloud (its catalogue of public AMIs loaded first);
-        HandlerError if there is none, or the instance type cannot run it."""
-        from phasegate.engines.sandbox.emulator import load_ami_catalogue
-
-        load_ami_catalogue(ctx.account_id, ctx.region)
-        try:
-            image: dict[str, Any] = ctx.client("ec2").describe_images(ImageIds=[ami])["Images"][0]
-        except Exception:
-            raise HandlerError(f"AMI '{ami}' does not exist in {ctx.region}") from None
-        info = instance_type_info(instance_type)
-        architectures = info["ProcessorInfo"]["SupportedArchitectures"]
-        if image.get("Architecture") not in architectures:
-            raise HandlerError(
-                f"AMI {ami} is {image.get('Architecture')}; instanceType {instance_type} "
-                f"runs {', '.join(architectures)}"
-            )
-        virtualization = image.get("VirtualizationType")
-        if virtualization and virtualization not in info["SupportedVirtualizationTypes"]:
-            raise HandlerError(
-                f"AMI {ami} is {virtualization}; instanceType {instance_type} does not run it"
-            )
-        return image
-
-    @staticmethod
-    def _subnet(ec2: Any, inputs: dict[str, Any]) -> dict[str, Any]:
-        """The declared subnet, or (as EC2 picks) a default subnet of the default VPC, in
-        the declared availability zone if there is one."""
-        zone = inputs.get("availabilityZone")
-        if inputs.get("subnetId"):
-            try:
-                found: dict[str, Any] = ec2.describe_subnets(SubnetIds=[inputs["subnetId"]])[
-                    "Subnets"
-                ][0]
-            except Exception:
-                raise HandlerError(f"subnet '{inputs['subnetId']}' does not exist") from None
-            if zone and zone != found["AvailabilityZone"]:
-                raise HandlerError(
-                    f"availabilityZone {zone} is not the zone of subnet {inputs['subnetId']} "
-                    f"({found['AvailabilityZone']})"
-                )
-            return found
-        defaults = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])
-        subnets = sorted(defaults["Subnets"], key=lambda s: s["AvailabilityZone"])
-        subnets = [s for s in subnets if not zone or s["AvailabilityZone"] == zone]
-        if not subnets:
-            raise HandlerError(
-                f"no subnetId and no default subnet{f' in {zone}' if zone else ''} "
-                "to launch the instance into"
-            )
-        return subnets[0]
-
-    @staticmethod
-    def _network(placement: dict[str, Any], public_ip: Any) -> dict[str, Any]:
-        """Where the instance is attached. A public address is asked for on the primary
-        network interface, which then carries the subnet, groups and address, as the
-        provider launches it; else they are the launch's own."""
-        if public_ip is None:
-            return {k: v for k, v in placement.items() if v}
-        interface = {
-            "DeviceIndex": 0,
-            "AssociatePublicIpAddress": bool(public_ip),
-            "DeleteOnTermination": True,
-            "SubnetId": placement["SubnetId"],
-            "Groups": placement["SecurityGroupIds"],
-        }
-        if placement["PrivateIpAddress"]:
-            interface["PrivateIpAddress"] = placement["PrivateIpAddress"]
-        return {"NetworkInterfaces": [interface]}
-
-    @staticmethod
-    def _default_group(ec2: Any, vpc_id: str) -> str:
-        """The VPC's default security group, which EC2 gives an instance declared without."""
-        groups = ec2.describe_security_groups(
-            Filters=[
-                {"Name": "vpc-id", "Values": [vpc_id]},
-                {"Name": "group-name", "Values": ["default"]},
-            ]
-        )["SecurityGroups"]
-        return str(groups[0]["GroupId"])
-
-    @staticmethod
-    def _root_mapping(image: dict[str, Any], root: dict[str, Any] | None) -> dict[str, Any]:
-        """The root volume, on the AMI's root device: the declared size and type, else
-        the AMI's own, as EC2 makes it."""
-        root = root or {}
-        device = image.get("RootDeviceName") or "/dev/xvda"
-        mappings = image.get("BlockDeviceMappings", [])
-        own: dict[str, Any] = next(
-            (m.get("Ebs", {}) for m in mappings if m.get("DeviceName") == device), {}
-        )
-        ebs: dict[str, Any] = {
-            "VolumeSize": int_or_none(root.get("volumeSize")) or own.get("VolumeSize") or 8,
-            "VolumeType": root.get("volumeType") or own.get("VolumeType") or "gp3",
-            "DeleteOnTermination": True,
-        }
-        if root.get("encrypted"):
-            ebs["Encrypted"] = True
-        if root.get("kmsKeyId"):
-            ebs["KmsKeyId"] = root["kmsKeyId"]
-        return {"DeviceName": device, "Ebs": ebs}
-
     @staticmethod
     def _profile(profile: Any) -> dict[str, str] | None:
         """The instance profile, which the provider takes by name."""
@@ -330,7 +237,7 @@ class Instance(Handler):
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
         ec2 = ctx.client("ec2")
         if new.get("instanceType") != old.get("instanceType"):
-            self._image(ctx, outputs.get("ami") or new["ami"], new["instanceType"])
+            launch_image(ctx, outputs.get("ami") or new["ami"], new["instanceType"])
         stopping = {
             "InstanceType": new.get("instanceType") != old.get("instanceType"),
             "UserData": _user_data(new) != _user_data(old),
@@ -375,7 +282,7 @@ class Instance(Handler):
             ec2.modify_instance_attribute(InstanceId=id_, Groups=groups)
         if new.get("iamInstanceProfile") != old.get("iamInstanceProfile"):
             self._swap_profile(ec2, id_, new.get("iamInstanceProfile"))
-        self._resize_root(ec2, id_, old.get("rootBlockDevice"), new.get("rootBlockDevice"))
+        self._change_root(ec2, id_, old.get("rootBlockDevice"), new.get("rootBlockDevice"))
         _retag(ec2, id_, old.get("tags"), new.get("tags"))
         return self._outputs(ctx, id_, new)
 
@@ -396,9 +303,18 @@ class Instance(Handler):
             raise HandlerError(f"cannot set the instance profile of {id_}: {exc}") from None
 
     @staticmethod
-    def _resize_root(ec2: Any, id_: str, old: Any, new: Any) -> None:
-        """A root volume's size and type change in place (a volume only grows)."""
+    def _change_root(ec2: Any, id_: str, old: Any, new: Any) -> None:
+        """A root volume's size and type change in place (a volume only grows), and so
+        does whether it goes with the instance."""
         old, new = old or {}, new or {}
+        if deleted_with(old) != deleted_with(new):
+            device = Instance._described(ec2, id_)["RootDeviceName"]
+            ec2.modify_instance_attribute(
+                InstanceId=id_,
+                BlockDeviceMappings=[
+                    {"DeviceName": device, "Ebs": {"DeleteOnTermination": deleted_with(new)}}
+                ],
+            )
         size, kind = int_or_none(new.get("volumeSize")), new.get("volumeType")
         if size == int_or_none(old.get("volumeSize")) and kind == old.get("volumeType"):
             return
@@ -417,8 +333,15 @@ class Instance(Handler):
             ec2.modify_volume(**args)
 
     @staticmethod
+    def _described(ec2: Any, id_: str) -> dict[str, Any]:
+        found: dict[str, Any] = ec2.describe_instances(InstanceIds=[id_])["Reservations"][0][
+            "Instances"
+        ][0]
+        return found
+
+    @staticmethod
     def _root_volume(ec2: Any, id_: str) -> dict[str, Any]:
-        instance = ec2.describe_instances(InstanceIds=[id_])["Reservations"][0]["Instances"][0]
+        instance = Instance._described(ec2, id_)
         root = next(
             m
             for m in instance["BlockDeviceMappings"]
@@ -453,7 +376,7 @@ class Instance(Handler):
 
     @staticmethod
     def _primary(ec2: Any, id_: str) -> str:
-        instance = ec2.describe_instances(InstanceIds=[id_])["Reservations"][0]["Instances"][0]
+        instance = Instance._described(ec2, id_)
         return str(Instance._interface(instance)["NetworkInterfaceId"])
 
     @staticmethod
@@ -469,7 +392,7 @@ class Instance(Handler):
     @staticmethod
     def _outputs(ctx: CloudContext, id_: str, inputs: dict[str, Any]) -> dict[str, Any]:
         ec2 = ctx.client("ec2")
-        instance = ec2.describe_instances(InstanceIds=[id_])["Reservations"][0]["Instances"][0]
+        instance = Instance._described(ec2, id_)
         primary = Instance._interface(instance)
         return {
             **inputs,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, int_or_none
-from phasegate.engines.sandbox.handlers.ec2 import _address, _missing
+from phasegate.engines.sandbox.handlers.ec2 import _address, _default_group, _missing
 
 __all__ = ["HANDLERS"]
 
@@ -264,7 +264,7 @@ class MountTarget(Handler):
         if groups:
             self._check_groups(ec2, groups, subnet["VpcId"])
         else:
-            groups = [self._default_group(ec2, subnet["VpcId"])]
+            groups = [_default_group(ec2, subnet["VpcId"])]
         args: dict[str, Any] = {
             "FileSystemId": inputs["fileSystemId"],
             "SubnetId": inputs["subnetId"],
@@ -281,9 +281,7 @@ class MountTarget(Handler):
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
         ec2, efs = ctx.client("ec2"), ctx.client("efs")
         target = efs.describe_mount_targets(MountTargetId=id_)["MountTargets"][0]
-        groups = list(new.get("securityGroups") or []) or [
-            self._default_group(ec2, target["VpcId"])
-        ]
+        groups = list(new.get("securityGroups") or []) or [_default_group(ec2, target["VpcId"])]
         self._check_groups(ec2, groups, target["VpcId"])
         efs.modify_mount_target_security_groups(MountTargetId=id_, SecurityGroups=groups)
         return self._outputs(ctx, target, new)
@@ -316,16 +314,6 @@ class MountTarget(Handler):
             raise HandlerError(
                 f"security groups {', '.join(elsewhere)} are not in the subnet's VPC {vpc_id}"
             )
-
-    @staticmethod
-    def _default_group(ec2: Any, vpc_id: str) -> str:
-        groups = ec2.describe_security_groups(
-            Filters=[
-                {"Name": "vpc-id", "Values": [vpc_id]},
-                {"Name": "group-name", "Values": ["default"]},
-            ]
-        )["SecurityGroups"]
-        return str(groups[0]["GroupId"])
 
     @staticmethod
     def _outputs(ctx: CloudContext, target: dict[str, Any], inputs: dict) -> dict[str, Any]:
