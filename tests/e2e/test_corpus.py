@@ -5,8 +5,8 @@ boto3 through ``migrate sandbox serve`` finds what the program declared (the mod
 ``check``); after the destroy, nothing of it (``gone``).
 
 A corpus module holds ``MAIN`` (the program: stage 1 or 2 from config ``corpus:stage``),
-``check(aws, outputs, stage)`` and ``gone(aws, outputs)``; ``aws(service)`` is a boto3
-client on the served sandbox.
+``check(aws, outputs, stage)`` and ``gone(aws, outputs)``; ``aws(service, region=...)``
+is a boto3 client on the served sandbox (us-east-1 unless told).
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
 import yaml
+from botocore.config import Config
 
 from _projects import only_phase
 
@@ -84,15 +86,32 @@ def _outputs(cli: Any, project: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def served(cli: Any, aws: Callable[[str, str], Any]) -> Callable[[Path], Any]:
-    """A block in which ``aws(service)`` is a client of the project's served sandbox."""
+def served(cli: Any) -> Iterator[Callable[[Path], Any]]:
+    """A block in which ``aws(service, region="us-east-1")`` is a client of the
+    project's served sandbox."""
+    clients: list[Any] = []
 
     @contextlib.contextmanager
-    def serving(project: Path) -> Iterator[Callable[[str], Any]]:
+    def serving(project: Path) -> Iterator[Callable[..., Any]]:
         with cli.serve(project) as serve:
-            yield lambda service: aws(service, serve.url)
 
-    return serving
+            def client(service: str, region: str = "us-east-1") -> Any:
+                made = boto3.session.Session().client(
+                    service,
+                    endpoint_url=serve.url,
+                    region_name=region,
+                    aws_access_key_id="testing",
+                    aws_secret_access_key="testing",
+                    config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+                )
+                clients.append(made)
+                return made
+
+            yield client
+
+    yield serving
+    for made in clients:
+        made.close()
 
 
 def test_the_corpus_has_a_program_per_family() -> None:

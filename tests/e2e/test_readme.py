@@ -203,3 +203,15 @@ def _state_files(project: Path) -> dict[str, bytes]:
     if not root.exists():
         return {}
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_the_readme_lists_what_the_sandbox_emulates_as_its_handlers_say() -> None:
+    """Written from the handlers; stale the moment one emulates another input."""
+    from phasegate.engines.sandbox import catalog
+
+    readme = (REPO / "README.md").read_text()
+    assert catalog.rewrite(readme) == readme, (
+        "the README's list of what the sandbox emulates is stale: run "
+        "`python -m phasegate.engines.sandbox.catalog README.md`"
+    )
+    assert "| `aws:s3/bucket:Bucket` | `bucket`, `bucketPrefix`, `forceDestroy`, " in readme

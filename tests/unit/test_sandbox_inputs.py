@@ -21,11 +21,11 @@ import pulumi._types
 import pulumi_aws
 import pytest
 
-from phasegate.engines.base import Op, StackTarget
+from phasegate.engines.base import UNKNOWN, Op, StackTarget
 from phasegate.engines.sandbox.deployment import _Deployment
 from phasegate.engines.sandbox.handlers import REGISTRY, Handler, handler_for
 from phasegate.engines.sandbox.handlers.base import PLACED
-from phasegate.engines.sandbox.runtime import Registration
+from phasegate.engines.sandbox.runtime import ProgramFailed, Registration
 from phasegate.engines.sandbox.store import Checkpoint
 
 handler_for("aws:s3/bucket:Bucket")  # fills the registry
@@ -224,3 +224,30 @@ def test_every_input_a_handler_reads_is_declared(type_token: str) -> None:
     read = _literals(type(handler)) & set(schema_inputs(type_token))
     undeclared = read - handler.emulates
     assert undeclared == NAMED_NOT_EMULATED.get(type_token, set()), sorted(undeclared)
+
+
+def _plan_error(type_token: str, inputs: dict[str, Any]) -> str | None:
+    """What a plan of one resource declared with ``inputs`` stops on, or None."""
+    registration = Registration(
+        urn=f"urn:pulumi:sandbox-test::phasegate::{type_token}::thing",
+        type=type_token,
+        name="thing",
+        custom=True,
+        inputs=inputs,
+    )
+    try:
+        _preview().register(registration)
+    except ProgramFailed as exc:
+        return str(exc)
+    return None
+
+
+def test_a_required_input_unknown_until_apply_is_given() -> None:
+    """A trust policy made from another resource's output is unknown in the plan: it was
+    dropped before the check, and the plan stopped on "assumeRolePolicy is required"."""
+    assert _plan_error("aws:iam/role:Role", {"assumeRolePolicy": UNKNOWN}) is None
+
+
+def test_a_required_input_not_given_stops_the_plan_naming_it() -> None:
+    said = _plan_error("aws:iam/role:Role", {"name": "runner"})
+    assert said == "aws:iam/role:Role 'thing': assumeRolePolicy is required"

@@ -131,6 +131,10 @@ class _Deployment:
                 return self._refuse(reg, reason)
             known = {k: v for k, v in reg.inputs.items() if not _has_unknown(v)}
             try:
+                missing = handler.missing(reg.inputs)  # unknown until apply: given
+                if missing:
+                    verb = "is" if len(missing) == 1 else "are"
+                    raise HandlerError(f"{', '.join(missing)} {verb} required")
                 handler.validate(known)
                 checked = handler.check(self.run, old.inputs if old else None, reg.inputs)
                 reg = dataclasses.replace(reg, inputs=checked)

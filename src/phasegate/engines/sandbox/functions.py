@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ACCOUNT_ID", "answer"]
+__all__ = ["ACCOUNT_ID", "ANSWERED", "answer"]
 
 ACCOUNT_ID = "123456789012"
 """The emulated account (moto's)."""
@@ -121,6 +121,9 @@ _ANSWERS: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
     "aws:index/getRegion:getRegion": _region,
     "aws:iam/getPolicyDocument:getPolicyDocument": _policy_document,
 }
+
+ANSWERED = frozenset(_ANSWERS)
+"""The functions answered here, by token."""
 
 
 def answer(token: str, args: dict[str, Any], region: str) -> dict[str, Any] | None:

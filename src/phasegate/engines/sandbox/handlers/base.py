@@ -130,6 +130,9 @@ class Handler(ABC):
     """Input properties (wire names) the handler realises in the emulated cloud. Any
     other input a program sets is refused in the plan: a rehearsal that dropped it
     would pass for something it never tried."""
+    required: ClassVar[frozenset[str]] = frozenset()
+    """Inputs the resource cannot be made without, as the provider's schema says. One
+    whose value is unknown until apply (another resource's output) counts as given."""
     emulates_every_input: ClassVar[bool] = False
     """True where every input is kept or handed on whole (a manifest, a dynamic
     provider's inputs), so none can be dropped."""
@@ -141,8 +144,13 @@ class Handler(ABC):
         let_through = self.emulates | PLACED
         return sorted(k for k, v in inputs.items() if k not in let_through and not _unset(v))
 
+    def missing(self, inputs: Mapping[str, Any]) -> list[str]:
+        """The required inputs the program does not give."""
+        return sorted(k for k in self.required if inputs.get(k) is None)
+
     def validate(self, inputs: dict[str, Any]) -> None:
-        """Raise HandlerError for inputs real AWS would reject. Default: nothing to check."""
+        """Raise HandlerError for inputs real AWS would reject (given only the inputs
+        known at plan time). Default: nothing to check."""
         return None
 
     def check(

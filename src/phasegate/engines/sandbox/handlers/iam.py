@@ -26,10 +26,7 @@ class Role(Handler):
     replace_on = frozenset({"name", "namePrefix", "path"})
     computed = ("id", "arn", "name", "uniqueId", "createDate")
     name_key = "name"
-
-    def validate(self, inputs: dict[str, Any]) -> None:
-        if "assumeRolePolicy" not in inputs:
-            raise HandlerError("assumeRolePolicy is required")
+    required = frozenset({"assumeRolePolicy"})
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         iam = ctx.client("iam")
