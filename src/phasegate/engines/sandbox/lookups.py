@@ -16,7 +16,7 @@ from typing import Any
 
 from phasegate.engines.sandbox.handlers.base import CloudContext
 
-__all__ = ["lookup", "reads_cloud"]
+__all__ = ["READ", "lookup", "reads_cloud"]
 
 _Read = Callable[[dict[str, Any], CloudContext], dict[str, Any]]
 
@@ -362,6 +362,9 @@ _READS: dict[str, tuple[_Read, frozenset[str]]] = {
     ),
 }
 """Each lookup, and the arguments it honours (besides ``region``, where it looks)."""
+
+READ = frozenset(_READS)
+"""The lookups of the emulated cloud, by token."""
 
 
 def reads_cloud(token: str) -> bool:
