@@ -202,7 +202,6 @@ def _literals(cls: type) -> set[str]:
 NAMED_NOT_EMULATED = {
     "aws:ec2/natGateway:NatGateway": {"vpcId"},  # of a regional NAT gateway
     "aws:ec2/routeTable:RouteTable": {"propagatingVgws"},
-    "aws:ec2/vpc:Vpc": {"instanceTenancy"},
     "aws:ec2/vpcEndpoint:VpcEndpoint": {
         "resourceConfigurationArn",
         "serviceNetworkArn",

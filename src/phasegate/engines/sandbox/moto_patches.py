@@ -136,3 +136,26 @@ def _keep_queue_policies() -> None:
 
     _set_attributes._phasegate_keeps_policy = True  # type: ignore[attr-defined]
     Queue._set_attributes = _set_attributes  # type: ignore[method-assign]
+
+
+def _modify_user_data_as_sent() -> None:
+    """ModifyInstanceAttribute's user data is a blob: the SDK base64-encodes the bytes it
+    is given for the wire, and EC2 keeps those bytes. moto decodes the wire and then
+    reads the bytes as base64 once more, refusing (or mangling) the user data the
+    provider sends when it changes an instance's. Take the bytes as they are."""
+    import base64
+
+    from moto.core.types import Base64EncodedString
+    from moto.ec2.responses import instances
+
+    original = instances.parse_user_data
+    if getattr(original, "_phasegate_blob", False):
+        return
+
+    def parse_user_data(value: Any) -> Any:
+        if isinstance(value, bytes):
+            return Base64EncodedString(base64.b64encode(value).decode("ascii"))
+        return original(value)
+
+    parse_user_data._phasegate_blob = True  # type: ignore[attr-defined]
+    instances.parse_user_data = parse_user_data
