@@ -64,8 +64,11 @@ def test_plan_on_a_fresh_copy_lists_creates_for_all_four_phases(
     assert outputs["pilot"]["vpc_id"] == "(known after apply)"
     assert outputs["pilot"]["cluster_name"] == "sandbox-ai-platform"
     assert outputs["cutover"]["app_host"] == "app.corp.example.com"
-    # A plan changes no cloud.
-    assert not (fresh_project / CHECKPOINT).exists()
+    # A plan changes no cloud. The cutover's zone lookup read it, which made the legacy
+    # estate (the world before the migration, kept for the apply): nothing else is there.
+    checkpoint = json.loads((fresh_project / CHECKPOINT).read_text())
+    assert list(checkpoint["legacy"]["zones"]) == ["corp.example.com"]
+    assert (checkpoint["stacks"], checkpoint["store"]) == ({}, {})
 
 
 def test_apply_of_one_phase_before_its_dependency_is_blocked(cli: Any, fresh_project: Path) -> None:

@@ -269,14 +269,16 @@ _TAGS = (
 )
 _UNEMULATED = {
     "bucket": (
-        '    _aws.s3.Bucket("audit", bucket="phasegate-audit", versioning={"enabled": True},\n'
+        '    _aws.s3.Bucket("audit", bucket="phasegate-audit",\n'
+        '        website={"index_document": "index.html"},\n'
         f"        tags={_TAGS})\n",
-        "versioning: aws:s3/bucket:Bucket 'audit'",
+        "website: aws:s3/bucket:Bucket 'audit'",
     ),
     "role": (
-        '    _aws.iam.Role("auditor", assume_role_policy="{}", description="reads the logs",\n'
+        '    _aws.iam.Role("auditor", assume_role_policy="{}",\n'
+        '        inline_policies=[{"name": "read", "policy": "{}"}],\n'
         f"        tags={_TAGS})\n",
-        "description: aws:iam/role:Role 'auditor'",
+        "inlinePolicies: aws:iam/role:Role 'auditor'",
     ),
 }
 
@@ -306,3 +308,73 @@ def test_an_input_the_sandbox_does_not_emulate_is_refused_by_name_in_the_plan(
     assert apply.returncode != 0, apply.stdout + apply.stderr
     if kind == "role":  # the bucket is stopped sooner, by the policies on buckets
         assert "inputs the sandbox does not emulate" in apply.stdout + apply.stderr
+
+
+LOOKUPS = '''"""A program that starts from what is there: the zone, the default VPC, an AMI."""
+import pulumi
+import pulumi_aws as aws
+
+zone = aws.route53.get_zone(name="corp.example.com")
+vpc = aws.ec2.get_vpc(default=True)
+subnets = aws.ec2.get_subnets(filters=[{"name": "vpc-id", "values": [vpc.id]}])
+first = aws.ec2.get_subnet(id=sorted(subnets.ids)[0])
+image = aws.ec2.get_ami(
+    owners=["amazon"],
+    most_recent=True,
+    filters=[{"name": "name", "values": ["al2023-ami-2023.*-x86_64"]}],
+)
+group = aws.ec2.SecurityGroup("web", vpc_id=vpc.id, description="web")
+pulumi.export("zone_id", zone.zone_id)
+pulumi.export("vpc_cidr", vpc.cidr_block)
+pulumi.export("subnets", len(subnets.ids))
+pulumi.export("first_zone", first.availability_zone)
+pulumi.export("ami", image.id)
+pulumi.export("ami_name", image.name)
+'''
+
+
+def test_lookups_of_the_cloud_are_answered_on_a_plan_before_the_first_apply(
+    cli: Any, fresh_project: Path
+) -> None:
+    """getZone answered nothing there and the SDK stopped the plan with an AssertionError;
+    the VPC, subnet and AMI lookups were not answered at all."""
+    only_phase(fresh_project, "web", LOOKUPS, RELAXED)
+
+    plan = cli.run(fresh_project, "plan", "--output", "json")
+    apply = cli.run(fresh_project, "apply", "--yes", "--output", "json")
+
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    (planned,) = json.loads(plan.stdout)["phases"]
+    assert planned["outputs"]["vpc_cidr"] == "172.31.0.0/16"
+    assert planned["outputs"]["subnets"] == 6
+    assert planned["outputs"]["ami"].startswith("ami-")
+    assert planned["outputs"]["ami_name"].startswith("al2023-ami-2023.")
+    assert apply.returncode == 0, apply.stdout + apply.stderr
+    (applied,) = json.loads(apply.stdout)["phases"]
+    # The plan read the very cloud the apply then acted on: the same legacy zone.
+    assert {k: applied["outputs"][k] for k in planned["outputs"]} == planned["outputs"]
+    with cli.serve(fresh_project) as served:
+        ec2 = boto3.client("ec2", endpoint_url=served.url, region_name="us-east-1")
+        groups = ec2.describe_security_groups(Filters=[{"Name": "description", "Values": ["web"]}])
+        (vpc,) = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+    assert [g["VpcId"] for g in groups["SecurityGroups"]] == [vpc["VpcId"]]
+
+
+NOWHERE = """import pulumi_aws as aws
+
+aws.ec2.get_vpc(tags={"Name": "nowhere"})
+"""
+
+
+def test_a_lookup_that_finds_nothing_fails_the_plan_naming_it(
+    cli: Any, fresh_project: Path
+) -> None:
+    only_phase(fresh_project, "web", NOWHERE, RELAXED)
+
+    plan = cli.run(fresh_project, "plan")
+
+    assert plan.returncode != 0
+    assert (
+        "aws:ec2/getVpc:getVpc: no matching EC2 VPC found (tags={'Name': 'nowhere'})"
+        in plan.stdout + plan.stderr
+    )

@@ -287,6 +287,22 @@ CARRIED_WHOLE = {
 """Types whose object inputs are declared whole, each with a test that every nested key
 of the schema reaches the emulated cloud."""
 
+UNAUDITED = {
+    "aws:cloudwatch/eventTarget:EventTarget": {"deadLetterConfig", "retryPolicy", "sqsTarget"},
+    "aws:dynamodb/table:Table": {
+        "attributes",
+        "globalSecondaryIndexes",
+        "pointInTimeRecovery",
+        "serverSideEncryption",
+        "ttl",
+    },
+    "aws:ec2/instance:Instance": {"metadataOptions", "rootBlockDevice"},
+    "aws:ecr/repository:Repository": {"encryptionConfigurations", "imageScanningConfiguration"},
+    "aws:efs/fileSystem:FileSystem": {"lifecyclePolicies"},
+}
+"""Object inputs of handlers written before nested keys could be declared, still let
+through whole: each is to be declared key by key (or proven whole) and taken off here."""
+
 
 @pytest.mark.parametrize("type_token", AWS_TYPES)
 def test_an_object_input_is_declared_key_by_key_unless_proven_carried_whole(
@@ -297,7 +313,9 @@ def test_an_object_input_is_declared_key_by_key_unless_proven_carried_whole(
     handler = _handler(type_token)
     objects = {path.split(".")[0] for path in schema_paths(type_token) if "." in path}
     walked = {path.split(".")[0] for path in handler.emulates if "." in path}
-    whole = sorted((objects & handler.emulates) - walked)
+    unaudited = UNAUDITED.get(type_token, set())
+    assert unaudited <= (objects & handler.emulates) - walked, "declared now: take it off"
+    whole = sorted((objects & handler.emulates) - walked - unaudited)
     if type_token in CARRIED_WHOLE:
         assert whole, f"{type_token} declares no object whole any more"
     else:
@@ -332,9 +350,9 @@ def test_a_false_or_zero_the_program_sets_is_refused(value: Any) -> None:
 
 def test_a_value_unknown_until_apply_is_set() -> None:
     refused = plan_one(
-        "aws:iam/role:Role", {"assumeRolePolicy": "{}", "namePrefix": "(known after apply)"}
+        "aws:iam/user:User", {"name": "ops", "permissionsBoundary": "(known after apply)"}
     )
-    assert refused == "inputs the sandbox does not emulate: namePrefix"
+    assert refused == "inputs the sandbox does not emulate: permissionsBoundary"
 
 
 @pytest.mark.parametrize(
@@ -375,7 +393,6 @@ def _read_names(handler: Handler, type_token: str) -> set[str]:
 NAMED_NOT_EMULATED = {
     "aws:ec2/natGateway:NatGateway": {"vpcId"},  # of a regional NAT gateway
     "aws:ec2/routeTable:RouteTable": {"propagatingVgws"},
-    "aws:ec2/vpc:Vpc": {"instanceTenancy"},
     "aws:ec2/vpcEndpoint:VpcEndpoint": {
         "resourceConfigurationArn",
         "serviceNetworkArn",
@@ -383,16 +400,17 @@ NAMED_NOT_EMULATED = {
         "subnetConfigurations",
     },
     "aws:eks/cluster:Cluster": {"clusterSecurityGroupId", "vpcId"},  # vpcConfig's outputs
-    "aws:iam/role:Role": {"namePrefix"},
     "aws:kms/key:Key": {"customKeyStoreId", "xksKeyId"},
     "aws:s3/bucket:Bucket": {"region"},  # an output
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": {
         "transitionDefaultMinimumObjectSize"
     },
+    "aws:s3/bucketObjectv2:BucketObjectv2": {"etag"},  # an output
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": {
         "blockedEncryptionTypes"
     },
     "aws:s3/bucketVersioning:BucketVersioning": {"mfaDelete"},
+    "aws:ssm/parameter:Parameter": {"arn"},  # an output
 }
 """Inputs and nested keys a handler names (to force a replacement, to refuse a
 combination, to refuse them at apply, or as an output) but does not realise: the plan

@@ -14,6 +14,7 @@ from pathlib import Path
 from phasegate.engines.sandbox.functions import ANSWERED
 from phasegate.engines.sandbox.handlers import REGISTRY, handler_for
 from phasegate.engines.sandbox.handlers.base import PLACED
+from phasegate.engines.sandbox.lookups import READ
 
 __all__ = ["BEGIN", "END", "markdown", "rewrite"]
 
@@ -48,6 +49,13 @@ def markdown() -> str:
     )
     lines += ["", "Data sources answered, on a plan before any apply as after:", ""]
     lines += [f"- `{token}`" for token in sorted(ANSWERED)]
+    lines += [
+        "",
+        "Lookups of the emulated cloud, on a plan before any apply as after (a lookup "
+        "of one thing that finds none, or several, fails the plan, as with the provider):",
+        "",
+    ]
+    lines += [f"- `{token}`" for token in sorted(READ)]
     return "\n".join(lines) + "\n"
 
 

@@ -37,6 +37,7 @@ from phasegate.engines.sandbox.handlers import (
     RunContext,
     handler_for,
 )
+from phasegate.engines.sandbox.lookups import lookup, reads_cloud
 from phasegate.engines.sandbox.runtime import ProgramFailed, Registration
 from phasegate.engines.sandbox.store import (
     Checkpoint,
@@ -170,18 +171,14 @@ class _Deployment:
         return found
 
     def invoke(self, token: str, args: dict[str, Any]) -> dict[str, Any] | None:
-        if token == "aws:route53/getZone:getZone":
-            name = str(args.get("name", "")).rstrip(".")
-            zones = self.checkpoint.legacy.get("zones", {})
-            if name not in zones and not self.preview:
-                self.context()  # opening the cloud creates the legacy estate
-                zones = self.checkpoint.legacy.get("zones", {})
-            if name in zones:
-                zone_id = zones[name]
-                return {"id": zone_id, "zoneId": zone_id, "name": name, "privateZone": False}
-            if self.preview and not self.checkpoint.legacy:
-                return None  # the legacy estate is created on the first apply
-            raise ProgramFailed(f"no hosted zone named '{name}' in the sandbox")
+        if reads_cloud(token):
+            if _has_unknown(args):
+                return None  # known once what it looks for is
+            region = args.get("region") if isinstance(args.get("region"), str) else ""
+            try:
+                return lookup(token, args, self._opened(region or ""))
+            except ValueError as exc:
+                raise ProgramFailed(f"the function call {token}: {exc}") from None
         try:
             found = answer(token, args, self.stack.region)
         except ValueError as exc:
@@ -189,6 +186,16 @@ class _Deployment:
         if found is None:
             raise ProgramFailed(f"the sandbox engine cannot answer the function call {token}")
         return found
+
+    def _opened(self, region: str) -> CloudContext:
+        """The emulated cloud for a lookup, on a plan as on an apply. Opened for the first
+        time, it is made with the legacy estate, the world before the migration: kept
+        then, even by a plan, so that the apply finds the very cloud the plan read."""
+        made = not self.checkpoint.legacy
+        ctx = self.context(region)
+        if made and self.preview:
+            self.store.commit(self.checkpoint)
+        return ctx
 
     # -- preview ------------------------------------------------------------------------
 

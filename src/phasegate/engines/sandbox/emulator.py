@@ -14,11 +14,18 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 from typing import TYPE_CHECKING, Any
 
 from phasegate.engines.sandbox import snapshot
-from phasegate.engines.sandbox.moto_patches import _reach_buckets_over_tls
+from phasegate.engines.sandbox.moto_patches import (
+    _follow_the_current_label,
+    _keep_queue_policies,
+    _modify_user_data_as_sent,
+    _reach_buckets_over_tls,
+    _rename_iam_identities_as_iam_does,
+)
 
 # A dump names the functions that rebuild its objects by module and name: dumps written
 # before the pickling moved to ``snapshot`` name this module, and must still load.
@@ -36,7 +43,9 @@ if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
     from moto.core.models import MockAWS
 
-__all__ = ["SERVICES", "Emulator"]
+    from phasegate.engines.sandbox.sealing import Sealer
+
+__all__ = ["SERVICES", "Emulator", "efs_file_system", "load_ami_catalogue"]
 
 SERVICES: tuple[str, ...] = (
     "ec2",
@@ -48,6 +57,15 @@ SERVICES: tuple[str, ...] = (
     "cloudwatch",
     "sts",
     "elbv2",
+    "dynamodb",
+    "ecr",
+    "ssm",
+    "secretsmanager",
+    "sns",
+    "sqs",
+    "logs",
+    "events",
+    "efs",
 )
 
 _FAKE_KEY = "sandbox"
@@ -94,6 +112,10 @@ class Emulator:
             os.environ["MOTO_ACCOUNT_ID"] = self.account_id
             _one_data_loader()
             _reach_buckets_over_tls()
+            _rename_iam_identities_as_iam_does()
+            _follow_the_current_label()
+            _keep_queue_policies()
+            _modify_user_data_as_sent()
             # MockAWS, not mock_aws(): the latter turns into a client of a remote
             # moto server when TEST_SERVER_MODE is set, and the state must be ours.
             from moto.core.models import MockAWS
@@ -170,12 +192,14 @@ class Emulator:
             botocore_session=core,
         )
 
-    def dump(self) -> bytes:
-        """The state of every service in :data:`SERVICES`, as bytes for :meth:`load`."""
-        return snapshot.dump(SERVICES)
+    def dump(self, sealer: Sealer | None = None) -> bytes:
+        """The state of every service in :data:`SERVICES`, as bytes for :meth:`load`; the
+        run's secret values in it sealed with ``sealer``, if given (see ``cloud_secrets``)."""
+        return snapshot.dump(SERVICES, sealer)
 
-    def load(self, blob: bytes) -> None:
+    def load(self, blob: bytes, sealer: Sealer | None = None) -> None:
         """Replace the whole emulated cloud with a dump; empty bytes give an empty cloud.
+        Sealed values in it are opened with ``sealer``.
 
         A dump that is not one (damaged, another format or moto version) raises
         ValueError before anything is replaced. Should a sound-looking dump still fail
@@ -184,7 +208,7 @@ class Emulator:
         if not blob:
             self.reset()
             return
-        snapshot.load(blob)
+        snapshot.load(blob, sealer)
 
     def reset(self) -> None:
         """Empty the emulated cloud (every moto service, as a fresh account)."""
@@ -214,6 +238,81 @@ def eks_node_group(account_id: str, region: str, cluster: str, group: str) -> An
     from moto.backends import get_backend
 
     return get_backend("eks")[account_id][region].clusters[cluster].nodegroups[group]
+
+
+def dynamodb_table(account_id: str, region: str, name: str) -> Any:
+    """moto's own record of a DynamoDB table, for what its API cannot change (the
+    encryption of a table, a stream enabled again); KeyError if there is none."""
+    from moto.backends import get_backend
+
+    return get_backend("dynamodb")[account_id][region].tables[name]
+
+
+def log_group(account_id: str, region: str, name: str) -> Any:
+    """moto's own record of a CloudWatch Logs log group, for the KMS key its API cannot
+    associate or disassociate; KeyError if there is none."""
+    from moto.backends import get_backend
+
+    return get_backend("logs")[account_id][region].groups[name]
+
+
+def efs_file_system(account_id: str, region: str, file_system_id: str) -> Any:
+    """moto's own record of an EFS file system, for what its API cannot change (the
+    throughput, which EFS's UpdateFileSystem sets); KeyError if there is none."""
+    from moto.backends import get_backend
+
+    return get_backend("efs")[account_id][region].file_systems_by_id[file_system_id]
+
+
+_AMI_CATALOGUES = ("ec2/resources/amis.json", "ec2/resources/latest_amis/{region}.json")
+"""moto's public AMIs: a mix of owners (Amazon, Canonical, Microsoft, Red Hat, ...) and
+the region's current Amazon Linux images. Its ECS-optimised ones (~1,300 a region) are
+left out: each AMI costs a volume and a snapshot in the emulated cloud."""
+
+
+def load_ami_catalogue(account_id: str, region: str) -> int:
+    """Put the public AMIs into the region of the emulated cloud, once; the number there.
+
+    The emulator starts without them (``MOTO_EC2_LOAD_DEFAULT_AMIS``: they cost start-up
+    time every run); an AMI lookup or a launch loads them where it needs them, and the
+    cloud keeps them from then on, as AWS would have had them all along.
+    """
+    from moto.backends import get_backend
+    from moto.core.parse import default_timestamp_parser
+    from moto.ec2.models.amis import Ami
+    from moto.utilities.utils import load_resource
+
+    backend = get_backend("ec2")[account_id][region]
+    if any(ami.owner_alias == "amazon" for ami in backend.amis.values()):
+        return sum(ami.owner_alias == "amazon" for ami in backend.amis.values())
+    for path in _AMI_CATALOGUES:
+        try:
+            entries: list[dict[str, Any]] = load_resource(path.format(region=region))
+        except FileNotFoundError:  # a region moto has no images for
+            continue
+        for entry in entries:
+            ami = {**entry, "owner_alias": "amazon"}
+            created = ami.get("creation_date") or _built_on(ami.get("name") or "")
+            ami["creation_date"] = default_timestamp_parser(created)
+            backend.amis[ami["ami_id"]] = Ami(backend, **ami)
+    return sum(ami.owner_alias == "amazon" for ami in backend.amis.values())
+
+
+_BUILD_DATES = (
+    re.compile(r"(?<!\d)(20\d\d)(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?!\d)"),  # 20261102
+    re.compile(r"(?<!\d)(20\d\d)[.-](0[1-9]|1[0-2])[.-](0[1-9]|[12]\d|3[01])(?!\d)"),
+)
+
+
+def _built_on(name: str) -> str:
+    """When an image was made, from the build date its name carries (moto's catalogue
+    has none, and "most recent" lookups need one): ``...-2.0.20261102.0-...``,
+    ``...-2017.10.13``. A name without one dates from 2020."""
+    for pattern in _BUILD_DATES:
+        found = pattern.search(name)
+        if found:
+            return "-".join(found.groups()) + "T00:00:00.000Z"
+    return "2020-01-01T00:00:00.000Z"
 
 
 def _answer_from_moto(request: AWSPreparedRequest, event_name: str, **kwargs: Any) -> AWSResponse:

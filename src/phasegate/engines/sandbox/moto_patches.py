@@ -53,3 +53,109 @@ def _reach_buckets_over_tls() -> None:
 
     get_permission._phasegate_tls = True  # type: ignore[attr-defined]
     FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+
+
+def _rename_iam_identities_as_iam_does() -> None:
+    """moto keeps a user's tags by its ARN, so a user renamed or moved (UpdateUser) lost
+    them; and it changed a group's path only along with its name. IAM keeps the tags of
+    the user it renames, and takes a new path alone."""
+    from moto.iam.models import IAMBackend
+
+    if getattr(IAMBackend.update_user, "_phasegate_rename", False):
+        return
+    original_user = IAMBackend.update_user
+    original_group = IAMBackend.update_group
+
+    def update_user(
+        self: Any, user_name: str, new_path: str | None = None, new_user_name: str | None = None
+    ) -> None:
+        user = self.get_user(user_name)
+        before = user.arn
+        tags = self.tagger.list_tags_for_resource(before)["Tags"]
+        original_user(self, user_name, new_path, new_user_name)
+        if user.arn != before:
+            self.tagger.delete_all_tags_for_resource(before)
+            self.tagger.tag_resource(user.arn, tags)
+
+    def update_group(
+        self: Any, group_name: str, new_group_name: str | None, new_path: str | None
+    ) -> None:
+        if new_group_name and new_group_name != group_name:
+            original_group(self, group_name, new_group_name, new_path)
+        elif new_path:
+            self.get_group(group_name).path = new_path
+
+    update_user._phasegate_rename = True  # type: ignore[attr-defined]
+    IAMBackend.update_user = update_user  # type: ignore[method-assign]
+    IAMBackend.update_group = update_group  # type: ignore[method-assign]
+
+
+def _follow_the_current_label() -> None:
+    """moto answers a read of a secret with no version or label asked for from the
+    version it last put, even after AWSCURRENT moved to another version: Secrets Manager
+    answers from the version labelled AWSCURRENT."""
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    if getattr(SecretsManagerBackend.update_secret_version_stage, "_phasegate_current", False):
+        return
+    original = SecretsManagerBackend.update_secret_version_stage
+
+    def update_secret_version_stage(
+        self: Any,
+        secret_id: str,
+        version_stage: str,
+        remove_from_version_id: str,
+        move_to_version_id: str,
+    ) -> tuple[str, str]:
+        result = original(
+            self, secret_id, version_stage, remove_from_version_id, move_to_version_id
+        )
+        if version_stage == "AWSCURRENT" and move_to_version_id:
+            self.secrets[secret_id].default_version_id = move_to_version_id
+        return result
+
+    update_secret_version_stage._phasegate_current = True  # type: ignore[attr-defined]
+    SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage  # type: ignore[method-assign]
+
+
+def _keep_queue_policies() -> None:
+    """moto drops an SQS queue's policy on every SetQueueAttributes that does not name
+    it, so changing a queue's visibility timeout would take away the access its queue
+    policy grants. SQS changes only the attributes a request names: so does the queue."""
+    from moto.sqs.models import Queue
+
+    if getattr(Queue._set_attributes, "_phasegate_keeps_policy", False):
+        return
+    original = Queue._set_attributes
+
+    def _set_attributes(self: Any, attributes: dict[str, Any], now: float | None = None) -> None:
+        kept = getattr(self, "policy", None)
+        original(self, attributes, now)
+        if "Policy" not in attributes:
+            self.policy = kept
+
+    _set_attributes._phasegate_keeps_policy = True  # type: ignore[attr-defined]
+    Queue._set_attributes = _set_attributes  # type: ignore[method-assign]
+
+
+def _modify_user_data_as_sent() -> None:
+    """ModifyInstanceAttribute's user data is a blob: the SDK base64-encodes the bytes it
+    is given for the wire, and EC2 keeps those bytes. moto decodes the wire and then
+    reads the bytes as base64 once more, refusing (or mangling) the user data the
+    provider sends when it changes an instance's. Take the bytes as they are."""
+    import base64
+
+    from moto.core.types import Base64EncodedString
+    from moto.ec2.responses import instances
+
+    original = instances.parse_user_data
+    if getattr(original, "_phasegate_blob", False):
+        return
+
+    def parse_user_data(value: Any) -> Any:
+        if isinstance(value, bytes):
+            return Base64EncodedString(base64.b64encode(value).decode("ascii"))
+        return original(value)
+
+    parse_user_data._phasegate_blob = True  # type: ignore[attr-defined]
+    instances.parse_user_data = parse_user_data

@@ -11,8 +11,16 @@ objects do not pickle faithfully on their own; a pickler that knows them stands 
   travel as PKCS#8 DER.
 * An S3 bucket's ``_VersionedKeyStore`` pickles only the newest version of each key
   (its ``items()`` hides older ones): it travels as its raw ``{key: [versions]}``.
+* An SQS queue holds a ``threading.Condition`` that long-polling receivers wait on: it
+  travels as nothing and comes back a fresh one (no receiver waits across a dump).
 * IAM's AWS-managed policies (about 1,600 per account, from moto's bundled data)
   travel as names where they are still as moto made them: ``iam_policies``.
+* A lock (ECR's backend holds one) travels as a new, free lock: it guards this process.
+* Secret values (a Secrets Manager secret's, an SSM parameter's) travel sealed under the
+  environment's sealer when the dump is given one: ``cloud_secrets``.
+* SSM's parameters sit in a ``defaultdict`` subclass whose constructor takes more than
+  a default factory, and its tags in ``defaultdict`` objects made by a lambda: they travel as
+  their contents and are made again on load.
 
 A dump is a pickle: load only dumps this program wrote (the sandbox's store seals each
 one it writes with the user's key, and checks the seal before loading one: ``cloud_seal``).
@@ -30,11 +38,13 @@ import importlib
 import io
 import pickle
 import sys
+import threading
 import zlib
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, get_args
 
-from phasegate.engines.sandbox import iam_policies
+from phasegate.engines.sandbox import cloud_secrets, iam_policies
 
 # Dumps written before ``iam_policies`` name this module for it.
 from phasegate.engines.sandbox.iam_policies import _rebuild_policy_version  # noqa: F401
@@ -42,14 +52,17 @@ from phasegate.engines.sandbox.iam_policies import _rebuild_policy_version  # no
 if TYPE_CHECKING:
     from moto.core.base_backend import BackendDict
 
+    from phasegate.engines.sandbox.sealing import Sealer
+
 __all__ = ["dump", "load", "reset"]
 
 _FORMAT = 1
 _PROTOCOL = 5
 
 
-def dump(names: Iterable[str]) -> bytes:
-    """The state of the moto services ``names``, as bytes for :func:`load`."""
+def dump(names: Iterable[str], sealer: Sealer | None = None) -> bytes:
+    """The state of the moto services ``names``, as bytes for :func:`load`; the secret
+    values in it sealed with ``sealer``, if given."""
     import moto
     from moto.backends import get_backend
     from moto.core.base_backend import backend_lock
@@ -70,7 +83,7 @@ def dump(names: Iterable[str]) -> bytes:
             }
         # One pickle for all services: only a shared graph keeps the EC2 subnet an
         # ELBv2 load balancer holds the very subnet EC2 has after a load.
-        state = _dumps(services, dumped.values())
+        state = _dumps(services, dumped.values(), sealer)
     # IAM's managed policies make most of it and shrink ~5x at the fastest level.
     state = zlib.compress(state, 1)
     envelope = {
@@ -83,8 +96,9 @@ def dump(names: Iterable[str]) -> bytes:
     return pickle.dumps(envelope, protocol=_PROTOCOL)
 
 
-def load(blob: bytes) -> None:
-    """Replace the whole of moto's state with a dump.
+def load(blob: bytes, sealer: Sealer | None = None) -> None:
+    """Replace the whole of moto's state with a dump; its sealed values opened with
+    ``sealer`` (a dump that holds some does not load without it).
 
     A dump that is not one (damaged, another format or moto version) raises
     ValueError before anything is replaced. Should a sound-looking dump still fail
@@ -104,7 +118,8 @@ def load(blob: bytes) -> None:
         # Reset before decoding: references to services outside the dump resolve
         # to their live backends, which must be the fresh ones.
         _reset_all()
-        services = _decode(state)
+        with cloud_secrets.opening(sealer):
+            services = _decode(state)
         for name, backends in targets.items():
             payload = services.get(name, {})
             accounts = payload.get("accounts", {})
@@ -135,7 +150,7 @@ class _StatePickler(pickle.Pickler):
     themselves, are pickled as where to find them, never copied.
     """
 
-    def __init__(self, file: io.BytesIO, dumped: Iterable[Any]) -> None:
+    def __init__(self, file: io.BytesIO, dumped: Iterable[Any], sealer: Sealer | None) -> None:
         super().__init__(file, protocol=_PROTOCOL)
         from cryptography import x509
         from cryptography.hazmat.primitives.asymmetric.types import (
@@ -144,6 +159,7 @@ class _StatePickler(pickle.Pickler):
         )
         from moto.iam.models import IAMBackend, PolicyVersion
         from moto.s3.utils import _VersionedKeyStore
+        from moto.ssm.models import ParameterDict, SimpleSystemManagerBackend
 
         self._private: tuple[type, ...] = get_args(PrivateKeyTypes)
         self._public: tuple[type, ...] = get_args(PublicKeyTypes)
@@ -152,6 +168,12 @@ class _StatePickler(pickle.Pickler):
             _VersionedKeyStore: _reduce_versioned_store,
             IAMBackend: iam_policies.reduce_iam_backend,
             PolicyVersion: iam_policies.reduce_policy_version,
+            ParameterDict: _reduce_parameter_dict,
+            SimpleSystemManagerBackend: _reduce_ssm_backend,
+            type(threading.RLock()): lambda _: (threading.RLock, ()),
+            type(threading.Lock()): lambda _: (threading.Lock, ()),
+            **(cloud_secrets.reductions(sealer) if sealer is not None else {}),
+            threading.Condition: _reduce_condition,
         }
         # id -> (object, its BackendDict, account, region); the object is kept to
         # check identity, as ids of dead objects get reused.
@@ -179,9 +201,9 @@ class _StatePickler(pickle.Pickler):
         return NotImplemented
 
 
-def _dumps(obj: object, dumped: Iterable[Any]) -> bytes:
+def _dumps(obj: object, dumped: Iterable[Any], sealer: Sealer | None) -> bytes:
     buffer = io.BytesIO()
-    _StatePickler(buffer, dumped).dump(obj)
+    _StatePickler(buffer, dumped, sealer).dump(obj)
     return buffer.getvalue()
 
 
@@ -315,6 +337,13 @@ def _live(module: str, attr: str, account_id: str | None, region: str | None) ->
     return target
 
 
+# SQS -----------------------------------------------------------------------------------
+
+
+def _reduce_condition(condition: threading.Condition) -> tuple[Any, ...]:
+    return (threading.Condition, ())
+
+
 # S3 ------------------------------------------------------------------------------------
 
 
@@ -328,6 +357,40 @@ def _rebuild_versioned_store(cls: type, raw: dict[str, list[Any]], attrs: dict[s
     dict.update(store, raw)
     vars(store).update(attrs)
     return store
+
+
+# SSM ------------------------------------------------------------------------------------
+
+
+def _reduce_parameter_dict(parameters: Any) -> tuple[Any, ...]:
+    # Raw lists of versions: the dict's own lookups load moto's /aws/service/ defaults.
+    return (
+        _rebuild_parameter_dict,
+        (type(parameters), dict(dict.items(parameters)), vars(parameters)),
+    )
+
+
+def _rebuild_parameter_dict(cls: type, raw: dict[str, list[Any]], attrs: dict[str, Any]) -> Any:
+    parameters = cls(attrs["account_id"], attrs["region_name"])
+    dict.update(parameters, raw)
+    vars(parameters).update(attrs)
+    return parameters
+
+
+def _tags_of_kind() -> defaultdict[str, dict[str, str]]:
+    """What SSM's tags by resource type hold: tags by resource id (a named function,
+    where moto has a lambda that pickle cannot name)."""
+    return defaultdict(dict)
+
+
+def _reduce_ssm_backend(backend: Any) -> Any:
+    state = dict(vars(backend))
+    tags = state.get("_resource_tags")
+    if tags is not None:
+        state["_resource_tags"] = defaultdict(
+            _tags_of_kind, {kind: defaultdict(dict, by_id) for kind, by_id in tags.items()}
+        )
+    return (iam_policies._new_backend, (type(backend),), state)
 
 
 # KMS (and any other cryptography key or certificate) -----------------------------------

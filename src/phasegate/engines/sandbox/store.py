@@ -237,7 +237,7 @@ class SandboxStore:
             emulator = Emulator(region=self.region)
             emulator.start()
             try:
-                emulator.load(blob)
+                emulator.load(blob, self._sealer)
             except ValueError as exc:
                 emulator.stop()
                 raise EngineError(
@@ -252,7 +252,7 @@ class SandboxStore:
 
                 checkpoint.legacy = create_estate(emulator.session(), self.environment, self.region)
                 # The estate is the sandbox's starting point, committed or not yet.
-                self._committed = emulator.dump()
+                self._committed = emulator.dump(self._sealer)
         return self._emulator
 
     @property
@@ -262,7 +262,7 @@ class SandboxStore:
     def commit(self, checkpoint: Checkpoint) -> None:
         """Write the cloud snapshot (if loaded) and then the checkpoint that names it."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        blob = self._emulator.dump() if self._emulator is not None else None
+        blob = self._emulator.dump(self._sealer) if self._emulator is not None else None
         if blob is not None:
             name = _snapshot_name(blob)
             target = self.directory / name
@@ -292,7 +292,7 @@ class SandboxStore:
         before its tagging failed, say): left there, the next commit would save it with
         nothing in the checkpoint saying so."""
         if self._emulator is not None:
-            self._emulator.load(self._committed)
+            self._emulator.load(self._committed, self._sealer)
 
     def close(self) -> None:
         if self._emulator is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -23,8 +24,11 @@ __all__ = [
     "ProviderDiff",
     "RunContext",
     "check_json_input",
+    "check_name",
     "error_code",
+    "generated_name",
     "int_or_none",
+    "json_text",
     "nested_shape",
 ]
 
@@ -51,6 +55,34 @@ def check_json_input(inputs: dict[str, Any], key: str) -> None:
             json.loads(value)
         except ValueError as exc:
             raise HandlerError(f"{key} is not valid JSON: {exc}") from None
+
+
+def json_text(value: Any) -> str:
+    """A policy or other JSON input as the API takes it: a string."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def generated_name(handler: Handler, logical: str, inputs: dict[str, Any], max_len: int) -> str:
+    """The physical name: ``name`` as given, else ``namePrefix`` and a unique suffix of 26
+    characters (as the provider makes one), else the logical name and a random suffix."""
+    if inputs.get("name"):
+        return str(inputs["name"])
+    if inputs.get("namePrefix"):
+        return f"{inputs['namePrefix']}{secrets.token_hex(13)}"
+    return handler.physical_name(logical, {}, max_len=max_len)
+
+
+def check_name(inputs: dict[str, Any], pattern: re.Pattern[str], max_len: int, what: str) -> None:
+    """HandlerError unless ``name``, or ``namePrefix`` with the 26 characters the provider
+    adds, is a name of ``what`` AWS takes (``pattern``, at most ``max_len`` characters)."""
+    name, prefix = inputs.get("name"), inputs.get("namePrefix")
+    if isinstance(name, str) and (not pattern.match(name) or len(name) > max_len):
+        raise HandlerError(f"name '{name}' is not a valid {what} name")
+    if isinstance(prefix, str) and (not pattern.match(f"{prefix}x") or len(prefix) + 26 > max_len):
+        raise HandlerError(
+            f"namePrefix '{prefix}' does not make a valid {what} name "
+            f"(26 characters are added; {max_len} at most)"
+        )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError
+from phasegate.engines.sandbox.handlers.base import (
+    CloudContext,
+    Handler,
+    HandlerError,
+    ProviderDiff,
+    RunContext,
+)
 
 __all__ = ["HANDLERS"]
 
@@ -17,18 +23,38 @@ def _network(value: Any, what: str) -> ipaddress.IPv4Network:
         raise HandlerError(f"{what} '{value}' is not a valid IPv4 CIDR: {exc}") from None
 
 
+def _address(value: Any, what: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(str(value))
+    except ValueError:
+        raise HandlerError(f"{what} '{value}' is not an IPv4 address") from None
+
+
 def _missing(exc: Exception) -> bool:
     code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
     return "NotFound" in code
 
 
+_TENANCIES = ("default", "dedicated")
+
+
+def _tenancy(inputs: dict[str, Any]) -> Any:
+    """The VPC's instance tenancy: EC2's default when the program leaves it out."""
+    return inputs.get("instanceTenancy") or "default"
+
+
 class Vpc(Handler):
     type = "aws:ec2/vpc:Vpc"
-    emulates = frozenset({"cidrBlock", "enableDnsHostnames", "enableDnsSupport", "tags"})
-    replace_on = frozenset({"cidrBlock", "instanceTenancy"})
+    emulates = frozenset(
+        {"cidrBlock", "enableDnsHostnames", "enableDnsSupport", "instanceTenancy", "tags"}
+    )
+    replace_on = frozenset({"cidrBlock"})
     computed = ("id", "arn", "mainRouteTableId", "defaultSecurityGroupId", "ownerId")
 
     def validate(self, inputs: dict[str, Any]) -> None:
+        tenancy = inputs.get("instanceTenancy")
+        if tenancy is not None and tenancy not in _TENANCIES:
+            raise HandlerError(f"instanceTenancy '{tenancy}' is not default or dedicated")
         if "cidrBlock" not in inputs:
             return
         net = _network(inputs["cidrBlock"], "cidrBlock")
@@ -39,6 +65,7 @@ class Vpc(Handler):
         ec2 = ctx.client("ec2")
         vpc = ec2.create_vpc(
             CidrBlock=inputs["cidrBlock"],
+            InstanceTenancy=_tenancy(inputs),
             TagSpecifications=_tag_spec("vpc", inputs),
         )["Vpc"]
         vpc_id = vpc["VpcId"]
@@ -68,8 +95,20 @@ class Vpc(Handler):
             "ownerId": vpc.get("OwnerId", ctx.account_id),
         }
 
+    def diff(
+        self, run: RunContext, id_: str, old_outputs: dict[str, Any], new: dict[str, Any]
+    ) -> ProviderDiff | None:
+        """EC2 moves a VPC's tenancy from dedicated to default in place; any other change
+        of tenancy makes a new VPC, as with the provider."""
+        before, after = _tenancy(old_outputs), _tenancy(new)
+        if before == after or (before, after) == ("dedicated", "default"):
+            return None
+        return ProviderDiff(changes=None, replaces=("instanceTenancy",))
+
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
         ec2 = ctx.client("ec2")
+        if _tenancy(old) != _tenancy(new):
+            ec2.modify_vpc_tenancy(VpcId=id_, InstanceTenancy=_tenancy(new))
         for attr in ("enableDnsSupport", "enableDnsHostnames"):
             if old.get(attr) != new.get(attr) and attr in new:
                 ec2.modify_vpc_attribute(
@@ -142,6 +181,17 @@ class Subnet(Handler):
             if _missing(exc):
                 return False
             raise
+
+
+def _default_group(ec2: Any, vpc_id: str) -> str:
+    """The VPC's default security group: what EC2 and EFS give what is declared without."""
+    groups = ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "group-name", "Values": ["default"]},
+        ]
+    )["SecurityGroups"]
+    return str(groups[0]["GroupId"])
 
 
 def _tag_spec(resource_type: str, inputs: dict[str, Any]) -> list[dict[str, Any]]:

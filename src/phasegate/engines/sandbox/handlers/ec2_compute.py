@@ -19,7 +19,7 @@ from typing import Any
 from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, int_or_none
 from phasegate.engines.sandbox.handlers.ec2 import _missing, _retag
 
-__all__ = ["HANDLERS"]
+__all__ = ["HANDLERS", "instance_type_info"]
 
 _TEMPLATE_NAME = re.compile(r"^[a-zA-Z0-9().\-/_]{3,128}$")
 _NOT_DATA = frozenset(
@@ -86,6 +86,17 @@ _METADATA_CHOICES = {
     "httpProtocolIpv6": ("enabled", "disabled"),
     "instanceMetadataTags": ("enabled", "disabled"),
 }
+
+
+def instance_type_info(name: Any) -> dict[str, Any]:
+    """EC2's description of an instance type (as moto's catalogue of them has it);
+    HandlerError for a type EC2 does not offer, which the emulator would take."""
+    from moto.ec2.models.instance_types import INSTANCE_TYPES
+
+    info: dict[str, Any] | None = INSTANCE_TYPES.get(str(name))
+    if info is None:
+        raise HandlerError(f"instanceType '{name}' is not an EC2 instance type")
+    return info
 
 
 def _flag(value: Any) -> bool | None:
@@ -244,6 +255,8 @@ class LaunchTemplate(Handler):
         name = inputs.get("name")
         if isinstance(name, str) and not _TEMPLATE_NAME.match(name):
             raise HandlerError(f"name '{name}' must be 3-128 characters of a-z, A-Z, 0-9, ().-/_")
+        if inputs.get("instanceType"):
+            instance_type_info(inputs["instanceType"])
         if isinstance(inputs.get("metadataOptions"), dict):
             _check_metadata(inputs["metadataOptions"])
         for i, mapping in enumerate(inputs.get("blockDeviceMappings") or []):
