@@ -287,22 +287,6 @@ CARRIED_WHOLE = {
 """Types whose object inputs are declared whole, each with a test that every nested key
 of the schema reaches the emulated cloud."""
 
-UNAUDITED = {
-    "aws:cloudwatch/eventTarget:EventTarget": {"deadLetterConfig", "retryPolicy", "sqsTarget"},
-    "aws:dynamodb/table:Table": {
-        "attributes",
-        "globalSecondaryIndexes",
-        "pointInTimeRecovery",
-        "serverSideEncryption",
-        "ttl",
-    },
-    "aws:ec2/instance:Instance": {"metadataOptions", "rootBlockDevice"},
-    "aws:ecr/repository:Repository": {"encryptionConfigurations", "imageScanningConfiguration"},
-    "aws:efs/fileSystem:FileSystem": {"lifecyclePolicies"},
-}
-"""Object inputs of handlers written before nested keys could be declared, still let
-through whole: each is to be declared key by key (or proven whole) and taken off here."""
-
 
 @pytest.mark.parametrize("type_token", AWS_TYPES)
 def test_an_object_input_is_declared_key_by_key_unless_proven_carried_whole(
@@ -313,9 +297,7 @@ def test_an_object_input_is_declared_key_by_key_unless_proven_carried_whole(
     handler = _handler(type_token)
     objects = {path.split(".")[0] for path in schema_paths(type_token) if "." in path}
     walked = {path.split(".")[0] for path in handler.emulates if "." in path}
-    unaudited = UNAUDITED.get(type_token, set())
-    assert unaudited <= (objects & handler.emulates) - walked, "declared now: take it off"
-    whole = sorted((objects & handler.emulates) - walked - unaudited)
+    whole = sorted((objects & handler.emulates) - walked)
     if type_token in CARRIED_WHOLE:
         assert whole, f"{type_token} declares no object whole any more"
     else:

@@ -85,20 +85,24 @@ class Table(Handler):
     required = frozenset({"hashKey"})
     emulates = frozenset(
         {
-            "attributes",
+            "attributes.name",
+            "attributes.type",
             "billingMode",
             "deletionProtectionEnabled",
-            "globalSecondaryIndexes",
+            *(f"globalSecondaryIndexes.{key}" for key in _INDEX_FIELDS),
             "hashKey",
             "name",
-            "pointInTimeRecovery",
+            "pointInTimeRecovery.enabled",
+            "pointInTimeRecovery.recoveryPeriodInDays",
             "rangeKey",
             "readCapacity",
-            "serverSideEncryption",
+            "serverSideEncryption.enabled",
+            "serverSideEncryption.kmsKeyArn",
             "streamEnabled",
             "streamViewType",
             "tags",
-            "ttl",
+            "ttl.attributeName",
+            "ttl.enabled",
             "writeCapacity",
         }
     )

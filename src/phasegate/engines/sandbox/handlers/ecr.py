@@ -30,9 +30,10 @@ class Repository(Handler):
     type = "aws:ecr/repository:Repository"
     emulates = frozenset(
         {
-            "encryptionConfigurations",
+            "encryptionConfigurations.encryptionType",
+            "encryptionConfigurations.kmsKey",
             "forceDelete",
-            "imageScanningConfiguration",
+            "imageScanningConfiguration.scanOnPush",
             "imageTagMutability",
             "name",
             "tags",

@@ -76,7 +76,7 @@ class FileSystem(Handler):
             "creationToken",
             "encrypted",
             "kmsKeyId",
-            "lifecyclePolicies",
+            *(f"lifecyclePolicies.{key}" for key in _TRANSITIONS),
             "performanceMode",
             "provisionedThroughputInMibps",
             "tags",

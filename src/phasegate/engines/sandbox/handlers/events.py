@@ -312,14 +312,14 @@ class EventTarget(Handler):
     emulates = frozenset(
         {
             "arn",
-            "deadLetterConfig",
+            "deadLetterConfig.arn",
             "eventBusName",
             "input",
             "inputPath",
-            "retryPolicy",
+            *(f"retryPolicy.{key}" for key, _, _ in _RETRY_RANGES),
             "roleArn",
             "rule",
-            "sqsTarget",
+            "sqsTarget.messageGroupId",
             "targetId",
         }
     )
