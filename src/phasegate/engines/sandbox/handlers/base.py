@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import secrets
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     import boto3
 
 __all__ = [
+    "UNIQUE_SUFFIX",
     "CloudContext",
     "Handler",
     "HandlerError",
@@ -28,6 +30,7 @@ __all__ = [
     "generated_name",
     "int_or_none",
     "json_text",
+    "prefixed_name",
 ]
 
 
@@ -60,26 +63,40 @@ def json_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+UNIQUE_SUFFIX = 26
+"""Characters the provider adds to a name prefix (``namePrefix``, ``bucketPrefix``): a UTC
+timestamp to the 1/10,000 s (18 digits) and 8 hex digits (the provider's counter; random
+here)."""
+
+
+def prefixed_name(prefix: str) -> str:
+    """A name unique to this moment, as the provider makes one from a prefix."""
+    now = datetime.datetime.now(datetime.UTC)
+    return f"{prefix}{now:%Y%m%d%H%M%S}{now.microsecond // 100:04d}{secrets.token_hex(4)}"
+
+
 def generated_name(handler: Handler, logical: str, inputs: dict[str, Any], max_len: int) -> str:
-    """The physical name: ``name`` as given, else ``namePrefix`` and a unique suffix of 26
-    characters (as the provider makes one), else the logical name and a random suffix."""
+    """The physical name: ``name`` as given, else ``namePrefix`` and the provider's unique
+    suffix, else the logical name and a random suffix (Pulumi's auto-naming)."""
     if inputs.get("name"):
         return str(inputs["name"])
     if inputs.get("namePrefix"):
-        return f"{inputs['namePrefix']}{secrets.token_hex(13)}"
+        return prefixed_name(str(inputs["namePrefix"]))
     return handler.physical_name(logical, {}, max_len=max_len)
 
 
 def check_name(inputs: dict[str, Any], pattern: re.Pattern[str], max_len: int, what: str) -> None:
-    """HandlerError unless ``name``, or ``namePrefix`` with the 26 characters the provider
+    """HandlerError unless ``name``, or ``namePrefix`` with the characters the provider
     adds, is a name of ``what`` AWS takes (``pattern``, at most ``max_len`` characters)."""
     name, prefix = inputs.get("name"), inputs.get("namePrefix")
     if isinstance(name, str) and (not pattern.match(name) or len(name) > max_len):
         raise HandlerError(f"name '{name}' is not a valid {what} name")
-    if isinstance(prefix, str) and (not pattern.match(f"{prefix}x") or len(prefix) + 26 > max_len):
+    if isinstance(prefix, str) and (
+        not pattern.match(f"{prefix}x") or len(prefix) + UNIQUE_SUFFIX > max_len
+    ):
         raise HandlerError(
             f"namePrefix '{prefix}' does not make a valid {what} name "
-            f"(26 characters are added; {max_len} at most)"
+            f"({UNIQUE_SUFFIX} characters are added; {max_len} at most)"
         )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from typing import Any
 
 from phasegate.engines.sandbox.handlers.base import (
@@ -23,6 +22,7 @@ from phasegate.engines.sandbox.handlers.base import (
     error_code,
     generated_name,
     int_or_none,
+    prefixed_name,
 )
 
 __all__ = ["HANDLERS"]
@@ -373,7 +373,7 @@ class EventTarget(Handler):
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         self._check_delivery({"sqsTarget": {}, **inputs})  # every input known now
         # The provider's own unique id when the program gives none.
-        target_id = str(inputs.get("targetId") or f"terraform-{secrets.token_hex(13)}")
+        target_id = str(inputs.get("targetId") or prefixed_name("terraform-"))
         rule, bus = inputs["rule"], _bus(inputs)
         present = self._targets(ctx, rule, bus)
         if len({*present, target_id}) > _TARGETS_PER_RULE:

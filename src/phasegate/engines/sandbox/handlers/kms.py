@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from typing import Any
 
 from phasegate.engines.sandbox.handlers.base import (
@@ -20,6 +19,7 @@ from phasegate.engines.sandbox.handlers.base import (
     check_json_input,
     error_code,
     int_or_none,
+    prefixed_name,
 )
 
 __all__ = ["HANDLERS"]
@@ -210,7 +210,7 @@ class Alias(Handler):
         if inputs.get("name"):
             alias = str(inputs["name"])
         elif inputs.get("namePrefix"):
-            alias = f"{inputs['namePrefix']}{secrets.token_hex(13)}"
+            alias = prefixed_name(str(inputs["namePrefix"]))
         else:
             alias = f"alias/{self.physical_name(name, {}, max_len=250)}"
         kms = ctx.client("kms")

@@ -16,23 +16,22 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import secrets
 from typing import Any
 
 from phasegate.engines.sandbox.handlers.base import (
+    UNIQUE_SUFFIX,
     CloudContext,
     Handler,
     HandlerError,
     error_code,
     int_or_none,
+    prefixed_name,
 )
 
 __all__ = ["HANDLERS"]
 
 _NAME = re.compile(r"^[a-zA-Z0-9/_+=.@-]+$")
 _NAME_LIMIT = 512
-_PREFIX_SUFFIX = 26
-"""The provider ends a prefixed name with 26 characters of its own."""
 _VALUE_LIMIT = 65536
 _STAGE_LIMIT = 20
 _CURRENT = "AWSCURRENT"
@@ -50,7 +49,7 @@ class Secret(Handler):
     def validate(self, inputs: dict[str, Any]) -> None:
         if inputs.get("name") is not None and inputs.get("namePrefix") is not None:
             raise HandlerError("name and namePrefix cannot both be set")
-        for key, limit in (("name", _NAME_LIMIT), ("namePrefix", _NAME_LIMIT - _PREFIX_SUFFIX)):
+        for key, limit in (("name", _NAME_LIMIT), ("namePrefix", _NAME_LIMIT - UNIQUE_SUFFIX)):
             value = inputs.get(key)
             if isinstance(value, str) and not (_NAME.match(value) and len(value) <= limit):
                 raise HandlerError(
@@ -66,7 +65,7 @@ class Secret(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         if inputs.get("namePrefix"):
-            secret_name = f"{inputs['namePrefix']}{secrets.token_hex(_PREFIX_SUFFIX // 2)}"
+            secret_name = prefixed_name(str(inputs["namePrefix"]))
         else:
             secret_name = self.physical_name(name, inputs, max_len=_NAME_LIMIT)
         args: dict[str, Any] = {"Name": secret_name, "Tags": self.tag_list(inputs.get("tags"))}
