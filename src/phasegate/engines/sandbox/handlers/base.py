@@ -27,10 +27,13 @@ __all__ = [
     "check_json_input",
     "check_name",
     "error_code",
+    "found",
     "generated_name",
     "int_or_none",
+    "json_document",
     "json_text",
     "prefixed_name",
+    "retag",
 ]
 
 
@@ -48,14 +51,19 @@ class HandlerError(Exception):
     """A resource operation failed, or its inputs are invalid, with a reason for the user."""
 
 
+def json_document(text: str, key: str) -> Any:
+    """``text``, the input ``key``, read as JSON; HandlerError where it is not JSON."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise HandlerError(f"{key} is not valid JSON: {exc}") from None
+
+
 def check_json_input(inputs: dict[str, Any], key: str) -> None:
     """HandlerError unless ``inputs[key]``, when a non-empty string, is a JSON document."""
     value = inputs.get(key)
     if isinstance(value, str) and value:
-        try:
-            json.loads(value)
-        except ValueError as exc:
-            raise HandlerError(f"{key} is not valid JSON: {exc}") from None
+        json_document(value, key)
 
 
 def json_text(value: Any) -> str:
@@ -98,6 +106,44 @@ def check_name(inputs: dict[str, Any], pattern: re.Pattern[str], max_len: int, w
             f"namePrefix '{prefix}' does not make a valid {what} name "
             f"({UNIQUE_SUFFIX} characters are added; {max_len} at most)"
         )
+
+
+def retag(
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
+    tag: Callable[[list[dict[str, str]]], Any],
+    untag: Callable[[list[str]], Any],
+) -> None:
+    """Bring a resource's tags from ``old`` to ``new``: the keys dropped are untagged, then
+    the keys added or changed are tagged (``tag`` is given them as AWS lists tags)."""
+    old, new = old or {}, new or {}
+    gone = sorted(k for k in old if k not in new)
+    if gone:
+        untag(gone)
+    changed = {k: v for k, v in new.items() if old.get(k) != v}
+    if changed:
+        tag(Handler.tag_list(changed))
+
+
+Gone = str | tuple[str, ...] | Callable[[Exception], bool]
+"""How a describe or get says the resource is missing: its error code (one of them), or
+a test of the error."""
+
+
+def found(look: Callable[[], Any], gone: Gone) -> bool:
+    """Whether ``look``, a describe or get of one resource, finds it: False where it fails
+    as ``gone`` says a missing resource does."""
+    try:
+        look()
+    except Exception as exc:
+        if callable(gone):
+            missing = gone(exc)
+        else:
+            missing = error_code(exc) in ((gone,) if isinstance(gone, str) else gone)
+        if missing:
+            return False
+        raise
+    return True
 
 
 @dataclass(frozen=True)
