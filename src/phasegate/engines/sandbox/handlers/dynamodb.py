@@ -19,6 +19,7 @@ from phasegate.engines.sandbox.handlers.base import (
     HandlerError,
     error_code,
     int_or_none,
+    retag,
 )
 
 __all__ = ["HANDLERS"]
@@ -273,7 +274,13 @@ class Table(Handler):
                 ddb.update_table(TableName=id_, DeletionProtectionEnabled=protection)
             self._set_ttl(ddb, id_, old, new)
             self._set_recovery(ddb, id_, old, new)
-            self._update_tags(ddb, outputs["arn"], old, new)
+            arn = outputs["arn"]
+            retag(
+                old.get("tags"),
+                new.get("tags"),
+                lambda tags: ddb.tag_resource(ResourceArn=arn, Tags=tags),
+                lambda keys: ddb.untag_resource(ResourceArn=arn, TagKeys=keys),
+            )
         except HandlerError:
             raise
         except Exception as exc:
@@ -363,16 +370,6 @@ class Table(Handler):
         if spec is not None and "KMSMasterKeyId" not in spec:
             spec["KMSMasterKeyId"] = record._get_default_encryption_key(ctx.account_id, ctx.region)
         record.sse_specification = spec
-
-    def _update_tags(self, ddb: Any, arn: str, old: dict[str, Any], new: dict[str, Any]) -> None:
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
-        if old_tags == new_tags:
-            return
-        gone = [k for k in old_tags if k not in new_tags]
-        if gone:
-            ddb.untag_resource(ResourceArn=arn, TagKeys=gone)
-        if new_tags:
-            ddb.tag_resource(ResourceArn=arn, Tags=self.tag_list(new_tags))
 
     @staticmethod
     def _set_ttl(ddb: Any, table: str, old: dict[str, Any], new: dict[str, Any]) -> None:

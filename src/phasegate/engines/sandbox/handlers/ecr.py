@@ -10,7 +10,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, error_code
+from phasegate.engines.sandbox.handlers.base import (
+    CloudContext,
+    Handler,
+    HandlerError,
+    error_code,
+    retag,
+)
 
 __all__ = ["HANDLERS"]
 
@@ -104,14 +110,13 @@ class Repository(Handler):
             ecr.put_image_scanning_configuration(
                 repositoryName=id_, imageScanningConfiguration=self._scanning(new)
             )
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
-        if old_tags != new_tags:
-            arn = outputs["arn"]
-            gone = [k for k in old_tags if k not in new_tags]
-            if gone:
-                ecr.untag_resource(resourceArn=arn, tagKeys=gone)
-            if new_tags:
-                ecr.tag_resource(resourceArn=arn, tags=self.tag_list(new_tags))
+        arn = outputs["arn"]
+        retag(
+            old.get("tags"),
+            new.get("tags"),
+            lambda tags: ecr.tag_resource(resourceArn=arn, tags=tags),
+            lambda keys: ecr.untag_resource(resourceArn=arn, tagKeys=keys),
+        )
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:

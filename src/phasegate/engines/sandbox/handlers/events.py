@@ -23,6 +23,7 @@ from phasegate.engines.sandbox.handlers.base import (
     generated_name,
     int_or_none,
     prefixed_name,
+    retag,
 )
 
 __all__ = ["HANDLERS"]
@@ -111,13 +112,15 @@ class LogGroup(Handler):
         if old.get("kmsKeyId") != new.get("kmsKeyId"):
             key = self._usable_key(ctx, new["kmsKeyId"]) if new.get("kmsKeyId") else None
             self._record(ctx, id_).kms_key_id = key  # AssociateKmsKey, DisassociateKmsKey
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
         arn = _log_group_arn(ctx, id_)
-        gone = [k for k in old_tags if k not in new_tags]
-        if gone:
-            logs.untag_resource(resourceArn=arn, tagKeys=gone)
-        if new_tags and new_tags != old_tags:
-            logs.tag_resource(resourceArn=arn, tags={k: str(v) for k, v in new_tags.items()})
+        retag(
+            old.get("tags"),
+            new.get("tags"),
+            lambda tags: logs.tag_resource(
+                resourceArn=arn, tags={t["Key"]: t["Value"] for t in tags}
+            ),
+            lambda keys: logs.untag_resource(resourceArn=arn, tagKeys=keys),
+        )
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
@@ -248,13 +251,13 @@ class EventRule(Handler):
 
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
         self._put(ctx, outputs["name"], new, tags=[])
-        events = ctx.client("events")
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
-        gone = [k for k in old_tags if k not in new_tags]
-        if gone:
-            events.untag_resource(ResourceARN=outputs["arn"], TagKeys=gone)
-        if new_tags and new_tags != old_tags:
-            events.tag_resource(ResourceARN=outputs["arn"], Tags=self.tag_list(new_tags))
+        events, arn = ctx.client("events"), outputs["arn"]
+        retag(
+            old.get("tags"),
+            new.get("tags"),
+            lambda tags: events.tag_resource(ResourceARN=arn, Tags=tags),
+            lambda keys: events.untag_resource(ResourceARN=arn, TagKeys=keys),
+        )
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from phasegate.engines.sandbox.handlers.base import (
     error_code,
     generated_name,
     json_text,
+    retag,
 )
 
 __all__ = ["HANDLERS"]
@@ -111,12 +112,12 @@ class Topic(Handler):
             changed["ContentBasedDeduplication"] = _bool(new.get("contentBasedDeduplication"))
         for api, value in changed.items():
             sns.set_topic_attributes(TopicArn=id_, AttributeName=api, AttributeValue=value)
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
-        gone = [k for k in old_tags if k not in new_tags]
-        if gone:
-            sns.untag_resource(ResourceArn=id_, TagKeys=gone)
-        if new_tags and new_tags != old_tags:
-            sns.tag_resource(ResourceArn=id_, Tags=self.tag_list(new_tags))
+        retag(
+            old.get("tags"),
+            new.get("tags"),
+            lambda tags: sns.tag_resource(ResourceArn=id_, Tags=tags),
+            lambda keys: sns.untag_resource(ResourceArn=id_, TagKeys=keys),
+        )
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:

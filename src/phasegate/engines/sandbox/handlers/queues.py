@@ -22,6 +22,7 @@ from phasegate.engines.sandbox.handlers.base import (
     generated_name,
     int_or_none,
     json_text,
+    retag,
 )
 
 __all__ = ["HANDLERS"]
@@ -180,12 +181,12 @@ class Queue(Handler):
                 sqs.set_queue_attributes(QueueUrl=id_, Attributes=changed)
             except Exception as exc:
                 raise HandlerError(f"cannot change queue {id_}: {exc}") from None
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
-        gone = [k for k in old_tags if k not in new_tags]
-        if gone:
-            sqs.untag_queue(QueueUrl=id_, TagKeys=gone)
-        if new_tags and new_tags != old_tags:
-            sqs.tag_queue(QueueUrl=id_, Tags={k: str(v) for k, v in new_tags.items()})
+        retag(
+            old.get("tags"),
+            new.get("tags"),
+            lambda tags: sqs.tag_queue(QueueUrl=id_, Tags={t["Key"]: t["Value"] for t in tags}),
+            lambda keys: sqs.untag_queue(QueueUrl=id_, TagKeys=keys),
+        )
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from phasegate.engines.sandbox.handlers.base import (
     error_code,
     int_or_none,
     prefixed_name,
+    retag,
 )
 
 __all__ = ["HANDLERS"]
@@ -90,13 +91,12 @@ class Secret(Handler):
             elif old.get("kmsKeyId"):
                 args["KmsKeyId"] = "alias/aws/secretsmanager"  # back to the default key
             client.update_secret(**args)
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
-        if old_tags != new_tags:
-            gone = [k for k in old_tags if k not in new_tags]
-            if gone:
-                client.untag_resource(SecretId=id_, TagKeys=gone)
-            if new_tags:
-                client.tag_resource(SecretId=id_, Tags=self.tag_list(new_tags))
+        retag(
+            old.get("tags"),
+            new.get("tags"),
+            lambda tags: client.tag_resource(SecretId=id_, Tags=tags),
+            lambda keys: client.untag_resource(SecretId=id_, TagKeys=keys),
+        )
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
