@@ -25,6 +25,7 @@ from phasegate.engines.sandbox.handlers.base import (
     prefixed_name,
     retag,
 )
+from phasegate.engines.sandbox.handlers.fifo import FIFO
 
 __all__ = ["HANDLERS"]
 
@@ -367,7 +368,7 @@ class EventTarget(Handler):
         if isinstance(dead, str) and dead and not _QUEUE_ARN.match(dead):
             raise HandlerError(f"deadLetterConfig.arn '{dead}' is not an SQS queue ARN")
         arn, group = inputs.get("arn"), (inputs.get("sqsTarget") or {}).get("messageGroupId")
-        fifo = isinstance(arn, str) and _QUEUE_ARN.match(arn) and arn.endswith(".fifo")
+        fifo = isinstance(arn, str) and _QUEUE_ARN.match(arn) and arn.endswith(FIFO)
         if fifo and "sqsTarget" in inputs and not group:
             raise HandlerError("a FIFO queue target needs sqsTarget.messageGroupId")
         if group and isinstance(arn, str) and not fifo:

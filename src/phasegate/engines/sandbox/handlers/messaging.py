@@ -19,17 +19,15 @@ from phasegate.engines.sandbox.handlers.base import (
     Handler,
     HandlerError,
     check_json_input,
-    check_name,
     error_code,
-    generated_name,
     json_text,
     retag,
 )
+from phasegate.engines.sandbox.handlers.fifo import FIFO, check_fifo_name, fifo_name
 
 __all__ = ["HANDLERS"]
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-_FIFO = ".fifo"
 _TOPIC_ATTRIBUTES = {
     "displayName": "DisplayName",
     "kmsMasterKeyId": "KmsMasterKeyId",
@@ -63,11 +61,7 @@ class Topic(Handler):
 
     def validate(self, inputs: dict[str, Any]) -> None:
         fifo = bool(inputs.get("fifoTopic"))
-        name = inputs.get("name")
-        bare = {**inputs, "name": name.removesuffix(_FIFO)} if fifo and name else inputs
-        check_name(bare, _TOPIC_NAME, 256 - (len(_FIFO) if fifo else 0), "topic")
-        if fifo and isinstance(name, str) and not name.endswith(_FIFO):
-            raise HandlerError(f"a FIFO topic's name must end in .fifo, not '{name}'")
+        check_fifo_name(inputs, fifo, _TOPIC_NAME, 256, "topic")
         if inputs.get("contentBasedDeduplication") and not fifo:
             raise HandlerError("contentBasedDeduplication is for FIFO topics (fifoTopic) only")
         display = inputs.get("displayName")
@@ -78,9 +72,7 @@ class Topic(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         fifo = bool(inputs.get("fifoTopic"))
-        topic_name = generated_name(self, name, inputs, 256 - len(_FIFO))
-        if fifo and not topic_name.endswith(_FIFO):
-            topic_name += _FIFO
+        topic_name = fifo_name(self, name, inputs, 256, fifo)
         attributes = {
             api: str(inputs[key]) for key, api in _TOPIC_ATTRIBUTES.items() if inputs.get(key)
         }
@@ -189,7 +181,7 @@ class TopicSubscription(Handler):
             topic = inputs.get("topic")
             if (
                 isinstance(topic, str)
-                and topic.endswith(_FIFO)
+                and topic.endswith(FIFO)
                 and protocol in ("sms", "application")
             ):
                 raise HandlerError(f"a FIFO topic cannot deliver over {protocol}")

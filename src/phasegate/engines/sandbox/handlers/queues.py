@@ -17,18 +17,16 @@ from phasegate.engines.sandbox.handlers.base import (
     Handler,
     HandlerError,
     check_json_input,
-    check_name,
     error_code,
-    generated_name,
     int_or_none,
     json_text,
     retag,
 )
+from phasegate.engines.sandbox.handlers.fifo import FIFO, check_fifo_name, fifo_name
 
 __all__ = ["HANDLERS"]
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
-_FIFO = ".fifo"
 _GONE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 _NUMBERS: dict[str, tuple[str, int, int, int | None]] = {
     "delaySeconds": ("DelaySeconds", 0, 900, 0),
@@ -104,11 +102,7 @@ class Queue(Handler):
 
     def validate(self, inputs: dict[str, Any]) -> None:
         fifo = bool(inputs.get("fifoQueue"))
-        name = inputs.get("name")
-        bare = {**inputs, "name": name.removesuffix(_FIFO)} if fifo and name else inputs
-        check_name(bare, _QUEUE_NAME, 80 - (len(_FIFO) if fifo else 0), "queue")
-        if fifo and isinstance(name, str) and not name.endswith(_FIFO):
-            raise HandlerError(f"a FIFO queue's name must end in .fifo, not '{name}'")
+        check_fifo_name(inputs, fifo, _QUEUE_NAME, 80, "queue")
         for key, (_, least, most, _) in _NUMBERS.items():
             value = int_or_none(inputs.get(key))
             if value is not None and not least <= value <= most:
@@ -142,16 +136,14 @@ class Queue(Handler):
             raise HandlerError("redrivePolicy needs maxReceiveCount, a whole number")
         if not 1 <= int(count) <= 1000:
             raise HandlerError(f"redrivePolicy maxReceiveCount {count} is outside 1-1000")
-        if target.endswith(_FIFO) != fifo:
+        if target.endswith(FIFO) != fifo:
             kind = "FIFO" if fifo else "standard"
             raise HandlerError(f"the dead-letter queue of a {kind} queue must be {kind} too")
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         _check_throughput(inputs)
         fifo = bool(inputs.get("fifoQueue"))
-        queue_name = generated_name(self, name, inputs, 80 - len(_FIFO))
-        if fifo and not queue_name.endswith(_FIFO):
-            queue_name += _FIFO
+        queue_name = fifo_name(self, name, inputs, 80, fifo)
         attributes = {k: v for k, v in _attributes(inputs).items() if v}
         if fifo:
             attributes["FifoQueue"] = "true"
