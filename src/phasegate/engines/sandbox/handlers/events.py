@@ -10,7 +10,6 @@ use.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -18,10 +17,12 @@ from phasegate.engines.sandbox.handlers.base import (
     CloudContext,
     Handler,
     HandlerError,
+    check_json_input,
     check_name,
     error_code,
     generated_name,
     int_or_none,
+    json_document,
     prefixed_name,
     retag,
 )
@@ -225,10 +226,7 @@ class EventRule(Handler):
             if _bus(inputs) != _DEFAULT_BUS:
                 raise HandlerError("scheduleExpression is for rules on the default event bus only")
         if isinstance(pattern, str) and pattern:
-            try:
-                parsed = json.loads(pattern)
-            except ValueError as exc:
-                raise HandlerError(f"eventPattern is not valid JSON: {exc}") from None
+            parsed = json_document(pattern, "eventPattern")
             if not isinstance(parsed, dict) or not parsed:
                 raise HandlerError("eventPattern must be a JSON object that matches something")
         state = inputs.get("state")
@@ -348,10 +346,7 @@ class EventTarget(Handler):
         if isinstance(given, str) and given:
             if len(given) > 8192:
                 raise HandlerError("input is longer than 8192 characters")
-            try:
-                json.loads(given)
-            except ValueError as exc:
-                raise HandlerError(f"input is not valid JSON: {exc}") from None
+            check_json_input(inputs, "input")
         if isinstance(path, str) and path and (len(path) > 256 or not path.startswith("$")):
             raise HandlerError(f"inputPath '{path}' is not a JSONPath of up to 256 characters")
         self._check_delivery(inputs)

@@ -8,7 +8,6 @@ the program leaves out, as the provider sends them (256 KiB messages, kept four 
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -19,6 +18,7 @@ from phasegate.engines.sandbox.handlers.base import (
     check_json_input,
     error_code,
     int_or_none,
+    json_document,
     json_text,
     retag,
 )
@@ -125,10 +125,7 @@ class Queue(Handler):
     def _check_redrive(policy: Any, fifo: bool) -> None:
         if not isinstance(policy, str) or not policy:
             return
-        try:
-            redrive = json.loads(policy)
-        except ValueError as exc:
-            raise HandlerError(f"redrivePolicy is not valid JSON: {exc}") from None
+        redrive = json_document(policy, "redrivePolicy")
         target, count = redrive.get("deadLetterTargetArn"), redrive.get("maxReceiveCount")
         if not isinstance(target, str) or ":sqs:" not in target:
             raise HandlerError("redrivePolicy needs deadLetterTargetArn, an SQS queue's ARN")
