@@ -27,12 +27,12 @@ __all__ = [
     "check_json_input",
     "check_name",
     "error_code",
-    "found",
     "generated_name",
     "int_or_none",
     "json_document",
     "json_text",
     "prefixed_name",
+    "resource_exists",
     "retag",
 ]
 
@@ -130,7 +130,7 @@ Gone = str | tuple[str, ...] | Callable[[Exception], bool]
 a test of the error."""
 
 
-def found(look: Callable[[], Any], gone: Gone) -> bool:
+def resource_exists(look: Callable[[], Any], gone: Gone) -> bool:
     """Whether ``look``, a describe or get of one resource, finds it: False where it fails
     as ``gone`` says a missing resource does."""
     try:

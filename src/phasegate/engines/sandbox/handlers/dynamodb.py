@@ -19,6 +19,7 @@ from phasegate.engines.sandbox.handlers.base import (
     HandlerError,
     error_code,
     int_or_none,
+    resource_exists,
     retag,
 )
 
@@ -301,13 +302,10 @@ class Table(Handler):
             raise
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("dynamodb").describe_table(TableName=id_)
-        except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return False
-            raise
-        return True
+        ddb = ctx.client("dynamodb")
+        return resource_exists(
+            lambda: ddb.describe_table(TableName=id_), "ResourceNotFoundException"
+        )
 
     # -- parts of an update -----------------------------------------------------------
 

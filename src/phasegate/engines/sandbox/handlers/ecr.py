@@ -15,6 +15,7 @@ from phasegate.engines.sandbox.handlers.base import (
     Handler,
     HandlerError,
     error_code,
+    resource_exists,
     retag,
 )
 
@@ -136,13 +137,10 @@ class Repository(Handler):
             raise
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("ecr").describe_repositories(repositoryNames=[id_])
-        except Exception as exc:
-            if error_code(exc) == "RepositoryNotFoundException":
-                return False
-            raise
-        return True
+        ecr = ctx.client("ecr")
+        return resource_exists(
+            lambda: ecr.describe_repositories(repositoryNames=[id_]), "RepositoryNotFoundException"
+        )
 
     @staticmethod
     def _scanning(inputs: dict[str, Any]) -> dict[str, bool]:

@@ -18,8 +18,8 @@ from phasegate.engines.sandbox.handlers.base import (
     CloudContext,
     Handler,
     HandlerError,
-    found,
     int_or_none,
+    resource_exists,
     retag,
 )
 from phasegate.engines.sandbox.handlers.ec2 import _address, _default_group, _missing
@@ -199,7 +199,9 @@ class FileSystem(Handler):
                 raise HandlerError(f"cannot delete file system {id_}: {exc}") from None
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        return found(lambda: ctx.client("efs").describe_file_systems(FileSystemId=id_), _not_found)
+        return resource_exists(
+            lambda: ctx.client("efs").describe_file_systems(FileSystemId=id_), _not_found
+        )
 
     @staticmethod
     def _outputs(ctx: CloudContext, id_: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -294,7 +296,7 @@ class MountTarget(Handler):
                 raise
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        return found(
+        return resource_exists(
             lambda: ctx.client("efs").describe_mount_targets(MountTargetId=id_), _not_found
         )
 

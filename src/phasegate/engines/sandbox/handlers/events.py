@@ -24,6 +24,7 @@ from phasegate.engines.sandbox.handlers.base import (
     int_or_none,
     json_document,
     prefixed_name,
+    resource_exists,
     retag,
 )
 from phasegate.engines.sandbox.handlers.fifo import FIFO
@@ -268,13 +269,10 @@ class EventRule(Handler):
             raise HandlerError(f"cannot delete rule {outputs['name']}: {exc}") from None
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("events").describe_rule(Name=outputs["name"], EventBusName=_bus(outputs))
-        except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return False
-            raise
-        return True
+        events, rule, bus = ctx.client("events"), outputs["name"], _bus(outputs)
+        return resource_exists(
+            lambda: events.describe_rule(Name=rule, EventBusName=bus), "ResourceNotFoundException"
+        )
 
     @staticmethod
     def _put(

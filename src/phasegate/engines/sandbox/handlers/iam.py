@@ -14,10 +14,10 @@ from phasegate.engines.sandbox.handlers.base import (
     Handler,
     HandlerError,
     error_code,
-    found,
     generated_name,
     int_or_none,
     json_text,
+    resource_exists,
 )
 from phasegate.engines.sandbox.handlers.iam_rules import (
     check_boundary,
@@ -137,7 +137,7 @@ class Role(Handler):
             raise
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        return found(lambda: ctx.client("iam").get_role(RoleName=id_), "NoSuchEntity")
+        return resource_exists(lambda: ctx.client("iam").get_role(RoleName=id_), "NoSuchEntity")
 
     @staticmethod
     def _detach_policies(iam: Any, role: str) -> None:
@@ -185,7 +185,9 @@ class RolePolicy(Handler):
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
         iam, role, policy = ctx.client("iam"), outputs["role"], outputs["name"]
-        return found(lambda: iam.get_role_policy(RoleName=role, PolicyName=policy), "NoSuchEntity")
+        return resource_exists(
+            lambda: iam.get_role_policy(RoleName=role, PolicyName=policy), "NoSuchEntity"
+        )
 
     @staticmethod
     def _put(ctx: CloudContext, role: str, policy_name: str, policy: Any) -> None:
@@ -284,7 +286,9 @@ class InstanceProfile(Handler):
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
         iam = ctx.client("iam")
-        return found(lambda: iam.get_instance_profile(InstanceProfileName=id_), "NoSuchEntity")
+        return resource_exists(
+            lambda: iam.get_instance_profile(InstanceProfileName=id_), "NoSuchEntity"
+        )
 
     @staticmethod
     def _add_role(iam: Any, profile: str, role: str) -> None:

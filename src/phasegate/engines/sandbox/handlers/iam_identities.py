@@ -16,9 +16,9 @@ from phasegate.engines.sandbox.handlers.base import (
     Handler,
     HandlerError,
     error_code,
-    found,
     generated_name,
     prefixed_name,
+    resource_exists,
 )
 from phasegate.engines.sandbox.handlers.iam_rules import (
     check_names,
@@ -88,7 +88,9 @@ class _Identity(Handler):
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
         iam = ctx.client("iam")
-        return found(lambda: self._call(iam, "get_{}", outputs.get("name", id_)), _missing)
+        return resource_exists(
+            lambda: self._call(iam, "get_{}", outputs.get("name", id_)), _missing
+        )
 
     def _call(self, iam: Any, call: str, name: str, **args: Any) -> Any:
         """IAM's ``call`` of this kind (``create_{}``: ``create_user``) on the one named

@@ -15,9 +15,9 @@ from phasegate.engines.sandbox.handlers.base import (
     Handler,
     HandlerError,
     error_code,
-    found,
     generated_name,
     json_text,
+    resource_exists,
 )
 from phasegate.engines.sandbox.handlers.iam_rules import (
     check_description,
@@ -108,7 +108,7 @@ class Policy(Handler):
         iam.delete_policy(PolicyArn=id_)
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        return found(lambda: ctx.client("iam").get_policy(PolicyArn=id_), "NoSuchEntity")
+        return resource_exists(lambda: ctx.client("iam").get_policy(PolicyArn=id_), "NoSuchEntity")
 
     def _prune(self, iam: Any, arn: str) -> None:
         """Make room for one more version: delete the oldest not in use, at five."""

@@ -19,8 +19,8 @@ from phasegate.engines.sandbox.handlers.base import (
     Handler,
     HandlerError,
     check_json_input,
-    error_code,
     json_text,
+    resource_exists,
     retag,
 )
 from phasegate.engines.sandbox.handlers.fifo import FIFO, check_fifo_name, fifo_name
@@ -28,6 +28,8 @@ from phasegate.engines.sandbox.handlers.fifo import FIFO, check_fifo_name, fifo_
 __all__ = ["HANDLERS"]
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_GONE = ("NotFound", "NotFoundException")
+"""The error codes of a topic or subscription that is not there."""
 _TOPIC_ATTRIBUTES = {
     "displayName": "DisplayName",
     "kmsMasterKeyId": "KmsMasterKeyId",
@@ -116,13 +118,8 @@ class Topic(Handler):
         ctx.client("sns").delete_topic(TopicArn=id_)
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("sns").get_topic_attributes(TopicArn=id_)
-        except Exception as exc:
-            if error_code(exc) in ("NotFound", "NotFoundException"):
-                return False
-            raise
-        return True
+        sns = ctx.client("sns")
+        return resource_exists(lambda: sns.get_topic_attributes(TopicArn=id_), _GONE)
 
 
 _PROTOCOLS = (
@@ -246,13 +243,8 @@ class TopicSubscription(Handler):
         ctx.client("sns").unsubscribe(SubscriptionArn=id_)
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("sns").get_subscription_attributes(SubscriptionArn=id_)
-        except Exception as exc:
-            if error_code(exc) in ("NotFound", "NotFoundException"):
-                return False
-            raise
-        return True
+        sns = ctx.client("sns")
+        return resource_exists(lambda: sns.get_subscription_attributes(SubscriptionArn=id_), _GONE)
 
 
 HANDLERS: list[Handler] = [Topic(), TopicSubscription()]

@@ -20,6 +20,7 @@ from phasegate.engines.sandbox.handlers.base import (
     int_or_none,
     json_document,
     json_text,
+    resource_exists,
     retag,
 )
 from phasegate.engines.sandbox.handlers.fifo import FIFO, check_fifo_name, fifo_name
@@ -190,13 +191,10 @@ class Queue(Handler):
 
 
 def _queue_exists(ctx: CloudContext, url: str) -> bool:
-    try:
-        ctx.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-    except Exception as exc:
-        if error_code(exc) in _GONE:
-            return False
-        raise
-    return True
+    sqs = ctx.client("sqs")
+    return resource_exists(
+        lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]), _GONE
+    )
 
 
 class QueuePolicy(Handler):

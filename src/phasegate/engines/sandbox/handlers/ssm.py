@@ -22,6 +22,7 @@ from phasegate.engines.sandbox.handlers.base import (
     ProviderDiff,
     RunContext,
     error_code,
+    resource_exists,
     retag,
 )
 
@@ -197,13 +198,8 @@ class Parameter(Handler):
                 raise
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("ssm").get_parameter(Name=id_)
-        except Exception as exc:
-            if error_code(exc) == "ParameterNotFound":
-                return False
-            raise
-        return True
+        ssm = ctx.client("ssm")
+        return resource_exists(lambda: ssm.get_parameter(Name=id_), "ParameterNotFound")
 
     @staticmethod
     def _put(ssm: Any, name: str, inputs: dict[str, Any], overwrite: bool) -> None:
