@@ -26,6 +26,7 @@ __all__ = [
     "RunContext",
     "check_json_input",
     "check_name",
+    "emulator_record",
     "error_code",
     "generated_name",
     "int_or_none",
@@ -144,6 +145,18 @@ def resource_exists(look: Callable[[], Any], gone: Gone) -> bool:
             return False
         raise
     return True
+
+
+def emulator_record(
+    find: Callable[[str, str, str], Any], ctx: CloudContext, name: str, what: str
+) -> Any:
+    """The emulator's own record of the ``what`` called ``name``, as ``find`` (one of the
+    emulator's lookups) gives it, for a change its API cannot make; HandlerError where
+    there is none."""
+    try:
+        return find(ctx.account_id, ctx.region, name)
+    except KeyError:
+        raise HandlerError(f"{what} {name} does not exist") from None
 
 
 @dataclass(frozen=True)

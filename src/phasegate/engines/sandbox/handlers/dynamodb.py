@@ -17,6 +17,7 @@ from phasegate.engines.sandbox.handlers.base import (
     CloudContext,
     Handler,
     HandlerError,
+    emulator_record,
     error_code,
     int_or_none,
     resource_exists,
@@ -423,10 +424,7 @@ class Table(Handler):
     def _moto_table(ctx: CloudContext, table: str) -> Any:
         from phasegate.engines.sandbox.emulator import dynamodb_table
 
-        try:
-            return dynamodb_table(ctx.account_id, ctx.region, table)
-        except KeyError:
-            raise HandlerError(f"table {table} does not exist") from None
+        return emulator_record(dynamodb_table, ctx, table, "table")
 
 
 HANDLERS: list[Handler] = [Table()]

@@ -19,6 +19,7 @@ from phasegate.engines.sandbox.handlers.base import (
     HandlerError,
     check_json_input,
     check_name,
+    emulator_record,
     error_code,
     generated_name,
     int_or_none,
@@ -160,10 +161,7 @@ class LogGroup(Handler):
     def _record(ctx: CloudContext, group: str) -> Any:
         from phasegate.engines.sandbox.emulator import log_group
 
-        try:
-            return log_group(ctx.account_id, ctx.region, group)
-        except KeyError:
-            raise HandlerError(f"log group {group} does not exist") from None
+        return emulator_record(log_group, ctx, group, "log group")
 
 
 _RULE_NAME = re.compile(r"^[.\-_A-Za-z0-9]+$")
