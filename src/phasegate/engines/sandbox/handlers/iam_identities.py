@@ -40,6 +40,12 @@ def _missing(exc: Exception) -> bool:
     return error_code(exc) == "NoSuchEntity"
 
 
+def _ask(iam: Any, call: str, kind: str, name: str, **args: Any) -> Any:
+    """IAM's ``call`` for a user or group (``kind``) named ``name``: ``create_{}`` is
+    ``create_user(UserName=name, ...)``; its answer."""
+    return getattr(iam, call.format(kind))(**{f"{kind.capitalize()}Name": name}, **args)
+
+
 class _Identity(Handler):
     """An IAM user or group: a name and a path, which IAM changes in place (renamed or
     moved), and the name IAM's calls use for it."""
@@ -93,11 +99,9 @@ class _Identity(Handler):
         )
 
     def _call(self, iam: Any, call: str, name: str, **args: Any) -> Any:
-        """IAM's ``call`` of this kind (``create_{}``: ``create_user``) on the one named
-        ``name``; the user or group its answer holds."""
-        kind = self.kind.capitalize()
-        answer = getattr(iam, call.format(self.kind))(**{f"{kind}Name": name}, **args)
-        return answer.get(kind)
+        """IAM's ``call`` (``create_{}``) for the user or group named ``name``; the user
+        or group its answer holds."""
+        return _ask(iam, call, self.kind, name, **args).get(self.kind.capitalize())
 
     def _made_with(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """What else the create call is sent. Default: nothing."""
@@ -325,35 +329,29 @@ class _PolicyAttachment(Handler):
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         who, arn = inputs[self.principal], inputs["policyArn"]
         try:
-            self._iam(ctx, "attach_{}_policy")(**self._who(inputs), PolicyArn=arn)
+            _ask(ctx.client("iam"), "attach_{}_policy", self.principal, who, PolicyArn=arn)
         except Exception as exc:
             raise _refused(f"attach {arn} to {self.principal} {who}", exc) from None
         id_ = f"{who}/{arn}"
         return id_, {**inputs, "id": id_}
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
+        who, arn = outputs[self.principal], outputs["policyArn"]
         try:
-            self._iam(ctx, "detach_{}_policy")(**self._who(outputs), PolicyArn=outputs["policyArn"])
+            _ask(ctx.client("iam"), "detach_{}_policy", self.principal, who, PolicyArn=arn)
         except Exception as exc:
             if not _missing(exc):
                 raise
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
         try:
-            attached = self._iam(ctx, "list_attached_{}_policies")(**self._who(outputs))
+            iam, who = ctx.client("iam"), outputs[self.principal]
+            attached = _ask(iam, "list_attached_{}_policies", self.principal, who)
         except Exception as exc:
             if _missing(exc):
                 return False
             raise
         return any(p["PolicyArn"] == outputs["policyArn"] for p in attached["AttachedPolicies"])
-
-    def _iam(self, ctx: CloudContext, call: str) -> Any:
-        """IAM's call of this principal: ``attach_{}_policy`` -> ``attach_user_policy``."""
-        return getattr(ctx.client("iam"), call.format(self.principal))
-
-    def _who(self, inputs: dict[str, Any]) -> dict[str, str]:
-        """The principal as IAM's calls name it: ``UserName=...`` or ``GroupName=...``."""
-        return {f"{self.principal.capitalize()}Name": inputs[self.principal]}
 
 
 class UserPolicyAttachment(_PolicyAttachment):
