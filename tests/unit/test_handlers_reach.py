@@ -333,3 +333,194 @@ def test_launch_template_name_starts_with_its_prefix(ctx: CloudContext, ec2: Any
     assert template["LaunchTemplateName"].startswith("gpu-nodes-")
     assert len(template["LaunchTemplateName"]) == len("gpu-nodes-") + 26
     assert outputs["name"] == template["LaunchTemplateName"]
+
+
+# --- EC2: routes --------------------------------------------------------------------------
+
+
+def _carrier_gateway(ec2: Any, vpc: str) -> str:
+    gateway_id: str = ec2.create_carrier_gateway(VpcId=vpc)["CarrierGateway"]["CarrierGatewayId"]
+    return gateway_id
+
+
+def _egress_only_gateway(ec2: Any, vpc: str) -> str:
+    found = ec2.create_egress_only_internet_gateway(VpcId=vpc)
+    gateway_id: str = found["EgressOnlyInternetGateway"]["EgressOnlyInternetGatewayId"]
+    return gateway_id
+
+
+def _transit_gateway(ec2: Any, vpc: str) -> str:
+    gateway_id: str = ec2.create_transit_gateway()["TransitGateway"]["TransitGatewayId"]
+    return gateway_id
+
+
+def _peering(ec2: Any, vpc: str) -> str:
+    peer = ec2.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
+    found = ec2.create_vpc_peering_connection(VpcId=vpc, PeerVpcId=peer)
+    peering_id: str = found["VpcPeeringConnection"]["VpcPeeringConnectionId"]
+    return peering_id
+
+
+def _load_balancer_endpoint(ec2: Any, vpc: str) -> str:
+    # Routes take only Gateway Load Balancer endpoints, as in AWS.
+    found = ec2.create_vpc_endpoint(
+        VpcId=vpc,
+        VpcEndpointType="GatewayLoadBalancer",
+        ServiceName=f"com.amazonaws.vpce.{REGION}.vpce-svc-0123456789abcdef0",
+    )
+    endpoint_id: str = found["VpcEndpoint"]["VpcEndpointId"]
+    return endpoint_id
+
+
+def _internet_gateway(ec2: Any, vpc: str) -> str:
+    gateway_id: str = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=gateway_id, VpcId=vpc)
+    return gateway_id
+
+
+ROUTE_TARGETS = [
+    pytest.param("carrierGatewayId", "CarrierGatewayId", _carrier_gateway, id="carrier"),
+    pytest.param(
+        "egressOnlyGatewayId", "EgressOnlyInternetGatewayId", _egress_only_gateway, id="egress-only"
+    ),
+    pytest.param("transitGatewayId", "TransitGatewayId", _transit_gateway, id="transit"),
+    pytest.param("vpcPeeringConnectionId", "VpcPeeringConnectionId", _peering, id="peering"),
+    pytest.param("vpcEndpointId", "GatewayId", _load_balancer_endpoint, id="endpoint"),
+]
+"""Route targets: the input, the key of the route EC2 describes, how to make the target.
+EC2 describes a route to a Gateway Load Balancer endpoint by its GatewayId."""
+
+
+def _table(ec2: Any, vpc: str) -> str:
+    table_id: str = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    return table_id
+
+
+def _route(ec2: Any, table_id: str, key: str, value: str) -> dict[str, Any]:
+    table = ec2.describe_route_tables(RouteTableIds=[table_id])["RouteTables"][0]
+    route: dict[str, Any] = next(r for r in table["Routes"] if r.get(key) == value)
+    return route
+
+
+@pytest.mark.parametrize(("key", "api_key", "make"), ROUTE_TARGETS)
+def test_route_target_reaches_the_route_table(
+    ctx: CloudContext, ec2: Any, vpc: str, key: str, api_key: str, make: Any
+) -> None:
+    table_id, target = _table(ec2, vpc), make(ec2, vpc)
+    inputs = {"routeTableId": table_id, "destinationCidrBlock": "172.16.0.0/12", key: target}
+    _create(ctx, ROUTE, inputs)
+    assert _route(ec2, table_id, "DestinationCidrBlock", "172.16.0.0/12")[api_key] == target
+
+
+def test_route_target_moves_in_place(ctx: CloudContext, ec2: Any, vpc: str) -> None:
+    table_id = _table(ec2, vpc)
+    transit, peering = _transit_gateway(ec2, vpc), _peering(ec2, vpc)
+    inputs = {
+        "routeTableId": table_id,
+        "destinationCidrBlock": "172.16.0.0/12",
+        "transitGatewayId": transit,
+    }
+    id_, outputs = _create(ctx, ROUTE, inputs)
+    new = {**inputs, "transitGatewayId": None, "vpcPeeringConnectionId": peering}
+    _update(ctx, ROUTE, id_, inputs, new, outputs)
+    route = _route(ec2, table_id, "DestinationCidrBlock", "172.16.0.0/12")
+    assert route["VpcPeeringConnectionId"] == peering
+    assert "TransitGatewayId" not in route
+
+
+def test_route_to_an_ipv6_destination(ctx: CloudContext, ec2: Any, vpc: str) -> None:
+    table_id, gateway = _table(ec2, vpc), _egress_only_gateway(ec2, vpc)
+    inputs = {
+        "routeTableId": table_id,
+        "destinationIpv6CidrBlock": "::/0",
+        "egressOnlyGatewayId": gateway,
+    }
+    id_, outputs = _create(ctx, ROUTE, inputs)
+    route = _route(ec2, table_id, "DestinationIpv6CidrBlock", "::/0")
+    assert route["EgressOnlyInternetGatewayId"] == gateway
+    assert _handler(ROUTE).exists(ctx, id_, outputs)
+    _handler(ROUTE).delete(ctx, id_, outputs)
+    assert not _handler(ROUTE).exists(ctx, id_, outputs)
+
+
+def test_route_to_a_prefix_list(ctx: CloudContext, ec2: Any, vpc: str) -> None:
+    table_id, gateway = _table(ec2, vpc), _internet_gateway(ec2, vpc)
+    prefix_list = ec2.create_managed_prefix_list(
+        PrefixListName="partners",
+        MaxEntries=5,
+        AddressFamily="IPv4",
+        Entries=[{"Cidr": "198.51.100.0/24"}],
+    )["PrefixList"]["PrefixListId"]
+    inputs = {
+        "routeTableId": table_id,
+        "destinationPrefixListId": prefix_list,
+        "gatewayId": gateway,
+    }
+    id_, outputs = _create(ctx, ROUTE, inputs)
+    assert _route(ec2, table_id, "DestinationPrefixListId", prefix_list)["GatewayId"] == gateway
+    assert _handler(ROUTE).exists(ctx, id_, outputs)
+
+
+# --- EC2: security groups and endpoints ---------------------------------------------------
+
+
+def test_security_group_name_starts_with_its_prefix(ctx: CloudContext, ec2: Any, vpc: str) -> None:
+    group_id, outputs = _create(ctx, SECURITY_GROUP, {"vpcId": vpc, "namePrefix": "web-"})
+    group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    assert group["GroupName"].startswith("web-")
+    assert len(group["GroupName"]) == len("web-") + 26
+    assert outputs["name"] == group["GroupName"]
+
+
+@pytest.mark.parametrize("revoke", [True, False])
+def test_security_group_rules_are_revoked_before_its_delete_when_asked(
+    emu: Emulator, ctx: CloudContext, ec2: Any, vpc: str, revoke: bool
+) -> None:
+    peer = _group(ec2, vpc)
+    rule = {"protocol": "tcp", "fromPort": 443, "toPort": 443, "securityGroups": [peer]}
+    inputs = {"vpcId": vpc, "ingress": [rule], "egress": [rule], "revokeRulesOnDelete": revoke}
+    group_id, outputs = _create(ctx, SECURITY_GROUP, inputs)
+
+    # What the emulated cloud holds of the group at the moment the delete reaches it.
+    onlooker = emu.session().client("ec2", region_name=REGION)
+    at_delete: list[dict[str, Any]] = []
+
+    def look(**_: Any) -> None:
+        at_delete.append(
+            onlooker.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+        )
+
+    ec2.meta.events.register("before-call.ec2.DeleteSecurityGroup", look)
+    _handler(SECURITY_GROUP).delete(ctx, id_=group_id, outputs=outputs)
+    ec2.meta.events.unregister("before-call.ec2.DeleteSecurityGroup", look)
+
+    (group,) = at_delete
+    rules = (group["IpPermissions"], group["IpPermissionsEgress"])
+    if revoke:
+        assert rules == ([], [])
+    else:
+        assert all(r[0]["UserIdGroupPairs"][0]["GroupId"] == peer for r in rules)
+    assert not _handler(SECURITY_GROUP).exists(ctx, group_id, outputs)
+
+
+def test_interface_endpoint_security_groups_reach_it_and_change_in_place(
+    ctx: CloudContext, ec2: Any, vpc: str, subnet: str
+) -> None:
+    first, second = _group(ec2, vpc), _group(ec2, vpc)
+    inputs = {
+        "vpcId": vpc,
+        "serviceName": f"com.amazonaws.{REGION}.ecr.api",
+        "vpcEndpointType": "Interface",
+        "subnetIds": [subnet],
+        "securityGroupIds": [first],
+    }
+    endpoint_id, outputs = _create(ctx, ENDPOINT, inputs)
+
+    def groups() -> list[str]:
+        found = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"][0]
+        return sorted(g["GroupId"] for g in found["Groups"])
+
+    assert groups() == [first]
+    new = {**inputs, "securityGroupIds": [second]}
+    _update(ctx, ENDPOINT, endpoint_id, inputs, new, outputs)
+    assert groups() == [second]
