@@ -524,3 +524,125 @@ def test_interface_endpoint_security_groups_reach_it_and_change_in_place(
     new = {**inputs, "securityGroupIds": [second]}
     _update(ctx, ENDPOINT, endpoint_id, inputs, new, outputs)
     assert groups() == [second]
+
+
+# --- EKS ----------------------------------------------------------------------------------
+
+
+def _logging(eks: Any, cluster: str) -> list[str]:
+    """The control plane log types the cluster sends."""
+    found = eks.describe_cluster(name=cluster)["cluster"]["logging"]["clusterLogging"]
+    return sorted(t for entry in found if entry["enabled"] for t in entry["types"])
+
+
+def test_cluster_log_types_reach_eks_and_change_in_place(
+    ctx: CloudContext, subnet: str, subnet_b: str
+) -> None:
+    eks = ctx.client("eks")
+    inputs = {
+        "name": f"logs-{secrets.token_hex(3)}",
+        "roleArn": ROLE,
+        "vpcConfig": {"subnetIds": [subnet, subnet_b]},
+        "enabledClusterLogTypes": ["api", "audit"],
+    }
+    name, outputs = _create(ctx, CLUSTER, inputs)
+    assert _logging(eks, name) == ["api", "audit"]
+    new = {**inputs, "enabledClusterLogTypes": ["authenticator"]}
+    _update(ctx, CLUSTER, name, inputs, new, outputs)
+    assert _logging(eks, name) == ["authenticator"]
+
+
+def test_node_group_ami_type_and_disk_size_reach_eks(
+    ctx: CloudContext, subnet: str, subnet_b: str
+) -> None:
+    eks = ctx.client("eks")
+    cluster = f"nodes-{secrets.token_hex(3)}"
+    eks.create_cluster(name=cluster, roleArn=ROLE, resourcesVpcConfig={"subnetIds": [subnet]})
+    inputs = {
+        "clusterName": cluster,
+        "nodeGroupName": "gpu",
+        "nodeRoleArn": ROLE,
+        "subnetIds": [subnet, subnet_b],
+        "instanceTypes": ["g5.xlarge"],
+        "scalingConfig": {"minSize": 0, "desiredSize": 1, "maxSize": 2},
+        "amiType": "AL2023_x86_64_NVIDIA",
+        "diskSize": 200,
+    }
+    _create(ctx, NODE_GROUP, inputs)
+    group = eks.describe_nodegroup(clusterName=cluster, nodegroupName="gpu")["nodegroup"]
+    assert (group["amiType"], group["diskSize"]) == ("AL2023_x86_64_NVIDIA", 200)
+
+
+# --- KMS ----------------------------------------------------------------------------------
+
+
+def test_multi_region_key_is_a_primary_multi_region_key(ctx: CloudContext) -> None:
+    kms = ctx.client("kms")
+    key_id, _ = _create(ctx, KEY, {"multiRegion": True})
+    meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert meta["MultiRegion"] is True
+    assert meta["MultiRegionConfiguration"]["MultiRegionKeyType"] == "PRIMARY"
+    assert key_id.startswith("mrk-")
+
+
+def _key_policy(statement_id: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": statement_id,
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            }
+        ],
+    }
+
+
+def test_policy_lockout_bypass_is_passed_on_with_the_policy(ctx: CloudContext) -> None:
+    """KMS reads the flag on CreateKey and PutKeyPolicy; both carry it as declared."""
+    kms = ctx.client("kms")
+    sent: list[tuple[str, Any]] = []
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        sent.append((model.name, params.get("BypassPolicyLockoutSafetyCheck")))
+
+    kms.meta.events.register("provide-client-params.kms", record)
+    inputs = {"policy": _key_policy("first"), "bypassPolicyLockoutSafetyCheck": True}
+    key_id, outputs = _create(ctx, KEY, inputs)
+    new = {**inputs, "policy": _key_policy("second")}
+    _update(ctx, KEY, key_id, inputs, new, outputs)
+    kms.meta.events.unregister("provide-client-params.kms", record)
+
+    assert [s for s in sent if s[0] in ("CreateKey", "PutKeyPolicy")] == [
+        ("CreateKey", True),
+        ("PutKeyPolicy", True),
+    ]
+    policy = kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+    assert '"second"' in policy
+
+
+# --- ELBv2 --------------------------------------------------------------------------------
+
+
+def test_load_balancer_security_groups_reach_it_and_change_in_place(
+    ctx: CloudContext, ec2: Any, vpc: str, subnet: str, subnet_b: str
+) -> None:
+    elb = ctx.client("elbv2")
+    first, second = _group(ec2, vpc), _group(ec2, vpc)
+    inputs = {
+        "name": f"front-{secrets.token_hex(3)}",
+        "subnets": [subnet, subnet_b],
+        "securityGroups": [first],
+    }
+    arn, outputs = _create(ctx, LOAD_BALANCER, inputs)
+
+    def groups() -> list[str]:
+        found = elb.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"][0]
+        return list(found["SecurityGroups"])
+
+    assert groups() == [first]
+    new = {**inputs, "securityGroups": [second]}
+    _update(ctx, LOAD_BALANCER, arn, inputs, new, outputs)
+    assert groups() == [second]
