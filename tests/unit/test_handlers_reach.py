@@ -4,7 +4,8 @@ Each test sets one such input to a value other than its default, then reads the 
 back through boto3 and finds the value there (and, where the input changes in place, finds
 the new value after an update). Inputs that are a behaviour rather than a stored value
 (revoking a group's rules before it goes, a flag passed on to a call) are shown by what
-the emulated cloud sees when the handler acts.
+the emulated cloud sees when the handler acts. A value the sandbox cannot emulate is
+refused at apply with its reason, and that is shown as a refusal, not as emulation.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from phasegate.engines.sandbox.emulator import Emulator
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, handler_for
+from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError, handler_for
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -29,6 +30,7 @@ CLUSTER = "aws:eks/cluster:Cluster"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 KEY = "aws:kms/key:Key"
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
+NAT = "aws:ec2/natGateway:NatGateway"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/eks"
 TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}"
 
@@ -97,20 +99,6 @@ def _update(
     assert handler.unemulated(new) == []
     handler.validate(new)
     return handler.update(ctx, id_, old, new, outputs)
-
-
-class _Calls:
-    """The requests a client sends the emulated cloud, by operation, with their arguments."""
-
-    def __init__(self, client: Any) -> None:
-        self.seen: list[tuple[str, dict[str, Any]]] = []
-        client.meta.events.register("provide-client-params", self._record)
-
-    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        self.seen.append((model.name, dict(params)))
-
-    def of(self, operation: str) -> list[dict[str, Any]]:
-        return [params for name, params in self.seen if name == operation]
 
 
 # --- CloudWatch ---------------------------------------------------------------------------
@@ -646,3 +634,15 @@ def test_load_balancer_security_groups_reach_it_and_change_in_place(
     new = {**inputs, "securityGroups": [second]}
     _update(ctx, LOAD_BALANCER, arn, inputs, new, outputs)
     assert groups() == [second]
+
+
+# --- refused at apply, with the reason: not emulated, and not passed off as emulated ------
+
+
+def test_regional_nat_gateway_is_refused_at_apply(ctx: CloudContext, ec2: Any, vpc: str) -> None:
+    """availabilityMode's only other value, regional, is refused: the emulator makes zonal
+    gateways only. Nothing is left behind."""
+    before = ec2.describe_nat_gateways()["NatGateways"]
+    with pytest.raises(HandlerError, match="regional NAT gateways are not emulated"):
+        _create(ctx, NAT, {"availabilityMode": "regional", "connectivityType": "private"})
+    assert ec2.describe_nat_gateways()["NatGateways"] == before
