@@ -113,6 +113,16 @@ TAGGABLE_TYPES: frozenset[str] = frozenset(
         "aws:route53/zone:Zone",
         "aws:route53/healthCheck:HealthCheck",
         "aws:acm/certificate:Certificate",
+        "aws:ec2/instance:Instance",
+        "aws:efs/fileSystem:FileSystem",
+        "aws:iam/user:User",
+        "aws:sns/topic:Topic",
+        "aws:sqs/queue:Queue",
+        "aws:cloudwatch/eventRule:EventRule",
+        "aws:dynamodb/table:Table",
+        "aws:ecr/repository:Repository",
+        "aws:ssm/parameter:Parameter",
+        "aws:secretsmanager/secret:Secret",
     }
 )
 

@@ -44,7 +44,9 @@ class PhaseReport:
         if self.plan is not None:
             out["changes"] = self.plan.counts
             out["resources"] = [c.as_dict() for c in self.plan.changes]
-            out["outputs"] = redact(dict(self.plan.outputs.values), self.plan.outputs.secret)
+            # What the stack exports: as applied once applied, else as planned.
+            outputs = self.result.outputs if self.result is not None else self.plan.outputs
+            out["outputs"] = redact(dict(outputs.values), outputs.secret)
         if self.result is not None:
             out["applied"] = self.result.counts
         if self.message:

@@ -129,8 +129,10 @@ def test_a_program_from_plan_to_destroy(
     planned = _phase(cli, fresh_project, "plan")
     assert not [r for r in planned["resources"] if r.get("refused")], planned["resources"]
     assert planned["changes"]["create"] > 0
-    assert _phase(cli, fresh_project, "apply", "--yes")["outcome"] == "applied"
+    applied = _phase(cli, fresh_project, "apply", "--yes")
+    assert applied["outcome"] == "applied"
     first = _outputs(cli, fresh_project)
+    assert applied["outputs"] == first  # as applied, not as planned
     with served(fresh_project) as aws:
         corpus.check(aws, first, 1)
 

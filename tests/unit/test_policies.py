@@ -763,6 +763,19 @@ def test_taggable_types_take_tags_in_pulumi_aws(rules_module: ModuleType) -> Non
         assert token not in rules_module.TAGGABLE_TYPES
 
 
+TAGS_NOT_JUDGED = frozenset({"aws:s3/bucketObjectv2:BucketObjectv2"})
+"""An object's tags label the data in it, not what the platform spends."""
+
+
+def test_every_taggable_type_the_sandbox_emulates_is_judged(rules_module: ModuleType) -> None:
+    """A type the sandbox learns to make is one a program can carry untagged."""
+    from phasegate.engines.sandbox.handlers import REGISTRY, handler_for
+
+    handler_for("aws:s3/bucket:Bucket")  # fills the registry
+    emulated = {t for t in REGISTRY if t.startswith("aws:") and _takes_tags(t)}
+    assert sorted(emulated - rules_module.TAGGABLE_TYPES - TAGS_NOT_JUDGED) == []
+
+
 # --- the CrossGuard pack over the same rules ------------------------------------------------
 
 

@@ -59,6 +59,7 @@ _WRAPPED = {
     "ipv4Prefixes": "Ipv4Prefix",
     "ipv6Addresses": "Ipv6Address",
     "ipv6Prefixes": "Ipv6Prefix",
+    "privateIpAddresses": "PrivateIpAddress",  # of a secondary interface
 }
 """Lists of strings on the wire that EC2 takes as lists of one-key objects."""
 _STRING_BOOLS = frozenset(

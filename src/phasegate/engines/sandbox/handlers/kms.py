@@ -129,7 +129,14 @@ class Key(Handler):
         if old.get("description") != new.get("description"):
             kms.update_key_description(KeyId=id_, Description=new.get("description", ""))
         if old.get("policy") != new.get("policy") and new.get("policy"):
-            kms.put_key_policy(KeyId=id_, PolicyName="default", Policy=json_text(new["policy"]))
+            kms.put_key_policy(
+                KeyId=id_,
+                PolicyName="default",
+                Policy=json_text(new["policy"]),
+                BypassPolicyLockoutSafetyCheck=bool(
+                    new.get("bypassPolicyLockoutSafetyCheck", False)
+                ),
+            )
         self._set_state(kms, id_, old, new)
         old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
         if old_tags != new_tags:
