@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "UNIQUE_SUFFIX",
     "CloudContext",
+    "Gone",
     "Handler",
     "HandlerError",
     "ProviderDiff",
@@ -95,8 +96,8 @@ def generated_name(handler: Handler, logical: str, inputs: dict[str, Any], max_l
 
 
 def check_name(inputs: dict[str, Any], pattern: re.Pattern[str], max_len: int, what: str) -> None:
-    """HandlerError unless ``name``, or ``namePrefix`` with the characters the provider
-    adds, is a name of ``what`` AWS takes (``pattern``, at most ``max_len`` characters)."""
+    """HandlerError unless ``name``, or ``namePrefix`` with the provider's unique suffix,
+    is a name of ``what`` AWS takes (``pattern``, at most ``max_len`` characters)."""
     name, prefix = inputs.get("name"), inputs.get("namePrefix")
     if isinstance(name, str) and (not pattern.match(name) or len(name) > max_len):
         raise HandlerError(f"name '{name}' is not a valid {what} name")
