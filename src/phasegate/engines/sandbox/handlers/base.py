@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import secrets
@@ -18,18 +19,25 @@ if TYPE_CHECKING:
     import boto3
 
 __all__ = [
+    "UNIQUE_SUFFIX",
     "CloudContext",
+    "Gone",
     "Handler",
     "HandlerError",
     "ProviderDiff",
     "RunContext",
     "check_json_input",
     "check_name",
+    "emulator_record",
     "error_code",
     "generated_name",
     "int_or_none",
+    "json_document",
     "json_text",
     "nested_shape",
+    "prefixed_name",
+    "resource_exists",
+    "retag",
 ]
 
 
@@ -47,14 +55,19 @@ class HandlerError(Exception):
     """A resource operation failed, or its inputs are invalid, with a reason for the user."""
 
 
+def json_document(text: str, key: str) -> Any:
+    """``text``, the input ``key``, read as JSON; HandlerError where it is not JSON."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise HandlerError(f"{key} is not valid JSON: {exc}") from None
+
+
 def check_json_input(inputs: dict[str, Any], key: str) -> None:
     """HandlerError unless ``inputs[key]``, when a non-empty string, is a JSON document."""
     value = inputs.get(key)
     if isinstance(value, str) and value:
-        try:
-            json.loads(value)
-        except ValueError as exc:
-            raise HandlerError(f"{key} is not valid JSON: {exc}") from None
+        json_document(value, key)
 
 
 def json_text(value: Any) -> str:
@@ -62,27 +75,91 @@ def json_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+UNIQUE_SUFFIX = 26
+"""Characters the provider adds to a name prefix (``namePrefix``, ``bucketPrefix``): a UTC
+timestamp to the 1/10,000 s (18 digits) and 8 hex digits (the provider's counter; random
+here)."""
+
+
+def prefixed_name(prefix: str) -> str:
+    """A name unique to this moment, as the provider makes one from a prefix."""
+    now = datetime.datetime.now(datetime.UTC)
+    return f"{prefix}{now:%Y%m%d%H%M%S}{now.microsecond // 100:04d}{secrets.token_hex(4)}"
+
+
 def generated_name(handler: Handler, logical: str, inputs: dict[str, Any], max_len: int) -> str:
-    """The physical name: ``name`` as given, else ``namePrefix`` and a unique suffix of 26
-    characters (as the provider makes one), else the logical name and a random suffix."""
+    """The physical name: ``name`` as given, else ``namePrefix`` and the provider's unique
+    suffix, else the logical name and a random suffix (Pulumi's auto-naming)."""
     if inputs.get("name"):
         return str(inputs["name"])
     if inputs.get("namePrefix"):
-        return f"{inputs['namePrefix']}{secrets.token_hex(13)}"
+        return prefixed_name(str(inputs["namePrefix"]))
     return handler.physical_name(logical, {}, max_len=max_len)
 
 
 def check_name(inputs: dict[str, Any], pattern: re.Pattern[str], max_len: int, what: str) -> None:
-    """HandlerError unless ``name``, or ``namePrefix`` with the 26 characters the provider
-    adds, is a name of ``what`` AWS takes (``pattern``, at most ``max_len`` characters)."""
+    """HandlerError unless ``name``, or ``namePrefix`` with the provider's unique suffix,
+    is a name of ``what`` AWS takes (``pattern``, at most ``max_len`` characters)."""
     name, prefix = inputs.get("name"), inputs.get("namePrefix")
     if isinstance(name, str) and (not pattern.match(name) or len(name) > max_len):
         raise HandlerError(f"name '{name}' is not a valid {what} name")
-    if isinstance(prefix, str) and (not pattern.match(f"{prefix}x") or len(prefix) + 26 > max_len):
+    if isinstance(prefix, str) and (
+        not pattern.match(f"{prefix}x") or len(prefix) + UNIQUE_SUFFIX > max_len
+    ):
         raise HandlerError(
             f"namePrefix '{prefix}' does not make a valid {what} name "
-            f"(26 characters are added; {max_len} at most)"
+            f"({UNIQUE_SUFFIX} characters are added; {max_len} at most)"
         )
+
+
+def retag(
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
+    tag: Callable[[list[dict[str, str]]], Any],
+    untag: Callable[[list[str]], Any],
+) -> None:
+    """Bring a resource's tags from ``old`` to ``new``: the keys dropped are untagged, then
+    the keys added or changed are tagged (``tag`` is given them as AWS lists tags)."""
+    old, new = old or {}, new or {}
+    gone = sorted(k for k in old if k not in new)
+    if gone:
+        untag(gone)
+    changed = {k: v for k, v in new.items() if old.get(k) != v}
+    if changed:
+        tag(Handler.tag_list(changed))
+
+
+Gone = str | tuple[str, ...] | Callable[[Exception], bool]
+"""How a describe or get says the resource is missing: its error code (one of them), or
+a test of the error."""
+
+
+def resource_exists(look: Callable[[], Any], gone: Gone) -> bool:
+    """Whether ``look``, a describe or get of one resource, finds it: False where it fails
+    as ``gone`` says a missing resource does."""
+    try:
+        look()
+    except Exception as exc:
+        if callable(gone):
+            missing = gone(exc)
+        else:
+            missing = error_code(exc) in ((gone,) if isinstance(gone, str) else gone)
+        if missing:
+            return False
+        raise
+    return True
+
+
+def emulator_record(
+    find: Callable[[str, str, str], Any], ctx: CloudContext, name: str, what: str
+) -> Any:
+    """The emulator's own record of the ``what`` called ``name``, as ``find`` (one of the
+    emulator's lookups) gives it, for a change its API cannot make; HandlerError where
+    there is none."""
+    try:
+        return find(ctx.account_id, ctx.region, name)
+    except KeyError:
+        raise HandlerError(f"{what} {name} does not exist") from None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, int_or_none
+from phasegate.engines.sandbox.handlers.base import (
+    CloudContext,
+    Handler,
+    HandlerError,
+    int_or_none,
+    retag,
+)
 
 __all__ = ["HANDLERS"]
 
@@ -191,13 +197,13 @@ class MetricAlarm(Handler):
 
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
         self._put(ctx, self._request(id_, new))
-        cloudwatch = ctx.client("cloudwatch")
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
-        gone = [k for k in old_tags if k not in new_tags]
-        if gone:
-            cloudwatch.untag_resource(ResourceARN=outputs["arn"], TagKeys=gone)
-        if new_tags and new_tags != old_tags:
-            cloudwatch.tag_resource(ResourceARN=outputs["arn"], Tags=self.tag_list(new_tags))
+        cloudwatch, arn = ctx.client("cloudwatch"), outputs["arn"]
+        retag(
+            old.get("tags"),
+            new.get("tags"),
+            lambda tags: cloudwatch.tag_resource(ResourceARN=arn, Tags=tags),
+            lambda keys: cloudwatch.untag_resource(ResourceARN=arn, TagKeys=keys),
+        )
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:

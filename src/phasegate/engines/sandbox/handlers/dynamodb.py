@@ -17,8 +17,11 @@ from phasegate.engines.sandbox.handlers.base import (
     CloudContext,
     Handler,
     HandlerError,
+    emulator_record,
     error_code,
     int_or_none,
+    resource_exists,
+    retag,
 )
 
 __all__ = ["HANDLERS"]
@@ -277,7 +280,13 @@ class Table(Handler):
                 ddb.update_table(TableName=id_, DeletionProtectionEnabled=protection)
             self._set_ttl(ddb, id_, old, new)
             self._set_recovery(ddb, id_, old, new)
-            self._update_tags(ddb, outputs["arn"], old, new)
+            arn = outputs["arn"]
+            retag(
+                old.get("tags"),
+                new.get("tags"),
+                lambda tags: ddb.tag_resource(ResourceArn=arn, Tags=tags),
+                lambda keys: ddb.untag_resource(ResourceArn=arn, TagKeys=keys),
+            )
         except HandlerError:
             raise
         except Exception as exc:
@@ -298,13 +307,10 @@ class Table(Handler):
             raise
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("dynamodb").describe_table(TableName=id_)
-        except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return False
-            raise
-        return True
+        ddb = ctx.client("dynamodb")
+        return resource_exists(
+            lambda: ddb.describe_table(TableName=id_), "ResourceNotFoundException"
+        )
 
     # -- parts of an update -----------------------------------------------------------
 
@@ -368,16 +374,6 @@ class Table(Handler):
             spec["KMSMasterKeyId"] = record._get_default_encryption_key(ctx.account_id, ctx.region)
         record.sse_specification = spec
 
-    def _update_tags(self, ddb: Any, arn: str, old: dict[str, Any], new: dict[str, Any]) -> None:
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
-        if old_tags == new_tags:
-            return
-        gone = [k for k in old_tags if k not in new_tags]
-        if gone:
-            ddb.untag_resource(ResourceArn=arn, TagKeys=gone)
-        if new_tags:
-            ddb.tag_resource(ResourceArn=arn, Tags=self.tag_list(new_tags))
-
     @staticmethod
     def _set_ttl(ddb: Any, table: str, old: dict[str, Any], new: dict[str, Any]) -> None:
         before, after = old.get("ttl") or {}, new.get("ttl") or {}
@@ -432,10 +428,7 @@ class Table(Handler):
     def _moto_table(ctx: CloudContext, table: str) -> Any:
         from phasegate.engines.sandbox.emulator import dynamodb_table
 
-        try:
-            return dynamodb_table(ctx.account_id, ctx.region, table)
-        except KeyError:
-            raise HandlerError(f"table {table} does not exist") from None
+        return emulator_record(dynamodb_table, ctx, table, "table")
 
 
 HANDLERS: list[Handler] = [Table()]

@@ -11,6 +11,7 @@ from phasegate.engines.sandbox.handlers.base import (
     HandlerError,
     ProviderDiff,
     RunContext,
+    retag,
 )
 
 __all__ = ["HANDLERS"]
@@ -201,13 +202,12 @@ def _tag_spec(resource_type: str, inputs: dict[str, Any]) -> list[dict[str, Any]
 
 
 def _retag(ec2: Any, resource_id: str, old: dict | None, new: dict | None) -> None:
-    old, new = old or {}, new or {}
-    gone = [{"Key": k} for k in old if k not in new]
-    if gone:
-        ec2.delete_tags(Resources=[resource_id], Tags=gone)
-    changed = {k: v for k, v in new.items() if old.get(k) != v}
-    if changed:
-        ec2.create_tags(Resources=[resource_id], Tags=Handler.tag_list(changed))
+    retag(
+        old,
+        new,
+        lambda tags: ec2.create_tags(Resources=[resource_id], Tags=tags),
+        lambda keys: ec2.delete_tags(Resources=[resource_id], Tags=[{"Key": k} for k in keys]),
+    )
 
 
 HANDLERS: list[Handler] = [Vpc(), Subnet()]

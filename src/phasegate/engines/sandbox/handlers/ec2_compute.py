@@ -16,7 +16,13 @@ import re
 import secrets
 from typing import Any
 
-from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, int_or_none
+from phasegate.engines.sandbox.handlers.base import (
+    CloudContext,
+    Handler,
+    HandlerError,
+    generated_name,
+    int_or_none,
+)
 from phasegate.engines.sandbox.handlers.ec2 import _missing, _retag
 
 __all__ = ["HANDLERS", "instance_type_info"]
@@ -281,10 +287,7 @@ class LaunchTemplate(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         ec2 = ctx.client("ec2")
-        if not inputs.get("name") and inputs.get("namePrefix"):
-            template_name = f"{inputs['namePrefix']}{secrets.token_hex(13)}"
-        else:
-            template_name = self.physical_name(name, inputs, max_len=128)
+        template_name = generated_name(self, name, inputs, max_len=128)
         args: dict[str, Any] = {
             "LaunchTemplateName": template_name,
             "LaunchTemplateData": _template_data(inputs),

@@ -6,7 +6,6 @@ is checked here, as are the inputs an endpoint of each type does not take.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from phasegate.engines.sandbox.handlers.base import (
@@ -15,6 +14,7 @@ from phasegate.engines.sandbox.handlers.base import (
     HandlerError,
     check_json_input,
     error_code,
+    json_text,
 )
 from phasegate.engines.sandbox.handlers.ec2 import _missing, _retag, _tag_spec
 
@@ -102,7 +102,7 @@ class VpcEndpoint(Handler):
             args["ServiceName"] = inputs["serviceName"]
         args.update({arg: list(inputs[key]) for key, arg in self._SETS if inputs.get(key)})
         if inputs.get("policy"):
-            args["PolicyDocument"] = self._policy(inputs["policy"])
+            args["PolicyDocument"] = json_text(inputs["policy"])
         if kind == "Interface":
             args["PrivateDnsEnabled"] = bool(inputs.get("privateDnsEnabled", False))
         if inputs.get("ipAddressType"):
@@ -124,7 +124,7 @@ class VpcEndpoint(Handler):
                 args[f"Remove{arg}"] = sorted(before - after)
         if old.get("policy") != new.get("policy"):
             if new.get("policy"):
-                args["PolicyDocument"] = self._policy(new["policy"])
+                args["PolicyDocument"] = json_text(new["policy"])
             else:
                 args["ResetPolicy"] = True
         if old.get("privateDnsEnabled") != new.get("privateDnsEnabled"):
@@ -180,10 +180,6 @@ class VpcEndpoint(Handler):
                 ec2.create_route(
                     RouteTableId=table_id, DestinationPrefixListId=prefix_list, GatewayId=id_
                 )
-
-    @staticmethod
-    def _policy(policy: Any) -> str:
-        return policy if isinstance(policy, str) else json.dumps(policy)
 
     @staticmethod
     def _check_service(ec2: Any, service: str, kind: str) -> None:

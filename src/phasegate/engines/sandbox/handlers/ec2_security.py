@@ -10,10 +10,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import secrets
 from typing import Any
 
-from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError
+from phasegate.engines.sandbox.handlers.base import (
+    CloudContext,
+    Handler,
+    HandlerError,
+    generated_name,
+)
 from phasegate.engines.sandbox.handlers.ec2 import _missing, _network, _retag, _tag_spec
 
 __all__ = ["HANDLERS"]
@@ -145,10 +149,7 @@ class SecurityGroup(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         ec2 = ctx.client("ec2")
-        if not inputs.get("name") and inputs.get("namePrefix"):
-            group_name = f"{inputs['namePrefix']}{secrets.token_hex(13)}"
-        else:
-            group_name = self.physical_name(name, inputs, max_len=255)
+        group_name = generated_name(self, name, inputs, max_len=255)
         args: dict[str, Any] = {
             "GroupName": group_name,
             "Description": inputs.get("description") or _DEFAULT_DESCRIPTION,

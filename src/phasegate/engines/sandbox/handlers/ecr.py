@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, error_code
+from phasegate.engines.sandbox.handlers.base import (
+    CloudContext,
+    Handler,
+    HandlerError,
+    error_code,
+    resource_exists,
+    retag,
+)
 
 __all__ = ["HANDLERS"]
 
@@ -105,14 +112,13 @@ class Repository(Handler):
             ecr.put_image_scanning_configuration(
                 repositoryName=id_, imageScanningConfiguration=self._scanning(new)
             )
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
-        if old_tags != new_tags:
-            arn = outputs["arn"]
-            gone = [k for k in old_tags if k not in new_tags]
-            if gone:
-                ecr.untag_resource(resourceArn=arn, tagKeys=gone)
-            if new_tags:
-                ecr.tag_resource(resourceArn=arn, tags=self.tag_list(new_tags))
+        arn = outputs["arn"]
+        retag(
+            old.get("tags"),
+            new.get("tags"),
+            lambda tags: ecr.tag_resource(resourceArn=arn, tags=tags),
+            lambda keys: ecr.untag_resource(resourceArn=arn, tagKeys=keys),
+        )
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
@@ -132,13 +138,10 @@ class Repository(Handler):
             raise
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("ecr").describe_repositories(repositoryNames=[id_])
-        except Exception as exc:
-            if error_code(exc) == "RepositoryNotFoundException":
-                return False
-            raise
-        return True
+        ecr = ctx.client("ecr")
+        return resource_exists(
+            lambda: ecr.describe_repositories(repositoryNames=[id_]), "RepositoryNotFoundException"
+        )
 
     @staticmethod
     def _scanning(inputs: dict[str, Any]) -> dict[str, bool]:

@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, int_or_none
+from phasegate.engines.sandbox.handlers.base import (
+    CloudContext,
+    Handler,
+    HandlerError,
+    int_or_none,
+    resource_exists,
+    retag,
+)
 from phasegate.engines.sandbox.handlers.ec2 import _address, _default_group, _missing
 
 __all__ = ["HANDLERS"]
@@ -176,13 +183,12 @@ class FileSystem(Handler):
         policies = _lifecycle(new.get("lifecyclePolicies"))
         if policies != _lifecycle(old.get("lifecyclePolicies")):
             efs.put_lifecycle_configuration(FileSystemId=id_, LifecyclePolicies=policies)
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
-        gone = [k for k in old_tags if k not in new_tags]
-        if gone:
-            efs.untag_resource(ResourceId=id_, TagKeys=gone)
-        changed = {k: v for k, v in new_tags.items() if old_tags.get(k) != v}
-        if changed:
-            efs.tag_resource(ResourceId=id_, Tags=self.tag_list(changed))
+        retag(
+            old.get("tags"),
+            new.get("tags"),
+            lambda tags: efs.tag_resource(ResourceId=id_, Tags=tags),
+            lambda keys: efs.untag_resource(ResourceId=id_, TagKeys=keys),
+        )
         return self._outputs(ctx, id_, new)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
@@ -193,13 +199,9 @@ class FileSystem(Handler):
                 raise HandlerError(f"cannot delete file system {id_}: {exc}") from None
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("efs").describe_file_systems(FileSystemId=id_)
-        except Exception as exc:
-            if _not_found(exc):
-                return False
-            raise
-        return True
+        return resource_exists(
+            lambda: ctx.client("efs").describe_file_systems(FileSystemId=id_), _not_found
+        )
 
     @staticmethod
     def _outputs(ctx: CloudContext, id_: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -294,13 +296,9 @@ class MountTarget(Handler):
                 raise
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("efs").describe_mount_targets(MountTargetId=id_)
-        except Exception as exc:
-            if _not_found(exc):
-                return False
-            raise
-        return True
+        return resource_exists(
+            lambda: ctx.client("efs").describe_mount_targets(MountTargetId=id_), _not_found
+        )
 
     @staticmethod
     def _check_groups(ec2: Any, groups: list[str], vpc_id: str) -> None:

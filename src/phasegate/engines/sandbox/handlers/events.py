@@ -10,20 +10,25 @@ use.
 
 from __future__ import annotations
 
-import json
 import re
-import secrets
 from typing import Any
 
 from phasegate.engines.sandbox.handlers.base import (
     CloudContext,
     Handler,
     HandlerError,
+    check_json_input,
     check_name,
+    emulator_record,
     error_code,
     generated_name,
     int_or_none,
+    json_document,
+    prefixed_name,
+    resource_exists,
+    retag,
 )
+from phasegate.engines.sandbox.handlers.fifo import FIFO
 
 __all__ = ["HANDLERS"]
 
@@ -111,13 +116,15 @@ class LogGroup(Handler):
         if old.get("kmsKeyId") != new.get("kmsKeyId"):
             key = self._usable_key(ctx, new["kmsKeyId"]) if new.get("kmsKeyId") else None
             self._record(ctx, id_).kms_key_id = key  # AssociateKmsKey, DisassociateKmsKey
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
         arn = _log_group_arn(ctx, id_)
-        gone = [k for k in old_tags if k not in new_tags]
-        if gone:
-            logs.untag_resource(resourceArn=arn, tagKeys=gone)
-        if new_tags and new_tags != old_tags:
-            logs.tag_resource(resourceArn=arn, tags={k: str(v) for k, v in new_tags.items()})
+        retag(
+            old.get("tags"),
+            new.get("tags"),
+            lambda tags: logs.tag_resource(
+                resourceArn=arn, tags={t["Key"]: t["Value"] for t in tags}
+            ),
+            lambda keys: logs.untag_resource(resourceArn=arn, tagKeys=keys),
+        )
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
@@ -154,10 +161,7 @@ class LogGroup(Handler):
     def _record(ctx: CloudContext, group: str) -> Any:
         from phasegate.engines.sandbox.emulator import log_group
 
-        try:
-            return log_group(ctx.account_id, ctx.region, group)
-        except KeyError:
-            raise HandlerError(f"log group {group} does not exist") from None
+        return emulator_record(log_group, ctx, group, "log group")
 
 
 _RULE_NAME = re.compile(r"^[.\-_A-Za-z0-9]+$")
@@ -221,10 +225,7 @@ class EventRule(Handler):
             if _bus(inputs) != _DEFAULT_BUS:
                 raise HandlerError("scheduleExpression is for rules on the default event bus only")
         if isinstance(pattern, str) and pattern:
-            try:
-                parsed = json.loads(pattern)
-            except ValueError as exc:
-                raise HandlerError(f"eventPattern is not valid JSON: {exc}") from None
+            parsed = json_document(pattern, "eventPattern")
             if not isinstance(parsed, dict) or not parsed:
                 raise HandlerError("eventPattern must be a JSON object that matches something")
         state = inputs.get("state")
@@ -248,13 +249,13 @@ class EventRule(Handler):
 
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
         self._put(ctx, outputs["name"], new, tags=[])
-        events = ctx.client("events")
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
-        gone = [k for k in old_tags if k not in new_tags]
-        if gone:
-            events.untag_resource(ResourceARN=outputs["arn"], TagKeys=gone)
-        if new_tags and new_tags != old_tags:
-            events.tag_resource(ResourceARN=outputs["arn"], Tags=self.tag_list(new_tags))
+        events, arn = ctx.client("events"), outputs["arn"]
+        retag(
+            old.get("tags"),
+            new.get("tags"),
+            lambda tags: events.tag_resource(ResourceARN=arn, Tags=tags),
+            lambda keys: events.untag_resource(ResourceARN=arn, TagKeys=keys),
+        )
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
@@ -266,13 +267,10 @@ class EventRule(Handler):
             raise HandlerError(f"cannot delete rule {outputs['name']}: {exc}") from None
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("events").describe_rule(Name=outputs["name"], EventBusName=_bus(outputs))
-        except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return False
-            raise
-        return True
+        events, rule, bus = ctx.client("events"), outputs["name"], _bus(outputs)
+        return resource_exists(
+            lambda: events.describe_rule(Name=rule, EventBusName=bus), "ResourceNotFoundException"
+        )
 
     @staticmethod
     def _put(
@@ -344,10 +342,7 @@ class EventTarget(Handler):
         if isinstance(given, str) and given:
             if len(given) > 8192:
                 raise HandlerError("input is longer than 8192 characters")
-            try:
-                json.loads(given)
-            except ValueError as exc:
-                raise HandlerError(f"input is not valid JSON: {exc}") from None
+            check_json_input(inputs, "input")
         if isinstance(path, str) and path and (len(path) > 256 or not path.startswith("$")):
             raise HandlerError(f"inputPath '{path}' is not a JSONPath of up to 256 characters")
         self._check_delivery(inputs)
@@ -364,7 +359,7 @@ class EventTarget(Handler):
         if isinstance(dead, str) and dead and not _QUEUE_ARN.match(dead):
             raise HandlerError(f"deadLetterConfig.arn '{dead}' is not an SQS queue ARN")
         arn, group = inputs.get("arn"), (inputs.get("sqsTarget") or {}).get("messageGroupId")
-        fifo = isinstance(arn, str) and _QUEUE_ARN.match(arn) and arn.endswith(".fifo")
+        fifo = isinstance(arn, str) and _QUEUE_ARN.match(arn) and arn.endswith(FIFO)
         if fifo and "sqsTarget" in inputs and not group:
             raise HandlerError("a FIFO queue target needs sqsTarget.messageGroupId")
         if group and isinstance(arn, str) and not fifo:
@@ -373,7 +368,7 @@ class EventTarget(Handler):
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         self._check_delivery({"sqsTarget": {}, **inputs})  # every input known now
         # The provider's own unique id when the program gives none.
-        target_id = str(inputs.get("targetId") or f"terraform-{secrets.token_hex(13)}")
+        target_id = str(inputs.get("targetId") or prefixed_name("terraform-"))
         rule, bus = inputs["rule"], _bus(inputs)
         present = self._targets(ctx, rule, bus)
         if len({*present, target_id}) > _TARGETS_PER_RULE:

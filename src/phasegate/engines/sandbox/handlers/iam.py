@@ -14,7 +14,10 @@ from phasegate.engines.sandbox.handlers.base import (
     Handler,
     HandlerError,
     error_code,
+    generated_name,
     int_or_none,
+    json_text,
+    resource_exists,
 )
 from phasegate.engines.sandbox.handlers.iam_rules import (
     check_boundary,
@@ -24,9 +27,8 @@ from phasegate.engines.sandbox.handlers.iam_rules import (
     check_policy,
     check_policy_arn,
     check_unique,
-    iam_name,
-    policy_text,
-    retag,
+    entity_outputs,
+    retag_entity,
 )
 
 __all__ = ["HANDLERS"]
@@ -69,12 +71,12 @@ class Role(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         iam = ctx.client("iam")
-        role_name = iam_name(self, name, inputs, max_len=64)
+        role_name = generated_name(self, name, inputs, max_len=64)
         check_unique(iam, "role", role_name)
         args: dict[str, Any] = {
             "RoleName": role_name,
             "Path": inputs.get("path", "/"),
-            "AssumeRolePolicyDocument": policy_text(inputs["assumeRolePolicy"]),
+            "AssumeRolePolicyDocument": json_text(inputs["assumeRolePolicy"]),
             "Tags": self.tag_list(inputs.get("tags")),
         }
         if inputs.get("description"):
@@ -88,20 +90,14 @@ class Role(Handler):
             role = iam.create_role(**args)["Role"]
         except Exception as exc:
             raise HandlerError(f"cannot create role {role_name}: {exc}") from None
-        return role_name, {
-            **inputs,
-            "id": role_name,
-            "name": role_name,
-            "arn": role["Arn"],
-            "uniqueId": role["RoleId"],
-            "createDate": role["CreateDate"].isoformat(),
-        }
+        dated = {"createDate": role["CreateDate"].isoformat()}
+        return role_name, {**inputs, **entity_outputs(role, "Role"), **dated}
 
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
         iam = ctx.client("iam")
         if old.get("assumeRolePolicy") != new.get("assumeRolePolicy"):
             iam.update_assume_role_policy(
-                RoleName=id_, PolicyDocument=policy_text(new["assumeRolePolicy"])
+                RoleName=id_, PolicyDocument=json_text(new["assumeRolePolicy"])
             )
         settings = ("description", "maxSessionDuration")
         if any(old.get(k) != new.get(k) for k in settings):
@@ -117,12 +113,7 @@ class Role(Handler):
                 iam.put_role_permissions_boundary(RoleName=id_, PermissionsBoundary=boundary)
             else:
                 iam.delete_role_permissions_boundary(RoleName=id_)
-        retag(
-            old.get("tags"),
-            new.get("tags"),
-            lambda tags: iam.tag_role(RoleName=id_, Tags=tags),
-            lambda keys: iam.untag_role(RoleName=id_, TagKeys=keys),
-        )
+        retag_entity(iam, "role", old, new, RoleName=id_)
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
@@ -146,11 +137,7 @@ class Role(Handler):
             raise
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("iam").get_role(RoleName=id_)
-        except ctx.client("iam").exceptions.NoSuchEntityException:
-            return False
-        return True
+        return resource_exists(lambda: ctx.client("iam").get_role(RoleName=id_), "NoSuchEntity")
 
     @staticmethod
     def _detach_policies(iam: Any, role: str) -> None:
@@ -178,7 +165,7 @@ class RolePolicy(Handler):
         check_policy(inputs.get("policy"), "policy", limit=10240)
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
-        policy_name = iam_name(self, name, inputs, max_len=128)
+        policy_name = generated_name(self, name, inputs, max_len=128)
         self._put(ctx, inputs["role"], policy_name, inputs["policy"])
         id_ = f"{inputs['role']}:{policy_name}"
         return id_, {**inputs, "id": id_, "name": policy_name}
@@ -197,19 +184,16 @@ class RolePolicy(Handler):
                 raise
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("iam").get_role_policy(RoleName=outputs["role"], PolicyName=outputs["name"])
-        except Exception as exc:
-            if error_code(exc) == "NoSuchEntity":
-                return False
-            raise
-        return True
+        iam, role, policy = ctx.client("iam"), outputs["role"], outputs["name"]
+        return resource_exists(
+            lambda: iam.get_role_policy(RoleName=role, PolicyName=policy), "NoSuchEntity"
+        )
 
     @staticmethod
     def _put(ctx: CloudContext, role: str, policy_name: str, policy: Any) -> None:
         try:
             ctx.client("iam").put_role_policy(
-                RoleName=role, PolicyName=policy_name, PolicyDocument=policy_text(policy)
+                RoleName=role, PolicyName=policy_name, PolicyDocument=json_text(policy)
             )
         except Exception as exc:
             raise HandlerError(f"cannot put policy {policy_name} on role {role}: {exc}") from None
@@ -263,7 +247,7 @@ class InstanceProfile(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         iam = ctx.client("iam")
-        profile_name = iam_name(self, name, inputs, max_len=128)
+        profile_name = generated_name(self, name, inputs, max_len=128)
         check_unique(iam, "instance profile", profile_name)
         try:
             profile = iam.create_instance_profile(
@@ -279,14 +263,8 @@ class InstanceProfile(Handler):
             except HandlerError:
                 iam.delete_instance_profile(InstanceProfileName=profile_name)
                 raise
-        return profile_name, {
-            **inputs,
-            "id": profile_name,
-            "name": profile_name,
-            "arn": profile["Arn"],
-            "uniqueId": profile["InstanceProfileId"],
-            "createDate": profile["CreateDate"].isoformat(),
-        }
+        dated = {"createDate": profile["CreateDate"].isoformat()}
+        return profile_name, {**inputs, **entity_outputs(profile, "InstanceProfile"), **dated}
 
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
         iam = ctx.client("iam")
@@ -294,12 +272,7 @@ class InstanceProfile(Handler):
             self._remove_roles(iam, id_)
             if new.get("role"):
                 self._add_role(iam, id_, new["role"])
-        retag(
-            old.get("tags"),
-            new.get("tags"),
-            lambda tags: iam.tag_instance_profile(InstanceProfileName=id_, Tags=tags),
-            lambda keys: iam.untag_instance_profile(InstanceProfileName=id_, TagKeys=keys),
-        )
+        retag_entity(iam, "instance_profile", old, new, InstanceProfileName=id_)
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
@@ -312,13 +285,10 @@ class InstanceProfile(Handler):
                 raise
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("iam").get_instance_profile(InstanceProfileName=id_)
-        except Exception as exc:
-            if error_code(exc) == "NoSuchEntity":
-                return False
-            raise
-        return True
+        iam = ctx.client("iam")
+        return resource_exists(
+            lambda: iam.get_instance_profile(InstanceProfileName=id_), "NoSuchEntity"
+        )
 
     @staticmethod
     def _add_role(iam: Any, profile: str, role: str) -> None:

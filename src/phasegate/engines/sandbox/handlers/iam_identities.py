@@ -11,15 +11,22 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, error_code
+from phasegate.engines.sandbox.handlers.base import (
+    CloudContext,
+    Handler,
+    HandlerError,
+    error_code,
+    generated_name,
+    prefixed_name,
+    resource_exists,
+)
 from phasegate.engines.sandbox.handlers.iam_rules import (
     check_names,
     check_path,
     check_policy_arn,
     check_unique,
-    iam_name,
-    retag,
-    unique_id,
+    entity_outputs,
+    retag_entity,
 )
 
 __all__ = ["HANDLERS"]
@@ -33,60 +40,83 @@ def _missing(exc: Exception) -> bool:
     return error_code(exc) == "NoSuchEntity"
 
 
-def _renamed(
-    iam: Any, kind: str, current: str, wanted: str, old: dict, new: dict
-) -> dict[str, str]:
-    """What UpdateUser or UpdateGroup (``kind``) is sent: the new name, the new path."""
-    changes = {f"New{kind}Name": wanted} if wanted != current else {}
-    if wanted.lower() != current.lower():
-        check_unique(iam, kind.lower(), wanted)
-    if old.get("path", "/") != new.get("path", "/"):
-        changes["NewPath"] = new.get("path", "/")
-    return changes
+def _ask(iam: Any, call: str, kind: str, name: str, **args: Any) -> Any:
+    """IAM's ``call`` for a user or group (``kind``) named ``name``: ``create_{}`` is
+    ``create_user(UserName=name, ...)``; its answer."""
+    return getattr(iam, call.format(kind))(**{f"{kind.capitalize()}Name": name}, **args)
 
 
-class User(Handler):
-    type = "aws:iam/user:User"
-    emulates = frozenset({"forceDestroy", "name", "path", "tags"})
+class _Identity(Handler):
+    """An IAM user or group: a name and a path, which IAM changes in place (renamed or
+    moved), and the name IAM's calls use for it."""
+
+    kind: ClassVar[str]
+    """``user`` or ``group``, as IAM's calls name it: ``create_user``, ``UserName``."""
+    max_len: ClassVar[int]
     computed = ("id", "arn", "name", "uniqueId")
     name_key = "name"
 
     def validate(self, inputs: dict[str, Any]) -> None:
-        check_names(inputs, max_len=64)
+        check_names(inputs, max_len=self.max_len)
         check_path(inputs)
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
-        user_name = iam_name(self, name, inputs, max_len=64)
-        check_unique(ctx.client("iam"), "user", user_name)
+        iam = ctx.client("iam")
+        made = generated_name(self, name, inputs, max_len=self.max_len)
+        check_unique(iam, self.kind, made)
         try:
-            user = ctx.client("iam").create_user(
-                UserName=user_name,
-                Path=inputs.get("path", "/"),
-                Tags=self.tag_list(inputs.get("tags")),
-            )["User"]
+            entity = self._call(
+                iam, "create_{}", made, Path=inputs.get("path", "/"), **self._made_with(inputs)
+            )
         except Exception as exc:
-            raise _refused(f"create user {user_name}", exc) from None
-        return user_name, {**inputs, **self._facts(user)}
+            raise _refused(f"create {self.kind} {made}", exc) from None
+        return made, {**inputs, **entity_outputs(entity, self.kind.capitalize())}
 
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
-        """A new name or path is the same user renamed or moved, as IAM allows."""
+        """A new name or path is the same user or group renamed or moved, as IAM allows."""
         iam = ctx.client("iam")
         current = outputs.get("name", id_)
-        user_name = new.get("name") or current
-        changes = _renamed(iam, "User", current, user_name, old, new)
+        wanted = new.get("name") or current
+        kind = self.kind.capitalize()
+        changes = {f"New{kind}Name": wanted} if wanted != current else {}
+        if wanted.lower() != current.lower():
+            check_unique(iam, self.kind, wanted)
+        if old.get("path", "/") != new.get("path", "/"):
+            changes["NewPath"] = new.get("path", "/")
         if changes:
             try:
-                iam.update_user(UserName=current, **changes)
+                self._call(iam, "update_{}", current, **changes)
             except Exception as exc:
-                raise _refused(f"rename or move user {current}", exc) from None
-        retag(
-            old.get("tags"),
-            new.get("tags"),
-            lambda tags: iam.tag_user(UserName=user_name, Tags=tags),
-            lambda keys: iam.untag_user(UserName=user_name, TagKeys=keys),
+                raise _refused(f"rename or move {self.kind} {current}", exc) from None
+        self._retag(iam, wanted, old, new)
+        entity = self._call(iam, "get_{}", wanted)
+        return {**self.updated(new, outputs), **entity_outputs(entity, kind)}
+
+    def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
+        iam = ctx.client("iam")
+        return resource_exists(
+            lambda: self._call(iam, "get_{}", outputs.get("name", id_)), _missing
         )
-        user = iam.get_user(UserName=user_name)["User"]
-        return {**self.updated(new, outputs), **self._facts(user)}
+
+    def _call(self, iam: Any, call: str, name: str, **args: Any) -> Any:
+        """IAM's ``call`` (``create_{}``) for the user or group named ``name``; the user
+        or group its answer holds."""
+        return _ask(iam, call, self.kind, name, **args).get(self.kind.capitalize())
+
+    def _made_with(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """What else the create call is sent. Default: nothing."""
+        return {}
+
+    def _retag(self, iam: Any, name: str, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Bring the tags from ``old``'s to ``new``'s. Default: nothing (IAM tags no group)."""
+        return None
+
+
+class User(_Identity):
+    type = "aws:iam/user:User"
+    emulates = frozenset({"forceDestroy", "name", "path", "tags"})
+    kind = "user"
+    max_len = 64
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
         iam = ctx.client("iam")
@@ -110,23 +140,11 @@ class User(Handler):
                 return
             raise _refused(f"delete user {user_name}", exc) from None
 
-    def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("iam").get_user(UserName=outputs.get("name", id_))
-        except Exception as exc:
-            if _missing(exc):
-                return False
-            raise
-        return True
+    def _made_with(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        return {"Tags": self.tag_list(inputs.get("tags"))}
 
-    @staticmethod
-    def _facts(user: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "id": user["UserName"],
-            "name": user["UserName"],
-            "arn": user["Arn"],
-            "uniqueId": user["UserId"],
-        }
+    def _retag(self, iam: Any, name: str, old: dict[str, Any], new: dict[str, Any]) -> None:
+        retag_entity(iam, "user", old, new, UserName=name)
 
     @staticmethod
     def _credentials(iam: Any, user: str) -> list[str]:
@@ -168,40 +186,11 @@ class User(Handler):
             iam.delete_signing_certificate(UserName=user, CertificateId=cert["CertificateId"])
 
 
-class Group(Handler):
+class Group(_Identity):
     type = "aws:iam/group:Group"
     emulates = frozenset({"name", "path"})
-    computed = ("id", "arn", "name", "uniqueId")
-    name_key = "name"
-
-    def validate(self, inputs: dict[str, Any]) -> None:
-        check_names(inputs, max_len=128)
-        check_path(inputs)
-
-    def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
-        group_name = iam_name(self, name, inputs, max_len=128)
-        check_unique(ctx.client("iam"), "group", group_name)
-        try:
-            group = ctx.client("iam").create_group(
-                GroupName=group_name, Path=inputs.get("path", "/")
-            )["Group"]
-        except Exception as exc:
-            raise _refused(f"create group {group_name}", exc) from None
-        return group_name, {**inputs, **self._facts(group)}
-
-    def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
-        """A new name or path is the same group renamed or moved, as IAM allows."""
-        iam = ctx.client("iam")
-        current = outputs.get("name", id_)
-        group_name = new.get("name") or current
-        changes = _renamed(iam, "Group", current, group_name, old, new)
-        if changes:
-            try:
-                iam.update_group(GroupName=current, **changes)
-            except Exception as exc:
-                raise _refused(f"rename or move group {current}", exc) from None
-        group = iam.get_group(GroupName=group_name)["Group"]
-        return {**self.updated(new, outputs), **self._facts(group)}
+    kind = "group"
+    max_len = 128
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
         iam = ctx.client("iam")
@@ -228,24 +217,6 @@ class Group(Handler):
         except Exception as exc:
             if not _missing(exc):
                 raise
-
-    def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("iam").get_group(GroupName=outputs.get("name", id_))
-        except Exception as exc:
-            if _missing(exc):
-                return False
-            raise
-        return True
-
-    @staticmethod
-    def _facts(group: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "id": group["GroupName"],
-            "name": group["GroupName"],
-            "arn": group["Arn"],
-            "uniqueId": group["GroupId"],
-        }
 
 
 def _join(iam: Any, group: str, user: str) -> None:
@@ -286,7 +257,7 @@ class UserGroupMembership(Handler):
         iam = ctx.client("iam")
         for group in inputs["groups"]:
             _join(iam, group, inputs["user"])
-        id_ = unique_id("terraform-")  # the provider's id for it
+        id_ = prefixed_name("terraform-")  # the provider's id for it
         return id_, {**inputs, "id": id_}
 
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
@@ -358,35 +329,29 @@ class _PolicyAttachment(Handler):
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         who, arn = inputs[self.principal], inputs["policyArn"]
         try:
-            self._iam(ctx, "attach_{}_policy")(**self._who(inputs), PolicyArn=arn)
+            _ask(ctx.client("iam"), "attach_{}_policy", self.principal, who, PolicyArn=arn)
         except Exception as exc:
             raise _refused(f"attach {arn} to {self.principal} {who}", exc) from None
         id_ = f"{who}/{arn}"
         return id_, {**inputs, "id": id_}
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
+        who, arn = outputs[self.principal], outputs["policyArn"]
         try:
-            self._iam(ctx, "detach_{}_policy")(**self._who(outputs), PolicyArn=outputs["policyArn"])
+            _ask(ctx.client("iam"), "detach_{}_policy", self.principal, who, PolicyArn=arn)
         except Exception as exc:
             if not _missing(exc):
                 raise
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
         try:
-            attached = self._iam(ctx, "list_attached_{}_policies")(**self._who(outputs))
+            iam, who = ctx.client("iam"), outputs[self.principal]
+            attached = _ask(iam, "list_attached_{}_policies", self.principal, who)
         except Exception as exc:
             if _missing(exc):
                 return False
             raise
         return any(p["PolicyArn"] == outputs["policyArn"] for p in attached["AttachedPolicies"])
-
-    def _iam(self, ctx: CloudContext, call: str) -> Any:
-        """IAM's call of this principal: ``attach_{}_policy`` -> ``attach_user_policy``."""
-        return getattr(ctx.client("iam"), call.format(self.principal))
-
-    def _who(self, inputs: dict[str, Any]) -> dict[str, str]:
-        """The principal as IAM's calls name it: ``UserName=...`` or ``GroupName=...``."""
-        return {f"{self.principal.capitalize()}Name": inputs[self.principal]}
 
 
 class UserPolicyAttachment(_PolicyAttachment):

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, error_code
+from phasegate.engines.sandbox.handlers.base import (
+    CloudContext,
+    Handler,
+    HandlerError,
+    error_code,
+    generated_name,
+    json_text,
+    resource_exists,
+)
 from phasegate.engines.sandbox.handlers.iam_rules import (
     check_description,
     check_names,
     check_path,
     check_policy,
     check_unique,
-    iam_name,
-    policy_text,
-    retag,
+    retag_entity,
 )
 
 __all__ = ["HANDLERS"]
@@ -45,12 +51,12 @@ class Policy(Handler):
         check_description(inputs)
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
-        policy_name = iam_name(self, name, inputs, max_len=128)
+        policy_name = generated_name(self, name, inputs, max_len=128)
         check_unique(ctx.client("iam"), "policy", policy_name)
         args: dict[str, Any] = {
             "PolicyName": policy_name,
             "Path": inputs.get("path", "/"),
-            "PolicyDocument": policy_text(inputs["policy"]),
+            "PolicyDocument": json_text(inputs["policy"]),
             "Tags": self.tag_list(inputs.get("tags")),
         }
         if inputs.get("description"):
@@ -71,20 +77,15 @@ class Policy(Handler):
 
     def update(self, ctx: CloudContext, id_: str, old: dict, new: dict, outputs: dict) -> dict:
         iam = ctx.client("iam")
-        if policy_text(old.get("policy")) != policy_text(new["policy"]):
+        if json_text(old.get("policy")) != json_text(new["policy"]):
             self._prune(iam, id_)
             try:
                 iam.create_policy_version(
-                    PolicyArn=id_, PolicyDocument=policy_text(new["policy"]), SetAsDefault=True
+                    PolicyArn=id_, PolicyDocument=json_text(new["policy"]), SetAsDefault=True
                 )
             except Exception as exc:
                 raise HandlerError(f"cannot change the document of {id_}: {exc}") from None
-        retag(
-            old.get("tags"),
-            new.get("tags"),
-            lambda tags: iam.tag_policy(PolicyArn=id_, Tags=tags),
-            lambda keys: iam.untag_policy(PolicyArn=id_, TagKeys=keys),
-        )
+        retag_entity(iam, "policy", old, new, PolicyArn=id_)
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
@@ -107,13 +108,7 @@ class Policy(Handler):
         iam.delete_policy(PolicyArn=id_)
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("iam").get_policy(PolicyArn=id_)
-        except Exception as exc:
-            if error_code(exc) == "NoSuchEntity":
-                return False
-            raise
-        return True
+        return resource_exists(lambda: ctx.client("iam").get_policy(PolicyArn=id_), "NoSuchEntity")
 
     def _prune(self, iam: Any, arn: str) -> None:
         """Make room for one more version: delete the oldest not in use, at five."""

@@ -1,5 +1,5 @@
 """What IAM accepts of the names, paths, descriptions and policy documents its handlers
-are given, where the emulator accepts anything; and the names the provider makes.
+are given, where the emulator accepts anything; and what all IAM handlers do alike.
 
 IAM names are 1-64 (users, roles) or 1-128 (groups, policies, instance profiles)
 characters of letters, digits and ``+=,.@_-``, one name in the account whatever its case;
@@ -11,17 +11,19 @@ principal and no resource).
 
 from __future__ import annotations
 
-import json
 import re
-import secrets
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-from phasegate.engines.sandbox.handlers.base import Handler, HandlerError, error_code
+from phasegate.engines.sandbox.handlers.base import (
+    UNIQUE_SUFFIX,
+    HandlerError,
+    error_code,
+    json_document,
+    json_text,
+    retag,
+)
 
 __all__ = [
-    "UNIQUE_SUFFIX",
     "check_boundary",
     "check_description",
     "check_names",
@@ -29,10 +31,8 @@ __all__ = [
     "check_policy",
     "check_policy_arn",
     "check_unique",
-    "iam_name",
-    "policy_text",
-    "retag",
-    "unique_id",
+    "entity_outputs",
+    "retag_entity",
 ]
 
 _NAME = re.compile(r"^[\w+=,.@-]+$", re.ASCII)
@@ -40,25 +40,6 @@ _PATH = re.compile(r"^/$|^/[\x21-\x7e]+/$")
 _DESCRIPTION = re.compile(r"^[\t\n\r\x20-\x7e\xa1-\xff]*$")
 _POLICY_ARN = re.compile(r"^arn:aws[\w-]*:iam::(aws|\d{12}):policy/([\x21-\x7e]+/)*[\w+=,.@-]+$")
 _VERSIONS = ("2012-10-17", "2008-10-17")
-UNIQUE_SUFFIX = 26
-"""Characters the provider adds to a ``namePrefix``: a UTC timestamp to the 1/10,000 s
-(18 digits) and 8 hex digits (the provider's counter; random here)."""
-
-
-def unique_id(prefix: str) -> str:
-    """A name unique to this moment, as the provider makes one from a prefix."""
-    now = datetime.now(UTC)
-    return f"{prefix}{now:%Y%m%d%H%M%S}{now.microsecond // 100:04d}{secrets.token_hex(4)}"
-
-
-def iam_name(handler: Handler, name: str, inputs: dict[str, Any], max_len: int) -> str:
-    """The physical name: ``name``, else ``namePrefix`` and a unique suffix, else the
-    logical name and a random suffix (Pulumi's auto-naming)."""
-    if inputs.get("name"):
-        return str(inputs["name"])
-    if inputs.get("namePrefix"):
-        return unique_id(str(inputs["namePrefix"]))
-    return handler.physical_name(name, {}, max_len=max_len)
 
 
 def check_names(inputs: dict[str, Any], max_len: int) -> None:
@@ -105,21 +86,13 @@ def check_policy_arn(inputs: dict[str, Any], key: str) -> None:
         raise HandlerError(f"{key} '{arn}' is not the ARN of an IAM policy")
 
 
-def policy_text(value: Any) -> str:
-    """A policy document as IAM is sent it: the program's text, or an object as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def check_policy(value: Any, key: str, *, trust: bool = False, limit: int = 0) -> None:
     """HandlerError unless ``value`` is a policy IAM takes: an identity's policy, or a
     role's trust policy (``trust``); ``limit``: its most characters, whitespace aside."""
     if value is None:
         return
-    text = policy_text(value)
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise HandlerError(f"{key} is not valid JSON: {exc}") from None
+    text = json_text(value)
+    document = json_document(text, key)
     if not isinstance(document, dict):
         raise HandlerError(f"{key} must be a JSON object")
     if limit and len(re.sub(r"\s", "", text)) > limit:
@@ -184,17 +157,21 @@ def check_boundary(iam: Any, arn: str) -> None:
         raise
 
 
-def retag(
-    old: dict[str, Any] | None,
-    new: dict[str, Any] | None,
-    tag: Callable[[list[dict[str, str]]], Any],
-    untag: Callable[[list[str]], Any],
-) -> None:
-    """Bring a resource's tags from ``old`` to ``new``: keys dropped, then keys set."""
-    old, new = old or {}, new or {}
-    gone = sorted(k for k in old if k not in new)
-    if gone:
-        untag(gone)
-    changed = {k: v for k, v in new.items() if old.get(k) != v}
-    if changed:
-        tag(Handler.tag_list(changed))
+def retag_entity(iam: Any, kind: str, old: dict[str, Any], new: dict[str, Any], **who: str) -> None:
+    """Bring the tags of an IAM ``kind`` (``role``, ``user``, ``policy``,
+    ``instance_profile``: as IAM's TagRole and UntagRole name it) from ``old``'s to
+    ``new``'s; ``who``: the entity as the calls name it (``RoleName=...``)."""
+    retag(
+        old.get("tags"),
+        new.get("tags"),
+        lambda tags: getattr(iam, f"tag_{kind}")(**who, Tags=tags),
+        lambda keys: getattr(iam, f"untag_{kind}")(**who, TagKeys=keys),
+    )
+
+
+def entity_outputs(entity: dict[str, Any], kind: str) -> dict[str, Any]:
+    """What IAM's answer tells of a role, user, group or instance profile (``kind`` as its
+    fields spell it: ``Role``, ``InstanceProfile``): its name, which is its id, its ARN and
+    its unique id."""
+    name = entity[f"{kind}Name"]
+    return {"id": name, "name": name, "arn": entity["Arn"], "uniqueId": entity[f"{kind}Id"]}

@@ -8,9 +8,7 @@ on a key pending deletion; those are checked here.
 
 from __future__ import annotations
 
-import json
 import re
-import secrets
 from typing import Any
 
 from phasegate.engines.sandbox.handlers.base import (
@@ -20,6 +18,8 @@ from phasegate.engines.sandbox.handlers.base import (
     check_json_input,
     error_code,
     int_or_none,
+    json_text,
+    prefixed_name,
 )
 
 __all__ = ["HANDLERS"]
@@ -112,7 +112,7 @@ class Key(Handler):
             "MultiRegion": bool(inputs.get("multiRegion", False)),
         }
         if inputs.get("policy"):
-            args["Policy"] = self._policy(inputs["policy"])
+            args["Policy"] = json_text(inputs["policy"])
             args["BypassPolicyLockoutSafetyCheck"] = bool(
                 inputs.get("bypassPolicyLockoutSafetyCheck", False)
             )
@@ -129,7 +129,14 @@ class Key(Handler):
         if old.get("description") != new.get("description"):
             kms.update_key_description(KeyId=id_, Description=new.get("description", ""))
         if old.get("policy") != new.get("policy") and new.get("policy"):
-            kms.put_key_policy(KeyId=id_, PolicyName="default", Policy=self._policy(new["policy"]))
+            kms.put_key_policy(
+                KeyId=id_,
+                PolicyName="default",
+                Policy=json_text(new["policy"]),
+                BypassPolicyLockoutSafetyCheck=bool(
+                    new.get("bypassPolicyLockoutSafetyCheck", False)
+                ),
+            )
         self._set_state(kms, id_, old, new)
         old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
         if old_tags != new_tags:
@@ -161,10 +168,6 @@ class Key(Handler):
                 return False
             raise
         return state not in _GONE
-
-    @staticmethod
-    def _policy(policy: Any) -> str:
-        return policy if isinstance(policy, str) else json.dumps(policy)
 
     @staticmethod
     def _set_state(kms: Any, key_id: str, old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -210,7 +213,7 @@ class Alias(Handler):
         if inputs.get("name"):
             alias = str(inputs["name"])
         elif inputs.get("namePrefix"):
-            alias = f"{inputs['namePrefix']}{secrets.token_hex(13)}"
+            alias = prefixed_name(str(inputs["namePrefix"]))
         else:
             alias = f"alias/{self.physical_name(name, {}, max_len=250)}"
         kms = ctx.client("kms")

@@ -25,15 +25,18 @@ class LoadBalancer(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         lb_name = self.physical_name(name, inputs, max_len=32)
+        args: dict[str, Any] = {
+            "Name": lb_name,
+            "Subnets": list(inputs.get("subnets", [])),
+            "Scheme": "internal" if inputs.get("internal") else "internet-facing",
+            "Type": inputs.get("loadBalancerType", "application"),
+            "SecurityGroups": list(inputs.get("securityGroups") or []),
+        }
+        if inputs.get("tags"):
+            # ELBv2 takes no empty tag list: a load balancer without tags leaves it out.
+            args["Tags"] = self.tag_list(inputs["tags"])
         try:
-            lb = ctx.client("elbv2").create_load_balancer(
-                Name=lb_name,
-                Subnets=list(inputs.get("subnets", [])),
-                Scheme="internal" if inputs.get("internal") else "internet-facing",
-                Type=inputs.get("loadBalancerType", "application"),
-                SecurityGroups=list(inputs.get("securityGroups") or []),
-                Tags=self.tag_list(inputs.get("tags")),
-            )["LoadBalancers"][0]
+            lb = ctx.client("elbv2").create_load_balancer(**args)["LoadBalancers"][0]
         except Exception as exc:
             raise HandlerError(f"cannot create load balancer {lb_name}: {exc}") from None
         return lb["LoadBalancerArn"], self._outputs(inputs, lb)

@@ -19,16 +19,17 @@ from phasegate.engines.sandbox.handlers.base import (
     Handler,
     HandlerError,
     check_json_input,
-    check_name,
-    error_code,
-    generated_name,
     json_text,
+    resource_exists,
+    retag,
 )
+from phasegate.engines.sandbox.handlers.fifo import FIFO, check_fifo_name, fifo_name
 
 __all__ = ["HANDLERS"]
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-_FIFO = ".fifo"
+_GONE = ("NotFound", "NotFoundException")
+"""The error codes of a topic or subscription that is not there."""
 _TOPIC_ATTRIBUTES = {
     "displayName": "DisplayName",
     "kmsMasterKeyId": "KmsMasterKeyId",
@@ -62,11 +63,7 @@ class Topic(Handler):
 
     def validate(self, inputs: dict[str, Any]) -> None:
         fifo = bool(inputs.get("fifoTopic"))
-        name = inputs.get("name")
-        bare = {**inputs, "name": name.removesuffix(_FIFO)} if fifo and name else inputs
-        check_name(bare, _TOPIC_NAME, 256 - (len(_FIFO) if fifo else 0), "topic")
-        if fifo and isinstance(name, str) and not name.endswith(_FIFO):
-            raise HandlerError(f"a FIFO topic's name must end in .fifo, not '{name}'")
+        check_fifo_name(inputs, fifo, _TOPIC_NAME, 256, "topic")
         if inputs.get("contentBasedDeduplication") and not fifo:
             raise HandlerError("contentBasedDeduplication is for FIFO topics (fifoTopic) only")
         display = inputs.get("displayName")
@@ -77,9 +74,7 @@ class Topic(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         fifo = bool(inputs.get("fifoTopic"))
-        topic_name = generated_name(self, name, inputs, 256 - len(_FIFO))
-        if fifo and not topic_name.endswith(_FIFO):
-            topic_name += _FIFO
+        topic_name = fifo_name(self, name, inputs, 256, fifo)
         attributes = {
             api: str(inputs[key]) for key, api in _TOPIC_ATTRIBUTES.items() if inputs.get(key)
         }
@@ -111,25 +106,20 @@ class Topic(Handler):
             changed["ContentBasedDeduplication"] = _bool(new.get("contentBasedDeduplication"))
         for api, value in changed.items():
             sns.set_topic_attributes(TopicArn=id_, AttributeName=api, AttributeValue=value)
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
-        gone = [k for k in old_tags if k not in new_tags]
-        if gone:
-            sns.untag_resource(ResourceArn=id_, TagKeys=gone)
-        if new_tags and new_tags != old_tags:
-            sns.tag_resource(ResourceArn=id_, Tags=self.tag_list(new_tags))
+        retag(
+            old.get("tags"),
+            new.get("tags"),
+            lambda tags: sns.tag_resource(ResourceArn=id_, Tags=tags),
+            lambda keys: sns.untag_resource(ResourceArn=id_, TagKeys=keys),
+        )
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
         ctx.client("sns").delete_topic(TopicArn=id_)
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("sns").get_topic_attributes(TopicArn=id_)
-        except Exception as exc:
-            if error_code(exc) in ("NotFound", "NotFoundException"):
-                return False
-            raise
-        return True
+        sns = ctx.client("sns")
+        return resource_exists(lambda: sns.get_topic_attributes(TopicArn=id_), _GONE)
 
 
 _PROTOCOLS = (
@@ -188,7 +178,7 @@ class TopicSubscription(Handler):
             topic = inputs.get("topic")
             if (
                 isinstance(topic, str)
-                and topic.endswith(_FIFO)
+                and topic.endswith(FIFO)
                 and protocol in ("sms", "application")
             ):
                 raise HandlerError(f"a FIFO topic cannot deliver over {protocol}")
@@ -253,13 +243,8 @@ class TopicSubscription(Handler):
         ctx.client("sns").unsubscribe(SubscriptionArn=id_)
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("sns").get_subscription_attributes(SubscriptionArn=id_)
-        except Exception as exc:
-            if error_code(exc) in ("NotFound", "NotFoundException"):
-                return False
-            raise
-        return True
+        sns = ctx.client("sns")
+        return resource_exists(lambda: sns.get_subscription_attributes(SubscriptionArn=id_), _GONE)
 
 
 HANDLERS: list[Handler] = [Topic(), TopicSubscription()]

@@ -8,7 +8,6 @@ the program leaves out, as the provider sends them (256 KiB messages, kept four 
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -17,17 +16,18 @@ from phasegate.engines.sandbox.handlers.base import (
     Handler,
     HandlerError,
     check_json_input,
-    check_name,
     error_code,
-    generated_name,
     int_or_none,
+    json_document,
     json_text,
+    resource_exists,
+    retag,
 )
+from phasegate.engines.sandbox.handlers.fifo import FIFO, check_fifo_name, fifo_name
 
 __all__ = ["HANDLERS"]
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
-_FIFO = ".fifo"
 _GONE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 _NUMBERS: dict[str, tuple[str, int, int, int | None]] = {
     "delaySeconds": ("DelaySeconds", 0, 900, 0),
@@ -103,11 +103,7 @@ class Queue(Handler):
 
     def validate(self, inputs: dict[str, Any]) -> None:
         fifo = bool(inputs.get("fifoQueue"))
-        name = inputs.get("name")
-        bare = {**inputs, "name": name.removesuffix(_FIFO)} if fifo and name else inputs
-        check_name(bare, _QUEUE_NAME, 80 - (len(_FIFO) if fifo else 0), "queue")
-        if fifo and isinstance(name, str) and not name.endswith(_FIFO):
-            raise HandlerError(f"a FIFO queue's name must end in .fifo, not '{name}'")
+        check_fifo_name(inputs, fifo, _QUEUE_NAME, 80, "queue")
         for key, (_, least, most, _) in _NUMBERS.items():
             value = int_or_none(inputs.get(key))
             if value is not None and not least <= value <= most:
@@ -130,10 +126,7 @@ class Queue(Handler):
     def _check_redrive(policy: Any, fifo: bool) -> None:
         if not isinstance(policy, str) or not policy:
             return
-        try:
-            redrive = json.loads(policy)
-        except ValueError as exc:
-            raise HandlerError(f"redrivePolicy is not valid JSON: {exc}") from None
+        redrive = json_document(policy, "redrivePolicy")
         target, count = redrive.get("deadLetterTargetArn"), redrive.get("maxReceiveCount")
         if not isinstance(target, str) or ":sqs:" not in target:
             raise HandlerError("redrivePolicy needs deadLetterTargetArn, an SQS queue's ARN")
@@ -141,16 +134,14 @@ class Queue(Handler):
             raise HandlerError("redrivePolicy needs maxReceiveCount, a whole number")
         if not 1 <= int(count) <= 1000:
             raise HandlerError(f"redrivePolicy maxReceiveCount {count} is outside 1-1000")
-        if target.endswith(_FIFO) != fifo:
+        if target.endswith(FIFO) != fifo:
             kind = "FIFO" if fifo else "standard"
             raise HandlerError(f"the dead-letter queue of a {kind} queue must be {kind} too")
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         _check_throughput(inputs)
         fifo = bool(inputs.get("fifoQueue"))
-        queue_name = generated_name(self, name, inputs, 80 - len(_FIFO))
-        if fifo and not queue_name.endswith(_FIFO):
-            queue_name += _FIFO
+        queue_name = fifo_name(self, name, inputs, 80, fifo)
         attributes = {k: v for k, v in _attributes(inputs).items() if v}
         if fifo:
             attributes["FifoQueue"] = "true"
@@ -180,12 +171,12 @@ class Queue(Handler):
                 sqs.set_queue_attributes(QueueUrl=id_, Attributes=changed)
             except Exception as exc:
                 raise HandlerError(f"cannot change queue {id_}: {exc}") from None
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
-        gone = [k for k in old_tags if k not in new_tags]
-        if gone:
-            sqs.untag_queue(QueueUrl=id_, TagKeys=gone)
-        if new_tags and new_tags != old_tags:
-            sqs.tag_queue(QueueUrl=id_, Tags={k: str(v) for k, v in new_tags.items()})
+        retag(
+            old.get("tags"),
+            new.get("tags"),
+            lambda tags: sqs.tag_queue(QueueUrl=id_, Tags={t["Key"]: t["Value"] for t in tags}),
+            lambda keys: sqs.untag_queue(QueueUrl=id_, TagKeys=keys),
+        )
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:
@@ -200,13 +191,10 @@ class Queue(Handler):
 
 
 def _queue_exists(ctx: CloudContext, url: str) -> bool:
-    try:
-        ctx.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-    except Exception as exc:
-        if error_code(exc) in _GONE:
-            return False
-        raise
-    return True
+    sqs = ctx.client("sqs")
+    return resource_exists(
+        lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]), _GONE
+    )
 
 
 class QueuePolicy(Handler):

@@ -4,10 +4,15 @@
 from __future__ import annotations
 
 import re
-import secrets
 from typing import Any
 
-from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError
+from phasegate.engines.sandbox.handlers.base import (
+    UNIQUE_SUFFIX,
+    CloudContext,
+    Handler,
+    HandlerError,
+    prefixed_name,
+)
 from phasegate.engines.sandbox.handlers.s3_inline import INLINE, check_inline, put_inline
 
 __all__ = ["HANDLERS"]
@@ -15,10 +20,6 @@ __all__ = ["HANDLERS"]
 _BUCKET_NAME = re.compile(
     r"^(?!xn--)(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 )
-
-
-_SUFFIX = 26
-"""The length of the unique suffix the provider adds to a ``bucketPrefix``."""
 
 
 class Bucket(Handler):
@@ -33,12 +34,12 @@ class Bucket(Handler):
         if name and prefix:
             raise HandlerError("bucket and bucketPrefix conflict: give one")
         if isinstance(prefix, str):
-            if len(prefix) > 63 - _SUFFIX:
+            if len(prefix) > 63 - UNIQUE_SUFFIX:
                 raise HandlerError(
-                    f"bucketPrefix '{prefix}' is longer than {63 - _SUFFIX} characters (the "
-                    f"provider adds {_SUFFIX} to make the name)"
+                    f"bucketPrefix '{prefix}' is longer than {63 - UNIQUE_SUFFIX} characters "
+                    f"(the provider adds {UNIQUE_SUFFIX} to make the name)"
                 )
-            name = prefix + "0" * _SUFFIX
+            name = prefix + "0" * UNIQUE_SUFFIX
         if isinstance(name, str) and not _BUCKET_NAME.match(name):
             raise HandlerError(
                 f"bucket name '{name}' is not valid: 3-63 characters of a-z, 0-9, '.' and '-', "
@@ -48,9 +49,8 @@ class Bucket(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         s3 = ctx.client("s3")
-        prefix = inputs.get("bucketPrefix")
-        if prefix:  # the provider's unique suffix: 26 characters of a timestamp and counter
-            bucket = f"{prefix}{secrets.randbelow(10**_SUFFIX):0{_SUFFIX}d}"
+        if inputs.get("bucketPrefix"):
+            bucket = prefixed_name(str(inputs["bucketPrefix"]))
         else:
             bucket = self.physical_name(name.lower().replace("_", "-"), inputs)
         args: dict[str, Any] = {"Bucket": bucket}

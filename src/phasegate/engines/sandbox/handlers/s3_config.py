@@ -7,11 +7,17 @@ versioning that is *suspended*, since S3 cannot un-version a bucket.
 
 from __future__ import annotations
 
-import json
 from abc import abstractmethod
 from typing import Any, ClassVar
 
-from phasegate.engines.sandbox.handlers.base import CloudContext, Handler, HandlerError, error_code
+from phasegate.engines.sandbox.handlers.base import (
+    CloudContext,
+    Handler,
+    HandlerError,
+    error_code,
+    json_document,
+    json_text,
+)
 
 __all__ = ["HANDLERS", "BucketConfig"]
 
@@ -245,19 +251,12 @@ _POLICY_LIMIT = 20 * 1024
 _POLICY_VERSIONS = ("2012-10-17", "2008-10-17")
 
 
-def _policy_text(policy: Any) -> str:
-    return policy if isinstance(policy, str) else json.dumps(policy)
-
-
 def _statements(policy: Any) -> list[dict[str, Any]]:
     """The statements of a bucket policy, checked the way S3 checks them."""
-    text = _policy_text(policy)
+    text = json_text(policy)
     if len(text.encode()) > _POLICY_LIMIT:
         raise HandlerError("policy is larger than S3's 20 KB limit for a bucket policy")
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise HandlerError(f"policy is not valid JSON: {exc}") from None
+    document = json_document(text, "policy")
     if not isinstance(document, dict):
         raise HandlerError("policy must be a JSON object")
     version = document.get("Version")
@@ -323,7 +322,7 @@ class BucketPolicy(BucketConfig):
                 f"the public access block of {new['bucket']} has BlockPublicPolicy: S3 refuses "
                 "a policy that allows everyone"
             )
-        s3.put_bucket_policy(Bucket=args["Bucket"], Policy=_policy_text(new["policy"]))
+        s3.put_bucket_policy(Bucket=args["Bucket"], Policy=json_text(new["policy"]))
 
     def remove(self, s3: Any, args: dict[str, Any], outputs: dict[str, Any]) -> None:
         s3.delete_bucket_policy(Bucket=args["Bucket"])

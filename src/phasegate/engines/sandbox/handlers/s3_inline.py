@@ -13,10 +13,9 @@ program is left on the bucket as it is: S3 keeps it until something changes it.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
-from phasegate.engines.sandbox.handlers.base import HandlerError
+from phasegate.engines.sandbox.handlers.base import HandlerError, prefixed_name
 from phasegate.engines.sandbox.handlers.s3_config import (
     BucketConfig,
     BucketServerSideEncryptionConfiguration,
@@ -92,7 +91,7 @@ def _lifecycle(rules: list[dict[str, Any]]) -> dict[str, Any]:
     out = []
     for rule in rules:
         shaped: dict[str, Any] = {
-            "id": rule.get("id") or f"tf-s3-lifecycle-{secrets.token_hex(13)}",
+            "id": rule.get("id") or prefixed_name("tf-s3-lifecycle-"),
             "status": "Enabled" if rule.get("enabled") else "Disabled",
         }
         prefix, tags = rule.get("prefix"), rule.get("tags")

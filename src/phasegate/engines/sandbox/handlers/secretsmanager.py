@@ -16,23 +16,23 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import secrets
 from typing import Any
 
 from phasegate.engines.sandbox.handlers.base import (
+    UNIQUE_SUFFIX,
     CloudContext,
     Handler,
     HandlerError,
     error_code,
     int_or_none,
+    prefixed_name,
+    retag,
 )
 
 __all__ = ["HANDLERS"]
 
 _NAME = re.compile(r"^[a-zA-Z0-9/_+=.@-]+$")
 _NAME_LIMIT = 512
-_PREFIX_SUFFIX = 26
-"""The provider ends a prefixed name with 26 characters of its own."""
 _VALUE_LIMIT = 65536
 _STAGE_LIMIT = 20
 _CURRENT = "AWSCURRENT"
@@ -50,7 +50,7 @@ class Secret(Handler):
     def validate(self, inputs: dict[str, Any]) -> None:
         if inputs.get("name") is not None and inputs.get("namePrefix") is not None:
             raise HandlerError("name and namePrefix cannot both be set")
-        for key, limit in (("name", _NAME_LIMIT), ("namePrefix", _NAME_LIMIT - _PREFIX_SUFFIX)):
+        for key, limit in (("name", _NAME_LIMIT), ("namePrefix", _NAME_LIMIT - UNIQUE_SUFFIX)):
             value = inputs.get(key)
             if isinstance(value, str) and not (_NAME.match(value) and len(value) <= limit):
                 raise HandlerError(
@@ -66,7 +66,7 @@ class Secret(Handler):
 
     def create(self, ctx: CloudContext, name: str, inputs: dict[str, Any]) -> tuple[str, dict]:
         if inputs.get("namePrefix"):
-            secret_name = f"{inputs['namePrefix']}{secrets.token_hex(_PREFIX_SUFFIX // 2)}"
+            secret_name = prefixed_name(str(inputs["namePrefix"]))
         else:
             secret_name = self.physical_name(name, inputs, max_len=_NAME_LIMIT)
         args: dict[str, Any] = {"Name": secret_name, "Tags": self.tag_list(inputs.get("tags"))}
@@ -91,13 +91,12 @@ class Secret(Handler):
             elif old.get("kmsKeyId"):
                 args["KmsKeyId"] = "alias/aws/secretsmanager"  # back to the default key
             client.update_secret(**args)
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
-        if old_tags != new_tags:
-            gone = [k for k in old_tags if k not in new_tags]
-            if gone:
-                client.untag_resource(SecretId=id_, TagKeys=gone)
-            if new_tags:
-                client.tag_resource(SecretId=id_, Tags=self.tag_list(new_tags))
+        retag(
+            old.get("tags"),
+            new.get("tags"),
+            lambda tags: client.tag_resource(SecretId=id_, Tags=tags),
+            lambda keys: client.untag_resource(SecretId=id_, TagKeys=keys),
+        )
         return self.updated(new, outputs)
 
     def delete(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> None:

@@ -22,6 +22,8 @@ from phasegate.engines.sandbox.handlers.base import (
     ProviderDiff,
     RunContext,
     error_code,
+    resource_exists,
+    retag,
 )
 
 __all__ = ["HANDLERS"]
@@ -174,17 +176,13 @@ class Parameter(Handler):
         )
         if any(old.get(k) != new.get(k) for k in fields):
             self._put(ssm, id_, new, overwrite=True)
-        old_tags, new_tags = old.get("tags") or {}, new.get("tags") or {}
-        if old_tags != new_tags:
-            gone = [k for k in old_tags if k not in new_tags]
-            if gone:
-                ssm.remove_tags_from_resource(
-                    ResourceType="Parameter", ResourceId=id_, TagKeys=gone
-                )
-            if new_tags:
-                ssm.add_tags_to_resource(
-                    ResourceType="Parameter", ResourceId=id_, Tags=self.tag_list(new_tags)
-                )
+        where = {"ResourceType": "Parameter", "ResourceId": id_}
+        retag(
+            old.get("tags"),
+            new.get("tags"),
+            lambda tags: ssm.add_tags_to_resource(**where, Tags=tags),
+            lambda keys: ssm.remove_tags_from_resource(**where, TagKeys=keys),
+        )
         version = ssm.get_parameter(Name=id_)["Parameter"]["Version"]
         return {
             **self.updated(new, outputs),
@@ -200,13 +198,8 @@ class Parameter(Handler):
                 raise
 
     def exists(self, ctx: CloudContext, id_: str, outputs: dict[str, Any]) -> bool:
-        try:
-            ctx.client("ssm").get_parameter(Name=id_)
-        except Exception as exc:
-            if error_code(exc) == "ParameterNotFound":
-                return False
-            raise
-        return True
+        ssm = ctx.client("ssm")
+        return resource_exists(lambda: ssm.get_parameter(Name=id_), "ParameterNotFound")
 
     @staticmethod
     def _put(ssm: Any, name: str, inputs: dict[str, Any], overwrite: bool) -> None:
