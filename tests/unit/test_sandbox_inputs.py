@@ -3,7 +3,10 @@
 Each handler declares the input properties it realises (``emulates``, wire names). The
 schema walk takes every input of every ``aws:`` type from the installed pulumi_aws class,
 named on the wire as the SDK names it, and holds each one to that declaration: emulated,
-or refused by name when a registration sets it.
+or refused by name when a registration sets it. It goes on into each input type (an
+object, or a list of them), by the wire names of its own properties: a nested key is
+emulated (declared by its dotted path, or under an input carried whole) or refused by
+its path.
 """
 
 from __future__ import annotations
