@@ -646,3 +646,44 @@ def test_regional_nat_gateway_is_refused_at_apply(ctx: CloudContext, ec2: Any, v
     with pytest.raises(HandlerError, match="regional NAT gateways are not emulated"):
         _create(ctx, NAT, {"availabilityMode": "regional", "connectivityType": "private"})
     assert ec2.describe_nat_gateways()["NatGateways"] == before
+
+
+@pytest.mark.parametrize(
+    ("token", "inputs"),
+    [
+        (
+            "aws:s3/bucketVersioning:BucketVersioning",
+            {"versioningConfiguration": {"status": "Enabled"}},
+        ),
+        (
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+            {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]},
+        ),
+        (
+            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+            {"rules": [{"id": "tmp", "status": "Enabled", "expiration": {"days": 3}}]},
+        ),
+    ],
+)
+def test_a_bucket_setting_for_another_owner_is_refused_as_s3_refuses_it(
+    ctx: CloudContext, token: str, inputs: dict[str, Any]
+) -> None:
+    """expectedBucketOwner: the emulator takes any; S3 answers 403 unless it is the
+    bucket's. The right owner sets the configuration."""
+    bucket = f"owned-{secrets.token_hex(4)}"
+    ctx.client("s3").create_bucket(Bucket=bucket)
+    handler = handler_for(token)
+    assert handler is not None
+
+    other, own = (
+        {"bucket": bucket, "expectedBucketOwner": owner, **inputs}
+        for owner in ("999999999999", ACCOUNT)
+    )
+
+    with pytest.raises(HandlerError, match=r"access denied: bucket .* belongs to account"):
+        handler.create(ctx, "cfg", other)
+    assert not handler.exists(ctx, bucket, own)
+    id_, _ = handler.create(ctx, "cfg", own)
+
+    assert id_ == f"{bucket},{ACCOUNT}"
+    assert handler.exists(ctx, id_, own)

@@ -376,9 +376,23 @@ def _read_names(handler: Handler, type_token: str) -> set[str]:
 
 
 NAMED_NOT_EMULATED = {
-    "aws:ec2/natGateway:NatGateway": {"vpcId"},  # of a regional NAT gateway
+    "aws:ec2/eip:Eip": {  # passed on, and dropped by the emulator
+        "associateWithPrivateIp",
+        "customerOwnedIpv4Pool",
+        "ipamPoolId",
+        "networkBorderGroup",
+        "publicIpv4Pool",
+    },
+    "aws:ec2/natGateway:NatGateway": {  # vpcId: of a regional one; the rest dropped by moto
+        "privateIp",
+        "secondaryAllocationIds",
+        "secondaryPrivateIpAddressCount",
+        "secondaryPrivateIpAddresses",
+        "vpcId",
+    },
     "aws:ec2/routeTable:RouteTable": {"propagatingVgws"},
     "aws:ec2/vpcEndpoint:VpcEndpoint": {
+        "ipAddressType",  # dropped by the emulator
         "resourceConfigurationArn",
         "serviceNetworkArn",
         "serviceRegion",
@@ -394,7 +408,7 @@ NAMED_NOT_EMULATED = {
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": {
         "blockedEncryptionTypes"
     },
-    "aws:s3/bucketVersioning:BucketVersioning": {"mfaDelete"},
+    "aws:s3/bucketVersioning:BucketVersioning": {"mfa", "mfaDelete"},  # dropped by the emulator
     "aws:ssm/parameter:Parameter": {"arn"},  # an output
 }
 """Inputs and nested keys a handler names (to force a replacement, to refuse a

@@ -28,7 +28,6 @@ class VpcEndpoint(Handler):
     type = "aws:ec2/vpcEndpoint:VpcEndpoint"
     emulates = frozenset(
         {
-            "ipAddressType",
             "policy",
             "privateDnsEnabled",
             "routeTableIds",

@@ -103,14 +103,9 @@ class Eip(Handler):
     emulates = frozenset(
         {
             "address",
-            "associateWithPrivateIp",
-            "customerOwnedIpv4Pool",
             "domain",
             "instance",
-            "ipamPoolId",
-            "networkBorderGroup",
             "networkInterface",
-            "publicIpv4Pool",
             "tags",
         }
     )
@@ -245,10 +240,6 @@ class NatGateway(Handler):
             "allocationId",
             "availabilityMode",
             "connectivityType",
-            "privateIp",
-            "secondaryAllocationIds",
-            "secondaryPrivateIpAddressCount",
-            "secondaryPrivateIpAddresses",
             "subnetId",
             "tags",
         }

@@ -71,6 +71,13 @@ class BucketConfig(Handler):
             raise
 
     def _put(self, ctx: CloudContext, new: dict[str, Any], old: dict | None) -> None:
+        owner = new.get("expectedBucketOwner")
+        if owner and owner != ctx.account_id:
+            # S3 answers 403 to a request whose expected owner is not the bucket's.
+            raise HandlerError(
+                f"access denied: bucket {new['bucket']} belongs to account {ctx.account_id}, "
+                f"not to the expectedBucketOwner {owner}"
+            )
         try:
             self.put(ctx.client("s3"), self._args(new), new, old)
         except HandlerError:
@@ -91,7 +98,7 @@ class BucketConfig(Handler):
 class BucketVersioning(BucketConfig):
     type = "aws:s3/bucketVersioning:BucketVersioning"
     # mfaDelete is left out: the emulator keeps no MFA delete setting.
-    emulates = frozenset({"bucket", "expectedBucketOwner", "mfa", "versioningConfiguration.status"})
+    emulates = frozenset({"bucket", "expectedBucketOwner", "versioningConfiguration.status"})
     what = "versioning"
 
     def validate(self, inputs: dict[str, Any]) -> None:
