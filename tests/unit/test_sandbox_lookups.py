@@ -210,14 +210,16 @@ def test_a_subnet_by_vpc_and_zone_and_the_subnets_of_a_vpc(
 
 
 def test_a_security_group_by_name_in_a_vpc_or_by_id(
-    ctx: CloudContext, network: dict[str, str]
+    ctx: CloudContext, network: dict[str, str], ec2: Any
 ) -> None:
+    elsewhere = ec2.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
+    ec2.create_security_group(GroupName="app", Description="app tier", VpcId=elsewhere)
     found = lookup(GET_GROUP, {"name": "app", "vpcId": network["vpc"]}, ctx)
     assert found["id"] == network["group"]
     assert (found["description"], found["vpcId"]) == ("app tier", network["vpc"])
     assert lookup(GET_GROUP, {"id": network["group"]}, ctx)["name"] == "app"
     with pytest.raises(ValueError, match="multiple EC2 Security Groups matched"):
-        lookup(GET_GROUP, {"name": "app"}, ctx)  # one in every network of this module
+        lookup(GET_GROUP, {"name": "app"}, ctx)  # in two networks at least
     with pytest.raises(ValueError, match="no matching EC2 Security Group found"):
         lookup(GET_GROUP, {"name": "db", "vpcId": network["vpc"]}, ctx)
 
