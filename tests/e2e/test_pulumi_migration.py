@@ -127,9 +127,10 @@ def test_a_mandatory_crossguard_violation_blocks_with_rule_resource_and_reason(
 
 
 def _apply_until_kill(cli: Any, project: Path, *args: str, group: bool) -> None:
-    """``migrate apply --yes ARGS`` killed (SIGKILL) 3 s into the (20 s) operation the
-    real CLI carries out on ``jobs``: the migrate process alone, or its whole process
-    group (the machine going down, the CLI with it)."""
+    """``migrate apply --yes ARGS`` killed (SIGKILL) once the real CLI has started its
+    (20 s) operation on ``jobs`` (the stack's state holds it pending), and 1 s into it:
+    the migrate process alone, or its whole process group (the machine going down, the
+    CLI with it)."""
     stack_config(project, "work", {"pause": 20})
     process = subprocess.Popen(
         [*cli.command, "apply", "--yes", *args],
@@ -140,10 +141,10 @@ def _apply_until_kill(cli: Any, project: Path, *args: str, group: bool) -> None:
         start_new_session=True,
     )
     deadline = time.monotonic() + 300
-    while not _applying(project, "work"):
-        assert process.poll() is None and time.monotonic() < deadline, "never reached work"
+    while not _applying(project, "work") or not _pending(project, "work"):
+        assert process.poll() is None and time.monotonic() < deadline, "never reached jobs"
         time.sleep(0.2)
-    time.sleep(3)
+    time.sleep(1)
     if group:
         os.killpg(process.pid, signal.SIGKILL)
     else:
@@ -156,6 +157,20 @@ def _apply_until_kill(cli: Any, project: Path, *args: str, group: bool) -> None:
             break
         time.sleep(0.1)
     stack_config(project, "work", {"pause": 0})
+
+
+def _pending(project: Path, phase: str) -> bool:
+    """Whether the backend's state of the phase's stack holds an operation under way
+    (what the CLI writes before it calls the provider)."""
+    stacks = project / ".phasegate" / "pulumi" / "backend" / ".pulumi" / "stacks"
+    for path in stacks.glob(f"*/staging-{phase}.json"):
+        try:
+            latest = json.loads(path.read_text()).get("checkpoint", {}).get("latest") or {}
+        except ValueError:  # caught half written
+            continue
+        if latest.get("pending_operations"):
+            return True
+    return False
 
 
 def _applying(project: Path, phase: str) -> bool:
