@@ -687,3 +687,30 @@ def test_a_bucket_setting_for_another_owner_is_refused_as_s3_refuses_it(
 
     assert id_ == f"{bucket},{ACCOUNT}"
     assert handler.exists(ctx, id_, own)
+
+
+def test_vpc_dns_support_reaches_the_vpc_and_changes_in_place(ctx: CloudContext, ec2: Any) -> None:
+    token = "aws:ec2/vpc:Vpc"
+    inputs = {"cidrBlock": "10.77.0.0/16", "enableDnsSupport": False}
+    vpc_id, outputs = _create(ctx, token, inputs)
+
+    def support() -> bool:
+        found = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsSupport")
+        return bool(found["EnableDnsSupport"]["Value"])
+
+    assert support() is False
+    _handler(token).update(ctx, vpc_id, inputs, {**inputs, "enableDnsSupport": True}, outputs)
+    assert support() is True
+
+
+def test_kms_alias_name_starts_with_its_prefix(ctx: CloudContext) -> None:
+    key = ctx.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    _, outputs = _create(
+        ctx, "aws:kms/alias:Alias", {"namePrefix": "alias/lake-", "targetKeyId": key}
+    )
+    names = {
+        a["AliasName"]: a.get("TargetKeyId") for a in ctx.client("kms").list_aliases()["Aliases"]
+    }
+    assert outputs["name"].startswith("alias/lake-")
+    assert len(outputs["name"]) == len("alias/lake-") + 26
+    assert names[outputs["name"]] == key

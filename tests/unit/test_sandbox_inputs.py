@@ -15,10 +15,12 @@ import ast
 import collections.abc
 import importlib
 import inspect
+import re
 import textwrap
 import threading
 import types
 import typing
+from pathlib import Path
 from typing import Any, cast
 
 import pulumi._types
@@ -450,3 +452,38 @@ def test_a_required_input_unknown_until_apply_is_given() -> None:
 def test_a_required_input_not_given_stops_the_plan_naming_it() -> None:
     said = _plan_error("aws:iam/role:Role", {"name": "runner"})
     assert said == "aws:iam/role:Role 'thing': assumeRolePolicy is required"
+
+
+_PROOFS = (
+    *Path(__file__).parent.glob("test_handlers*.py"),
+    *Path(__file__).parent.glob("test_sandbox_nested*.py"),
+    *(Path(__file__).parents[1] / "corpus").glob("*.py"),
+)
+"""Where a value of an emulated input is set and found again in the emulated cloud: the
+handler tests (through boto3 against the emulator) and the corpus programs (through
+``migrate sandbox serve``)."""
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+@pytest.mark.parametrize("type_token", AWS_TYPES)
+def test_every_emulated_input_is_set_by_a_test_that_makes_its_type(type_token: str) -> None:
+    """What ``emulates`` promises is proven where a test makes the type with the input set
+    and reads it back. This guard finds the inputs no such test even names (a new one
+    declared without its proof), by their wire or Python name."""
+    class_name = type_token.rsplit(":", 1)[1]
+    making = [
+        text
+        for text in (path.read_text() for path in _PROOFS)
+        if type_token in text or f".{class_name}(" in text
+    ]
+    assert making, f"no test makes {type_token}"
+
+    def named(path: str) -> bool:
+        leaf = path.rsplit(".", 1)[-1]
+        return any(leaf in text or _snake(leaf) in text for text in making)
+
+    unnamed = [path for path in sorted(_handler(type_token).emulates) if not named(path)]
+    assert unnamed == [], f"{type_token}: no test sets {', '.join(unnamed)}"
