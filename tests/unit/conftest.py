@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from phasegate.engines.sandbox import emulator as sandbox_emulator
 from phasegate.engines.sandbox.emulator import Emulator
+from phasegate.engines.sandbox.handlers import CloudContext
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -29,3 +31,32 @@ def emu() -> Iterator[Emulator]:
         finally:
             emulator.reset()
             emulator.stop()
+
+
+@pytest.fixture
+def ctx(emu: Emulator) -> CloudContext:
+    """The module's cloud as handlers see it (each test makes its own resources), with
+    an empty sandbox store."""
+    return CloudContext(
+        session=emu.session(), region=REGION, account_id=ACCOUNT, store={}, make_client=emu.client
+    )
+
+
+@pytest.fixture
+def ec2(ctx: CloudContext) -> Any:
+    return ctx.client("ec2")
+
+
+@pytest.fixture
+def s3(ctx: CloudContext) -> Any:
+    return ctx.client("s3")
+
+
+@pytest.fixture
+def kms(ctx: CloudContext) -> Any:
+    return ctx.client("kms")
+
+
+@pytest.fixture
+def iam(ctx: CloudContext) -> Any:
+    return ctx.client("iam")

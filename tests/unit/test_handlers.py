@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from phasegate.engines.sandbox.emulator import Emulator
 from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError, handler_for
 
 REGION = "us-east-1"
@@ -68,27 +67,6 @@ NEW_TYPES = (
 
 
 # --- the emulated cloud -----------------------------------------------------------------
-
-
-@pytest.fixture
-def ctx(emu: Emulator) -> CloudContext:
-    """The module's cloud (each test makes its own resources) and an empty sandbox store."""
-    return CloudContext(session=emu.session(), region=REGION, account_id=ACCOUNT, store={})
-
-
-@pytest.fixture
-def ec2(ctx: CloudContext) -> Any:
-    return ctx.client("ec2")
-
-
-@pytest.fixture
-def s3(ctx: CloudContext) -> Any:
-    return ctx.client("s3")
-
-
-@pytest.fixture
-def kms(ctx: CloudContext) -> Any:
-    return ctx.client("kms")
 
 
 @pytest.fixture
@@ -1608,7 +1586,7 @@ def test_a_clusters_access_config_is_kept_and_moves_one_way_only(
     """The emulator keeps no accessConfig, so the sandbox dropped it; EKS moves the
     authentication mode from CONFIG_MAP towards API only."""
     name = f"access-{secrets.token_hex(3)}"
-    inputs = {
+    inputs: dict[str, Any] = {
         "name": name,
         "roleArn": "arn:aws:iam::123456789012:role/eks",
         "vpcConfig": {"subnetIds": [subnet, subnet]},

@@ -33,22 +33,6 @@ VPC = "aws:ec2/vpc:Vpc"
 
 
 @pytest.fixture
-def ctx(emu: Emulator) -> CloudContext:
-    return CloudContext(
-        session=emu.session(),
-        region=REGION,
-        account_id=ACCOUNT,
-        store={},
-        make_client=emu.client,
-    )
-
-
-@pytest.fixture
-def ec2(ctx: CloudContext) -> Any:
-    return ctx.client("ec2")
-
-
-@pytest.fixture
 def efs(ctx: CloudContext) -> Any:
     return ctx.client("efs")
 

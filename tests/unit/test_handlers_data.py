@@ -48,14 +48,6 @@ VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
 DATA_TYPES = (OBJECT, TABLE, REPOSITORY, PARAMETER, SECRET, VERSION)
 
 
-@pytest.fixture
-def ctx(emu: Emulator) -> CloudContext:
-    """The module's cloud (each test makes its own resources) and an empty sandbox store."""
-    return CloudContext(
-        session=emu.session(), region=REGION, account_id=ACCOUNT, make_client=emu.client
-    )
-
-
 def _client(ctx: CloudContext, service: str) -> Any:
     return ctx.client(service)
 

@@ -77,16 +77,6 @@ def _allow(action: str = "s3:GetObject", resource: str = "*") -> str:
 # --- the emulated cloud -----------------------------------------------------------------
 
 
-@pytest.fixture
-def ctx(emu: Emulator) -> CloudContext:
-    return CloudContext(session=emu.session(), region=REGION, account_id=ACCOUNT, store={})
-
-
-@pytest.fixture
-def iam(ctx: CloudContext) -> Any:
-    return ctx.client("iam")
-
-
 def _handler(token: str) -> Handler:
     handler = handler_for(token)
     assert handler is not None, token

@@ -50,11 +50,6 @@ def _unique(stem: str) -> str:
 
 
 @pytest.fixture
-def ctx(emu: Emulator) -> CloudContext:
-    return CloudContext(session=emu.session(), region=REGION, account_id=ACCOUNT, store={})
-
-
-@pytest.fixture
 def sns(ctx: CloudContext) -> Any:
     return ctx.client("sns")
 

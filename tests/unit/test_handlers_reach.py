@@ -39,17 +39,6 @@ TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}"
 
 
 @pytest.fixture
-def ctx(emu: Emulator) -> CloudContext:
-    """The module's cloud (each test makes its own resources) and an empty sandbox store."""
-    return CloudContext(session=emu.session(), region=REGION, account_id=ACCOUNT, store={})
-
-
-@pytest.fixture
-def ec2(ctx: CloudContext) -> Any:
-    return ctx.client("ec2")
-
-
-@pytest.fixture
 def vpc(ec2: Any) -> str:
     found = ec2.create_vpc(CidrBlock="10.50.0.0/16", AmazonProvidedIpv6CidrBlock=True)
     vpc_id: str = found["Vpc"]["VpcId"]

@@ -8,22 +8,11 @@ from typing import Any
 
 import pytest
 
-from phasegate.engines.sandbox.emulator import Emulator
 from phasegate.engines.sandbox.handlers import CloudContext, HandlerError, handler_for
 
 BUCKET = "aws:s3/bucket:Bucket"
 HANDLER = handler_for(BUCKET)
 assert HANDLER is not None
-
-
-@pytest.fixture
-def ctx(emu: Emulator) -> CloudContext:
-    return CloudContext(session=emu.session(), region="us-east-1", account_id="1", store={})
-
-
-@pytest.fixture
-def s3(ctx: CloudContext) -> Any:
-    return ctx.client("s3")
 
 
 def _create(ctx: CloudContext, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:

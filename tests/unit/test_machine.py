@@ -74,7 +74,7 @@ def _lifecycle(
 ) -> PhaseLifecycle:
     store = StateStore(root, "sandbox")
     state = PhaseState(stack="sandbox-compute", environment="sandbox", phase="compute")
-    state.status = status  # type: ignore[assignment]
+    state.status = status
     if on_disk:
         store.write(state)
     return PhaseLifecycle(state, store, _context(), guards)

@@ -30,18 +30,6 @@ GET_ZONE = "aws:route53/getZone:getZone"
 
 
 @pytest.fixture
-def ctx(emu: Emulator) -> CloudContext:
-    return CloudContext(
-        session=emu.session(), region=REGION, account_id=ACCOUNT, make_client=emu.client
-    )
-
-
-@pytest.fixture
-def ec2(ctx: CloudContext) -> Any:
-    return ctx.client("ec2")
-
-
-@pytest.fixture
 def network(ec2: Any) -> dict[str, str]:
     """A tagged VPC with two tagged subnets and a security group, each test its own."""
     count = len(ec2.describe_vpcs()["Vpcs"])

@@ -19,7 +19,6 @@ from test_sandbox_inputs import plan_one
 
 from phasegate.engines.base import Op
 from phasegate.engines.sandbox.diff import _diff
-from phasegate.engines.sandbox.emulator import Emulator
 from phasegate.engines.sandbox.handlers import (
     REGISTRY,
     CloudContext,
@@ -79,16 +78,6 @@ def refused(token: str, inputs: dict[str, Any]) -> str | None:
 
 
 # --- the emulated cloud -----------------------------------------------------------------
-
-
-@pytest.fixture
-def ctx(emu: Emulator) -> CloudContext:
-    return CloudContext(session=emu.session(), region=REGION, account_id=ACCOUNT, store={})
-
-
-@pytest.fixture
-def ec2(ctx: CloudContext) -> Any:
-    return ctx.client("ec2")
 
 
 @pytest.fixture

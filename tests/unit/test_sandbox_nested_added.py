@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from test_sandbox_nested import declared_nested, handler, refused, set_paths
 
-from phasegate.engines.sandbox.emulator import Emulator, load_ami_catalogue
+from phasegate.engines.sandbox.emulator import load_ami_catalogue
 from phasegate.engines.sandbox.handlers import CloudContext, HandlerError
 
 REGION = "us-east-1"
@@ -20,11 +20,6 @@ FILE_SYSTEM = "aws:efs/fileSystem:FileSystem"
 TABLE = "aws:dynamodb/table:Table"
 REPOSITORY = "aws:ecr/repository:Repository"
 TARGET = "aws:cloudwatch/eventTarget:EventTarget"
-
-
-@pytest.fixture
-def ctx(emu: Emulator) -> CloudContext:
-    return CloudContext(session=emu.session(), region=REGION, account_id=ACCOUNT, store={})
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from test_sandbox_nested import declared_nested, handler, refused, set_paths
 
-from phasegate.engines.sandbox.emulator import Emulator
 from phasegate.engines.sandbox.handlers import CloudContext
 
 REGION = "us-east-1"
@@ -24,16 +23,6 @@ LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 RECORD = "aws:route53/record:Record"
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-
-
-@pytest.fixture
-def ctx(emu: Emulator) -> CloudContext:
-    return CloudContext(session=emu.session(), region=REGION, account_id=ACCOUNT, store={})
-
-
-@pytest.fixture
-def s3(ctx: CloudContext) -> Any:
-    return ctx.client("s3")
 
 
 @pytest.fixture

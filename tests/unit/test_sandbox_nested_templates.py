@@ -12,25 +12,11 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from test_sandbox_inputs import _Map, schema_inputs
 
-from phasegate.engines.sandbox.emulator import Emulator
 from phasegate.engines.sandbox.handlers import CloudContext, handler_for
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
-
-
-@pytest.fixture
-def ctx(emu: Emulator) -> CloudContext:
-    return CloudContext(
-        session=emu.session(), region="us-east-1", account_id="123456789012", store={}
-    )
-
-
-@pytest.fixture
-def ec2(ctx: CloudContext) -> Any:
-    return ctx.client("ec2")
 
 
 _NOT_DATA = ("name", "namePrefix", "tags", "description", "defaultVersion", "region")

@@ -93,7 +93,7 @@ def _lifecycle(tmp_path: Path, status: str) -> PhaseLifecycle:
         stack="sandbox-compute",
         environment="sandbox",
         phase="compute",
-        status=status,  # type: ignore[arg-type]
+        status=status,
     )
     context = RunContext(command="migrate apply --yes", actor="alice@laptop")
     return PhaseLifecycle(state, _FullDisk(tmp_path, "sandbox"), context)
