@@ -10,6 +10,7 @@ from phasegate.redaction import SecretValues
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from phasegate.history import Transition
     from phasegate.reports import PhaseReport
     from phasegate.state import PhaseState
 
@@ -208,6 +209,45 @@ def render_status(
     console.print(table)
     where = "complete" if complete else (f"at {position}" if position else "not started")
     console.print(f"Position: {where} ({len(verified)}/{len(states)} phases verified)")
+
+
+def render_history(
+    environment: str,
+    transitions: list[Transition],
+    output: str,
+    secrets: SecretValues = _NOTHING_SECRET,
+) -> None:
+    """``migrate history``: one line per transition, oldest first."""
+    if output == "json":
+        data = {"environment": environment, "history": [t.as_dict() for t in transitions]}
+        _print_json(data, secrets)
+        return
+    # Plain lines, not a table: in a narrow terminal or a CI log a long message wraps at
+    # the line's end instead of squeezing every column.
+    rows = [
+        (
+            t.entry.at,
+            t.phase,
+            t.entry.event,
+            f"{t.entry.from_status} -> {t.entry.to_status}",
+            t.entry.actor,
+            " ".join(
+                part
+                for part in (
+                    f"(commit {t.entry.git_commit[:12]})" if t.entry.git_commit else "",
+                    t.entry.message or "",
+                )
+                if part
+            ),
+        )
+        for t in transitions
+    ]
+    widths = [max((len(row[i]) for row in rows), default=0) for i in range(5)]
+    console = _console()
+    console.print(f"[bold]{environment}[/]: {len(rows)} transition(s)")
+    for row in rows:
+        fixed = "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=False))
+        console.print(_text(f"{fixed}  {row[5]}".rstrip(), secrets), soft_wrap=True)
 
 
 def render_inventory(

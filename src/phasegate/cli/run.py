@@ -11,6 +11,7 @@ import click
 from phasegate.cli._app import (
     cli,
     env_option,
+    environment,
     options,
     orchestrator,
     output_option,
@@ -183,6 +184,20 @@ def status(ctx: click.Context, env: str | None, output: str) -> None:
     with orchestrator(ctx, env) as orch:
         render_status(orch.env.name, orch.status(), output, orch.project.secrets)
         _say_if_no_phases(orch.project, output)
+
+
+@cli.command()
+@options(env_option, phase_option, output_option)
+@click.pass_context
+def history(ctx: click.Context, env: str | None, phase: str | None, output: str) -> None:
+    """Every transition of an environment's phases, oldest first: when, who, what."""
+    from phasegate.environment import Environment
+    from phasegate.history import history as transitions
+    from phasegate.render import render_history
+
+    with environment(ctx, env) as (project, settings):
+        selected = Environment(project, **settings)
+        render_history(selected.name, transitions(selected, phase), output, project.secrets)
 
 
 @cli.command()
