@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,30 @@ def _git_commit(root: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def _ci_url(env: Mapping[str, str]) -> str | None:
+    """The CI run's page: GitHub Actions', GitLab CI's or Buildkite's."""
+    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+        server = env.get("GITHUB_SERVER_URL") or "https://github.com"
+        return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+    return env.get("CI_PIPELINE_URL") or env.get("BUILDKITE_BUILD_URL") or None
+
+
+_PULL_REF = re.compile(r"^refs/pull/(\d+)/")
+
+
+def _pull_request(env: Mapping[str, str]) -> str | None:
+    """The pull (merge) request a CI run is for: GitHub's ``refs/pull/N/merge`` ref,
+    GitLab's merge request IID, Buildkite's pull request number."""
+    found = _PULL_REF.match(env.get("GITHUB_REF", ""))
+    if found:
+        return found.group(1)
+    for key in ("CI_MERGE_REQUEST_IID", "BUILDKITE_PULL_REQUEST"):
+        value = env.get(key)
+        if value and value != "false":  # Buildkite says "false" for a branch build
+            return value
+    return None
+
+
 @dataclass
 class RunContext:
     """Who runs what, from where: stamped on every history entry."""
@@ -85,6 +110,8 @@ class RunContext:
     actor: str
     git_commit: str | None = None
     ci_run: str | None = None
+    ci_url: str | None = None
+    pull_request: str | None = None
     clock: Callable[[], str] = field(default=now)
 
     @classmethod
@@ -104,7 +131,14 @@ class RunContext:
         ci_run = (
             env.get("GITHUB_RUN_ID") or env.get("CI_PIPELINE_ID") or env.get("BUILDKITE_BUILD_ID")
         )
-        return cls(command=command, actor=actor, git_commit=_git_commit(root), ci_run=ci_run)
+        return cls(
+            command=command,
+            actor=actor,
+            git_commit=_git_commit(root) or env.get("GITHUB_SHA") or env.get("CI_COMMIT_SHA"),
+            ci_run=ci_run,
+            ci_url=_ci_url(env),
+            pull_request=_pull_request(env),
+        )
 
     def entry(self, event: str, source: str, dest: str, message: str | None) -> HistoryEntry:
         """A history entry of this run: who, when, what command, from which commit."""
@@ -118,6 +152,8 @@ class RunContext:
                 "command": self.command,
                 "git_commit": self.git_commit,
                 "ci_run": self.ci_run,
+                "ci_url": self.ci_url,
+                "pull_request": self.pull_request,
                 "message": message,
             }
         )

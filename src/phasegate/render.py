@@ -235,6 +235,7 @@ def render_history(
                 part
                 for part in (
                     f"(commit {t.entry.git_commit[:12]})" if t.entry.git_commit else "",
+                    f"(pull request {t.entry.pull_request})" if t.entry.pull_request else "",
                     t.entry.message or "",
                 )
                 if part

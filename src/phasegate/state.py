@@ -80,6 +80,10 @@ class HistoryEntry(_Model):
     command: str = Field(description="the command line")
     git_commit: str | None = Field(None, description="commit of the project, when known")
     ci_run: str | None = Field(None, description="CI run id, when present")
+    ci_url: str | None = Field(None, description="the CI run's page, when present")
+    pull_request: str | None = Field(
+        None, description="the pull (merge) request the CI run is for, when it is for one"
+    )
     message: str | None = Field(None, description="what happened, for failures")
     prev: str | None = Field(
         None,

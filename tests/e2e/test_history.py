@@ -71,3 +71,29 @@ def test_history_of_a_fresh_environment_is_empty(cli: Any, fresh_project: Path) 
     run = cli.run(fresh_project, "history", "--output", "json")
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {"environment": "sandbox", "history": []}
+
+
+GITHUB = {
+    "GITHUB_ACTOR": "octocat",
+    "GITHUB_RUN_ID": "991",
+    "GITHUB_REPOSITORY": "acme/platform",
+    "GITHUB_SERVER_URL": "https://github.com",
+    "GITHUB_REF": "refs/pull/42/merge",
+}
+"""What GitHub Actions sets for a pull request's run (the fake CI of this test)."""
+
+
+def test_a_run_in_ci_is_recorded_with_its_actor_run_page_and_pull_request(
+    cli: Any, fresh_project: Path
+) -> None:
+    applied = cli.run(fresh_project, "apply", "--yes", "--phase", "pilot", env=GITHUB)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+
+    listed = cli.run(fresh_project, "history", "--output", "json")
+    lines = cli.run(fresh_project, "history").stdout.splitlines()
+
+    entries = json.loads(listed.stdout)["history"]
+    assert entries and {
+        (e["actor"], e["ci_run"], e["ci_url"], e["pull_request"]) for e in entries
+    } == {("octocat", "991", "https://github.com/acme/platform/actions/runs/991", "42")}
+    assert all("octocat" in line and "(pull request 42)" in line for line in lines[1:])

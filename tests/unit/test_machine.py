@@ -270,6 +270,71 @@ def test_run_context_takes_actor_and_run_id_from_ci(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (
+            {
+                "GITHUB_ACTOR": "octocat",
+                "GITHUB_RUN_ID": "991",
+                "GITHUB_REPOSITORY": "acme/platform",
+                "GITHUB_SERVER_URL": "https://github.example.com",
+                "GITHUB_REF": "refs/pull/42/merge",
+                "GITHUB_SHA": "f00dfeed",
+            },
+            (
+                "octocat",
+                "991",
+                "https://github.example.com/acme/platform/actions/runs/991",
+                "42",
+                "f00dfeed",
+            ),
+        ),
+        (
+            {
+                "GITLAB_USER_LOGIN": "ada",
+                "CI_PIPELINE_ID": "7",
+                "CI_PIPELINE_URL": "https://gitlab.example.com/acme/platform/-/pipelines/7",
+                "CI_MERGE_REQUEST_IID": "12",
+                "CI_COMMIT_SHA": "c0ffee",
+            },
+            ("ada", "7", "https://gitlab.example.com/acme/platform/-/pipelines/7", "12", "c0ffee"),
+        ),
+        (
+            {
+                "GITHUB_ACTOR": "octocat",
+                "GITHUB_RUN_ID": "5",
+                "GITHUB_REPOSITORY": "acme/platform",
+                "GITHUB_REF": "refs/heads/main",
+            },
+            ("octocat", "5", "https://github.com/acme/platform/actions/runs/5", None, None),
+        ),
+        (
+            {
+                "BUILDKITE_BUILD_CREATOR": "kim",
+                "BUILDKITE_BUILD_ID": "b-1",
+                "BUILDKITE_BUILD_URL": "https://buildkite.com/acme/platform/builds/3",
+                "BUILDKITE_PULL_REQUEST": "false",
+            },
+            ("kim", "b-1", "https://buildkite.com/acme/platform/builds/3", None, None),
+        ),
+    ],
+    ids=["github-pull-request", "gitlab-merge-request", "github-push", "buildkite-branch"],
+)
+def test_history_entries_carry_the_ci_run_its_page_and_pull_request(
+    tmp_path: Path, environ: dict[str, str], expected: tuple[str | None, ...]
+) -> None:
+    context = RunContext.detect(tmp_path, "migrate apply --yes", environ=environ)
+    entry = context.entry("apply", "pending", "applying", None)
+    assert (
+        entry.actor,
+        entry.ci_run,
+        entry.ci_url,
+        entry.pull_request,
+        entry.git_commit,
+    ) == expected
+
+
 def test_run_context_without_ci_is_user_at_host(tmp_path: Path) -> None:
     context = RunContext.detect(tmp_path, "migrate plan", environ={})
     assert "@" in context.actor
