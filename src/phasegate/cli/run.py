@@ -201,6 +201,24 @@ def history(ctx: click.Context, env: str | None, phase: str | None, output: str)
 
 
 @cli.command()
+@options(env_option)
+@click.option(
+    "--lifecycle", is_flag=True, help="Draw the lifecycle every phase goes through instead."
+)
+@click.pass_context
+def graph(ctx: click.Context, env: str | None, lifecycle: bool) -> None:
+    """The migration as a Mermaid flowchart (GitHub and GitLab render it): each
+    environment's phases with where they stand, their dependencies, the promotions."""
+    from phasegate.graph import lifecycle_diagram, migration_graph
+
+    if lifecycle:
+        click.echo(lifecycle_diagram(), nl=False)
+        return
+    with environment(ctx, env) as (project, settings):
+        click.echo(migration_graph(project, env, settings["context"]), nl=False)
+
+
+@cli.command()
 @options(env_option, output_option)
 @click.pass_context
 def recover(ctx: click.Context, env: str | None, output: str) -> None:
