@@ -219,24 +219,26 @@ def render_history(
 ) -> None:
     """``migrate history``: one line per transition, oldest first."""
     if output == "json":
-        data = {"environment": environment, "history": [t.as_dict() for t in transitions]}
-        _print_json(data, secrets)
+        from phasegate.history import HistoryListing
+
+        listing = HistoryListing(environment=environment, history=transitions)
+        _print_json(listing.as_json(), secrets)
         return
     # Plain lines, not a table: in a narrow terminal or a CI log a long message wraps at
     # the line's end instead of squeezing every column.
     rows = [
         (
-            t.entry.at,
+            t.at,
             t.phase,
-            t.entry.event,
-            f"{t.entry.from_status} -> {t.entry.to_status}",
-            t.entry.actor,
+            t.event,
+            f"{t.from_status} -> {t.to_status}",
+            t.actor,
             " ".join(
                 part
                 for part in (
-                    f"(commit {t.entry.git_commit[:12]})" if t.entry.git_commit else "",
-                    f"(pull request {t.entry.pull_request})" if t.entry.pull_request else "",
-                    t.entry.message or "",
+                    f"(commit {t.git_commit[:12]})" if t.git_commit else "",
+                    f"(pull request {t.pull_request})" if t.pull_request else "",
+                    t.message or "",
                 )
                 if part
             ),

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from _projects import one_error_line
@@ -22,9 +23,11 @@ def test_history_lists_every_transition_of_every_phase_oldest_first(
     cli: Any, applied_project: Path
 ) -> None:
     run = cli.run(applied_project, "history", "--output", "json")
+    schema = json.loads(cli.run(applied_project, "schema", "history").stdout)
 
     assert run.returncode == 0, run.stdout + run.stderr
     listed = json.loads(run.stdout)
+    jsonschema.validate(listed, schema)  # the shape a pipeline may rely on
     assert listed["environment"] == "sandbox"
     entries = listed["history"]
     times = [e["at"] for e in entries]
@@ -70,7 +73,7 @@ def test_history_of_a_phase_the_migration_does_not_have_is_one_line(
 def test_history_of_a_fresh_environment_is_empty(cli: Any, fresh_project: Path) -> None:
     run = cli.run(fresh_project, "history", "--output", "json")
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout) == {"environment": "sandbox", "history": []}
+    assert json.loads(run.stdout) == {"schema_version": 1, "environment": "sandbox", "history": []}
 
 
 GITHUB = {

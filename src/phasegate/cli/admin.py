@@ -21,16 +21,24 @@ from phasegate.errors import InputError, PhasegateError
 
 
 @cli.command()
-@click.argument("what", type=click.Choice(["migration", "state"]), default="migration")
+@click.argument("what", type=click.Choice(["migration", "state", "history"]), default="migration")
 def schema(what: str) -> None:
-    """Print the JSON schema of migration.yaml or of a state file."""
+    """Print the JSON schema of migration.yaml, of a state file, or of `history --output
+    json`."""
     import json
 
-    if what == "migration":
-        from phasegate.spec import Migration as model
-    else:
-        from phasegate.state import PhaseState as model  # type: ignore[assignment]
-    click.echo(json.dumps(model.model_json_schema(by_alias=True), indent=2))
+    from pydantic import BaseModel
+
+    from phasegate.history import HistoryListing
+    from phasegate.spec import Migration
+    from phasegate.state import PhaseState
+
+    models: dict[str, type[BaseModel]] = {
+        "migration": Migration,
+        "state": PhaseState,
+        "history": HistoryListing,
+    }
+    click.echo(json.dumps(models[what].model_json_schema(by_alias=True), indent=2))
 
 
 @cli.group("state")
