@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError, handler_for
+from _handlers import create, handler_of
+from phasegate.engines.sandbox.handlers import CloudContext, HandlerError, handler_for
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -103,25 +104,11 @@ def bucket(s3: Any) -> str:
     return name
 
 
-def _handler(token: str) -> Handler:
-    handler = handler_for(token)
-    assert handler is not None, token
-    return handler
-
-
-def _create(ctx: CloudContext, token: str, inputs: dict[str, Any], name: str = "res") -> tuple:
-    """As the engine does it: validate, then create; the inputs are the provider's names."""
-    assert set(inputs) <= _provider_props(token), set(inputs) - _provider_props(token)
-    handler = _handler(token)
-    handler.validate(inputs)
-    return handler.create(ctx, name, inputs)
-
-
 def _update(
     ctx: CloudContext, token: str, id_: str, old: dict, new: dict, outputs: dict
 ) -> dict[str, Any]:
     assert set(new) <= _provider_props(token), set(new) - _provider_props(token)
-    handler = _handler(token)
+    handler = handler_of(token)
     handler.validate(new)
     return handler.update(ctx, id_, old, new, outputs)
 
@@ -159,7 +146,7 @@ def _provider_props(token: str) -> frozenset[str]:
 
 @pytest.mark.parametrize("token", NEW_TYPES)
 def test_types_and_property_names_are_the_providers(token: str) -> None:
-    handler = _handler(token)
+    handler = handler_of(token)
     assert handler.type == token
     assert f'@pulumi.type_token("{token}")' in _provider_file(token)
     props = _provider_props(token)
@@ -173,7 +160,7 @@ def test_types_and_property_names_are_the_providers(token: str) -> None:
 
 
 def test_internet_gateway_attaches_moves_and_goes(ctx: CloudContext, ec2: Any, vpc: str) -> None:
-    igw_id, outputs = _create(ctx, IGW, {"vpcId": vpc, "tags": {"team": "ml"}}, "edge")
+    igw_id, outputs = create(ctx, IGW, {"vpcId": vpc, "tags": {"team": "ml"}}, "edge")
     described = ec2.describe_internet_gateways(InternetGatewayIds=[igw_id])["InternetGateways"][0]
     assert [a["VpcId"] for a in described["Attachments"]] == [vpc]
     assert {"Key": "team", "Value": "ml"} in described["Tags"]
@@ -187,24 +174,24 @@ def test_internet_gateway_attaches_moves_and_goes(ctx: CloudContext, ec2: Any, v
     assert "team" not in {t["Key"] for t in described["Tags"]}
     assert "tags" not in outputs  # the dropped input does not linger in the outputs
 
-    _handler(IGW).delete(ctx, igw_id, outputs)
-    assert not _handler(IGW).exists(ctx, igw_id, outputs)
+    handler_of(IGW).delete(ctx, igw_id, outputs)
+    assert not handler_of(IGW).exists(ctx, igw_id, outputs)
     with pytest.raises(ClientError) as caught:
         ec2.describe_internet_gateways(InternetGatewayIds=[igw_id])
     assert _code(caught) == "InvalidInternetGatewayID.NotFound"
 
 
 def test_a_vpc_takes_one_internet_gateway(ctx: CloudContext, ec2: Any, vpc: str) -> None:
-    _create(ctx, IGW, {"vpcId": vpc})
+    create(ctx, IGW, {"vpcId": vpc})
     before = ec2.describe_internet_gateways()["InternetGateways"]
     with pytest.raises(HandlerError, match="already has internet gateway"):
-        _create(ctx, IGW, {"vpcId": vpc})
+        create(ctx, IGW, {"vpcId": vpc})
     # The refused gateway is not left behind.
     assert len(ec2.describe_internet_gateways()["InternetGateways"]) == len(before)
 
     # Nor does a gateway moved onto the VPC leave the VPC it was on.
     other = ec2.create_vpc(CidrBlock="10.32.0.0/16")["Vpc"]["VpcId"]
-    igw_id, outputs = _create(ctx, IGW, {"vpcId": other})
+    igw_id, outputs = create(ctx, IGW, {"vpcId": other})
     with pytest.raises(HandlerError, match="already has internet gateway"):
         _update(ctx, IGW, igw_id, {"vpcId": other}, {"vpcId": vpc}, outputs)
     described = ec2.describe_internet_gateways(InternetGatewayIds=[igw_id])["InternetGateways"][0]
@@ -212,7 +199,7 @@ def test_a_vpc_takes_one_internet_gateway(ctx: CloudContext, ec2: Any, vpc: str)
 
 
 def test_eip_is_a_vpc_address_released_on_delete(ctx: CloudContext, ec2: Any) -> None:
-    alloc_id, outputs = _create(ctx, EIP, {"domain": "vpc", "tags": {"use": "nat"}}, "nat-ip")
+    alloc_id, outputs = create(ctx, EIP, {"domain": "vpc", "tags": {"use": "nat"}}, "nat-ip")
     address = ec2.describe_addresses(AllocationIds=[alloc_id])["Addresses"][0]
     assert address["Domain"] == "vpc"
     assert outputs["publicIp"] == address["PublicIp"]
@@ -221,14 +208,14 @@ def test_eip_is_a_vpc_address_released_on_delete(ctx: CloudContext, ec2: Any) ->
         outputs["publicDns"]
         == f"ec2-{address['PublicIp'].replace('.', '-')}.compute-1.amazonaws.com"
     )
-    _handler(EIP).delete(ctx, alloc_id, outputs)
-    assert not _handler(EIP).exists(ctx, alloc_id, outputs)
+    handler_of(EIP).delete(ctx, alloc_id, outputs)
+    assert not handler_of(EIP).exists(ctx, alloc_id, outputs)
 
 
 def test_nat_gateway_holds_its_eip(ctx: CloudContext, ec2: Any, subnet: str, igw: str) -> None:
-    alloc_id, eip = _create(ctx, EIP, {"domain": "vpc"})
+    alloc_id, eip = create(ctx, EIP, {"domain": "vpc"})
     inputs = {"subnetId": subnet, "allocationId": alloc_id, "connectivityType": "public"}
-    nat_id, outputs = _create(ctx, NAT, inputs, "egress")
+    nat_id, outputs = create(ctx, NAT, inputs, "egress")
     nat = ec2.describe_nat_gateways(NatGatewayIds=[nat_id])["NatGateways"][0]
     assert nat["State"] == "available"
     assert nat["SubnetId"] == subnet
@@ -238,19 +225,19 @@ def test_nat_gateway_holds_its_eip(ctx: CloudContext, ec2: Any, subnet: str, igw
 
     # AWS refuses to release the address, or to give it to a second gateway.
     with pytest.raises(HandlerError, match=f"in use by NAT gateway {nat_id}"):
-        _handler(EIP).delete(ctx, alloc_id, eip)
+        handler_of(EIP).delete(ctx, alloc_id, eip)
     with pytest.raises(HandlerError, match="already associated"):
-        _create(ctx, NAT, inputs)
+        create(ctx, NAT, inputs)
 
-    _handler(NAT).delete(ctx, nat_id, outputs)
-    assert not _handler(NAT).exists(ctx, nat_id, outputs)
+    handler_of(NAT).delete(ctx, nat_id, outputs)
+    assert not handler_of(NAT).exists(ctx, nat_id, outputs)
     assert ec2.describe_nat_gateways(NatGatewayIds=[nat_id])["NatGateways"][0]["State"] == "deleted"
-    _handler(EIP).delete(ctx, alloc_id, eip)
-    assert not _handler(EIP).exists(ctx, alloc_id, eip)
+    handler_of(EIP).delete(ctx, alloc_id, eip)
+    assert not handler_of(EIP).exists(ctx, alloc_id, eip)
 
 
 def test_private_nat_gateway_needs_no_eip(ctx: CloudContext, ec2: Any, subnet: str) -> None:
-    nat_id, _ = _create(ctx, NAT, {"subnetId": subnet, "connectivityType": "private"})
+    nat_id, _ = create(ctx, NAT, {"subnetId": subnet, "connectivityType": "private"})
     nat = ec2.describe_nat_gateways(NatGatewayIds=[nat_id])["NatGateways"][0]
     assert nat["ConnectivityType"] == "private"
 
@@ -258,15 +245,15 @@ def test_private_nat_gateway_needs_no_eip(ctx: CloudContext, ec2: Any, subnet: s
 def test_public_nat_gateway_without_eip_is_refused(ctx: CloudContext, subnet: str) -> None:
     # The emulator would create it; AWS would not.
     with pytest.raises(HandlerError, match="needs allocationId"):
-        _create(ctx, NAT, {"subnetId": subnet})
+        create(ctx, NAT, {"subnetId": subnet})
 
 
 def test_public_nat_gateway_needs_an_internet_gateway(
     ctx: CloudContext, ec2: Any, vpc: str, subnet: str
 ) -> None:
-    alloc_id, _ = _create(ctx, EIP, {"domain": "vpc"})
+    alloc_id, _ = create(ctx, EIP, {"domain": "vpc"})
     with pytest.raises(HandlerError, match=f"{vpc} has no internet gateway attached"):
-        _create(ctx, NAT, {"subnetId": subnet, "allocationId": alloc_id})
+        create(ctx, NAT, {"subnetId": subnet, "allocationId": alloc_id})
     nats = ec2.describe_nat_gateways(Filters=[{"Name": "subnet-id", "Values": [subnet]}])
     assert nats["NatGateways"] == []
 
@@ -282,7 +269,7 @@ def test_gateway_endpoint_routes_s3_through_its_tables(
         "vpcEndpointType": "Gateway",
         "routeTableIds": [first],
     }
-    endpoint_id, outputs = _create(ctx, ENDPOINT, inputs, "s3")
+    endpoint_id, outputs = create(ctx, ENDPOINT, inputs, "s3")
     found = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"][0]
     assert (found["VpcEndpointType"], found["ServiceName"]) == ("Gateway", inputs["serviceName"])
     assert found["RouteTableIds"] == [first]
@@ -307,8 +294,8 @@ def test_gateway_endpoint_routes_s3_through_its_tables(
     assert endpoint_routes(first) == []
     assert endpoint_routes(second) == [(outputs["prefixListId"], endpoint_id)]
 
-    _handler(ENDPOINT).delete(ctx, endpoint_id, outputs)
-    assert not _handler(ENDPOINT).exists(ctx, endpoint_id, outputs)
+    handler_of(ENDPOINT).delete(ctx, endpoint_id, outputs)
+    assert not handler_of(ENDPOINT).exists(ctx, endpoint_id, outputs)
     assert endpoint_routes(second) == []
 
 
@@ -322,7 +309,7 @@ def test_interface_endpoint_sits_in_subnets(
         "subnetIds": [subnet],
         "privateDnsEnabled": True,
     }
-    endpoint_id, outputs = _create(ctx, ENDPOINT, inputs)
+    endpoint_id, outputs = create(ctx, ENDPOINT, inputs)
     found = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"][0]
     assert found["SubnetIds"] == [subnet]
     assert found["PrivateDnsEnabled"] is True
@@ -336,7 +323,7 @@ def test_endpoint_for_an_unknown_service_is_refused(ctx: CloudContext, vpc: str)
         "vpcEndpointType": "Interface",
     }
     with pytest.raises(HandlerError, match="no VPC endpoint service named"):
-        _create(ctx, ENDPOINT, inputs)
+        create(ctx, ENDPOINT, inputs)
 
 
 # --- EC2: routing -------------------------------------------------------------------------
@@ -355,7 +342,7 @@ def test_route_table_with_inline_routes(
         "routes": [{"cidrBlock": "0.0.0.0/0", "gatewayId": igw}],
         "tags": {"tier": "public"},
     }
-    table_id, outputs = _create(ctx, ROUTE_TABLE, inputs, "public")
+    table_id, outputs = create(ctx, ROUTE_TABLE, inputs, "public")
     routes = _routes(ec2, table_id)
     assert routes["0.0.0.0/0"]["GatewayId"] == igw
     assert outputs["arn"].endswith(f":route-table/{table_id}")
@@ -368,8 +355,8 @@ def test_route_table_with_inline_routes(
     assert "0.0.0.0/0" not in routes
     assert routes["192.168.0.0/16"]["NatGatewayId"] == nat
 
-    _handler(ROUTE_TABLE).delete(ctx, table_id, outputs)
-    assert not _handler(ROUTE_TABLE).exists(ctx, table_id, outputs)
+    handler_of(ROUTE_TABLE).delete(ctx, table_id, outputs)
+    assert not handler_of(ROUTE_TABLE).exists(ctx, table_id, outputs)
 
 
 def test_route_changes_target_in_place(
@@ -377,10 +364,10 @@ def test_route_changes_target_in_place(
 ) -> None:
     table_id = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
     inputs = {"routeTableId": table_id, "destinationCidrBlock": "0.0.0.0/0", "gatewayId": igw}
-    route_id, outputs = _create(ctx, ROUTE, inputs)
+    route_id, outputs = create(ctx, ROUTE, inputs)
     assert route_id.startswith(f"r-{table_id}")
     assert _routes(ec2, table_id)["0.0.0.0/0"]["GatewayId"] == igw
-    assert _handler(ROUTE).exists(ctx, route_id, outputs)
+    assert handler_of(ROUTE).exists(ctx, route_id, outputs)
 
     new = {"routeTableId": table_id, "destinationCidrBlock": "0.0.0.0/0", "natGatewayId": nat}
     outputs = _update(ctx, ROUTE, route_id, inputs, new, outputs)
@@ -389,15 +376,15 @@ def test_route_changes_target_in_place(
     assert "GatewayId" not in route
     assert "gatewayId" not in outputs
 
-    _handler(ROUTE).delete(ctx, route_id, outputs)
+    handler_of(ROUTE).delete(ctx, route_id, outputs)
     assert "0.0.0.0/0" not in _routes(ec2, table_id)
-    assert not _handler(ROUTE).exists(ctx, route_id, outputs)
+    assert not handler_of(ROUTE).exists(ctx, route_id, outputs)
 
 
 def test_route_without_a_target_is_refused(ctx: CloudContext, ec2: Any, vpc: str) -> None:
     table_id = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
     with pytest.raises(HandlerError, match="needs one target"):
-        _create(ctx, ROUTE, {"routeTableId": table_id, "destinationCidrBlock": "0.0.0.0/0"})
+        create(ctx, ROUTE, {"routeTableId": table_id, "destinationCidrBlock": "0.0.0.0/0"})
     assert "0.0.0.0/0" not in _routes(ec2, table_id)
 
 
@@ -414,22 +401,22 @@ def test_route_table_association_moves_between_tables(
         return [t["RouteTableId"] for t in found]
 
     inputs = {"subnetId": subnet, "routeTableId": first}
-    association_id, outputs = _create(ctx, ASSOCIATION, inputs)
+    association_id, outputs = create(ctx, ASSOCIATION, inputs)
     assert association_id.startswith("rtbassoc-")
     assert table_of_subnet() == [first]
 
     # AWS refuses a second association of the subnet; the emulator hands back the first.
     with pytest.raises(HandlerError, match=f"already associated with route table {first}"):
-        _create(ctx, ASSOCIATION, {"subnetId": subnet, "routeTableId": second})
+        create(ctx, ASSOCIATION, {"subnetId": subnet, "routeTableId": second})
 
     new = {"subnetId": subnet, "routeTableId": second}
     outputs = _update(ctx, ASSOCIATION, association_id, inputs, new, outputs)
     assert table_of_subnet() == [second]
-    assert _handler(ASSOCIATION).exists(ctx, association_id, outputs)
+    assert handler_of(ASSOCIATION).exists(ctx, association_id, outputs)
 
-    _handler(ASSOCIATION).delete(ctx, association_id, outputs)
+    handler_of(ASSOCIATION).delete(ctx, association_id, outputs)
     assert table_of_subnet() == []
-    assert not _handler(ASSOCIATION).exists(ctx, association_id, outputs)
+    assert not handler_of(ASSOCIATION).exists(ctx, association_id, outputs)
 
 
 # --- EC2: security groups --------------------------------------------------------------
@@ -475,7 +462,7 @@ def test_security_group_rules_are_exactly_the_declared_ones(
             {"fromPort": 443, "toPort": 443, "protocol": "tcp", "cidrBlocks": ["0.0.0.0/0"]}
         ],
     }
-    group_id, outputs = _create(ctx, SECURITY_GROUP, inputs)
+    group_id, outputs = create(ctx, SECURITY_GROUP, inputs)
     group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
     assert (group["GroupName"], group["Description"]) == (inputs["name"], "GPU worker nodes")
     assert outputs["name"] == inputs["name"]
@@ -504,8 +491,8 @@ def test_security_group_rules_are_exactly_the_declared_ones(
     }
     assert _rules(ec2, group_id, "IpPermissionsEgress") == {("tcp", 443, 443, "0.0.0.0/0")}
 
-    _handler(SECURITY_GROUP).delete(ctx, group_id, outputs)
-    assert not _handler(SECURITY_GROUP).exists(ctx, group_id, outputs)
+    handler_of(SECURITY_GROUP).delete(ctx, group_id, outputs)
+    assert not handler_of(SECURITY_GROUP).exists(ctx, group_id, outputs)
 
 
 def test_security_group_rule_without_a_source_is_refused(
@@ -518,7 +505,7 @@ def test_security_group_rule_without_a_source_is_refused(
         "ingress": [{"fromPort": 22, "toPort": 22, "protocol": "tcp"}],
     }
     with pytest.raises(HandlerError, match=r"ingress\[0\] has no source"):
-        _create(ctx, SECURITY_GROUP, inputs)
+        create(ctx, SECURITY_GROUP, inputs)
     left = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]}])
     assert left["SecurityGroups"] == []
 
@@ -573,7 +560,7 @@ def _version_data(ec2: Any, template_id: str, version: str) -> dict[str, Any]:
 
 def test_launch_template_data_and_versions(ctx: CloudContext, ec2: Any) -> None:
     inputs = _template_inputs(f"gpu-{secrets.token_hex(3)}")
-    template_id, outputs = _create(ctx, LAUNCH_TEMPLATE, inputs)
+    template_id, outputs = create(ctx, LAUNCH_TEMPLATE, inputs)
     assert (outputs["latestVersion"], outputs["defaultVersion"]) == (1, 1)
     assert outputs["arn"] == f"arn:aws:ec2:{REGION}:{ACCOUNT}:launch-template/{template_id}"
     template = ec2.describe_launch_templates(LaunchTemplateIds=[template_id])["LaunchTemplates"]
@@ -614,23 +601,23 @@ def test_launch_template_data_and_versions(ctx: CloudContext, ec2: Any) -> None:
     described = ec2.describe_launch_templates(LaunchTemplateIds=[template_id])["LaunchTemplates"]
     assert described[0]["DefaultVersionNumber"] == 3
 
-    _handler(LAUNCH_TEMPLATE).delete(ctx, template_id, outputs)
-    assert not _handler(LAUNCH_TEMPLATE).exists(ctx, template_id, outputs)
+    handler_of(LAUNCH_TEMPLATE).delete(ctx, template_id, outputs)
+    assert not handler_of(LAUNCH_TEMPLATE).exists(ctx, template_id, outputs)
 
 
 def test_launch_template_tag_change_makes_no_version(ctx: CloudContext) -> None:
     inputs = _template_inputs(f"tags-{secrets.token_hex(3)}")
-    template_id, outputs = _create(ctx, LAUNCH_TEMPLATE, inputs)
+    template_id, outputs = create(ctx, LAUNCH_TEMPLATE, inputs)
     new = {**inputs, "tags": {"owner": "ml"}}
     outputs = _update(ctx, LAUNCH_TEMPLATE, template_id, inputs, new, outputs)
     assert outputs["latestVersion"] == 1
 
 
 def test_placement_group_is_kept_by_the_sandbox(ctx: CloudContext) -> None:
-    handler = _handler(PLACEMENT_GROUP)
+    handler = handler_of(PLACEMENT_GROUP)
     assert handler.emulated
     inputs = {"name": "gpu-cluster", "strategy": "cluster", "tags": {"pool": "gpu"}}
-    group_id, outputs = _create(ctx, PLACEMENT_GROUP, inputs)
+    group_id, outputs = create(ctx, PLACEMENT_GROUP, inputs)
     assert group_id == "gpu-cluster"
     assert outputs["placementGroupId"].startswith("pg-")
     assert outputs["arn"] == f"arn:aws:ec2:{REGION}:{ACCOUNT}:placement-group/gpu-cluster"
@@ -638,7 +625,7 @@ def test_placement_group_is_kept_by_the_sandbox(ctx: CloudContext) -> None:
     assert kept["gpu-cluster"]["strategy"] == "cluster"
     json.dumps(ctx.store)  # the store goes into checkpoint.json
     with pytest.raises(HandlerError, match="already exists"):
-        _create(ctx, PLACEMENT_GROUP, inputs)
+        create(ctx, PLACEMENT_GROUP, inputs)
 
     outputs = _update(ctx, PLACEMENT_GROUP, group_id, inputs, {**inputs, "tags": {}}, outputs)
     assert kept["gpu-cluster"]["tags"] == {}
@@ -648,7 +635,7 @@ def test_placement_group_is_kept_by_the_sandbox(ctx: CloudContext) -> None:
 
 
 def test_placement_group_partitions_default_to_two(ctx: CloudContext) -> None:
-    _, outputs = _create(ctx, PLACEMENT_GROUP, {"strategy": "partition"}, "parts")
+    _, outputs = create(ctx, PLACEMENT_GROUP, {"strategy": "partition"}, "parts")
     assert outputs["partitionCount"] == 2
     assert outputs["name"].startswith("parts-")
 
@@ -665,10 +652,10 @@ def test_bucket_versioning_enables_suspends_and_never_unversions(
     ctx: CloudContext, s3: Any, bucket: str
 ) -> None:
     enabled = {"bucket": bucket, "versioningConfiguration": {"status": "Enabled"}}
-    id_, outputs = _create(ctx, VERSIONING, enabled)
+    id_, outputs = create(ctx, VERSIONING, enabled)
     assert id_ == bucket
     assert _versioning(s3, bucket) == "Enabled"
-    assert _handler(VERSIONING).exists(ctx, id_, outputs)
+    assert handler_of(VERSIONING).exists(ctx, id_, outputs)
 
     suspended = {"bucket": bucket, "versioningConfiguration": {"status": "Suspended"}}
     outputs = _update(ctx, VERSIONING, id_, enabled, suspended, outputs)
@@ -681,7 +668,7 @@ def test_bucket_versioning_enables_suspends_and_never_unversions(
         _update(ctx, VERSIONING, id_, enabled, disabled, outputs)
 
     # Deleting the resource cannot un-version the bucket: it suspends versioning.
-    _handler(VERSIONING).delete(ctx, id_, outputs)
+    handler_of(VERSIONING).delete(ctx, id_, outputs)
     assert _versioning(s3, bucket) == "Suspended"
 
 
@@ -689,16 +676,16 @@ def test_bucket_versioning_disabled_leaves_the_bucket_unversioned(
     ctx: CloudContext, s3: Any, bucket: str
 ) -> None:
     inputs = {"bucket": bucket, "versioningConfiguration": {"status": "Disabled"}}
-    id_, outputs = _create(ctx, VERSIONING, inputs)
+    id_, outputs = create(ctx, VERSIONING, inputs)
     assert _versioning(s3, bucket) is None
-    _handler(VERSIONING).delete(ctx, id_, outputs)
+    handler_of(VERSIONING).delete(ctx, id_, outputs)
     assert _versioning(s3, bucket) is None
 
 
 def test_bucket_config_on_a_missing_bucket_is_refused(ctx: CloudContext) -> None:
     inputs = {"bucket": "no-such-bucket-here", "versioningConfiguration": {"status": "Enabled"}}
     with pytest.raises(HandlerError, match="bucket no-such-bucket-here does not exist"):
-        _create(ctx, VERSIONING, inputs)
+        create(ctx, VERSIONING, inputs)
 
 
 def test_bucket_encryption_set_changed_and_removed(ctx: CloudContext, s3: Any, bucket: str) -> None:
@@ -714,7 +701,7 @@ def test_bucket_encryption_set_changed_and_removed(ctx: CloudContext, s3: Any, b
             }
         ],
     }
-    id_, outputs = _create(ctx, ENCRYPTION, kms_inputs)
+    id_, outputs = create(ctx, ENCRYPTION, kms_inputs)
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules == [
         {
@@ -733,11 +720,11 @@ def test_bucket_encryption_set_changed_and_removed(ctx: CloudContext, s3: Any, b
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
 
-    _handler(ENCRYPTION).delete(ctx, id_, outputs)
+    handler_of(ENCRYPTION).delete(ctx, id_, outputs)
     with pytest.raises(ClientError) as caught:
         s3.get_bucket_encryption(Bucket=bucket)
     assert _code(caught) == "ServerSideEncryptionConfigurationNotFoundError"
-    assert not _handler(ENCRYPTION).exists(ctx, id_, outputs)
+    assert not handler_of(ENCRYPTION).exists(ctx, id_, outputs)
 
 
 def test_public_access_block_set_changed_and_removed(
@@ -750,7 +737,7 @@ def test_public_access_block_set_changed_and_removed(
         "ignorePublicAcls": True,
         "restrictPublicBuckets": True,
     }
-    id_, outputs = _create(ctx, ACCESS_BLOCK, inputs)
+    id_, outputs = create(ctx, ACCESS_BLOCK, inputs)
     config = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert config == {
         "BlockPublicAcls": True,
@@ -763,7 +750,7 @@ def test_public_access_block_set_changed_and_removed(
     config = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert config["RestrictPublicBuckets"] is False
 
-    _handler(ACCESS_BLOCK).delete(ctx, id_, outputs)
+    handler_of(ACCESS_BLOCK).delete(ctx, id_, outputs)
     with pytest.raises(ClientError) as caught:
         s3.get_public_access_block(Bucket=bucket)
     assert _code(caught) == "NoSuchPublicAccessBlockConfiguration"
@@ -771,8 +758,8 @@ def test_public_access_block_set_changed_and_removed(
 
 def test_public_access_block_skip_destroy_keeps_it(ctx: CloudContext, s3: Any, bucket: str) -> None:
     inputs = {"bucket": bucket, "blockPublicAcls": True, "skipDestroy": True}
-    id_, outputs = _create(ctx, ACCESS_BLOCK, inputs)
-    _handler(ACCESS_BLOCK).delete(ctx, id_, outputs)
+    id_, outputs = create(ctx, ACCESS_BLOCK, inputs)
+    handler_of(ACCESS_BLOCK).delete(ctx, id_, outputs)
     config = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert config["BlockPublicAcls"] is True
 
@@ -797,7 +784,7 @@ def _lifecycle_inputs(bucket: str) -> dict[str, Any]:
 
 def test_bucket_lifecycle_set_changed_and_removed(ctx: CloudContext, s3: Any, bucket: str) -> None:
     inputs = _lifecycle_inputs(bucket)
-    id_, outputs = _create(ctx, LIFECYCLE, inputs)
+    id_, outputs = create(ctx, LIFECYCLE, inputs)
     rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     assert len(rules) == 1
     assert (rules[0]["ID"], rules[0]["Status"]) == ("checkpoints", "Enabled")
@@ -827,11 +814,11 @@ def test_bucket_lifecycle_set_changed_and_removed(ctx: CloudContext, s3: Any, bu
         "And": {"Prefix": "tmp/", "Tags": [{"Key": "kind", "Value": "scratch"}]}
     }
 
-    _handler(LIFECYCLE).delete(ctx, id_, outputs)
+    handler_of(LIFECYCLE).delete(ctx, id_, outputs)
     with pytest.raises(ClientError) as caught:
         s3.get_bucket_lifecycle_configuration(Bucket=bucket)
     assert _code(caught) == "NoSuchLifecycleConfiguration"
-    assert not _handler(LIFECYCLE).exists(ctx, id_, outputs)
+    assert not handler_of(LIFECYCLE).exists(ctx, id_, outputs)
 
 
 def _policy(bucket: str, principal: Any, *, condition: bool = False) -> str:
@@ -850,7 +837,7 @@ def _policy(bucket: str, principal: Any, *, condition: bool = False) -> str:
 def test_bucket_policy_set_changed_and_removed(ctx: CloudContext, s3: Any, bucket: str) -> None:
     reader = {"AWS": f"arn:aws:iam::{ACCOUNT}:role/reader"}
     inputs = {"bucket": bucket, "policy": _policy(bucket, reader)}
-    id_, outputs = _create(ctx, POLICY, inputs)
+    id_, outputs = create(ctx, POLICY, inputs)
     assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]) == json.loads(inputs["policy"])
 
     # A policy may also arrive as an object (aws.iam.PolicyDocument).
@@ -859,7 +846,7 @@ def test_bucket_policy_set_changed_and_removed(ctx: CloudContext, s3: Any, bucke
     stored = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
     assert stored["Statement"][0]["Principal"] == "*"
 
-    _handler(POLICY).delete(ctx, id_, outputs)
+    handler_of(POLICY).delete(ctx, id_, outputs)
     with pytest.raises(ClientError) as caught:
         s3.get_bucket_policy(Bucket=bucket)
     assert _code(caught) == "NoSuchBucketPolicy"
@@ -868,9 +855,9 @@ def test_bucket_policy_set_changed_and_removed(ctx: CloudContext, s3: Any, bucke
 def test_public_policy_is_refused_under_block_public_policy(
     ctx: CloudContext, s3: Any, bucket: str
 ) -> None:
-    _create(ctx, ACCESS_BLOCK, {"bucket": bucket, "blockPublicPolicy": True})
+    create(ctx, ACCESS_BLOCK, {"bucket": bucket, "blockPublicPolicy": True})
     with pytest.raises(HandlerError, match="BlockPublicPolicy"):
-        _create(ctx, POLICY, {"bucket": bucket, "policy": _policy(bucket, "*")})
+        create(ctx, POLICY, {"bucket": bucket, "policy": _policy(bucket, "*")})
     with pytest.raises(ClientError) as caught:
         s3.get_bucket_policy(Bucket=bucket)
     assert _code(caught) == "NoSuchBucketPolicy"
@@ -886,7 +873,7 @@ def test_kms_key_rotation_description_and_scheduled_deletion(ctx: CloudContext, 
         "deletionWindowInDays": 7,
         "tags": {"data": "models"},
     }
-    key_id, outputs = _create(ctx, KEY, inputs)
+    key_id, outputs = create(ctx, KEY, inputs)
     meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert (meta["Description"], meta["KeyUsage"], meta["KeySpec"]) == (
         "model artifacts",
@@ -908,17 +895,17 @@ def test_kms_key_rotation_description_and_scheduled_deletion(ctx: CloudContext, 
     outputs = _update(ctx, KEY, key_id, new, disabled, outputs)
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Disabled"
 
-    _handler(KEY).delete(ctx, key_id, outputs)
+    handler_of(KEY).delete(ctx, key_id, outputs)
     meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert meta["KeyState"] == "PendingDeletion"
     assert 6 <= (meta["DeletionDate"] - meta["CreationDate"]).days <= 7
-    assert not _handler(KEY).exists(ctx, key_id, outputs)
-    _handler(KEY).delete(ctx, key_id, outputs)  # deleting again is a no-op
+    assert not handler_of(KEY).exists(ctx, key_id, outputs)
+    handler_of(KEY).delete(ctx, key_id, outputs)  # deleting again is a no-op
 
 
 def test_kms_signing_key(ctx: CloudContext, kms: Any) -> None:
     inputs = {"keyUsage": "SIGN_VERIFY", "customerMasterKeySpec": "ECC_NIST_P256"}
-    key_id, _ = _create(ctx, KEY, inputs)
+    key_id, _ = create(ctx, KEY, inputs)
     meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert (meta["KeyUsage"], meta["KeySpec"]) == ("SIGN_VERIFY", "ECC_NIST_P256")
 
@@ -933,7 +920,7 @@ def test_kms_alias_points_and_repoints(ctx: CloudContext, kms: Any) -> None:
         return [a["TargetKeyId"] for a in aliases if a["AliasName"] == name]
 
     inputs = {"name": name, "targetKeyId": first["KeyId"]}
-    alias_id, outputs = _create(ctx, ALIAS, inputs)
+    alias_id, outputs = create(ctx, ALIAS, inputs)
     assert alias_id == name
     assert target() == [first["KeyId"]]
     assert outputs["targetKeyArn"] == first["Arn"]
@@ -944,9 +931,9 @@ def test_kms_alias_points_and_repoints(ctx: CloudContext, kms: Any) -> None:
     assert target() == [second["KeyId"]]
     assert outputs["targetKeyArn"] == second["Arn"]
 
-    _handler(ALIAS).delete(ctx, alias_id, outputs)
+    handler_of(ALIAS).delete(ctx, alias_id, outputs)
     assert target() == []
-    assert not _handler(ALIAS).exists(ctx, alias_id, outputs)
+    assert not handler_of(ALIAS).exists(ctx, alias_id, outputs)
 
 
 def test_kms_alias_on_a_key_pending_deletion_is_refused(ctx: CloudContext, kms: Any) -> None:
@@ -954,7 +941,7 @@ def test_kms_alias_on_a_key_pending_deletion_is_refused(ctx: CloudContext, kms: 
     kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
     name = f"alias/doomed-{secrets.token_hex(3)}"
     with pytest.raises(HandlerError, match="pending deletion"):
-        _create(ctx, ALIAS, {"name": name, "targetKeyId": key_id})
+        create(ctx, ALIAS, {"name": name, "targetKeyId": key_id})
     assert name not in {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
 
 
@@ -981,7 +968,7 @@ def _alarm_inputs(name: str) -> dict[str, Any]:
 def test_metric_alarm_put_changed_and_deleted(ctx: CloudContext) -> None:
     cloudwatch = ctx.client("cloudwatch")
     inputs = _alarm_inputs(f"gpu-hot-{secrets.token_hex(3)}")
-    alarm_id, outputs = _create(ctx, ALARM, inputs)
+    alarm_id, outputs = create(ctx, ALARM, inputs)
     assert outputs["arn"] == f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm_id}"
     alarm = cloudwatch.describe_alarms(AlarmNames=[alarm_id])["MetricAlarms"][0]
     assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
@@ -1001,9 +988,9 @@ def test_metric_alarm_put_changed_and_deleted(ctx: CloudContext) -> None:
     alarm = cloudwatch.describe_alarms(AlarmNames=[alarm_id])["MetricAlarms"][0]
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (75.5, "GreaterThanThreshold")
 
-    _handler(ALARM).delete(ctx, alarm_id, outputs)
+    handler_of(ALARM).delete(ctx, alarm_id, outputs)
     assert cloudwatch.describe_alarms(AlarmNames=[alarm_id])["MetricAlarms"] == []
-    assert not _handler(ALARM).exists(ctx, alarm_id, outputs)
+    assert not handler_of(ALARM).exists(ctx, alarm_id, outputs)
 
 
 def test_metric_alarm_on_a_metric_query(ctx: CloudContext) -> None:
@@ -1025,7 +1012,7 @@ def test_metric_alarm_on_a_metric_query(ctx: CloudContext) -> None:
             },
         ],
     }
-    alarm_id, _ = _create(ctx, ALARM, inputs)
+    alarm_id, _ = create(ctx, ALARM, inputs)
     alarm = ctx.client("cloudwatch").describe_alarms(AlarmNames=[alarm_id])["MetricAlarms"][0]
     metrics = {m["Id"]: m for m in alarm["Metrics"]}
     assert metrics["rate"]["Expression"] == "errors / requests * 100"
@@ -1036,7 +1023,7 @@ def test_metric_alarm_without_a_threshold_is_refused(ctx: CloudContext) -> None:
     inputs = _alarm_inputs(f"no-threshold-{secrets.token_hex(3)}")
     del inputs["threshold"]
     with pytest.raises(HandlerError, match="needs a threshold"):
-        _create(ctx, ALARM, inputs)
+        create(ctx, ALARM, inputs)
 
 
 # --- what each handler refuses before anything is created ---------------------------------
@@ -1436,7 +1423,7 @@ REFUSED = [
 @pytest.mark.parametrize(("token", "inputs", "match"), REFUSED)
 def test_validate_refuses_what_aws_refuses(token: str, inputs: dict[str, Any], match: str) -> None:
     with pytest.raises(HandlerError, match=match):
-        _handler(token).validate(inputs)
+        handler_of(token).validate(inputs)
 
 
 ACCEPTED = [
@@ -1485,13 +1472,12 @@ ACCEPTED = [
 
 @pytest.mark.parametrize(("token", "inputs"), ACCEPTED)
 def test_validate_accepts_what_aws_accepts(token: str, inputs: dict[str, Any]) -> None:
-    _handler(token).validate(inputs)
+    handler_of(token).validate(inputs)
 
 
 def test_a_new_launch_template_version_rolls_the_node_group_in_place(
     ctx: CloudContext, ec2: Any, subnet: str
 ) -> None:
-    from phasegate.engines.sandbox.handlers import handler_for
 
     eks = ctx.client("eks")
     role = "arn:aws:iam::123456789012:role/eks"
@@ -1541,7 +1527,7 @@ def test_cluster_and_node_group_tags_become_exactly_the_new_ones(
         "vpcConfig": {"subnetIds": [subnet, subnet]},
         "tags": old_tags,
     }
-    cluster_id, cluster_out = _create(ctx, "aws:eks/cluster:Cluster", cluster_inputs, name)
+    cluster_id, cluster_out = create(ctx, "aws:eks/cluster:Cluster", cluster_inputs, name)
     group_inputs = {
         "clusterName": name,
         "nodeGroupName": "general",
@@ -1550,7 +1536,7 @@ def test_cluster_and_node_group_tags_become_exactly_the_new_ones(
         "scalingConfig": {"minSize": 1, "desiredSize": 1, "maxSize": 2},
         "tags": old_tags,
     }
-    group_id, group_out = _create(ctx, "aws:eks/nodeGroup:NodeGroup", group_inputs, "general")
+    group_id, group_out = create(ctx, "aws:eks/nodeGroup:NodeGroup", group_inputs, "general")
 
     new_cluster = {**cluster_inputs, "tags": tags}
     _update(ctx, "aws:eks/cluster:Cluster", cluster_id, cluster_inputs, new_cluster, cluster_out)
@@ -1577,7 +1563,7 @@ def test_a_policy_that_is_not_json_is_refused_before_anything_is_made(
     token: str, inputs: dict[str, Any]
 ) -> None:
     with pytest.raises(HandlerError, match="policy is not valid JSON"):
-        _handler(token).validate(inputs)
+        handler_of(token).validate(inputs)
 
 
 def test_a_clusters_access_config_is_kept_and_moves_one_way_only(
@@ -1595,7 +1581,7 @@ def test_a_clusters_access_config_is_kept_and_moves_one_way_only(
             "bootstrapClusterCreatorAdminPermissions": True,
         },
     }
-    cluster_id, outputs = _create(ctx, "aws:eks/cluster:Cluster", inputs, name)
+    cluster_id, outputs = create(ctx, "aws:eks/cluster:Cluster", inputs, name)
     assert ctx.kept("eks-access-config")[cluster_id]["authenticationMode"] == "API_AND_CONFIG_MAP"
 
     to_api = {**inputs, "accessConfig": {**inputs["accessConfig"], "authenticationMode": "API"}}
@@ -1608,9 +1594,9 @@ def test_a_clusters_access_config_is_kept_and_moves_one_way_only(
     with pytest.raises(HandlerError, match="cannot go back from API to CONFIG_MAP"):
         _update(ctx, "aws:eks/cluster:Cluster", cluster_id, to_api, back, outputs)
     with pytest.raises(HandlerError, match="authenticationMode 'OPEN' is not one of"):
-        _handler("aws:eks/cluster:Cluster").validate(
+        handler_of("aws:eks/cluster:Cluster").validate(
             {**inputs, "accessConfig": {"authenticationMode": "OPEN"}}
         )
 
-    _handler("aws:eks/cluster:Cluster").delete(ctx, cluster_id, outputs)
+    handler_of("aws:eks/cluster:Cluster").delete(ctx, cluster_id, outputs)
     assert cluster_id not in ctx.kept("eks-access-config")

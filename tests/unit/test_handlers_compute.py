@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from _handlers import create, handler_of
 from phasegate.engines.base import Op
 from phasegate.engines.sandbox.diff import _diff
 from phasegate.engines.sandbox.emulator import Emulator, load_ami_catalogue
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError, handler_for
+from phasegate.engines.sandbox.handlers import CloudContext, HandlerError
 from phasegate.engines.sandbox.handlers.base import RunContext
 from phasegate.engines.sandbox.runtime import Registration
 from phasegate.engines.sandbox.store import ResourceState
@@ -108,20 +109,8 @@ def key_name(ec2: Any) -> str:
     return name
 
 
-def _handler(token: str) -> Handler:
-    handler = handler_for(token)
-    assert handler is not None, token
-    return handler
-
-
-def _create(ctx: CloudContext, token: str, inputs: dict[str, Any], name: str = "res") -> tuple:
-    handler = _handler(token)
-    handler.validate(inputs)
-    return handler.create(ctx, name, inputs)
-
-
 def _update(ctx: CloudContext, token: str, id_: str, old: dict, new: dict, outputs: dict) -> dict:
-    handler = _handler(token)
+    handler = handler_of(token)
     handler.validate(new)
     return handler.update(ctx, id_, old, new, outputs)
 
@@ -133,7 +122,7 @@ def _op(token: str, old: dict[str, Any], new: dict[str, Any]) -> Op:
         urn=urn, type=token, name="thing", custom=True, id="x", inputs=old, outputs=dict(old)
     )
     reg = Registration(urn=urn, type=token, name="thing", custom=True, inputs=new)
-    return _diff(_handler(token), state, reg, RunContext()).op
+    return _diff(handler_of(token), state, reg, RunContext()).op
 
 
 # --- EC2 instances ---------------------------------------------------------------------
@@ -203,7 +192,7 @@ def test_an_instance_carries_every_declared_property(
         instanceInitiatedShutdownBehavior="terminate",
         ebsOptimized=True,
     )
-    instance_id, outputs = _create(ctx, INSTANCE, inputs, "trainer")
+    instance_id, outputs = create(ctx, INSTANCE, inputs, "trainer")
     found = _described(ec2, instance_id)
     assert found["ImageId"] == ami
     assert found["InstanceType"] == "m5.large"
@@ -227,10 +216,10 @@ def test_an_instance_carries_every_declared_property(
     assert outputs["publicIp"] == found["PublicIpAddress"]
     assert outputs["primaryNetworkInterfaceId"].startswith("eni-")
     # Termination protection does not stop the provider's delete: it turns it off first.
-    assert _handler(INSTANCE).exists(ctx, instance_id, outputs)
-    _handler(INSTANCE).delete(ctx, instance_id, outputs)
+    assert handler_of(INSTANCE).exists(ctx, instance_id, outputs)
+    handler_of(INSTANCE).delete(ctx, instance_id, outputs)
     assert _described(ec2, instance_id)["State"]["Name"] == "terminated"
-    assert not _handler(INSTANCE).exists(ctx, instance_id, outputs)
+    assert not handler_of(INSTANCE).exists(ctx, instance_id, outputs)
 
 
 def test_an_instance_updates_in_place_what_ec2_changes_in_place(
@@ -251,7 +240,7 @@ def test_an_instance_updates_in_place_what_ec2_changes_in_place(
         rootBlockDevice={"volumeSize": 10, "volumeType": "gp2"},
         metadataOptions={"httpTokens": "optional"},
     )
-    instance_id, outputs = _create(ctx, INSTANCE, old)
+    instance_id, outputs = create(ctx, INSTANCE, old)
     new = {
         **old,
         "instanceType": "c5.xlarge",
@@ -291,7 +280,7 @@ def test_an_instance_updates_in_place_what_ec2_changes_in_place(
         Filters=[{"Name": "instance-id", "Values": [instance_id]}]
     )["IamInstanceProfileAssociations"]
     assert [a for a in associations if a["State"] == "associated"] == []
-    _handler(INSTANCE).delete(ctx, instance_id, outputs)
+    handler_of(INSTANCE).delete(ctx, instance_id, outputs)
 
 
 def test_user_data_in_base64_reaches_the_instance_as_its_bytes(
@@ -299,9 +288,9 @@ def test_user_data_in_base64_reaches_the_instance_as_its_bytes(
 ) -> None:
     script = b"\x1f\x8b gzipped user data"
     inputs = _instance_inputs(ami, subnet, userDataBase64=base64.b64encode(script).decode())
-    instance_id, outputs = _create(ctx, INSTANCE, inputs)
+    instance_id, outputs = create(ctx, INSTANCE, inputs)
     assert base64.b64decode(_attribute(ec2, instance_id, "userData")) == script
-    _handler(INSTANCE).delete(ctx, instance_id, outputs)
+    handler_of(INSTANCE).delete(ctx, instance_id, outputs)
 
 
 def test_an_encrypted_root_volume_uses_the_declared_key(
@@ -309,18 +298,18 @@ def test_an_encrypted_root_volume_uses_the_declared_key(
 ) -> None:
     key_arn = ctx.client("kms").create_key()["KeyMetadata"]["Arn"]
     root = {"volumeSize": 12, "encrypted": True, "kmsKeyId": key_arn}
-    instance_id, outputs = _create(
+    instance_id, outputs = create(
         ctx, INSTANCE, _instance_inputs(ami, subnet, rootBlockDevice=root)
     )
     volume = _root_volume(ec2, instance_id)
     assert (volume["Encrypted"], volume["KmsKeyId"], volume["Size"]) == (True, key_arn, 12)
-    _handler(INSTANCE).delete(ctx, instance_id, outputs)
+    handler_of(INSTANCE).delete(ctx, instance_id, outputs)
 
 
 def test_an_instance_without_subnet_or_groups_gets_ec2s_defaults(
     ctx: CloudContext, ec2: Any, ami: str
 ) -> None:
-    instance_id, outputs = _create(
+    instance_id, outputs = create(
         ctx, INSTANCE, {"ami": ami, "instanceType": "t3.small", "availabilityZone": "us-east-1c"}
     )
     found = _described(ec2, instance_id)
@@ -335,7 +324,7 @@ def test_an_instance_without_subnet_or_groups_gets_ec2s_defaults(
     assert _groups(ec2, instance_id) == [default_group]
     assert [g["GroupId"] for g in found["SecurityGroups"]] == [default_group]
     assert outputs["subnetId"] == found["SubnetId"]
-    _handler(INSTANCE).delete(ctx, instance_id, outputs)
+    handler_of(INSTANCE).delete(ctx, instance_id, outputs)
 
 
 @pytest.mark.parametrize(
@@ -361,7 +350,7 @@ def test_an_instance_is_replaced_for_what_ec2_cannot_change(key: str, old: Any, 
 
 
 def test_an_instance_that_is_gone_does_not_exist(ctx: CloudContext) -> None:
-    assert not _handler(INSTANCE).exists(ctx, "i-0123456789abcdef0", {})
+    assert not handler_of(INSTANCE).exists(ctx, "i-0123456789abcdef0", {})
 
 
 @pytest.mark.parametrize(
@@ -388,7 +377,7 @@ def test_an_instance_that_is_gone_does_not_exist(ctx: CloudContext) -> None:
 )
 def test_an_instance_ec2_refuses_is_refused(inputs: dict[str, Any], match: str) -> None:
     with pytest.raises(HandlerError, match=match):
-        _handler(INSTANCE).validate({"ami": "ami-1", "instanceType": "t3.micro", **inputs})
+        handler_of(INSTANCE).validate({"ami": "ami-1", "instanceType": "t3.micro", **inputs})
 
 
 @pytest.mark.parametrize(
@@ -409,13 +398,13 @@ def test_a_launch_ec2_refuses_is_refused_before_anything_runs(
 ) -> None:
     before = len(ec2.describe_instances()["Reservations"])
     with pytest.raises(HandlerError, match=match):
-        _create(ctx, INSTANCE, {**_instance_inputs(ami, subnet), **inputs})
+        create(ctx, INSTANCE, {**_instance_inputs(ami, subnet), **inputs})
     assert len(ec2.describe_instances()["Reservations"]) == before
 
 
 def test_an_arm64_image_runs_on_a_graviton_type(ctx: CloudContext, ec2: Any, subnet: str) -> None:
     arm = _image(ec2, "arm64")
-    instance_id, outputs = _create(
+    instance_id, outputs = create(
         ctx, INSTANCE, {"ami": arm, "instanceType": "t4g.micro", "subnetId": subnet}
     )
     assert _described(ec2, instance_id)["Architecture"] == "arm64"
@@ -428,14 +417,14 @@ def test_an_arm64_image_runs_on_a_graviton_type(ctx: CloudContext, ec2: Any, sub
             {"ami": arm, "instanceType": "t3.micro", "subnetId": subnet},
             outputs,
         )
-    _handler(INSTANCE).delete(ctx, instance_id, outputs)
+    handler_of(INSTANCE).delete(ctx, instance_id, outputs)
 
 
 def test_a_root_volume_kept_after_the_instance_and_then_not(
     ctx: CloudContext, ec2: Any, ami: str, subnet: str
 ) -> None:
     old = _instance_inputs(ami, subnet, rootBlockDevice={"deleteOnTermination": False})
-    instance_id, outputs = _create(ctx, INSTANCE, old)
+    instance_id, outputs = create(ctx, INSTANCE, old)
     instance = _described(ec2, instance_id)
 
     def deleted_with() -> bool:
@@ -453,7 +442,7 @@ def test_a_root_volume_kept_after_the_instance_and_then_not(
     assert deleted_with() is True
     _update(ctx, INSTANCE, instance_id, new, old, outputs)
     volume_id = _root_volume(ec2, instance_id)["VolumeId"]
-    _handler(INSTANCE).delete(ctx, instance_id, outputs)
+    handler_of(INSTANCE).delete(ctx, instance_id, outputs)
     # Kept, as EC2 keeps it: the instance is gone, its root volume is not.
     assert ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["State"] == "available"
     ec2.delete_volume(VolumeId=volume_id)
@@ -461,15 +450,15 @@ def test_a_root_volume_kept_after_the_instance_and_then_not(
 
 def test_a_root_volume_only_grows(ctx: CloudContext, ami: str, subnet: str) -> None:
     old = _instance_inputs(ami, subnet, rootBlockDevice={"volumeSize": 30})
-    instance_id, outputs = _create(ctx, INSTANCE, old)
+    instance_id, outputs = create(ctx, INSTANCE, old)
     new = {**old, "rootBlockDevice": {"volumeSize": 20}}
     with pytest.raises(HandlerError, match="only grows"):
         _update(ctx, INSTANCE, instance_id, old, new, outputs)
-    _handler(INSTANCE).delete(ctx, instance_id, outputs)
+    handler_of(INSTANCE).delete(ctx, instance_id, outputs)
 
 
 def test_a_launch_template_of_an_instance_type_ec2_does_not_offer_is_refused() -> None:
-    template = _handler("aws:ec2/launchTemplate:LaunchTemplate")
+    template = handler_of("aws:ec2/launchTemplate:LaunchTemplate")
     with pytest.raises(HandlerError, match=r"'g5\.huge' is not an EC2 instance type"):
         template.validate({"name": "gpu-pool", "instanceType": "g5.huge"})
     template.validate({"name": "gpu-pool", "instanceType": "g5.xlarge"})
@@ -482,14 +471,14 @@ def test_a_vpcs_tenancy_reaches_ec2_and_goes_back_to_default_in_place(
     ctx: CloudContext, ec2: Any
 ) -> None:
     old = {"cidrBlock": "10.50.0.0/16", "instanceTenancy": "dedicated"}
-    vpc_id, outputs = _create(ctx, VPC, old)
+    vpc_id, outputs = create(ctx, VPC, old)
     assert ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]["InstanceTenancy"] == "dedicated"
     new = {**old, "instanceTenancy": "default"}
     assert _op(VPC, old, new) is Op.UPDATE
     assert _op(VPC, old, {"cidrBlock": "10.50.0.0/16"}) is Op.UPDATE  # default, left out
     _update(ctx, VPC, vpc_id, old, new, outputs)
     assert ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]["InstanceTenancy"] == "default"
-    _handler(VPC).delete(ctx, vpc_id, outputs)
+    handler_of(VPC).delete(ctx, vpc_id, outputs)
 
 
 def test_a_vpc_made_dedicated_is_a_new_vpc() -> None:
@@ -513,7 +502,7 @@ def test_a_vpc_made_dedicated_is_a_new_vpc() -> None:
 
 def test_a_vpc_tenancy_ec2_does_not_offer_is_refused() -> None:
     with pytest.raises(HandlerError, match="not default or dedicated"):
-        _handler(VPC).validate({"cidrBlock": "10.0.0.0/16", "instanceTenancy": "host"})
+        handler_of(VPC).validate({"cidrBlock": "10.0.0.0/16", "instanceTenancy": "host"})
 
 
 # --- EFS -------------------------------------------------------------------------------
@@ -543,7 +532,7 @@ def test_a_file_system_carries_every_declared_property(ctx: CloudContext, efs: A
         ],
         "tags": {"Name": "models", "team": "ml"},
     }
-    fs_id, outputs = _create(ctx, FILE_SYSTEM, inputs, "models")
+    fs_id, outputs = create(ctx, FILE_SYSTEM, inputs, "models")
     found = _file_system(efs, fs_id)
     assert found["CreationToken"] == "shared-models"
     assert (found["Encrypted"], found["KmsKeyId"]) == (True, key_arn)
@@ -557,18 +546,18 @@ def test_a_file_system_carries_every_declared_property(ctx: CloudContext, efs: A
     assert outputs["arn"] == found["FileSystemArn"]
     assert outputs["dnsName"] == f"{fs_id}.efs.{REGION}.amazonaws.com"
     assert outputs["name"] == "models"
-    assert _handler(FILE_SYSTEM).exists(ctx, fs_id, outputs)
-    _handler(FILE_SYSTEM).delete(ctx, fs_id, outputs)
-    assert not _handler(FILE_SYSTEM).exists(ctx, fs_id, outputs)
+    assert handler_of(FILE_SYSTEM).exists(ctx, fs_id, outputs)
+    handler_of(FILE_SYSTEM).delete(ctx, fs_id, outputs)
+    assert not handler_of(FILE_SYSTEM).exists(ctx, fs_id, outputs)
 
 
 def test_a_one_zone_file_system_sits_in_its_zone(ctx: CloudContext, efs: Any) -> None:
-    fs_id, outputs = _create(ctx, FILE_SYSTEM, {"availabilityZoneName": "us-east-1b"})
+    fs_id, outputs = create(ctx, FILE_SYSTEM, {"availabilityZoneName": "us-east-1b"})
     found = _file_system(efs, fs_id)
     assert found["AvailabilityZoneName"] == "us-east-1b"
     assert found["CreationToken"] == outputs["creationToken"]  # auto-named
     assert outputs["availabilityZoneId"] == found["AvailabilityZoneId"]
-    _handler(FILE_SYSTEM).delete(ctx, fs_id, outputs)
+    handler_of(FILE_SYSTEM).delete(ctx, fs_id, outputs)
 
 
 def test_a_file_systems_throughput_lifecycle_and_tags_change_in_place(
@@ -579,7 +568,7 @@ def test_a_file_systems_throughput_lifecycle_and_tags_change_in_place(
         "lifecyclePolicies": [{"transitionToIa": "AFTER_7_DAYS"}],
         "tags": {"team": "ml", "stage": "dev"},
     }
-    fs_id, outputs = _create(ctx, FILE_SYSTEM, old)
+    fs_id, outputs = create(ctx, FILE_SYSTEM, old)
     new = {
         "throughputMode": "provisioned",
         "provisionedThroughputInMibps": 64,
@@ -600,7 +589,7 @@ def test_a_file_systems_throughput_lifecycle_and_tags_change_in_place(
     found = _file_system(efs, fs_id)
     assert found["ThroughputMode"] == "elastic" and not found.get("ProvisionedThroughputInMibps")
     assert efs.describe_lifecycle_configuration(FileSystemId=fs_id)["LifecyclePolicies"] == []
-    _handler(FILE_SYSTEM).delete(ctx, fs_id, outputs)
+    handler_of(FILE_SYSTEM).delete(ctx, fs_id, outputs)
 
 
 @pytest.mark.parametrize(
@@ -646,7 +635,7 @@ def test_a_file_system_is_replaced_for_what_efs_cannot_change(key: str, old: Any
 )
 def test_a_file_system_efs_refuses_is_refused(inputs: dict[str, Any], match: str) -> None:
     with pytest.raises(HandlerError, match=match):
-        _handler(FILE_SYSTEM).validate(inputs)
+        handler_of(FILE_SYSTEM).validate(inputs)
 
 
 def test_mount_targets_in_two_zones_with_their_groups(
@@ -657,11 +646,11 @@ def test_mount_targets_in_two_zones_with_their_groups(
     subnet_b: str,
     groups: tuple[str, str],
 ) -> None:
-    fs_id, fs_outputs = _create(ctx, FILE_SYSTEM, {"encrypted": True})
+    fs_id, fs_outputs = create(ctx, FILE_SYSTEM, {"encrypted": True})
     first = {"fileSystemId": fs_id, "subnetId": subnet, "securityGroups": [groups[0]]}
     second = {"fileSystemId": fs_id, "subnetId": subnet_b, "ipAddress": "10.40.2.50"}
-    one, one_outputs = _create(ctx, MOUNT_TARGET, first)
-    two, two_outputs = _create(ctx, MOUNT_TARGET, second)
+    one, one_outputs = create(ctx, MOUNT_TARGET, first)
+    two, two_outputs = create(ctx, MOUNT_TARGET, second)
     targets = {
         t["MountTargetId"]: t
         for t in efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"]
@@ -694,12 +683,12 @@ def test_mount_targets_in_two_zones_with_their_groups(
     ) == sorted(groups)
     # EFS keeps a file system with mount targets.
     with pytest.raises(HandlerError, match="mount targets"):
-        _handler(FILE_SYSTEM).delete(ctx, fs_id, fs_outputs)
+        handler_of(FILE_SYSTEM).delete(ctx, fs_id, fs_outputs)
     for target_id, outputs in ((one, one_outputs), (two, two_outputs)):
-        assert _handler(MOUNT_TARGET).exists(ctx, target_id, outputs)
-        _handler(MOUNT_TARGET).delete(ctx, target_id, outputs)
-        assert not _handler(MOUNT_TARGET).exists(ctx, target_id, outputs)
-    _handler(FILE_SYSTEM).delete(ctx, fs_id, fs_outputs)
+        assert handler_of(MOUNT_TARGET).exists(ctx, target_id, outputs)
+        handler_of(MOUNT_TARGET).delete(ctx, target_id, outputs)
+        assert not handler_of(MOUNT_TARGET).exists(ctx, target_id, outputs)
+    handler_of(FILE_SYSTEM).delete(ctx, fs_id, fs_outputs)
 
 
 @pytest.mark.parametrize(
@@ -711,7 +700,7 @@ def test_mount_targets_in_two_zones_with_their_groups(
 )
 def test_a_mount_target_efs_refuses_is_refused(extra: dict[str, Any], match: str) -> None:
     with pytest.raises(HandlerError, match=match):
-        _handler(MOUNT_TARGET).validate({"fileSystemId": "fs-1", "subnetId": "subnet-1", **extra})
+        handler_of(MOUNT_TARGET).validate({"fileSystemId": "fs-1", "subnetId": "subnet-1", **extra})
 
 
 def test_a_mount_target_with_a_group_of_another_vpc_is_refused(
@@ -719,14 +708,14 @@ def test_a_mount_target_with_a_group_of_another_vpc_is_refused(
 ) -> None:
     other_vpc = ec2.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
     elsewhere = _group(ec2, other_vpc, "elsewhere")
-    fs_id, fs_outputs = _create(ctx, FILE_SYSTEM, {})
+    fs_id, fs_outputs = create(ctx, FILE_SYSTEM, {})
     with pytest.raises(HandlerError, match="not in the subnet's VPC"):
-        _create(
+        create(
             ctx,
             MOUNT_TARGET,
             {"fileSystemId": fs_id, "subnetId": subnet, "securityGroups": [elsewhere]},
         )
-    _handler(FILE_SYSTEM).delete(ctx, fs_id, fs_outputs)
+    handler_of(FILE_SYSTEM).delete(ctx, fs_id, fs_outputs)
 
 
 # --- the emulated cloud is saved and loaded with them ----------------------------------
@@ -735,18 +724,18 @@ def test_a_mount_target_with_a_group_of_another_vpc_is_refused(
 def test_instances_file_systems_and_mount_targets_survive_a_dump_and_load(
     emu: Emulator, ctx: CloudContext, ec2: Any, efs: Any, ami: str, subnet: str
 ) -> None:
-    instance_id, instance_outputs = _create(ctx, INSTANCE, _instance_inputs(ami, subnet))
-    fs_id, fs_outputs = _create(ctx, FILE_SYSTEM, {"tags": {"team": "ml"}})
-    target_id, target_outputs = _create(
+    instance_id, instance_outputs = create(ctx, INSTANCE, _instance_inputs(ami, subnet))
+    fs_id, fs_outputs = create(ctx, FILE_SYSTEM, {"tags": {"team": "ml"}})
+    target_id, target_outputs = create(
         ctx, MOUNT_TARGET, {"fileSystemId": fs_id, "subnetId": subnet}
     )
     dump = emu.dump()
     emu.reset()
-    assert not _handler(FILE_SYSTEM).exists(ctx, fs_id, fs_outputs)
+    assert not handler_of(FILE_SYSTEM).exists(ctx, fs_id, fs_outputs)
     emu.load(dump)
-    assert _handler(INSTANCE).exists(ctx, instance_id, instance_outputs)
-    assert _handler(FILE_SYSTEM).exists(ctx, fs_id, fs_outputs)
-    assert _handler(MOUNT_TARGET).exists(ctx, target_id, target_outputs)
+    assert handler_of(INSTANCE).exists(ctx, instance_id, instance_outputs)
+    assert handler_of(FILE_SYSTEM).exists(ctx, fs_id, fs_outputs)
+    assert handler_of(MOUNT_TARGET).exists(ctx, target_id, target_outputs)
     assert _efs_tags(efs, fs_id) == {"team": "ml"}
     (target,) = efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"]
     # The mount target's interface is the very one EC2 has after the load.
@@ -756,7 +745,7 @@ def test_instances_file_systems_and_mount_targets_survive_a_dump_and_load(
     assert interface["SubnetId"] == subnet
     # The public AMIs loaded for the launch are in the cloud still.
     assert ec2.describe_images(ImageIds=[ami])["Images"]
-    _handler(MOUNT_TARGET).delete(ctx, target_id, target_outputs)
-    _handler(FILE_SYSTEM).delete(ctx, fs_id, fs_outputs)
-    _handler(INSTANCE).delete(ctx, instance_id, instance_outputs)
+    handler_of(MOUNT_TARGET).delete(ctx, target_id, target_outputs)
+    handler_of(FILE_SYSTEM).delete(ctx, fs_id, fs_outputs)
+    handler_of(INSTANCE).delete(ctx, instance_id, instance_outputs)
     assert json.dumps(efs.describe_file_systems()["FileSystems"], default=str) == "[]"

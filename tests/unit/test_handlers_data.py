@@ -20,16 +20,15 @@ import pytest
 from botocore.exceptions import ClientError
 from test_sandbox_inputs import schema_inputs, schema_paths
 
+from _handlers import create, handler_of
 from phasegate.engines.base import Op, ProgramSource, StackTarget
 from phasegate.engines.sandbox import SandboxEngine, cloud_seal, snapshot
 from phasegate.engines.sandbox.diff import _diff
 from phasegate.engines.sandbox.emulator import SERVICES, Emulator
 from phasegate.engines.sandbox.handlers import (
     CloudContext,
-    Handler,
     HandlerError,
     RunContext,
-    handler_for,
 )
 from phasegate.engines.sandbox.runtime import Registration
 from phasegate.engines.sandbox.sealing import Sealer
@@ -56,22 +55,8 @@ def _unique(stem: str) -> str:
     return f"{stem}-{secrets.token_hex(4)}"
 
 
-def _handler(token: str) -> Handler:
-    handler = handler_for(token)
-    assert handler is not None, token
-    return handler
-
-
-def _create(ctx: CloudContext, token: str, inputs: dict[str, Any], name: str = "res") -> tuple:
-    """As the engine does it: validate, then create; the inputs are the schema's names."""
-    assert set(inputs) <= set(schema_inputs(token)), set(inputs) - set(schema_inputs(token))
-    handler = _handler(token)
-    handler.validate(inputs)
-    return handler.create(ctx, name, inputs)
-
-
 def _update(ctx: CloudContext, token: str, id_: str, old: dict, new: dict, outputs: dict) -> dict:
-    handler = _handler(token)
+    handler = handler_of(token)
     handler.validate(new)
     assert _op(token, old, new, outputs) is Op.UPDATE
     return handler.update(ctx, id_, old, new, outputs)
@@ -82,12 +67,12 @@ def _op(token: str, old: dict[str, Any], new: dict[str, Any], outputs: dict | No
     urn = f"urn:pulumi:test::phasegate::{token}::res"
     state = ResourceState(urn, token, "res", True, "id", old, outputs or old)
     declared = Registration(urn=urn, type=token, name="res", custom=True, inputs=new)
-    return _diff(_handler(token), state, declared, RunContext()).op
+    return _diff(handler_of(token), state, declared, RunContext()).op
 
 
 def _refused(token: str, inputs: dict[str, Any], reason: str) -> None:
     with pytest.raises(HandlerError, match=reason):
-        _handler(token).validate(inputs)
+        handler_of(token).validate(inputs)
 
 
 def _kms_key(ctx: CloudContext) -> str:
@@ -97,7 +82,7 @@ def _kms_key(ctx: CloudContext) -> str:
 
 @pytest.mark.parametrize("token", DATA_TYPES)
 def test_the_data_types_are_registered_with_schema_properties(token: str) -> None:
-    handler = _handler(token)
+    handler = handler_of(token)
     props = set(schema_inputs(token))
     assert handler.type == token
     assert handler.replace_on <= props
@@ -132,7 +117,7 @@ def test_repository_carries_its_settings_and_changes_them_in_place(ctx: CloudCon
         "encryptionConfigurations": [{"encryptionType": "KMS", "kmsKey": key}],
         "tags": {"team": "data"},
     }
-    id_, outputs = _create(ctx, REPOSITORY, inputs)
+    id_, outputs = create(ctx, REPOSITORY, inputs)
     found = _repository(ecr, id_)
     assert found["imageTagMutability"] == "IMMUTABLE"
     assert found["imageScanningConfiguration"] == {"scanOnPush": True}
@@ -152,8 +137,8 @@ def test_repository_carries_its_settings_and_changes_them_in_place(ctx: CloudCon
     assert found["imageTagMutability"] == "MUTABLE"
     assert found["imageScanningConfiguration"] == {"scanOnPush": False}
     assert _ecr_tags(ecr, outputs["arn"]) == {"owner": "platform"}
-    _handler(REPOSITORY).delete(ctx, id_, outputs)
-    assert not _handler(REPOSITORY).exists(ctx, id_, outputs)
+    handler_of(REPOSITORY).delete(ctx, id_, outputs)
+    assert not handler_of(REPOSITORY).exists(ctx, id_, outputs)
 
 
 @pytest.mark.parametrize(
@@ -172,14 +157,14 @@ def _push_image(ecr: Any, repository: str) -> None:
 
 def test_repository_with_images_goes_only_with_force_delete(ctx: CloudContext) -> None:
     ecr = _client(ctx, "ecr")
-    handler = _handler(REPOSITORY)
-    id_, outputs = _create(ctx, REPOSITORY, {"name": _unique("kept")})
+    handler = handler_of(REPOSITORY)
+    id_, outputs = create(ctx, REPOSITORY, {"name": _unique("kept")})
     _push_image(ecr, id_)
     with pytest.raises(HandlerError, match="forceDelete"):
         handler.delete(ctx, id_, outputs)
     assert handler.exists(ctx, id_, outputs)
 
-    id_, outputs = _create(ctx, REPOSITORY, {"name": _unique("forced"), "forceDelete": True})
+    id_, outputs = create(ctx, REPOSITORY, {"name": _unique("forced"), "forceDelete": True})
     _push_image(ecr, id_)
     handler.delete(ctx, id_, outputs)
     assert not handler.exists(ctx, id_, outputs)
@@ -188,7 +173,7 @@ def test_repository_with_images_goes_only_with_force_delete(ctx: CloudContext) -
 
 
 def test_repository_is_auto_named_from_the_logical_name(ctx: CloudContext) -> None:
-    id_, outputs = _create(ctx, REPOSITORY, {}, name="Web_App")
+    id_, outputs = create(ctx, REPOSITORY, {}, name="Web_App")
     assert id_.startswith("web-app-") and outputs["name"] == id_
     assert _repository(_client(ctx, "ecr"), id_)["imageTagMutability"] == "MUTABLE"
 
@@ -242,7 +227,7 @@ def test_parameter_carries_its_settings_and_changes_them_in_place(ctx: CloudCont
         "allowedPattern": r"^[a-z0-9.-]+$",
         "tags": {"team": "data"},
     }
-    id_, outputs = _create(ctx, PARAMETER, inputs)
+    id_, outputs = create(ctx, PARAMETER, inputs)
     assert id_ == name and outputs["version"] == 1
     assert outputs["arn"] == f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name}"
     assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == "db-1.internal"
@@ -270,9 +255,9 @@ def test_parameter_carries_its_settings_and_changes_them_in_place(ctx: CloudCont
     assert described["AllowedPattern"] == r"^[a-z0-9.,-]+$"
     assert _ssm_tags(ssm, name) == {"owner": "platform"}
 
-    assert _handler(PARAMETER).exists(ctx, id_, outputs)
-    _handler(PARAMETER).delete(ctx, id_, outputs)
-    assert not _handler(PARAMETER).exists(ctx, id_, outputs)
+    assert handler_of(PARAMETER).exists(ctx, id_, outputs)
+    handler_of(PARAMETER).delete(ctx, id_, outputs)
+    assert not handler_of(PARAMETER).exists(ctx, id_, outputs)
     with pytest.raises(ClientError):
         ssm.get_parameter(Name=name)
 
@@ -285,7 +270,7 @@ def test_parameter_insecure_value_and_image_data_type(ctx: CloudContext) -> None
         "insecureValue": "ami-0123456789abcdef0",
         "dataType": "aws:ec2:image",
     }
-    id_, outputs = _create(ctx, PARAMETER, inputs)
+    id_, outputs = create(ctx, PARAMETER, inputs)
     assert ssm.get_parameter(Name=id_)["Parameter"]["Value"] == "ami-0123456789abcdef0"
     assert _described(ssm, id_)["DataType"] == "aws:ec2:image"
     new = {**inputs, "insecureValue": "ami-0fedcba9876543210"}
@@ -296,7 +281,7 @@ def test_parameter_insecure_value_and_image_data_type(ctx: CloudContext) -> None
 def test_parameter_tier_moves_up_in_place_and_down_by_replacement(ctx: CloudContext) -> None:
     ssm = _client(ctx, "ssm")
     inputs = {"name": _unique("tiered"), "type": "String", "value": "v"}
-    id_, outputs = _create(ctx, PARAMETER, inputs)
+    id_, outputs = create(ctx, PARAMETER, inputs)
     assert _described(ssm, id_)["Tier"] == "Standard"
     advanced = {**inputs, "tier": "Advanced"}
     outputs = _update(ctx, PARAMETER, id_, inputs, advanced, outputs)
@@ -317,15 +302,15 @@ def test_parameter_overwrite_takes_over_one_that_exists(ctx: CloudContext) -> No
     ssm.put_parameter(Name=name, Type="String", Value="made elsewhere")
     inputs = {"name": name, "type": "String", "value": "ours"}
     with pytest.raises(HandlerError, match="set overwrite"):
-        _create(ctx, PARAMETER, inputs)
+        create(ctx, PARAMETER, inputs)
     assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == "made elsewhere"
-    _create(ctx, PARAMETER, {**inputs, "overwrite": True, "tags": {"team": "data"}})
+    create(ctx, PARAMETER, {**inputs, "overwrite": True, "tags": {"team": "data"}})
     assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == "ours"
     assert _ssm_tags(ssm, name) == {"team": "data"}
 
 
 def test_parameter_is_auto_named_from_the_logical_name(ctx: CloudContext) -> None:
-    id_, _ = _create(ctx, PARAMETER, {"type": "String", "value": "v"}, name="setting")
+    id_, _ = create(ctx, PARAMETER, {"type": "String", "value": "v"}, name="setting")
     assert id_.startswith("setting-")
     assert _client(ctx, "ssm").get_parameter(Name=id_)["Parameter"]["Value"] == "v"
 
@@ -334,7 +319,7 @@ def test_a_secure_string_parameter_is_encrypted_with_its_key(ctx: CloudContext) 
     ssm = _client(ctx, "ssm")
     key = _kms_key(ctx)
     inputs = {"name": _unique("/db/password"), "type": "SecureString", "value": "hunter2-ok"}
-    id_, outputs = _create(ctx, PARAMETER, {**inputs, "keyId": key})
+    id_, outputs = create(ctx, PARAMETER, {**inputs, "keyId": key})
     found = ssm.get_parameter(Name=id_, WithDecryption=True)["Parameter"]
     assert (found["Type"], found["Value"]) == ("SecureString", "hunter2-ok")
     assert ssm.get_parameter(Name=id_)["Parameter"]["Value"] != "hunter2-ok"
@@ -390,7 +375,7 @@ def test_secret_carries_its_settings_and_changes_them_in_place(ctx: CloudContext
         "recoveryWindowInDays": 0,
         "tags": {"team": "data"},
     }
-    id_, outputs = _create(ctx, SECRET, inputs)
+    id_, outputs = create(ctx, SECRET, inputs)
     assert id_ == outputs["arn"] == outputs["id"] and outputs["name"] == inputs["name"]
     found = client.describe_secret(SecretId=id_)
     assert found["Name"] == inputs["name"]
@@ -409,8 +394,8 @@ def test_secret_carries_its_settings_and_changes_them_in_place(ctx: CloudContext
     assert (found["Description"], found["KmsKeyId"]) == ("rotated monthly", other_key)
     assert _sm_tags(found) == {"owner": "platform"}
 
-    _handler(SECRET).delete(ctx, id_, outputs)  # a window of 0: gone at once
-    assert not _handler(SECRET).exists(ctx, id_, outputs)
+    handler_of(SECRET).delete(ctx, id_, outputs)  # a window of 0: gone at once
+    assert not handler_of(SECRET).exists(ctx, id_, outputs)
     with pytest.raises(ClientError):
         client.describe_secret(SecretId=id_)
 
@@ -423,35 +408,35 @@ def test_secret_deletion_waits_for_its_recovery_window(
     inputs: dict[str, Any] = {"name": _unique("scheduled")}
     if window is not None:
         inputs["recoveryWindowInDays"] = window
-    id_, outputs = _create(ctx, SECRET, inputs)
-    assert _handler(SECRET).exists(ctx, id_, outputs)
+    id_, outputs = create(ctx, SECRET, inputs)
+    assert handler_of(SECRET).exists(ctx, id_, outputs)
     before = datetime.datetime.now(datetime.UTC)
-    _handler(SECRET).delete(ctx, id_, outputs)
+    handler_of(SECRET).delete(ctx, id_, outputs)
     found = client.describe_secret(SecretId=id_)  # still there, scheduled for deletion
     scheduled = found["DeletedDate"] - before
     assert datetime.timedelta(days=days, seconds=-5) < scheduled
     assert scheduled < datetime.timedelta(days=days, seconds=5)
-    assert not _handler(SECRET).exists(ctx, id_, outputs)
+    assert not handler_of(SECRET).exists(ctx, id_, outputs)
 
 
 def test_secret_recovery_window_changes_in_place(ctx: CloudContext) -> None:
     client = _client(ctx, "secretsmanager")
     inputs = {"name": _unique("window"), "recoveryWindowInDays": 0}
-    id_, outputs = _create(ctx, SECRET, inputs)
+    id_, outputs = create(ctx, SECRET, inputs)
     outputs = _update(ctx, SECRET, id_, inputs, {**inputs, "recoveryWindowInDays": 7}, outputs)
-    _handler(SECRET).delete(ctx, id_, outputs)
+    handler_of(SECRET).delete(ctx, id_, outputs)
     assert client.describe_secret(SecretId=id_)["DeletedDate"] is not None  # not at once
 
 
 def test_secret_name_prefix_gets_the_providers_suffix(ctx: CloudContext) -> None:
-    id_, outputs = _create(ctx, SECRET, {"namePrefix": "app/db-"})
+    id_, outputs = create(ctx, SECRET, {"namePrefix": "app/db-"})
     assert outputs["name"].startswith("app/db-") and len(outputs["name"]) == len("app/db-") + 26
     found = _client(ctx, "secretsmanager").describe_secret(SecretId=id_)
     assert found["Name"] == outputs["name"]
 
 
 def test_secret_is_auto_named_from_the_logical_name(ctx: CloudContext) -> None:
-    _, outputs = _create(ctx, SECRET, {}, name="credentials")
+    _, outputs = create(ctx, SECRET, {}, name="credentials")
     assert outputs["name"].startswith("credentials-")
 
 
@@ -492,9 +477,9 @@ def test_secret_version_holds_the_value_and_moves_its_labels(
     ctx: CloudContext, secret: str
 ) -> None:
     client = _client(ctx, "secretsmanager")
-    handler = _handler(VERSION)
+    handler = handler_of(VERSION)
     first_inputs = {"secretId": secret, "secretString": '{"password": "first-one"}'}
-    first_id, first = _create(ctx, VERSION, first_inputs)
+    first_id, first = create(ctx, VERSION, first_inputs)
     assert first_id == f"{secret}|{first['versionId']}" and first["arn"] == secret
     assert first["versionStages"] == ["AWSCURRENT"]
     got = client.get_secret_value(SecretId=secret)
@@ -504,7 +489,7 @@ def test_secret_version_holds_the_value_and_moves_its_labels(
     )
 
     inputs = {"secretId": secret, "secretString": "second-one", "versionStages": ["blue"]}
-    id_, outputs = _create(ctx, VERSION, inputs)
+    id_, outputs = create(ctx, VERSION, inputs)
     assert _version_stages(client, secret)[outputs["versionId"]] == ["blue"]
     got = client.get_secret_value(SecretId=secret, VersionStage="blue")
     assert got["SecretString"] == "second-one"
@@ -521,10 +506,10 @@ def test_secret_version_holds_the_value_and_moves_its_labels(
 
 
 def test_secret_version_deleted_loses_its_labels(ctx: CloudContext, secret: str) -> None:
-    handler = _handler(VERSION)
-    _create(ctx, VERSION, {"secretId": secret, "secretString": "current-value"})
+    handler = handler_of(VERSION)
+    create(ctx, VERSION, {"secretId": secret, "secretString": "current-value"})
     inputs = {"secretId": secret, "secretString": "staged-value", "versionStages": ["next"]}
-    id_, outputs = _create(ctx, VERSION, inputs)
+    id_, outputs = create(ctx, VERSION, inputs)
     assert handler.exists(ctx, id_, outputs)
     handler.delete(ctx, id_, outputs)
     assert not handler.exists(ctx, id_, outputs)
@@ -534,7 +519,7 @@ def test_secret_version_deleted_loses_its_labels(ctx: CloudContext, secret: str)
 def test_secret_version_binary_value(ctx: CloudContext, secret: str) -> None:
     raw = bytes(range(32))
     inputs = {"secretId": secret, "secretBinary": base64.b64encode(raw).decode()}
-    _create(ctx, VERSION, inputs)
+    create(ctx, VERSION, inputs)
     got = _client(ctx, "secretsmanager").get_secret_value(SecretId=secret)
     assert got["SecretBinary"] == raw
 
@@ -550,7 +535,7 @@ def test_secret_version_value_and_secret_force_a_replacement(change: dict[str, A
 
 def test_secret_version_of_a_missing_secret_is_refused(ctx: CloudContext) -> None:
     with pytest.raises(HandlerError, match="cannot put a version"):
-        _create(ctx, VERSION, {"secretId": _unique("missing"), "secretString": "value"})
+        create(ctx, VERSION, {"secretId": _unique("missing"), "secretString": "value"})
 
 
 @pytest.mark.parametrize(
@@ -601,7 +586,7 @@ def test_object_carries_its_content_headers_and_settings(ctx: CloudContext, buck
         "kmsKeyId": key,
         "storageClass": "STANDARD_IA",
     }
-    id_, outputs = _create(ctx, OBJECT, inputs)
+    id_, outputs = create(ctx, OBJECT, inputs)
     assert id_ == "site/index.html" and outputs["arn"] == f"arn:aws:s3:::{bucket}/site/index.html"
     got = s3.get_object(Bucket=bucket, Key="site/index.html")
     assert got["Body"].read() == b"<h1>hello</h1>"
@@ -634,7 +619,7 @@ def test_object_update_puts_it_again(ctx: CloudContext, bucket: str) -> None:
         "serverSideEncryption": "AES256",
         "storageClass": "STANDARD_IA",
     }
-    id_, outputs = _create(ctx, OBJECT, inputs)
+    id_, outputs = create(ctx, OBJECT, inputs)
     new = {
         **inputs,
         "content": '{"a": 1}',
@@ -659,7 +644,7 @@ def test_object_update_puts_it_again(ctx: CloudContext, bucket: str) -> None:
     assert got["SSEKMSKeyId"] == key
     assert _object_tags(s3, bucket, "data.json") == {"stage": "two"}
 
-    handler = _handler(OBJECT)
+    handler = handler_of(OBJECT)
     assert handler.exists(ctx, id_, updated)
     handler.delete(ctx, id_, updated)  # every version of the key, as the provider does
     assert not handler.exists(ctx, id_, updated)
@@ -670,7 +655,7 @@ def test_object_content_base64_is_its_bytes(ctx: CloudContext, bucket: str) -> N
     s3 = _client(ctx, "s3")
     raw = bytes(range(256))
     inputs = {"bucket": bucket, "key": "blob.bin", "contentBase64": base64.b64encode(raw).decode()}
-    id_, outputs = _create(ctx, OBJECT, inputs)
+    id_, outputs = create(ctx, OBJECT, inputs)
     assert s3.get_object(Bucket=bucket, Key="blob.bin")["Body"].read() == raw
     assert outputs["contentType"] == s3.head_object(Bucket=bucket, Key="blob.bin")["ContentType"]
     new = {**inputs, "contentBase64": base64.b64encode(b"other").decode()}
@@ -686,7 +671,7 @@ def test_object_bucket_and_key_force_a_replacement(change: dict[str, Any]) -> No
 
 def test_object_in_a_missing_bucket_is_refused(ctx: CloudContext) -> None:
     with pytest.raises(HandlerError, match="does not exist"):
-        _create(ctx, OBJECT, {"bucket": _unique("missing"), "key": "k", "content": "x"})
+        create(ctx, OBJECT, {"bucket": _unique("missing"), "key": "k", "content": "x"})
 
 
 @pytest.mark.parametrize(
@@ -765,7 +750,7 @@ def test_table_carries_every_setting(ctx: CloudContext) -> None:
         **_table_inputs(_unique("orders")),
         "serverSideEncryption": {"enabled": True, "kmsKeyArn": key},
     }
-    id_, outputs = _create(ctx, TABLE, inputs)
+    id_, outputs = create(ctx, TABLE, inputs)
     table = _described_table(ddb, id_)
     assert outputs["arn"] == table["TableArn"] and outputs["id"] == inputs["name"]
     assert table["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
@@ -801,7 +786,7 @@ def test_table_carries_every_setting(ctx: CloudContext) -> None:
     assert _ddb_tags(ddb, outputs["arn"]) == {"team": "data"}
     assert table["DeletionProtectionEnabled"] is True
 
-    handler = _handler(TABLE)
+    handler = handler_of(TABLE)
     with pytest.raises(HandlerError, match="deletion protection"):
         handler.delete(ctx, id_, outputs)
     assert handler.exists(ctx, id_, outputs)
@@ -810,7 +795,7 @@ def test_table_carries_every_setting(ctx: CloudContext) -> None:
 def test_table_changes_in_place(ctx: CloudContext) -> None:
     ddb = _client(ctx, "dynamodb")
     inputs = _table_inputs(_unique("events"))
-    id_, outputs = _create(ctx, TABLE, inputs)
+    id_, outputs = create(ctx, TABLE, inputs)
     assert "SSEDescription" not in _described_table(ddb, id_)
     new = {
         **inputs,
@@ -867,7 +852,7 @@ def test_table_changes_in_place(ctx: CloudContext) -> None:
     ttl = ddb.describe_time_to_live(TableName=id_)["TimeToLiveDescription"]
     assert ttl["TimeToLiveStatus"] == "DISABLED"
 
-    handler = _handler(TABLE)
+    handler = handler_of(TABLE)
     handler.delete(ctx, id_, updated)
     assert not handler.exists(ctx, id_, updated)
     with pytest.raises(ClientError):
@@ -877,7 +862,7 @@ def test_table_changes_in_place(ctx: CloudContext) -> None:
 def test_table_capacities_change_in_place(ctx: CloudContext) -> None:
     ddb = _client(ctx, "dynamodb")
     inputs = {**_table_inputs(_unique("capacity")), "deletionProtectionEnabled": False}
-    id_, outputs = _create(ctx, TABLE, inputs)
+    id_, outputs = create(ctx, TABLE, inputs)
     index = {**inputs["globalSecondaryIndexes"][0], "readCapacity": 5, "writeCapacity": 6}
     new = {**inputs, "readCapacity": 7, "writeCapacity": 8, "globalSecondaryIndexes": [index]}
     _update(ctx, TABLE, id_, inputs, new, outputs)
@@ -901,7 +886,7 @@ def test_table_is_auto_named_from_the_logical_name(ctx: CloudContext) -> None:
         "hashKey": "id",
         "attributes": [{"name": "id", "type": "S"}],
     }
-    id_, _ = _create(ctx, TABLE, inputs, name="sessions")
+    id_, _ = create(ctx, TABLE, inputs, name="sessions")
     assert id_.startswith("sessions-")
     table = _described_table(_client(ctx, "dynamodb"), id_)
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
@@ -980,7 +965,7 @@ def test_a_required_input_not_given_is_named(
     token: str, inputs: dict[str, Any], missing: list[str]
 ) -> None:
     """The plan refuses it (an input unknown until apply counts as given)."""
-    assert _handler(token).missing(inputs) == missing
+    assert handler_of(token).missing(inputs) == missing
 
 
 @pytest.mark.parametrize(
@@ -994,9 +979,9 @@ def test_one_of_two_inputs_is_checked_once_they_are_known(
     ctx: CloudContext, token: str, inputs: dict[str, Any], reason: str
 ) -> None:
     """A plan may not know them yet (another resource's output): the create checks."""
-    _handler(token).validate(inputs)
+    handler_of(token).validate(inputs)
     with pytest.raises(HandlerError, match=reason):
-        _handler(token).create(ctx, "res", inputs)
+        handler_of(token).create(ctx, "res", inputs)
 
 
 # --- the emulated cloud between runs ----------------------------------------------------
@@ -1007,21 +992,21 @@ def test_data_resources_survive_a_dump_and_load(
 ) -> None:
     """The sandbox keeps its cloud between runs as a dump: each resource comes back whole,
     and a cloud loaded from a dump dumps again."""
-    table_id, table = _create(ctx, TABLE, _table_inputs(_unique("kept")))
-    param_id, _ = _create(
+    table_id, table = create(ctx, TABLE, _table_inputs(_unique("kept")))
+    param_id, _ = create(
         ctx,
         PARAMETER,
         {"name": _unique("/kept"), "type": "String", "value": "v", "tags": {"team": "data"}},
     )
-    secret_id, _ = _create(ctx, SECRET, {"name": _unique("kept"), "tags": {"team": "data"}})
-    repo_id, repo = _create(ctx, REPOSITORY, {"name": _unique("kept"), "tags": {"team": "data"}})
+    secret_id, _ = create(ctx, SECRET, {"name": _unique("kept"), "tags": {"team": "data"}})
+    repo_id, repo = create(ctx, REPOSITORY, {"name": _unique("kept"), "tags": {"team": "data"}})
     _push_image(_client(ctx, "ecr"), repo_id)
-    _create(ctx, OBJECT, {"bucket": bucket, "key": "kept.txt", "content": "kept"})
+    create(ctx, OBJECT, {"bucket": bucket, "key": "kept.txt", "content": "kept"})
 
     blob = emu.dump()
     emu.reset()
-    assert not _handler(TABLE).exists(ctx, table_id, table)
-    assert not _handler(REPOSITORY).exists(ctx, repo_id, repo)
+    assert not handler_of(TABLE).exists(ctx, table_id, table)
+    assert not handler_of(REPOSITORY).exists(ctx, repo_id, repo)
     emu.load(blob)
     emu.load(emu.dump())  # what was loaded dumps again, and loads
 
@@ -1187,7 +1172,7 @@ def test_object_source_is_a_file_of_the_program(
     s3 = _client(program_ctx, "s3")
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "index.html").write_bytes(b"<h1>one</h1>")
-    handler = _handler(OBJECT)
+    handler = handler_of(OBJECT)
     declared = {"bucket": bucket, "key": "index.html", "source": source}
 
     inputs = handler.check(program_ctx.run, None, declared)
@@ -1195,7 +1180,7 @@ def test_object_source_is_a_file_of_the_program(
         **_file_asset("site/index.html"),
         "hash": hashlib.sha256(b"<h1>one</h1>").hexdigest(),
     }
-    id_, outputs = _create(program_ctx, OBJECT, inputs)
+    id_, outputs = create(program_ctx, OBJECT, inputs)
     assert s3.get_object(Bucket=bucket, Key="index.html")["Body"].read() == b"<h1>one</h1>"
     assert handler.check(program_ctx.run, inputs, declared) == inputs  # the same file: same
 
@@ -1208,7 +1193,7 @@ def test_object_source_is_a_file_of_the_program(
 def test_object_source_that_cannot_be_read_is_refused_in_the_plan(tmp_path: Path) -> None:
     declared = {"bucket": "site", "key": "k", "source": _file_asset("missing.txt")}
     with pytest.raises(HandlerError, match=r"missing\.txt cannot be read"):
-        _handler(OBJECT).check(RunContext(program=tmp_path), None, declared)
+        handler_of(OBJECT).check(RunContext(program=tmp_path), None, declared)
 
 
 @pytest.mark.parametrize(

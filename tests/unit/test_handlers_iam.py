@@ -15,15 +15,14 @@ import pulumi._types
 import pulumi_aws
 import pytest
 
+from _handlers import create, handler_of
 from phasegate.engines.base import Op
 from phasegate.engines.sandbox.diff import _diff
 from phasegate.engines.sandbox.emulator import Emulator
 from phasegate.engines.sandbox.handlers import (
     CloudContext,
-    Handler,
     HandlerError,
     RunContext,
-    handler_for,
 )
 from phasegate.engines.sandbox.runtime import Registration
 from phasegate.engines.sandbox.store import ResourceState
@@ -77,22 +76,8 @@ def _allow(action: str = "s3:GetObject", resource: str = "*") -> str:
 # --- the emulated cloud -----------------------------------------------------------------
 
 
-def _handler(token: str) -> Handler:
-    handler = handler_for(token)
-    assert handler is not None, token
-    return handler
-
-
-def _create(ctx: CloudContext, token: str, inputs: dict[str, Any], name: str = "res") -> tuple:
-    """As the engine does it: validate, then create."""
-    handler = _handler(token)
-    assert handler.unemulated(inputs) == [], handler.unemulated(inputs)
-    handler.validate(inputs)
-    return handler.create(ctx, name, inputs)
-
-
 def _update(ctx: CloudContext, token: str, id_: str, old: dict, new: dict, outputs: dict) -> dict:
-    handler = _handler(token)
+    handler = handler_of(token)
     assert _op(token, old, new) is Op.UPDATE
     handler.validate(new)
     return handler.update(ctx, id_, old, new, outputs)
@@ -105,11 +90,11 @@ def _op(token: str, old: dict[str, Any], new: dict[str, Any]) -> Op:
         urn=urn, type=token, name="res", custom=True, id="x", inputs=old, outputs=old
     )
     reg = Registration(urn=urn, type=token, name="res", custom=True, inputs=new)
-    return _diff(_handler(token), state, reg, RunContext()).op
+    return _diff(handler_of(token), state, reg, RunContext()).op
 
 
 def _role(ctx: CloudContext, **inputs: Any) -> tuple[str, dict[str, Any]]:
-    role: tuple[str, dict[str, Any]] = _create(
+    role: tuple[str, dict[str, Any]] = create(
         ctx, ROLE, {"assumeRolePolicy": _trust(), **inputs}, "role"
     )
     return role
@@ -130,7 +115,7 @@ def _resource_class(token: str) -> type:
 
 @pytest.mark.parametrize("token", TYPES)
 def test_replacing_inputs_are_emulated_and_outputs_are_the_providers(token: str) -> None:
-    handler = _handler(token)
+    handler = handler_of(token)
     cls = _resource_class(token)
     properties = set(pulumi._types.resource_py_to_pulumi_names(cls).values())
     assert handler.replace_on <= handler.emulates, handler.replace_on - handler.emulates
@@ -190,7 +175,7 @@ _REPLACES = [
 def test_a_change_iam_makes_in_place_is_an_update(
     token: str, key: str, before: Any, after: Any
 ) -> None:
-    assert key in _handler(token).emulates
+    assert key in handler_of(token).emulates
     assert _op(token, {key: before}, {key: after}) is Op.UPDATE
 
 
@@ -198,7 +183,7 @@ def test_a_change_iam_makes_in_place_is_an_update(
 def test_a_change_iam_cannot_make_in_place_is_a_replacement(
     token: str, key: str, before: Any, after: Any
 ) -> None:
-    assert key in _handler(token).emulates
+    assert key in handler_of(token).emulates
     assert _op(token, {key: before}, {key: after}) is Op.REPLACE
 
 
@@ -237,7 +222,7 @@ def test_a_role_is_changed_in_place(ctx: CloudContext, iam: Any) -> None:
         "permissionsBoundary": READ_ONLY,
         "tags": {"team": "ml", "stage": "one"},
     }
-    id_, outputs = _create(ctx, ROLE, old, "changing")
+    id_, outputs = create(ctx, ROLE, old, "changing")
     new = {
         "assumeRolePolicy": _trust("eks"),
         "description": "second",
@@ -280,7 +265,7 @@ def test_a_role_auto_named_from_its_logical_name(ctx: CloudContext, iam: Any) ->
 
 
 def test_a_role_is_deleted_and_its_instance_profiles_let_go(ctx: CloudContext, iam: Any) -> None:
-    handler = _handler(ROLE)
+    handler = handler_of(ROLE)
     id_, outputs = _role(ctx)
     iam.create_instance_profile(InstanceProfileName=f"{id_}-profile")
     iam.add_role_to_instance_profile(InstanceProfileName=f"{id_}-profile", RoleName=id_)
@@ -296,17 +281,17 @@ def test_a_role_with_a_policy_attached_is_not_deleted(ctx: CloudContext, iam: An
     id_, outputs = _role(ctx)
     iam.attach_role_policy(RoleName=id_, PolicyArn=READ_ONLY)
     with pytest.raises(HandlerError, match=r"cannot delete role .*detach"):
-        _handler(ROLE).delete(ctx, id_, outputs)
-    assert _handler(ROLE).exists(ctx, id_, outputs)
+        handler_of(ROLE).delete(ctx, id_, outputs)
+    assert handler_of(ROLE).exists(ctx, id_, outputs)
 
 
 def test_a_role_forced_to_detach_its_policies_is_deleted_with_them_gone(
     ctx: CloudContext, iam: Any
 ) -> None:
-    handler = _handler(ROLE)
-    policy, _ = _create(ctx, POLICY, {"policy": _allow()}, "detached")
+    handler = handler_of(ROLE)
+    policy, _ = create(ctx, POLICY, {"policy": _allow()}, "detached")
     old = {"assumeRolePolicy": _trust()}
-    id_, outputs = _create(ctx, ROLE, old, "forced")
+    id_, outputs = create(ctx, ROLE, old, "forced")
     iam.attach_role_policy(RoleName=id_, PolicyArn=policy)
     iam.put_role_policy(RoleName=id_, PolicyName="inline", PolicyDocument=_allow())
     forced = _update(ctx, ROLE, id_, old, {**old, "forceDetachPolicies": True}, outputs)
@@ -321,10 +306,10 @@ def test_a_role_bound_by_a_policy_that_does_not_exist_is_refused(
     missing = f"arn:aws:iam::{ACCOUNT}:policy/not-there"
     with pytest.raises(HandlerError, match=r"permissionsBoundary .* no policy"):
         _role(ctx, name="unbounded", permissionsBoundary=missing)
-    assert not _handler(ROLE).exists(ctx, "unbounded", {})
+    assert not handler_of(ROLE).exists(ctx, "unbounded", {})
     id_, outputs = _role(ctx)
     with pytest.raises(HandlerError, match="no policy"):
-        _handler(ROLE).update(
+        handler_of(ROLE).update(
             ctx,
             id_,
             {"assumeRolePolicy": _trust()},
@@ -338,9 +323,9 @@ def test_a_role_bound_by_a_policy_that_does_not_exist_is_refused(
 
 def test_an_inline_role_policy_is_put_changed_and_deleted(ctx: CloudContext, iam: Any) -> None:
     role, _ = _role(ctx)
-    handler = _handler(ROLE_POLICY)
+    handler = handler_of(ROLE_POLICY)
     inputs = {"role": role, "name": "read-models", "policy": _allow()}
-    id_, outputs = _create(ctx, ROLE_POLICY, inputs)
+    id_, outputs = create(ctx, ROLE_POLICY, inputs)
     assert id_ == f"{role}:read-models"
     stored = iam.get_role_policy(RoleName=role, PolicyName="read-models")["PolicyDocument"]
     assert stored == json.loads(_allow())
@@ -361,7 +346,7 @@ def test_an_inline_role_policy_takes_a_name_prefix_and_a_document_object(
 ) -> None:
     role, _ = _role(ctx)
     document = json.loads(_allow("ec2:Describe*"))
-    _, outputs = _create(ctx, ROLE_POLICY, {"role": role, "namePrefix": "ec2-", "policy": document})
+    _, outputs = create(ctx, ROLE_POLICY, {"role": role, "namePrefix": "ec2-", "policy": document})
     assert re.fullmatch(r"ec2-\d{18}[0-9a-f]{8}", outputs["name"])
     stored = iam.get_role_policy(RoleName=role, PolicyName=outputs["name"])["PolicyDocument"]
     assert stored == document
@@ -369,13 +354,13 @@ def test_an_inline_role_policy_takes_a_name_prefix_and_a_document_object(
 
 def test_an_inline_policy_of_a_missing_role_is_refused(ctx: CloudContext) -> None:
     with pytest.raises(HandlerError, match=r"cannot put policy .* role nobody"):
-        _create(ctx, ROLE_POLICY, {"role": "nobody", "name": "p", "policy": _allow()})
+        create(ctx, ROLE_POLICY, {"role": "nobody", "name": "p", "policy": _allow()})
 
 
 def test_a_managed_policy_is_attached_to_a_role_and_detached(ctx: CloudContext, iam: Any) -> None:
     role, _ = _role(ctx)
-    handler = _handler(ROLE_ATTACHMENT)
-    id_, outputs = _create(ctx, ROLE_ATTACHMENT, {"role": role, "policyArn": READ_ONLY})
+    handler = handler_of(ROLE_ATTACHMENT)
+    id_, outputs = create(ctx, ROLE_ATTACHMENT, {"role": role, "policyArn": READ_ONLY})
     attached = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == [READ_ONLY]
     assert handler.exists(ctx, id_, outputs)
@@ -386,9 +371,9 @@ def test_a_managed_policy_is_attached_to_a_role_and_detached(ctx: CloudContext, 
 def test_an_instance_profile_carries_its_role_path_and_tags(ctx: CloudContext, iam: Any) -> None:
     first, _ = _role(ctx)
     second, _ = _role(ctx)
-    handler = _handler(PROFILE)
+    handler = handler_of(PROFILE)
     inputs = {"name": "gpu-nodes", "path": "/nodes/", "role": first, "tags": {"team": "ml"}}
-    id_, outputs = _create(ctx, PROFILE, inputs)
+    id_, outputs = create(ctx, PROFILE, inputs)
     profile = iam.get_instance_profile(InstanceProfileName="gpu-nodes")["InstanceProfile"]
     assert id_ == outputs["name"] == "gpu-nodes"
     assert (
@@ -419,20 +404,20 @@ def test_an_instance_profile_carries_its_role_path_and_tags(ctx: CloudContext, i
 
 def test_an_instance_profile_is_deleted_with_its_role_in_it(ctx: CloudContext, iam: Any) -> None:
     role, role_outputs = _role(ctx)
-    id_, outputs = _create(ctx, PROFILE, {"namePrefix": "nodes-", "role": role})
+    id_, outputs = create(ctx, PROFILE, {"namePrefix": "nodes-", "role": role})
     assert re.fullmatch(r"nodes-\d{18}[0-9a-f]{8}", id_)
-    _handler(PROFILE).delete(ctx, id_, outputs)
-    assert not _handler(PROFILE).exists(ctx, id_, outputs)
-    _handler(ROLE).delete(ctx, role, role_outputs)  # free of the profile
-    assert not _handler(ROLE).exists(ctx, role, role_outputs)
+    handler_of(PROFILE).delete(ctx, id_, outputs)
+    assert not handler_of(PROFILE).exists(ctx, id_, outputs)
+    handler_of(ROLE).delete(ctx, role, role_outputs)  # free of the profile
+    assert not handler_of(ROLE).exists(ctx, role, role_outputs)
 
 
 def test_an_instance_profile_of_a_missing_role_is_refused_and_not_left(
     ctx: CloudContext, iam: Any
 ) -> None:
     with pytest.raises(HandlerError, match="role nobody"):
-        _create(ctx, PROFILE, {"name": "orphan", "role": "nobody"})
-    assert not _handler(PROFILE).exists(ctx, "orphan", {})
+        create(ctx, PROFILE, {"name": "orphan", "role": "nobody"})
+    assert not handler_of(PROFILE).exists(ctx, "orphan", {})
 
 
 # --- customer-managed policies -------------------------------------------------------------
@@ -453,7 +438,7 @@ def test_a_policy_carries_its_name_path_description_document_and_tags(
         "policy": _allow(),
         "tags": {"team": "ml"},
     }
-    id_, outputs = _create(ctx, POLICY, inputs)
+    id_, outputs = create(ctx, POLICY, inputs)
     policy = iam.get_policy(PolicyArn=id_)["Policy"]
     assert id_ == outputs["arn"] == f"arn:aws:iam::{ACCOUNT}:policy/ml/read-models"
     assert outputs["name"] == policy["PolicyName"] == "read-models"
@@ -469,7 +454,7 @@ def test_a_policy_document_change_is_a_new_default_version_five_kept(
     ctx: CloudContext, iam: Any
 ) -> None:
     old: dict[str, Any] = {"policy": _allow("s3:Action0"), "tags": {"round": "0"}}
-    id_, outputs = _create(ctx, POLICY, old, "versioned")
+    id_, outputs = create(ctx, POLICY, old, "versioned")
     for round_ in range(1, 8):
         new = {"policy": _allow(f"s3:Action{round_}"), "tags": {"round": str(round_)}}
         outputs = _update(ctx, POLICY, id_, old, new, outputs)
@@ -487,9 +472,9 @@ def test_a_policy_document_change_is_a_new_default_version_five_kept(
 
 
 def test_a_policy_is_deleted_with_its_versions(ctx: CloudContext, iam: Any) -> None:
-    handler = _handler(POLICY)
+    handler = handler_of(POLICY)
     old = {"namePrefix": "gone-", "policy": _allow()}
-    id_, outputs = _create(ctx, POLICY, old)
+    id_, outputs = create(ctx, POLICY, old)
     assert re.fullmatch(r"gone-\d{18}[0-9a-f]{8}", outputs["name"])
     new = {**old, "policy": _allow("s3:PutObject")}
     _update(ctx, POLICY, id_, old, new, outputs)
@@ -500,12 +485,12 @@ def test_a_policy_is_deleted_with_its_versions(ctx: CloudContext, iam: Any) -> N
 
 
 def test_a_policy_still_attached_is_not_deleted(ctx: CloudContext, iam: Any) -> None:
-    id_, outputs = _create(ctx, POLICY, {"policy": _allow()})
+    id_, outputs = create(ctx, POLICY, {"policy": _allow()})
     role, _ = _role(ctx)
     iam.attach_role_policy(RoleName=role, PolicyArn=id_)
     with pytest.raises(HandlerError, match=r"attached to 1 .* detach it first"):
-        _handler(POLICY).delete(ctx, id_, outputs)
-    assert _handler(POLICY).exists(ctx, id_, outputs)
+        handler_of(POLICY).delete(ctx, id_, outputs)
+    assert handler_of(POLICY).exists(ctx, id_, outputs)
 
 
 # --- users and groups ------------------------------------------------------------------------
@@ -514,9 +499,9 @@ def test_a_policy_still_attached_is_not_deleted(ctx: CloudContext, iam: Any) -> 
 def test_a_user_carries_its_name_path_and_tags_and_is_renamed_in_place(
     ctx: CloudContext, iam: Any
 ) -> None:
-    handler = _handler(USER)
+    handler = handler_of(USER)
     inputs = {"name": "ada", "path": "/people/", "tags": {"team": "ml"}}
-    id_, outputs = _create(ctx, USER, inputs)
+    id_, outputs = create(ctx, USER, inputs)
     user = iam.get_user(UserName="ada")["User"]
     assert id_ == outputs["name"] == "ada"
     assert outputs["arn"] == user["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/people/ada"
@@ -545,19 +530,19 @@ def test_a_user_carries_its_name_path_and_tags_and_is_renamed_in_place(
 
 
 def test_a_user_leaves_its_groups_when_deleted(ctx: CloudContext, iam: Any) -> None:
-    id_, outputs = _create(ctx, USER, {"name": "leaver"})
+    id_, outputs = create(ctx, USER, {"name": "leaver"})
     iam.create_group(GroupName="leavers")
     iam.add_user_to_group(GroupName="leavers", UserName="leaver")
-    _handler(USER).delete(ctx, id_, outputs)
-    assert not _handler(USER).exists(ctx, id_, outputs)
+    handler_of(USER).delete(ctx, id_, outputs)
+    assert not handler_of(USER).exists(ctx, id_, outputs)
     assert iam.get_group(GroupName="leavers")["Users"] == []
 
 
 def test_a_user_with_credentials_is_deleted_only_with_force_destroy(
     ctx: CloudContext, iam: Any
 ) -> None:
-    handler = _handler(USER)
-    id_, outputs = _create(ctx, USER, {"name": "keyholder"})
+    handler = handler_of(USER)
+    id_, outputs = create(ctx, USER, {"name": "keyholder"})
     iam.create_access_key(UserName="keyholder")
     iam.create_login_profile(UserName="keyholder", Password="Sandbox-Passw0rd!")
     with pytest.raises(HandlerError, match=r"access keys, a password .*forceDestroy"):
@@ -572,18 +557,18 @@ def test_a_user_with_credentials_is_deleted_only_with_force_destroy(
 
 
 def test_a_user_with_a_policy_attached_is_not_deleted(ctx: CloudContext, iam: Any) -> None:
-    id_, outputs = _create(ctx, USER, {"name": "attached"})
+    id_, outputs = create(ctx, USER, {"name": "attached"})
     iam.attach_user_policy(UserName="attached", PolicyArn=READ_ONLY)
     with pytest.raises(HandlerError, match="cannot delete user attached"):
-        _handler(USER).delete(ctx, id_, outputs)
+        handler_of(USER).delete(ctx, id_, outputs)
 
 
 def test_a_group_carries_its_name_and_path_and_is_renamed_in_place(
     ctx: CloudContext, iam: Any
 ) -> None:
-    handler = _handler(GROUP)
+    handler = handler_of(GROUP)
     inputs = {"name": "ops", "path": "/teams/"}
-    id_, outputs = _create(ctx, GROUP, inputs)
+    id_, outputs = create(ctx, GROUP, inputs)
     group = iam.get_group(GroupName="ops")["Group"]
     assert id_ == outputs["name"] == "ops"
     assert outputs["arn"] == group["Arn"] == f"arn:aws:iam::{ACCOUNT}:group/teams/ops"
@@ -614,7 +599,7 @@ def test_a_group_carries_its_name_and_path_and_is_renamed_in_place(
 def test_a_group_that_still_holds_something_is_not_deleted(
     ctx: CloudContext, iam: Any, held: str
 ) -> None:
-    id_, outputs = _create(ctx, GROUP, {}, f"holding-{held.split()[0]}")
+    id_, outputs = create(ctx, GROUP, {}, f"holding-{held.split()[0]}")
     if held == "members":
         iam.create_user(UserName=f"{id_}-member")
         iam.add_user_to_group(GroupName=id_, UserName=f"{id_}-member")
@@ -623,8 +608,8 @@ def test_a_group_that_still_holds_something_is_not_deleted(
     else:
         iam.put_group_policy(GroupName=id_, PolicyName="inline", PolicyDocument=_allow())
     with pytest.raises(HandlerError, match=f"cannot delete group .*{held}"):
-        _handler(GROUP).delete(ctx, id_, outputs)
-    assert _handler(GROUP).exists(ctx, id_, outputs)
+        handler_of(GROUP).delete(ctx, id_, outputs)
+    assert handler_of(GROUP).exists(ctx, id_, outputs)
 
 
 # --- who is in which group ---------------------------------------------------------------
@@ -654,10 +639,10 @@ def test_a_user_group_membership_puts_one_user_in_its_groups(
     ctx: CloudContext, iam: Any, people: list[str]
 ) -> None:
     u1, _, _, g1, g2, g3 = people
-    handler = _handler(USER_GROUPS)
+    handler = handler_of(USER_GROUPS)
     iam.add_user_to_group(GroupName=g3, UserName=u1)  # not the membership's: left alone
     inputs = {"user": u1, "groups": [g1, g2]}
-    id_, outputs = _create(ctx, USER_GROUPS, inputs)
+    id_, outputs = create(ctx, USER_GROUPS, inputs)
     assert id_.startswith("terraform-")
     assert _groups_of(iam, u1) == {g1, g2, g3}
 
@@ -673,18 +658,18 @@ def test_a_user_group_membership_puts_one_user_in_its_groups(
 
 def test_a_membership_in_a_missing_group_is_refused(ctx: CloudContext, people: list[str]) -> None:
     with pytest.raises(HandlerError, match=r"cannot add user .* to group nowhere"):
-        _create(ctx, USER_GROUPS, {"user": people[0], "groups": ["nowhere"]})
+        create(ctx, USER_GROUPS, {"user": people[0], "groups": ["nowhere"]})
     with pytest.raises(HandlerError, match="cannot add user nobody"):
-        _create(ctx, GROUP_USERS, {"group": people[3], "users": ["nobody"]})
+        create(ctx, GROUP_USERS, {"group": people[3], "users": ["nobody"]})
 
 
 def test_a_group_membership_puts_its_users_in_one_group(
     ctx: CloudContext, iam: Any, people: list[str]
 ) -> None:
     u1, u2, u3, g1, _, _ = people
-    handler = _handler(GROUP_USERS)
+    handler = handler_of(GROUP_USERS)
     inputs = {"name": "g1-members", "group": g1, "users": [u1, u2]}
-    id_, outputs = _create(ctx, GROUP_USERS, inputs)
+    id_, outputs = create(ctx, GROUP_USERS, inputs)
     assert id_ == outputs["name"] == "g1-members"
     assert _users_of(iam, g1) == {u1, u2}
 
@@ -709,9 +694,9 @@ def test_a_managed_policy_is_attached_to_a_user_or_group_and_detached(
     ctx: CloudContext, iam: Any, people: list[str], token: str, principal: str, listed: str
 ) -> None:
     who = people[0] if principal == "user" else people[3]
-    handler = _handler(token)
-    policy, _ = _create(ctx, POLICY, {"policy": _allow()}, f"for-{principal}")
-    id_, outputs = _create(ctx, token, {principal: who, "policyArn": policy})
+    handler = handler_of(token)
+    policy, _ = create(ctx, POLICY, {"policy": _allow()}, f"for-{principal}")
+    id_, outputs = create(ctx, token, {principal: who, "policyArn": policy})
     key = f"{principal.capitalize()}Name"
     attached = getattr(iam, listed)(**{key: who})["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == [policy]
@@ -723,10 +708,10 @@ def test_a_managed_policy_is_attached_to_a_user_or_group_and_detached(
     handler.delete(ctx, id_, outputs)  # already detached: nothing to do
 
     with pytest.raises(HandlerError, match=f"cannot attach .* to {principal} nobody"):
-        _create(ctx, token, {principal: "nobody", "policyArn": policy})
+        create(ctx, token, {principal: "nobody", "policyArn": policy})
     missing = f"arn:aws:iam::{ACCOUNT}:policy/not-there"
     with pytest.raises(HandlerError, match="cannot attach"):
-        _create(ctx, token, {principal: who, "policyArn": missing})
+        create(ctx, token, {principal: who, "policyArn": missing})
     assert not handler.exists(ctx, "", {principal: "nobody", "policyArn": policy})
 
 
@@ -825,7 +810,7 @@ _VALID = {
 
 @pytest.mark.parametrize(("token", "inputs", "reason"), _REFUSED)
 def test_what_iam_refuses_is_refused(token: str, inputs: dict[str, Any], reason: str) -> None:
-    handler = _handler(token)
+    handler = handler_of(token)
     handler.validate(dict(_VALID[token]))  # the same without the fault passes
     with pytest.raises(HandlerError, match=reason):
         handler.validate({**_VALID[token], **inputs})
@@ -838,7 +823,7 @@ def test_what_the_provider_requires_is_required(token: str) -> None:
     source = inspect.getsource(inspect.getmodule(cls))  # type: ignore[arg-type]
     wire = pulumi._types.resource_py_to_pulumi_names(cls)
     required = {wire[p] for p in re.findall(r"Missing required property '(\w+)'", source)}
-    handler = _handler(token)
+    handler = handler_of(token)
     assert handler.missing({}) == sorted(required)
     assert handler.missing(dict.fromkeys(required, "(known after apply)")) == []
 
@@ -858,15 +843,15 @@ def test_a_name_taken_in_another_case_is_refused(
 ) -> None:
     """IAM names are not distinguished by case; the emulator made both."""
     name = f"Taken-{secrets.token_hex(3)}"
-    _create(ctx, token, {**inputs, "name": name})
+    create(ctx, token, {**inputs, "name": name})
     with pytest.raises(HandlerError, match=f"{kind} name {name.lower()} is taken by {kind} {name}"):
-        _create(ctx, token, {**inputs, "name": name.lower()})
+        create(ctx, token, {**inputs, "name": name.lower()})
 
 
 def test_a_policy_name_taken_on_another_path_is_refused(ctx: CloudContext) -> None:
-    _create(ctx, POLICY, {"name": "pathless", "path": "/one/", "policy": _allow()})
+    create(ctx, POLICY, {"name": "pathless", "path": "/one/", "policy": _allow()})
     with pytest.raises(HandlerError, match="policy name pathless is taken"):
-        _create(ctx, POLICY, {"name": "pathless", "path": "/two/", "policy": _allow()})
+        create(ctx, POLICY, {"name": "pathless", "path": "/two/", "policy": _allow()})
 
 
 @pytest.mark.parametrize(("token", "kind"), [(USER, "user"), (GROUP, "group")])
@@ -874,8 +859,8 @@ def test_a_rename_to_a_name_taken_in_another_case_is_refused(
     ctx: CloudContext, iam: Any, token: str, kind: str
 ) -> None:
     taken = f"Renamed-{secrets.token_hex(3)}"
-    _create(ctx, token, {"name": taken})
-    id_, outputs = _create(ctx, token, {"name": f"{taken}-x"})
+    create(ctx, token, {"name": taken})
+    id_, outputs = create(ctx, token, {"name": f"{taken}-x"})
     with pytest.raises(HandlerError, match=f"{kind} name {taken.lower()} is taken"):
         _update(ctx, token, id_, {"name": f"{taken}-x"}, {"name": taken.lower()}, outputs)
     # Its own name in another case is no clash.
@@ -885,9 +870,9 @@ def test_a_rename_to_a_name_taken_in_another_case_is_refused(
 
 def test_a_policy_arrives_as_text_or_as_an_object() -> None:
     document = json.loads(_allow())
-    _handler(POLICY).validate({"policy": document})
+    handler_of(POLICY).validate({"policy": document})
     with pytest.raises(HandlerError, match="names a Principal"):
-        _handler(POLICY).validate({"policy": json.loads(_trust())})
+        handler_of(POLICY).validate({"policy": json.loads(_trust())})
 
 
 # --- a dump and load of the emulated cloud --------------------------------------------------
@@ -899,15 +884,15 @@ def test_iam_identities_survive_a_dump_and_load(
     u1, _, _, g1, _, _ = people
     role, _ = _role(ctx, description="kept", maxSessionDuration=7200)
     made = {
-        ROLE_POLICY: _create(ctx, ROLE_POLICY, {"role": role, "name": "kept", "policy": _allow()}),
-        PROFILE: _create(ctx, PROFILE, {"role": role, "tags": {"kept": "yes"}}),
-        POLICY: _create(ctx, POLICY, {"policy": _allow(), "tags": {"kept": "yes"}}),
-        USER: _create(ctx, USER, {"path": "/kept/", "tags": {"kept": "yes"}}),
-        GROUP: _create(ctx, GROUP, {"path": "/kept/"}),
-        USER_GROUPS: _create(ctx, USER_GROUPS, {"user": u1, "groups": [g1]}),
+        ROLE_POLICY: create(ctx, ROLE_POLICY, {"role": role, "name": "kept", "policy": _allow()}),
+        PROFILE: create(ctx, PROFILE, {"role": role, "tags": {"kept": "yes"}}),
+        POLICY: create(ctx, POLICY, {"policy": _allow(), "tags": {"kept": "yes"}}),
+        USER: create(ctx, USER, {"path": "/kept/", "tags": {"kept": "yes"}}),
+        GROUP: create(ctx, GROUP, {"path": "/kept/"}),
+        USER_GROUPS: create(ctx, USER_GROUPS, {"user": u1, "groups": [g1]}),
     }
     policy = made[POLICY][0]
-    made[GROUP_ATTACHMENT] = _create(ctx, GROUP_ATTACHMENT, {"group": g1, "policyArn": policy})
+    made[GROUP_ATTACHMENT] = create(ctx, GROUP_ATTACHMENT, {"group": g1, "policyArn": policy})
     old, new = {"policy": _allow()}, {"policy": _allow("s3:PutObject")}
     _update(ctx, POLICY, policy, old, new, made[POLICY][1])
     before = {
@@ -921,7 +906,7 @@ def test_iam_identities_survive_a_dump_and_load(
     emu.load(emu.dump())
 
     for token, (id_, outputs) in made.items():
-        assert _handler(token).exists(ctx, id_, outputs), token
+        assert handler_of(token).exists(ctx, id_, outputs), token
     assert iam.get_role(RoleName=role)["Role"] == before["role"]
     profile = iam.get_instance_profile(InstanceProfileName=made[PROFILE][0])
     assert profile["InstanceProfile"] == before["profile"]["InstanceProfile"]

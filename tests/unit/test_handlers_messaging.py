@@ -15,15 +15,14 @@ from typing import Any
 
 import pytest
 
+from _handlers import handler_of
 from phasegate.engines.base import Op
 from phasegate.engines.sandbox.diff import _diff
 from phasegate.engines.sandbox.emulator import Emulator
 from phasegate.engines.sandbox.handlers import (
     CloudContext,
-    Handler,
     HandlerError,
     RunContext,
-    handler_for,
 )
 from phasegate.engines.sandbox.runtime import Registration
 from phasegate.engines.sandbox.store import ResourceState
@@ -69,15 +68,9 @@ def events(ctx: CloudContext) -> Any:
     return ctx.client("events")
 
 
-def _handler(token: str) -> Handler:
-    handler = handler_for(token)
-    assert handler is not None, token
-    return handler
-
-
 def _create(ctx: CloudContext, token: str, inputs: dict[str, Any], name: str = "res") -> tuple:
     """As the engine does it: validate, then create."""
-    handler = _handler(token)
+    handler = handler_of(token)
     assert not handler.unemulated(inputs)
     handler.validate(inputs)
     id_, outputs = handler.create(ctx, name, inputs)
@@ -86,7 +79,7 @@ def _create(ctx: CloudContext, token: str, inputs: dict[str, Any], name: str = "
 
 
 def _update(ctx: CloudContext, token: str, id_: str, old: dict, new: dict, outputs: dict) -> dict:
-    handler = _handler(token)
+    handler = handler_of(token)
     assert not handler.unemulated(new)
     handler.validate(new)
     assert _op(token, old, new) is Op.UPDATE
@@ -94,7 +87,7 @@ def _update(ctx: CloudContext, token: str, id_: str, old: dict, new: dict, outpu
 
 
 def _delete(ctx: CloudContext, token: str, id_: str, outputs: dict) -> None:
-    handler = _handler(token)
+    handler = handler_of(token)
     handler.delete(ctx, id_, outputs)
     assert not handler.exists(ctx, id_, outputs)
 
@@ -106,7 +99,7 @@ def _op(token: str, old: dict[str, Any], new: dict[str, Any]) -> Op:
         urn=urn, type=token, name="res", custom=True, id="x", inputs=old, outputs=old
     )
     reg = Registration(urn=urn, type=token, name="res", custom=True, inputs=new)
-    return _diff(_handler(token), state, reg, RunContext()).op
+    return _diff(handler_of(token), state, reg, RunContext()).op
 
 
 # --- SNS topics -------------------------------------------------------------------------
@@ -264,14 +257,14 @@ def test_a_firehose_subscription_without_a_role_is_refused(ctx: CloudContext, to
     stream = f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/orders"
     inputs = {"topic": topic, "protocol": "firehose", "endpoint": stream}
     with pytest.raises(HandlerError, match="needs subscriptionRoleArn"):
-        _handler(SUBSCRIPTION).create(ctx, "res", inputs)
+        handler_of(SUBSCRIPTION).create(ctx, "res", inputs)
 
 
 def test_a_subscription_to_a_missing_topic_is_refused(ctx: CloudContext, queue_arn: str) -> None:
     topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:no-such-topic"
     inputs = {"topic": topic, "protocol": "sqs", "endpoint": queue_arn}
     with pytest.raises(HandlerError, match="cannot subscribe"):
-        _handler(SUBSCRIPTION).create(ctx, "res", inputs)
+        handler_of(SUBSCRIPTION).create(ctx, "res", inputs)
 
 
 # --- SQS queues -------------------------------------------------------------------------
@@ -398,7 +391,7 @@ def test_a_dead_letter_queue_must_exist(ctx: CloudContext) -> None:
     missing = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{_unique('missing')}"
     redrive = json.dumps({"deadLetterTargetArn": missing, "maxReceiveCount": 3})
     with pytest.raises(HandlerError, match="cannot create queue"):
-        _handler(QUEUE).create(ctx, "work", {"redrivePolicy": redrive})
+        handler_of(QUEUE).create(ctx, "work", {"redrivePolicy": redrive})
 
 
 def test_queue_policy_set_changed_and_removed(ctx: CloudContext, sqs: Any) -> None:
@@ -428,7 +421,7 @@ def test_a_queue_change_keeps_the_policy_a_queue_policy_set(ctx: CloudContext, s
 def test_queue_policy_on_a_missing_queue_is_refused(ctx: CloudContext) -> None:
     url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{_unique('missing')}"
     with pytest.raises(HandlerError, match="does not exist"):
-        _handler(QUEUE_POLICY).create(ctx, "res", {"queueUrl": url, "policy": _policy("x")})
+        handler_of(QUEUE_POLICY).create(ctx, "res", {"queueUrl": url, "policy": _policy("x")})
 
 
 # --- log groups -------------------------------------------------------------------------
@@ -480,7 +473,7 @@ def test_log_group_carries_its_properties_and_changes_them_in_place(
 def test_log_group_name_prefix_and_skip_destroy(ctx: CloudContext, logs: Any) -> None:
     name, outputs = _create(ctx, LOG_GROUP, {"namePrefix": "/batch/", "skipDestroy": True})
     assert name.startswith("/batch/") and len(name) == len("/batch/") + 26
-    _handler(LOG_GROUP).delete(ctx, name, outputs)
+    handler_of(LOG_GROUP).delete(ctx, name, outputs)
     assert _group(logs, name)["logGroupName"] == name  # left in the cloud
     _delete(ctx, LOG_GROUP, name, {**outputs, "skipDestroy": False})
 
@@ -496,14 +489,14 @@ def test_a_log_group_key_that_cannot_be_used_is_refused(
     ctx: CloudContext, key: str, reason: str
 ) -> None:
     with pytest.raises(HandlerError, match=reason):
-        _handler(LOG_GROUP).create(ctx, "res", {"kmsKeyId": key})
+        handler_of(LOG_GROUP).create(ctx, "res", {"kmsKeyId": key})
 
 
 def test_a_disabled_key_is_refused_for_a_log_group(ctx: CloudContext) -> None:
     key = _key(ctx)
     ctx.client("kms").disable_key(KeyId=key.rsplit("/", 1)[1])
     with pytest.raises(HandlerError, match="Disabled, not Enabled"):
-        _handler(LOG_GROUP).create(ctx, "res", {"kmsKeyId": key})
+        handler_of(LOG_GROUP).create(ctx, "res", {"kmsKeyId": key})
 
 
 # --- EventBridge rules and targets ------------------------------------------------------
@@ -654,7 +647,7 @@ def test_a_fifo_queue_target_without_a_message_group_is_refused_at_apply(
 ) -> None:
     arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{_unique('ordered')}.fifo"
     with pytest.raises(HandlerError, match=r"needs sqsTarget\.messageGroupId"):
-        _handler(TARGET).create(ctx, "res", {"rule": rule, "arn": arn})
+        handler_of(TARGET).create(ctx, "res", {"rule": rule, "arn": arn})
 
 
 def test_event_target_without_an_id_gets_one_and_a_bus_of_its_own(
@@ -676,19 +669,19 @@ def test_a_rule_takes_five_targets(ctx: CloudContext, rule: str, queue_arn: str)
     for n in range(5):
         _create(ctx, TARGET, {"rule": rule, "targetId": f"t{n}", "arn": queue_arn})
     with pytest.raises(HandlerError, match="a rule takes 5"):
-        _handler(TARGET).create(ctx, "res", {"rule": rule, "targetId": "t5", "arn": queue_arn})
+        handler_of(TARGET).create(ctx, "res", {"rule": rule, "targetId": "t5", "arn": queue_arn})
 
 
 def test_a_target_on_a_missing_rule_is_refused(ctx: CloudContext, queue_arn: str) -> None:
     with pytest.raises(HandlerError, match="does not exist"):
-        _handler(TARGET).create(ctx, "res", {"rule": _unique("nope"), "arn": queue_arn})
+        handler_of(TARGET).create(ctx, "res", {"rule": _unique("nope"), "arn": queue_arn})
 
 
 def test_a_rule_with_targets_is_not_deleted(ctx: CloudContext, queue_arn: str) -> None:
     id_, outputs = _create(ctx, RULE, {"scheduleExpression": "rate(2 hours)"}, "busy")
     _create(ctx, TARGET, {"rule": outputs["name"], "targetId": "t", "arn": queue_arn})
     with pytest.raises(HandlerError, match="cannot delete rule"):
-        _handler(RULE).delete(ctx, id_, outputs)
+        handler_of(RULE).delete(ctx, id_, outputs)
 
 
 # --- plan: what replaces, what AWS refuses, what is refused by name ---------------------
@@ -878,7 +871,7 @@ def test_what_forces_a_replacement(token: str, old: dict[str, Any], new: dict[st
 )
 def test_what_aws_refuses_is_refused(token: str, inputs: dict[str, Any], reason: str) -> None:
     with pytest.raises(HandlerError, match=reason.replace("(", r"\(").replace(")", r"\)")):
-        _handler(token).validate(inputs)
+        handler_of(token).validate(inputs)
 
 
 @pytest.mark.parametrize(
@@ -901,7 +894,7 @@ def test_what_aws_refuses_is_refused(token: str, inputs: dict[str, Any], reason:
     ],
 )
 def test_what_the_emulator_does_not_carry_is_refused_by_name(token: str, prop: str) -> None:
-    assert _handler(token).unemulated({prop: "set"}) == [prop]
+    assert handler_of(token).unemulated({prop: "set"}) == [prop]
 
 
 # --- the emulated cloud survives a dump and a load --------------------------------------

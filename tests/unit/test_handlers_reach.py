@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from _handlers import create, handler_of
 from phasegate.engines.sandbox.emulator import Emulator
-from phasegate.engines.sandbox.handlers import CloudContext, Handler, HandlerError, handler_for
+from phasegate.engines.sandbox.handlers import CloudContext, HandlerError, handler_for
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -67,24 +68,10 @@ def _group(ec2: Any, vpc: str) -> str:
     return group_id
 
 
-def _handler(token: str) -> Handler:
-    handler = handler_for(token)
-    assert handler is not None, token
-    return handler
-
-
-def _create(ctx: CloudContext, token: str, inputs: dict[str, Any], name: str = "res") -> tuple:
-    """As the engine does it: validate, then create; none of the inputs is refused."""
-    handler = _handler(token)
-    assert handler.unemulated(inputs) == []
-    handler.validate(inputs)
-    return handler.create(ctx, name, inputs)
-
-
 def _update(
     ctx: CloudContext, token: str, id_: str, old: dict, new: dict, outputs: dict
 ) -> dict[str, Any]:
-    handler = _handler(token)
+    handler = handler_of(token)
     assert handler.unemulated(new) == []
     handler.validate(new)
     return handler.update(ctx, id_, old, new, outputs)
@@ -117,7 +104,7 @@ def test_alarm_settings_reach_cloudwatch_and_change_in_place(ctx: CloudContext) 
         insufficientDataActions=[f"{TOPIC}:no-data"],
         unit="Seconds",
     )
-    name, outputs = _create(ctx, ALARM, inputs, "latency")
+    name, outputs = create(ctx, ALARM, inputs, "latency")
     alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
     assert alarm["ActionsEnabled"] is False
     assert alarm["AlarmDescription"] == "p99 latency over half a second"
@@ -285,13 +272,13 @@ def test_launch_template_data_reaches_the_template_version(
     ctx: CloudContext, ec2: Any, key: str, value: Any, api_key: str, api_value: Any
 ) -> None:
     inputs = {"instanceType": "m5.large", key: value}
-    template_id, _ = _create(ctx, LAUNCH_TEMPLATE, inputs, f"lt-{key}")
+    template_id, _ = create(ctx, LAUNCH_TEMPLATE, inputs, f"lt-{key}")
     assert _template_data(ec2, template_id)[api_key] == api_value
 
 
 def test_launch_template_data_changes_in_a_new_version(ctx: CloudContext, ec2: Any) -> None:
     inputs = {"cpuOptions": {"coreCount": 2, "threadsPerCore": 1}, "disableApiStop": True}
-    template_id, outputs = _create(ctx, LAUNCH_TEMPLATE, inputs, "lt-versions")
+    template_id, outputs = create(ctx, LAUNCH_TEMPLATE, inputs, "lt-versions")
     new = {"cpuOptions": {"coreCount": 4, "threadsPerCore": 2}, "disableApiStop": False}
     outputs = _update(ctx, LAUNCH_TEMPLATE, template_id, inputs, new, outputs)
     assert outputs["latestVersion"] == 2
@@ -305,7 +292,7 @@ def test_launch_template_data_changes_in_a_new_version(ctx: CloudContext, ec2: A
 
 
 def test_launch_template_name_starts_with_its_prefix(ctx: CloudContext, ec2: Any) -> None:
-    template_id, outputs = _create(ctx, LAUNCH_TEMPLATE, {"namePrefix": "gpu-nodes-"}, "lt")
+    template_id, outputs = create(ctx, LAUNCH_TEMPLATE, {"namePrefix": "gpu-nodes-"}, "lt")
     template = ec2.describe_launch_templates(LaunchTemplateIds=[template_id])["LaunchTemplates"][0]
     assert template["LaunchTemplateName"].startswith("gpu-nodes-")
     assert len(template["LaunchTemplateName"]) == len("gpu-nodes-") + 26
@@ -385,7 +372,7 @@ def test_route_target_reaches_the_route_table(
 ) -> None:
     table_id, target = _table(ec2, vpc), make(ec2, vpc)
     inputs = {"routeTableId": table_id, "destinationCidrBlock": "172.16.0.0/12", key: target}
-    _create(ctx, ROUTE, inputs)
+    create(ctx, ROUTE, inputs)
     assert _route(ec2, table_id, "DestinationCidrBlock", "172.16.0.0/12")[api_key] == target
 
 
@@ -397,7 +384,7 @@ def test_route_target_moves_in_place(ctx: CloudContext, ec2: Any, vpc: str) -> N
         "destinationCidrBlock": "172.16.0.0/12",
         "transitGatewayId": transit,
     }
-    id_, outputs = _create(ctx, ROUTE, inputs)
+    id_, outputs = create(ctx, ROUTE, inputs)
     new = {**inputs, "transitGatewayId": None, "vpcPeeringConnectionId": peering}
     _update(ctx, ROUTE, id_, inputs, new, outputs)
     route = _route(ec2, table_id, "DestinationCidrBlock", "172.16.0.0/12")
@@ -412,12 +399,12 @@ def test_route_to_an_ipv6_destination(ctx: CloudContext, ec2: Any, vpc: str) -> 
         "destinationIpv6CidrBlock": "::/0",
         "egressOnlyGatewayId": gateway,
     }
-    id_, outputs = _create(ctx, ROUTE, inputs)
+    id_, outputs = create(ctx, ROUTE, inputs)
     route = _route(ec2, table_id, "DestinationIpv6CidrBlock", "::/0")
     assert route["EgressOnlyInternetGatewayId"] == gateway
-    assert _handler(ROUTE).exists(ctx, id_, outputs)
-    _handler(ROUTE).delete(ctx, id_, outputs)
-    assert not _handler(ROUTE).exists(ctx, id_, outputs)
+    assert handler_of(ROUTE).exists(ctx, id_, outputs)
+    handler_of(ROUTE).delete(ctx, id_, outputs)
+    assert not handler_of(ROUTE).exists(ctx, id_, outputs)
 
 
 def test_route_to_a_prefix_list(ctx: CloudContext, ec2: Any, vpc: str) -> None:
@@ -433,16 +420,16 @@ def test_route_to_a_prefix_list(ctx: CloudContext, ec2: Any, vpc: str) -> None:
         "destinationPrefixListId": prefix_list,
         "gatewayId": gateway,
     }
-    id_, outputs = _create(ctx, ROUTE, inputs)
+    id_, outputs = create(ctx, ROUTE, inputs)
     assert _route(ec2, table_id, "DestinationPrefixListId", prefix_list)["GatewayId"] == gateway
-    assert _handler(ROUTE).exists(ctx, id_, outputs)
+    assert handler_of(ROUTE).exists(ctx, id_, outputs)
 
 
 # --- EC2: security groups and endpoints ---------------------------------------------------
 
 
 def test_security_group_name_starts_with_its_prefix(ctx: CloudContext, ec2: Any, vpc: str) -> None:
-    group_id, outputs = _create(ctx, SECURITY_GROUP, {"vpcId": vpc, "namePrefix": "web-"})
+    group_id, outputs = create(ctx, SECURITY_GROUP, {"vpcId": vpc, "namePrefix": "web-"})
     group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
     assert group["GroupName"].startswith("web-")
     assert len(group["GroupName"]) == len("web-") + 26
@@ -456,7 +443,7 @@ def test_security_group_rules_are_revoked_before_its_delete_when_asked(
     peer = _group(ec2, vpc)
     rule = {"protocol": "tcp", "fromPort": 443, "toPort": 443, "securityGroups": [peer]}
     inputs = {"vpcId": vpc, "ingress": [rule], "egress": [rule], "revokeRulesOnDelete": revoke}
-    group_id, outputs = _create(ctx, SECURITY_GROUP, inputs)
+    group_id, outputs = create(ctx, SECURITY_GROUP, inputs)
 
     # What the emulated cloud holds of the group at the moment the delete reaches it.
     onlooker = emu.session().client("ec2", region_name=REGION)
@@ -468,7 +455,7 @@ def test_security_group_rules_are_revoked_before_its_delete_when_asked(
         )
 
     ec2.meta.events.register("before-call.ec2.DeleteSecurityGroup", look)
-    _handler(SECURITY_GROUP).delete(ctx, id_=group_id, outputs=outputs)
+    handler_of(SECURITY_GROUP).delete(ctx, id_=group_id, outputs=outputs)
     ec2.meta.events.unregister("before-call.ec2.DeleteSecurityGroup", look)
 
     (group,) = at_delete
@@ -477,7 +464,7 @@ def test_security_group_rules_are_revoked_before_its_delete_when_asked(
         assert rules == ([], [])
     else:
         assert all(r[0]["UserIdGroupPairs"][0]["GroupId"] == peer for r in rules)
-    assert not _handler(SECURITY_GROUP).exists(ctx, group_id, outputs)
+    assert not handler_of(SECURITY_GROUP).exists(ctx, group_id, outputs)
 
 
 def test_interface_endpoint_security_groups_reach_it_and_change_in_place(
@@ -491,7 +478,7 @@ def test_interface_endpoint_security_groups_reach_it_and_change_in_place(
         "subnetIds": [subnet],
         "securityGroupIds": [first],
     }
-    endpoint_id, outputs = _create(ctx, ENDPOINT, inputs)
+    endpoint_id, outputs = create(ctx, ENDPOINT, inputs)
 
     def groups() -> list[str]:
         found = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"][0]
@@ -522,7 +509,7 @@ def test_cluster_log_types_reach_eks_and_change_in_place(
         "vpcConfig": {"subnetIds": [subnet, subnet_b]},
         "enabledClusterLogTypes": ["api", "audit"],
     }
-    name, outputs = _create(ctx, CLUSTER, inputs)
+    name, outputs = create(ctx, CLUSTER, inputs)
     assert _logging(eks, name) == ["api", "audit"]
     new = {**inputs, "enabledClusterLogTypes": ["authenticator"]}
     _update(ctx, CLUSTER, name, inputs, new, outputs)
@@ -545,7 +532,7 @@ def test_node_group_ami_type_and_disk_size_reach_eks(
         "amiType": "AL2023_x86_64_NVIDIA",
         "diskSize": 200,
     }
-    _create(ctx, NODE_GROUP, inputs)
+    create(ctx, NODE_GROUP, inputs)
     group = eks.describe_nodegroup(clusterName=cluster, nodegroupName="gpu")["nodegroup"]
     assert (group["amiType"], group["diskSize"]) == ("AL2023_x86_64_NVIDIA", 200)
 
@@ -555,7 +542,7 @@ def test_node_group_ami_type_and_disk_size_reach_eks(
 
 def test_multi_region_key_is_a_primary_multi_region_key(ctx: CloudContext) -> None:
     kms = ctx.client("kms")
-    key_id, _ = _create(ctx, KEY, {"multiRegion": True})
+    key_id, _ = create(ctx, KEY, {"multiRegion": True})
     meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert meta["MultiRegion"] is True
     assert meta["MultiRegionConfiguration"]["MultiRegionKeyType"] == "PRIMARY"
@@ -587,7 +574,7 @@ def test_policy_lockout_bypass_is_passed_on_with_the_policy(ctx: CloudContext) -
 
     kms.meta.events.register("provide-client-params.kms", record)
     inputs = {"policy": _key_policy("first"), "bypassPolicyLockoutSafetyCheck": True}
-    key_id, outputs = _create(ctx, KEY, inputs)
+    key_id, outputs = create(ctx, KEY, inputs)
     new = {**inputs, "policy": _key_policy("second")}
     _update(ctx, KEY, key_id, inputs, new, outputs)
     kms.meta.events.unregister("provide-client-params.kms", record)
@@ -613,7 +600,7 @@ def test_load_balancer_security_groups_reach_it_and_change_in_place(
         "subnets": [subnet, subnet_b],
         "securityGroups": [first],
     }
-    arn, outputs = _create(ctx, LOAD_BALANCER, inputs)
+    arn, outputs = create(ctx, LOAD_BALANCER, inputs)
 
     def groups() -> list[str]:
         found = elb.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"][0]
@@ -633,7 +620,7 @@ def test_regional_nat_gateway_is_refused_at_apply(ctx: CloudContext, ec2: Any, v
     gateways only. Nothing is left behind."""
     before = ec2.describe_nat_gateways()["NatGateways"]
     with pytest.raises(HandlerError, match="regional NAT gateways are not emulated"):
-        _create(ctx, NAT, {"availabilityMode": "regional", "connectivityType": "private"})
+        create(ctx, NAT, {"availabilityMode": "regional", "connectivityType": "private"})
     assert ec2.describe_nat_gateways()["NatGateways"] == before
 
 
@@ -681,20 +668,20 @@ def test_a_bucket_setting_for_another_owner_is_refused_as_s3_refuses_it(
 def test_vpc_dns_support_reaches_the_vpc_and_changes_in_place(ctx: CloudContext, ec2: Any) -> None:
     token = "aws:ec2/vpc:Vpc"
     inputs = {"cidrBlock": "10.77.0.0/16", "enableDnsSupport": False}
-    vpc_id, outputs = _create(ctx, token, inputs)
+    vpc_id, outputs = create(ctx, token, inputs)
 
     def support() -> bool:
         found = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsSupport")
         return bool(found["EnableDnsSupport"]["Value"])
 
     assert support() is False
-    _handler(token).update(ctx, vpc_id, inputs, {**inputs, "enableDnsSupport": True}, outputs)
+    handler_of(token).update(ctx, vpc_id, inputs, {**inputs, "enableDnsSupport": True}, outputs)
     assert support() is True
 
 
 def test_kms_alias_name_starts_with_its_prefix(ctx: CloudContext) -> None:
     key = ctx.client("kms").create_key()["KeyMetadata"]["KeyId"]
-    _, outputs = _create(
+    _, outputs = create(
         ctx, "aws:kms/alias:Alias", {"namePrefix": "alias/lake-", "targetKeyId": key}
     )
     names = {

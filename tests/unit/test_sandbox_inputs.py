@@ -27,6 +27,7 @@ import pulumi._types
 import pulumi_aws
 import pytest
 
+from _handlers import handler_of
 from phasegate.engines.base import UNKNOWN, Op, StackTarget
 from phasegate.engines.sandbox.deployment import _Deployment
 from phasegate.engines.sandbox.handlers import REGISTRY, Handler, handler_for
@@ -163,12 +164,6 @@ def plan_one(type_token: str, inputs: dict[str, Any]) -> str | None:
     return change.refused
 
 
-def _handler(type_token: str) -> Handler:
-    handler = handler_for(type_token)
-    assert handler is not None
-    return handler
-
-
 def test_the_schema_walk_covers_every_aws_handler() -> None:
     assert len(AWS_TYPES) >= 26
     assert "aws:s3/bucket:Bucket" in AWS_TYPES
@@ -205,7 +200,7 @@ def _first_dropped(handler: Handler, path: str) -> str:
 
 @pytest.mark.parametrize("type_token", AWS_TYPES)
 def test_every_input_of_the_schema_is_emulated_or_refused_by_name(type_token: str) -> None:
-    handler = _handler(type_token)
+    handler = handler_of(type_token)
     for prop, value in schema_inputs(type_token).items():
         if handler.carries(prop):
             assert prop not in handler.unemulated({prop: value})
@@ -222,7 +217,7 @@ def test_every_nested_property_of_the_schema_is_emulated_or_refused_by_name(
 ) -> None:
     """A nested key a handler would drop (``metadataOptions.instanceMetadataTags``) is
     refused by its path, where the whole object used to be let through."""
-    handler = _handler(type_token)
+    handler = handler_of(type_token)
     schema = schema_paths(type_token)
     for path, value in _leaves(type_token).items():
         if not handler.carries(path.split(".")[0]):
@@ -257,7 +252,7 @@ def test_every_nested_property_of_the_schema_is_emulated_or_refused_by_name(
 def test_a_nested_key_set_and_not_declared_is_named_by_its_path(
     inputs: dict[str, Any], refused: str
 ) -> None:
-    class Declared(type(_handler("aws:ec2/placementGroup:PlacementGroup"))):  # type: ignore[misc]
+    class Declared(type(handler_of("aws:ec2/placementGroup:PlacementGroup"))):  # type: ignore[misc]
         emulates = frozenset({"metadataOptions.httpTokens", "ingress.fromPort", "a.b.c"})
 
     assert ", ".join(Declared().unemulated(inputs)) == refused
@@ -266,7 +261,7 @@ def test_a_nested_key_set_and_not_declared_is_named_by_its_path(
 def test_a_handler_with_no_dotted_entries_takes_its_inputs_whole() -> None:
     """As before nested keys were declared: what the other handlers' authors rely on."""
 
-    class Whole(type(_handler("aws:ec2/placementGroup:PlacementGroup"))):  # type: ignore[misc]
+    class Whole(type(handler_of("aws:ec2/placementGroup:PlacementGroup"))):  # type: ignore[misc]
         emulates = frozenset({"metadataOptions", "tags"})
 
     whole = Whole()
@@ -277,7 +272,7 @@ def test_a_handler_with_no_dotted_entries_takes_its_inputs_whole() -> None:
 
 @pytest.mark.parametrize("type_token", AWS_TYPES)
 def test_a_handler_declares_only_properties_its_schema_has(type_token: str) -> None:
-    handler = _handler(type_token)
+    handler = handler_of(type_token)
     schema = set(schema_paths(type_token))
     assert handler.emulates, f"{type_token} declares nothing it emulates"
     assert handler.emulates <= schema, sorted(handler.emulates - schema)
@@ -299,7 +294,7 @@ def test_an_object_input_is_declared_key_by_key_unless_proven_carried_whole(
 ) -> None:
     """A bare name lets every nested key through: for an object (an input type) that is
     a claim about each of its keys, so it is made key by key, or proven whole."""
-    handler = _handler(type_token)
+    handler = handler_of(type_token)
     objects = {path.split(".")[0] for path in schema_paths(type_token) if "." in path}
     walked = {path.split(".")[0] for path in handler.emulates if "." in path}
     whole = sorted((objects & handler.emulates) - walked)
@@ -346,7 +341,7 @@ def test_a_value_unknown_until_apply_is_set() -> None:
     "type_token", ["kubernetes:core/v1:ConfigMap", "pulumi-python:dynamic:Resource"]
 )
 def test_kubernetes_objects_and_dynamic_resources_take_every_input(type_token: str) -> None:
-    handler = _handler(type_token)
+    handler = handler_of(type_token)
     assert handler.unemulated({"anything": "at all", "spec": {"x": 1}}) == []
 
 
@@ -421,7 +416,7 @@ refuses them."""
 @pytest.mark.parametrize("type_token", AWS_TYPES)
 def test_every_input_a_handler_reads_is_declared(type_token: str) -> None:
     """Dropping a property from ``emulates`` would refuse what the handler realises."""
-    handler = _handler(type_token)
+    handler = handler_of(type_token)
     read = _literals(type(handler)) & _read_names(handler, type_token)
     undeclared = read - {name for path in handler.emulates for name in path.split(".")}
     assert undeclared == NAMED_NOT_EMULATED.get(type_token, set()), sorted(undeclared)
@@ -485,5 +480,5 @@ def test_every_emulated_input_is_set_by_a_test_that_makes_its_type(type_token: s
         leaf = path.rsplit(".", 1)[-1]
         return any(leaf in text or _snake(leaf) in text for text in making)
 
-    unnamed = [path for path in sorted(_handler(type_token).emulates) if not named(path)]
+    unnamed = [path for path in sorted(handler_of(type_token).emulates) if not named(path)]
     assert unnamed == [], f"{type_token}: no test sets {', '.join(unnamed)}"

@@ -17,15 +17,14 @@ from typing import Any
 import pytest
 from test_sandbox_inputs import plan_one
 
+from _handlers import create, handler_of
 from phasegate.engines.base import Op
 from phasegate.engines.sandbox.diff import _diff
 from phasegate.engines.sandbox.handlers import (
     REGISTRY,
     CloudContext,
-    Handler,
     HandlerError,
     RunContext,
-    handler_for,
 )
 from phasegate.engines.sandbox.runtime import Registration
 from phasegate.engines.sandbox.store import ResourceState
@@ -37,12 +36,6 @@ SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
 CLUSTER = "aws:eks/cluster:Cluster"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
-
-
-def handler(token: str) -> Handler:
-    found = handler_for(token)
-    assert found is not None, token
-    return found
 
 
 def set_paths(value: Any, prefix: str = "") -> set[str]:
@@ -59,7 +52,24 @@ def set_paths(value: Any, prefix: str = "") -> set[str]:
 
 
 def declared_nested(token: str) -> set[str]:
-    return {p for p in handler(token).emulates if "." in p}
+    return {p for p in handler_of(token).emulates if "." in p}
+
+
+def put_nested(
+    ctx: CloudContext, token: str, inputs: dict[str, Any], name: str = "nested"
+) -> tuple[str, dict[str, Any]]:
+    """Create with ``inputs``, which set every nested key the handler declares: a
+    declaration without its proof fails here."""
+    assert set_paths(inputs) >= declared_nested(token)
+    return create(ctx, token, inputs, name)
+
+
+def update_nested(
+    ctx: CloudContext, token: str, id_: str, old: dict, new: dict, outputs: dict
+) -> None:
+    found = handler_of(token)
+    found.validate(new)
+    found.update(ctx, id_, old, new, outputs)
 
 
 def diff_op(token: str, old: dict[str, Any], new: dict[str, Any]) -> Op:
@@ -69,7 +79,7 @@ def diff_op(token: str, old: dict[str, Any], new: dict[str, Any]) -> Op:
         urn=urn, type=token, name="thing", custom=True, id="x", inputs=old, outputs=old
     )
     registration = Registration(urn=urn, type=token, name="thing", custom=True, inputs=new)
-    return _diff(handler(token), state, registration, RunContext()).op
+    return _diff(handler_of(token), state, registration, RunContext()).op
 
 
 def refused(token: str, inputs: dict[str, Any]) -> str | None:
@@ -167,7 +177,7 @@ def test_every_key_of_a_rule_reaches_the_group_and_an_update_changes_it(
     ingress, egress = _rule(443, "https", prefix_list, group), _rule(5432, "db", prefix_list, group)
     inputs = {"vpcId": vpc, "ingress": [ingress], "egress": [egress]}
     assert set_paths(inputs) >= declared_nested(SECURITY_GROUP)
-    sg = handler(SECURITY_GROUP)
+    sg = handler_of(SECURITY_GROUP)
     sg.validate(inputs)
     group_id, outputs = sg.create(ctx, "web", inputs)
     assert _shown(_permissions(ec2, group_id, "IpPermissions")) == _expected(ingress, group_id)
@@ -253,7 +263,7 @@ def test_every_destination_and_target_of_a_route_reaches_the_table(
     ]
     inputs = {"vpcId": vpc, "routes": routes}
     assert set_paths(inputs) >= declared_nested(ROUTE_TABLE)
-    tables = handler(ROUTE_TABLE)
+    tables = handler_of(ROUTE_TABLE)
     tables.validate(inputs)
     table_id, outputs = tables.create(ctx, "rt", inputs)
 
@@ -308,7 +318,7 @@ def test_every_key_of_a_clusters_vpc_config_reaches_eks_and_an_update_changes_it
     eks = ctx.client("eks")
     inputs = _cluster_inputs(subnets, group)
     assert set_paths(inputs) >= declared_nested(CLUSTER)
-    clusters = handler(CLUSTER)
+    clusters = handler_of(CLUSTER)
     clusters.validate(inputs)
     name, outputs = clusters.create(ctx, "c", inputs)
     shown = eks.describe_cluster(name=name)["cluster"]["resourcesVpcConfig"]
@@ -348,7 +358,7 @@ def test_giving_the_cluster_creator_admin_rights_or_not_replaces_the_cluster(
 def test_a_public_access_cidr_eks_refuses_is_refused(cidr: str, said: str) -> None:
     inputs = {"roleArn": ROLE, "vpcConfig": {"subnetIds": ["a", "b"], "publicAccessCidrs": [cidr]}}
     with pytest.raises(HandlerError, match=said):
-        handler(CLUSTER).validate(inputs)
+        handler_of(CLUSTER).validate(inputs)
 
 
 @pytest.mark.parametrize(
@@ -370,7 +380,7 @@ def test_every_key_of_a_node_groups_scaling_taints_and_template_reaches_eks(
     ctx: CloudContext, ec2: Any, subnets: list[str], group: str
 ) -> None:
     eks = ctx.client("eks")
-    cluster, _ = handler(CLUSTER).create(ctx, "c", _cluster_inputs(subnets, group))
+    cluster, _ = handler_of(CLUSTER).create(ctx, "c", _cluster_inputs(subnets, group))
     template = ec2.create_launch_template(
         LaunchTemplateName=f"nodes-{secrets.token_hex(3)}", LaunchTemplateData={}
     )["LaunchTemplate"]
@@ -387,7 +397,7 @@ def test_every_key_of_a_node_groups_scaling_taints_and_template_reaches_eks(
     by_id = {**inputs, "nodeGroupName": "by-id"}
     by_id["launchTemplate"] = {"id": template["LaunchTemplateId"], "version": "1"}
     assert set_paths(inputs) | set_paths(by_id) >= declared_nested(NODE_GROUP)
-    groups = handler(NODE_GROUP)
+    groups = handler_of(NODE_GROUP)
     groups.validate(inputs)
     id_, outputs = groups.create(ctx, "tainted", inputs)
     groups.create(ctx, "by-id", by_id)
@@ -432,4 +442,4 @@ def test_a_handler_that_declares_no_dotted_entries_walks_nothing() -> None:
 def test_declared_nested_keys_of_a_head_are_the_only_ones_let_through() -> None:
     taint = {"key": "gpu", "effect": "NO_SCHEDULE"}
     taints = [taint, {**taint, "operator": "Exists"}]
-    assert handler(NODE_GROUP).unemulated({"taints": taints}) == ["taints.operator"]
+    assert handler_of(NODE_GROUP).unemulated({"taints": taints}) == ["taints.operator"]

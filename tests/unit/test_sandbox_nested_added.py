@@ -8,8 +8,9 @@ import secrets
 from typing import Any
 
 import pytest
-from test_sandbox_nested import declared_nested, handler, refused, set_paths
+from test_sandbox_nested import put_nested, refused, update_nested
 
+from _handlers import handler_of
 from phasegate.engines.sandbox.emulator import load_ami_catalogue
 from phasegate.engines.sandbox.handlers import CloudContext, HandlerError
 
@@ -26,19 +27,6 @@ TARGET = "aws:cloudwatch/eventTarget:EventTarget"
 def key_arn(ctx: CloudContext) -> str:
     arn: str = ctx.client("kms").create_key()["KeyMetadata"]["Arn"]
     return arn
-
-
-def _put(ctx: CloudContext, token: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    assert set_paths(inputs) >= declared_nested(token)
-    found = handler(token)
-    found.validate(inputs)
-    return found.create(ctx, "nested", inputs)
-
-
-def _update(ctx: CloudContext, token: str, id_: str, old: dict, new: dict, outputs: dict) -> None:
-    found = handler(token)
-    found.validate(new)
-    found.update(ctx, id_, old, new, outputs)
 
 
 # --- an instance's metadata options and root volume --------------------------------------
@@ -79,7 +67,7 @@ def test_every_metadata_option_and_root_volume_key_reaches_the_instance(
         "metadataOptions": options,
         "rootBlockDevice": root,
     }
-    id_, outputs = _put(ctx, INSTANCE, inputs)
+    id_, outputs = put_nested(ctx, INSTANCE, inputs)
     found = ec2.describe_instances(InstanceIds=[id_])["Reservations"][0]["Instances"][0]
     metadata = found["MetadataOptions"]
     assert (metadata["HttpTokens"], metadata["HttpPutResponseHopLimit"]) == ("required", 3)
@@ -96,7 +84,7 @@ def test_every_metadata_option_and_root_volume_key_reaches_the_instance(
         "metadataOptions": {**options, "httpProtocolIpv6": "disabled", "httpTokens": "optional"},
         "rootBlockDevice": {**root, "volumeSize": 40},
     }
-    _update(ctx, INSTANCE, id_, inputs, new, outputs)
+    update_nested(ctx, INSTANCE, id_, inputs, new, outputs)
     found = ec2.describe_instances(InstanceIds=[id_])["Reservations"][0]["Instances"][0]
     metadata = found["MetadataOptions"]
     assert (metadata["HttpTokens"], metadata["HttpProtocolIpv6"]) == ("optional", "disabled")
@@ -117,14 +105,14 @@ def test_every_lifecycle_policy_reaches_the_file_system_and_an_update_changes_th
         {"transitionToPrimaryStorageClass": "AFTER_1_ACCESS"},
     ]
     inputs = {"throughputMode": "elastic", "lifecyclePolicies": policies}
-    fs_id, outputs = _put(ctx, FILE_SYSTEM, inputs)
+    fs_id, outputs = put_nested(ctx, FILE_SYSTEM, inputs)
     assert efs.describe_lifecycle_configuration(FileSystemId=fs_id)["LifecyclePolicies"] == [
         {"TransitionToIA": "AFTER_30_DAYS"},
         {"TransitionToArchive": "AFTER_90_DAYS"},
         {"TransitionToPrimaryStorageClass": "AFTER_1_ACCESS"},
     ]
     new = {**inputs, "lifecyclePolicies": [{"transitionToIa": "AFTER_7_DAYS"}]}
-    _update(ctx, FILE_SYSTEM, fs_id, inputs, new, outputs)
+    update_nested(ctx, FILE_SYSTEM, fs_id, inputs, new, outputs)
     assert efs.describe_lifecycle_configuration(FileSystemId=fs_id)["LifecyclePolicies"] == [
         {"TransitionToIA": "AFTER_7_DAYS"}
     ]
@@ -159,7 +147,7 @@ def test_every_nested_key_of_a_table_reaches_dynamodb(ctx: CloudContext, key_arn
         "pointInTimeRecovery": {"enabled": True, "recoveryPeriodInDays": 10},
         "serverSideEncryption": {"enabled": True, "kmsKeyArn": key_arn},
     }
-    table_name, outputs = _put(ctx, TABLE, inputs)
+    table_name, outputs = put_nested(ctx, TABLE, inputs)
     table = ddb.describe_table(TableName=table_name)["Table"]
     assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
         ("pk", "S"),
@@ -193,7 +181,7 @@ def test_every_nested_key_of_a_table_reaches_dynamodb(ctx: CloudContext, key_arn
         "ttl": {"enabled": False, "attributeName": "expires"},
         "pointInTimeRecovery": {"enabled": True, "recoveryPeriodInDays": 20},
     }
-    _update(ctx, TABLE, table_name, inputs, new, outputs)
+    update_nested(ctx, TABLE, table_name, inputs, new, outputs)
     ttl = ddb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
     assert ttl["TimeToLiveStatus"] == "DISABLED"
     recovery = ddb.describe_continuous_backups(TableName=table_name)[
@@ -211,13 +199,13 @@ def test_a_repositorys_scanning_and_encryption_reach_ecr(ctx: CloudContext, key_
         "imageScanningConfiguration": {"scanOnPush": True},
         "encryptionConfigurations": [{"encryptionType": "KMS", "kmsKey": key_arn}],
     }
-    name, outputs = _put(ctx, REPOSITORY, inputs)
+    name, outputs = put_nested(ctx, REPOSITORY, inputs)
     ecr = ctx.client("ecr")
     (found,) = ecr.describe_repositories(repositoryNames=[name])["repositories"]
     assert found["imageScanningConfiguration"] == {"scanOnPush": True}
     assert found["encryptionConfiguration"] == {"encryptionType": "KMS", "kmsKey": key_arn}
     new = {**inputs, "imageScanningConfiguration": {"scanOnPush": False}}
-    _update(ctx, REPOSITORY, name, inputs, new, outputs)
+    update_nested(ctx, REPOSITORY, name, inputs, new, outputs)
     (found,) = ecr.describe_repositories(repositoryNames=[name])["repositories"]
     assert found["imageScanningConfiguration"] == {"scanOnPush": False}
 
@@ -248,13 +236,13 @@ def test_a_targets_retries_dead_letters_and_message_group_reach_eventbridge(
         "retryPolicy": {"maximumEventAgeInSeconds": 600, "maximumRetryAttempts": 3},
         "deadLetterConfig": {"arn": queues["dead.fifo"]},
     }
-    id_, outputs = _put(ctx, TARGET, inputs)
+    id_, outputs = put_nested(ctx, TARGET, inputs)
     (target,) = events.list_targets_by_rule(Rule=rule)["Targets"]
     assert target["SqsParameters"] == {"MessageGroupId": "exports"}
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 600, "MaximumRetryAttempts": 3}
     assert target["DeadLetterConfig"] == {"Arn": queues["dead.fifo"]}
     new = {**inputs, "retryPolicy": {"maximumEventAgeInSeconds": 60, "maximumRetryAttempts": 0}}
-    _update(ctx, TARGET, id_, inputs, new, outputs)
+    update_nested(ctx, TARGET, id_, inputs, new, outputs)
     (target,) = events.list_targets_by_rule(Rule=rule)["Targets"]
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 0}
 
@@ -301,4 +289,4 @@ def test_a_nested_key_these_handlers_drop_is_refused_by_its_path(
 
 def test_a_root_volume_key_refused_by_path_is_still_refused_by_the_handler_itself() -> None:
     with pytest.raises(HandlerError, match=r"does not emulate rootBlockDevice\.iops"):
-        handler(INSTANCE).validate({"rootBlockDevice": {"iops": 3000}})
+        handler_of(INSTANCE).validate({"rootBlockDevice": {"iops": 3000}})

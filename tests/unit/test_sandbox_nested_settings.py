@@ -8,7 +8,7 @@ import secrets
 from typing import Any
 
 import pytest
-from test_sandbox_nested import declared_nested, handler, refused, set_paths
+from test_sandbox_nested import put_nested, refused, update_nested
 
 from phasegate.engines.sandbox.handlers import CloudContext
 
@@ -32,19 +32,6 @@ def bucket(s3: Any) -> str:
     return name
 
 
-def _put(ctx: CloudContext, token: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    assert set_paths(inputs) >= declared_nested(token)
-    found = handler(token)
-    found.validate(inputs)
-    return found.create(ctx, "setting", inputs)
-
-
-def _update(ctx: CloudContext, token: str, id_: str, old: dict, new: dict, outputs: dict) -> None:
-    found = handler(token)
-    found.validate(new)
-    found.update(ctx, id_, old, new, outputs)
-
-
 # --- versioning and default encryption ----------------------------------------------------
 
 
@@ -52,10 +39,10 @@ def test_versioning_status_reaches_the_bucket_and_an_update_changes_it(
     ctx: CloudContext, s3: Any, bucket: str
 ) -> None:
     inputs = {"bucket": bucket, "versioningConfiguration": {"status": "Enabled"}}
-    id_, outputs = _put(ctx, VERSIONING, inputs)
+    id_, outputs = put_nested(ctx, VERSIONING, inputs)
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     new = {**inputs, "versioningConfiguration": {"status": "Suspended"}}
-    _update(ctx, VERSIONING, id_, inputs, new, outputs)
+    update_nested(ctx, VERSIONING, id_, inputs, new, outputs)
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"
 
 
@@ -70,7 +57,7 @@ def test_every_key_of_an_encryption_rule_reaches_the_bucket_and_an_update_change
         "bucketKeyEnabled": True,
     }
     inputs = {"bucket": bucket, "rules": [rule]}
-    id_, outputs = _put(ctx, ENCRYPTION, inputs)
+    id_, outputs = put_nested(ctx, ENCRYPTION, inputs)
     shown = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
     assert shown["Rules"] == [
         {
@@ -82,7 +69,7 @@ def test_every_key_of_an_encryption_rule_reaches_the_bucket_and_an_update_change
         }
     ]
     plain = {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}
-    _update(ctx, ENCRYPTION, id_, inputs, {**inputs, "rules": [plain]}, outputs)
+    update_nested(ctx, ENCRYPTION, id_, inputs, {**inputs, "rules": [plain]}, outputs)
     shown = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
     assert shown["Rules"][0]["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
 
@@ -129,7 +116,7 @@ def test_every_key_of_a_lifecycle_rule_reaches_the_bucket_and_an_update_changes_
     ctx: CloudContext, s3: Any, bucket: str
 ) -> None:
     inputs = {"bucket": bucket, "rules": _RULES}
-    id_, outputs = _put(ctx, LIFECYCLE, inputs)
+    id_, outputs = put_nested(ctx, LIFECYCLE, inputs)
     shown = _shown_rules(s3, bucket)
     tiered = shown["tiered"]
     assert tiered["Status"] == "Enabled"
@@ -153,7 +140,7 @@ def test_every_key_of_a_lifecycle_rule_reaches_the_bucket_and_an_update_changes_
     assert (shown["legacy"]["Prefix"], shown["legacy"]["Expiration"]) == ("old/", {"Days": 3})
 
     longer = [{**_RULES[0], "expiration": {"days": 400}}]
-    _update(ctx, LIFECYCLE, id_, inputs, {**inputs, "rules": longer}, outputs)
+    update_nested(ctx, LIFECYCLE, id_, inputs, {**inputs, "rules": longer}, outputs)
     assert list(_shown_rules(s3, bucket)) == ["tiered"]
     assert _shown_rules(s3, bucket)["tiered"]["Expiration"] == {"Days": 400}
 
@@ -268,7 +255,7 @@ def test_every_key_of_a_buckets_inline_settings_reaches_it_and_an_update_changes
             },
         ],
     }
-    name, outputs = _put(ctx, BUCKET, inputs)
+    name, outputs = put_nested(ctx, BUCKET, inputs)
     assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
     rule = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] == KEY_ARN
@@ -294,7 +281,7 @@ def test_every_key_of_a_buckets_inline_settings_reaches_it_and_an_update_changes
     assert shown["dated"]["Transitions"][0]["Date"].year == 2030
 
     new = {**inputs, "versioning": {"enabled": False}}
-    _update(ctx, BUCKET, name, inputs, new, outputs)
+    update_nested(ctx, BUCKET, name, inputs, new, outputs)
     assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Suspended"
 
 
@@ -327,7 +314,7 @@ def test_every_key_of_a_metric_query_reaches_the_alarm_and_an_update_changes_it(
         "threshold": 90,
         "metricQueries": queries,
     }
-    name, outputs = _put(ctx, ALARM, inputs)
+    name, outputs = put_nested(ctx, ALARM, inputs)
     cloudwatch = ctx.client("cloudwatch")
     shown = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["Metrics"]
     assert shown == [
@@ -349,7 +336,7 @@ def test_every_key_of_a_metric_query_reaches_the_alarm_and_an_update_changes_it(
         {"Id": "hot", "Expression": "cpu * 2", "Label": "Hot", "ReturnData": True, "Period": 60},
     ]
     hotter = [queries[0], {**queries[1], "expression": "cpu * 3", "period": 120}]
-    _update(ctx, ALARM, name, inputs, {**inputs, "metricQueries": hotter}, outputs)
+    update_nested(ctx, ALARM, name, inputs, {**inputs, "metricQueries": hotter}, outputs)
     shown = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["Metrics"]
     assert (shown[1]["Expression"], shown[1]["Period"]) == ("cpu * 3", 120)
 
@@ -367,7 +354,7 @@ def test_a_records_weight_reaches_the_zone_and_an_update_changes_it(ctx: CloudCo
         "setIdentifier": "green",
         "weightedRoutingPolicies": [{"weight": 40}],
     }
-    id_, outputs = _put(ctx, RECORD, inputs)
+    id_, outputs = put_nested(ctx, RECORD, inputs)
 
     def weight() -> int:
         sets = route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
@@ -375,7 +362,7 @@ def test_a_records_weight_reaches_the_zone_and_an_update_changes_it(ctx: CloudCo
         return int(found["Weight"])
 
     assert weight() == 40
-    _update(
+    update_nested(
         ctx, RECORD, id_, inputs, {**inputs, "weightedRoutingPolicies": [{"weight": 0}]}, outputs
     )
     assert weight() == 0
