@@ -136,6 +136,7 @@ class Approval(_Model):
         default=None,
         description="the plan approved (its fingerprint): void once the plan changes",
     )
+    reason: str | None = Field(default=None, description="why it was approved, as given")
 
 
 class PhaseState(_Model):
