@@ -1,28 +1,24 @@
 """The gates a phase passes before it may apply (exit 5 when one blocks): no stack left
-mid-run, dependencies verified, the same program verified where the environment promotes
-from, a recorded approval where one is required, mandatory policies, a fresh plan."""
+mid-run, dependencies verified, mandatory policies, a fresh plan. The environment's own
+gates live with what they guard: :mod:`~phasegate.promotion` (the same program verified
+where the environment promotes from) and :mod:`~phasegate.approvals`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from phasegate.engines.base import Plan, StackTarget
+from phasegate.engines.base import Plan
 from phasegate.errors import GateBlocked
 from phasegate.machine import INTERRUPTED
 from phasegate.policy import Violation
-from phasegate.spec import EnvironmentSpec, PhaseSpec
-from phasegate.state import Approval, PhaseState, StateStore
+from phasegate.spec import PhaseSpec
+from phasegate.state import PhaseState
 
 __all__ = [
-    "approve",
     "has_work",
     "refuse_interrupted",
     "refuse_policy_violations",
     "refuse_unapplied_dependencies",
-    "refuse_unpromoted",
-    "unapproved",
-    "unpromoted",
 ]
 
 
@@ -89,80 +85,6 @@ def plan_is_fresh(state: PhaseState, current: Callable[[], str]) -> Callable[[],
         return None
 
     return guard
-
-
-def unpromoted(
-    env: EnvironmentSpec, state_dir: Path, spec: PhaseSpec, target: StackTarget, stack: str
-) -> GateBlocked | None:
-    """The promotion gate: the same program verified in the environment this one
-    promotes from. The refusal, or None when it holds (or there is no such source)."""
-    program = target.program.digest
-    source = env.promote_from
-    if source is None:
-        return None
-    there = StateStore(state_dir, source).read(spec.name)
-    if there.status == "verified" and there.lkg is not None and there.lkg.program == program:
-        return None
-    seen = (
-        f"{there.status} at program {_short(there.lkg.program)}"
-        if there.lkg is not None
-        else there.status
-    )
-    return GateBlocked(
-        f"{stack}: program {_short(program)} of phase {spec.name} is not verified in "
-        f"{source}, which this environment promotes from (there: {seen})",
-        hint=f"apply this version in {source} first",
-    )
-
-
-def unapproved(
-    env: EnvironmentSpec, spec: PhaseSpec, state: PhaseState, fingerprint: str
-) -> GateBlocked | None:
-    """The approval gate: where the environment requires one, an approval on record of
-    this very plan (its fingerprint). The refusal, or None when it holds."""
-    if env.approval != "required":
-        return None
-    approval = state.approval
-    if approval is not None and approval.fingerprint == fingerprint:
-        return None
-    hint = f"review the plan, then `migrate approve --env {env.name} --phase {spec.name}`"
-    if approval is None:
-        found = "none is recorded"
-    else:
-        what = f"plan {_short(approval.fingerprint)}" if approval.fingerprint else "a program"
-        found = f"the approval on record ({what}, by {approval.by}) is void: the plan changed"
-    return GateBlocked(
-        f"{state.stack}: environment {env.name} requires an approval of plan "
-        f"{_short(fingerprint)} of phase {spec.name}, and {found}",
-        hint=hint,
-    )
-
-
-def refuse_unpromoted(
-    env: EnvironmentSpec,
-    state_dir: Path,
-    spec: PhaseSpec,
-    target: StackTarget,
-    state: PhaseState,
-    fingerprint: str,
-) -> None:
-    """The environment's own gates: the same program verified in the promotion source,
-    and a recorded approval of the plan where one is required."""
-    blocked = unpromoted(env, state_dir, spec, target, state.stack) or unapproved(
-        env, spec, state, fingerprint
-    )
-    if blocked is not None:
-        raise blocked
-
-
-def approve(state: PhaseState, actor: str, at: str, program: str, fingerprint: str) -> None:
-    """Record ``actor``'s approval of the plan ``fingerprint`` (of ``program``) for the
-    stack (written by the caller)."""
-    state.approval = Approval(by=actor, at=at, program=program, fingerprint=fingerprint)
-
-
-def _short(digest: str) -> str:
-    return digest.split(":", 1)[-1][:12]
 
 
 def has_work(state: PhaseState, fingerprint: str, plan: Plan) -> bool:

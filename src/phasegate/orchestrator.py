@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from phasegate import gates
+from phasegate.approvals import Approvals, unapproved
 from phasegate.engines.base import Engine, EventSink, Op, _ignore
 from phasegate.environment import Environment
 from phasegate.errors import (
@@ -32,6 +33,7 @@ from phasegate.lkg import LastKnownGoodStore
 from phasegate.machine import INTERRUPTED, PhaseLifecycle, RunContext
 from phasegate.planning import Planned, Planner, RunMemory
 from phasegate.project import Project
+from phasegate.promotion import Promoter, unpromoted
 from phasegate.recovery import Recovery
 from phasegate.reports import PhaseReport
 from phasegate.rollback import Rollback
@@ -76,6 +78,8 @@ class Orchestrator:
         self.planner = Planner(self.environment)
         self.verifier = Verifier(self.environment, LastKnownGoodStore(project.state_dir, on_notice))
         self.rollbacks = Rollback(self.environment, self.planner, self.verifier)
+        self.approvals = Approvals(self.environment, self.planner)
+        self.promotions = Promoter(self.environment, self.planner)
 
     # -- plan -----------------------------------------------------------------------------
 
@@ -135,13 +139,13 @@ class Orchestrator:
         if planned.has_work(state):
             target = planned.target
             if self.env.promote_from is not None:
-                blocked = gates.unpromoted(
-                    self.env, self.project.state_dir, spec, target, state.stack
+                blocked = unpromoted(
+                    self.env, self.project.state_dir, spec, target.program.digest, state.stack
                 )
                 detail = str(blocked) if blocked else f"verified in {self.env.promote_from}"
                 found.append(SavedGate(gate="promotion", ok=blocked is None, detail=detail))
             if self.env.approval == "required":
-                refused = gates.unapproved(self.env, spec, state, planned.fingerprint)
+                refused = unapproved(self.env, spec, state, planned.fingerprint)
                 detail = str(refused) if refused else "approved"
                 found.append(SavedGate(gate="approval", ok=refused is None, detail=detail))
         mandatory = [v for v in planned.violations if v.enforcement == "mandatory"]
@@ -156,14 +160,23 @@ class Orchestrator:
 
     # -- apply ----------------------------------------------------------------------------
 
-    def apply(self, phase: str | None = None, saved: SavedPlan | None = None) -> list[PhaseReport]:
+    def apply(
+        self,
+        phase: str | None = None,
+        saved: SavedPlan | None = None,
+        *,
+        only: Sequence[str] | None = None,
+    ) -> list[PhaseReport]:
         """Plan, gate, apply and verify each selected phase in order; stop at a failure.
 
         With ``saved`` (``apply FILE``), exactly that plan: every phase it names is planned
         again and refused, before anything is applied, if what it was computed from, or
-        what it would change, differs from the saved plan."""
+        what it would change, differs from the saved plan. With ``only`` (``promote``),
+        those phases, in phase order."""
         env = self.environment
         phases = env.phases(phase if saved is None else saved.phase)
+        if only is not None:
+            phases = [p for p in phases if p.name in only]
         if saved is not None:
             saved.refuse_other_selection(env.name, [p.name for p in phases])
         reports: list[PhaseReport] = []
@@ -212,14 +225,14 @@ class Orchestrator:
     def _refuse_unpromoted(
         self, spec: PhaseSpec, planned: Planned, state: PhaseState, approved: str | None = None
     ) -> None:
-        gates.refuse_unpromoted(
-            self.env,
-            self.project.state_dir,
-            spec,
-            planned.target,
-            state,
-            approved or planned.fingerprint,
-        )
+        """The environment's own gates: the same program verified where it promotes from,
+        and a recorded approval of the plan where one is required."""
+        program = planned.target.program.digest
+        blocked = unpromoted(
+            self.env, self.project.state_dir, spec, program, state.stack
+        ) or unapproved(self.env, spec, state, approved or planned.fingerprint)
+        if blocked is not None:
+            raise blocked
 
     def _apply_phase(
         self,
@@ -311,29 +324,7 @@ class Orchestrator:
             )
         return self.rollbacks.roll_back(lifecycle, spec, planned.target, reason, planned.plan)
 
-    # -- approvals, rollback, recovery, status ---------------------------------------------
-
-    def approve(self, phase: str | None = None, saved: SavedPlan | None = None) -> list[PhaseState]:
-        """Record the actor's approval of each selected phase's plan: the one made now, or
-        the saved one a reviewer read. It holds for as long as the plan stays the same."""
-        env = self.environment
-        phases = env.phases(phase if saved is None else saved.phase)
-        if saved is not None:
-            saved.refuse_other_selection(env.name, [p.name for p in phases])
-        with env.opened(phases) as states:
-            run = RunMemory()
-            approved = []
-            for spec in phases:
-                state = states[spec.name]
-                if saved is not None:
-                    fingerprint = saved.entry(spec.name).fingerprint
-                else:
-                    fingerprint = self.planner.plan_phase(spec, run, state).fingerprint
-                program = self.project.program(spec).digest
-                gates.approve(state, env.context.actor, env.context.clock(), program, fingerprint)
-                env.states.write(state)
-                approved.append(state)
-            return approved
+    # -- rollback, recovery, status --------------------------------------------------------
 
     def rollback(self, phase: str) -> PhaseReport:
         """``migrate rollback``: the rollback a failed apply does, asked for by a person."""

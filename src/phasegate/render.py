@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from phasegate.redaction import SecretValues
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from phasegate.history import Transition
+    from phasegate.promotion import PromotionPlan
     from phasegate.reports import PhaseReport
     from phasegate.state import PhaseState
 
@@ -139,6 +141,28 @@ def render_reports(
     console.print(f"[bold]{title}[/] ({environment}): {summary}.")
 
 
+def render_promotion(
+    found: PromotionPlan, output: str, secrets: SecretValues = _NOTHING_SECRET
+) -> None:
+    """What ``promote`` will do, before it does it: each phase it promotes (program now
+    -> program promoted, and the approval its plan has), each it leaves, and why."""
+    if output != "text":
+        return
+    from phasegate.approvals import short
+
+    console = _console()
+    console.print(f"[bold]Promote[/] {found.source} -> {found.target}:")
+    said = {name: "promoted already" for name in found.current}
+    for p in found.promotions:
+        now = f"program {short(p.from_program)}" if p.from_program else "never verified"
+        approval = "" if p.approval == "not required" else f", approval {p.approval}"
+        said[p.phase] = f"{now} -> {short(p.to_program)}{approval}"
+    said.update({w.phase: f"waits: {w.reason}" for w in found.waiting})
+    width = max((len(phase) for phase in found.order), default=0)
+    for phase in found.order:
+        console.print(_text(f"  {phase.ljust(width)}  {said[phase]}", secrets))
+
+
 def _step(state: PhaseState) -> str | None:
     """Where a stepped phase stands: "2/3", or "baseline" after a rollback."""
     if state.step is None or state.steps is None:
@@ -146,11 +170,22 @@ def _step(state: PhaseState) -> str | None:
     return "baseline" if state.step < 0 else f"{state.step + 1}/{state.steps}"
 
 
+def _approval(state: PhaseState, approvals: Mapping[str, str] | None) -> dict[str, Any] | None:
+    """The approval on record, and whether it is of the plan as it would be made now
+    ("unknown" when that could not be told)."""
+    if state.approval is None:
+        return None
+    found = state.approval.model_dump(mode="json", exclude_none=True)
+    found["status"] = (approvals or {}).get(state.phase, "unknown")
+    return found
+
+
 def render_status(
     environment: str,
     states: list[PhaseState],
     output: str,
     secrets: SecretValues = _NOTHING_SECRET,
+    approvals: Mapping[str, str] | None = None,
 ) -> None:
     verified = [s.phase for s in states if s.status == "verified"]
     position = None
@@ -177,6 +212,7 @@ def render_status(
                     "step": _step(s),
                     "updated": s.history[-1].at if s.history else None,
                     "outputs": s.outputs,
+                    "approval": _approval(s, approvals),
                 }
                 for s in states
             ],
@@ -186,8 +222,11 @@ def render_status(
     from rich.table import Table
 
     table = Table(title=f"{environment}", title_justify="left", box=None, pad_edge=False)
+    approved = any(s.approval is not None for s in states)
     for column in ("phase", "status", "step", "updated", "by", "outputs"):
         table.add_column(column)
+    if approved:
+        table.add_column("approval")
     colours = {
         "verified": "green",
         "rolled_back": "yellow",
@@ -197,14 +236,20 @@ def render_status(
     for s in states:
         last = s.history[-1] if s.history else None
         colour = colours.get(s.status, "cyan")
-        table.add_row(
+        row = [
             s.phase,
             f"[{colour}]{s.status}[/]",
             _step(s) or "-",
             last.at if last else "-",
             last.actor if last else "-",
             str(len(s.outputs)),
-        )
+        ]
+        approval = _approval(s, approvals)
+        if approval is not None:
+            row.append(f"{approval['status']} (by {_text(approval['by'], secrets)})")
+        elif approved:
+            row.append("-")
+        table.add_row(*row)
     console = _console()
     console.print(table)
     where = "complete" if complete else (f"at {position}" if position else "not started")

@@ -1,4 +1,5 @@
-"""The commands that move a migration: plan, apply, status, recover, rollback, approve."""
+"""The commands that move a migration: plan, apply, status, history, graph, recover,
+rollback."""
 
 from __future__ import annotations
 
@@ -146,7 +147,7 @@ def apply(
             reports, output, environment=orch.env.name, title="Apply", secrets=orch.project.secrets
         )
         _say_if_no_phases(orch.project, output)
-    _raise_for_failures(reports)
+    raise_for_failures(reports)
 
 
 def _say_if_no_phases(project: Any, output: str) -> None:
@@ -155,7 +156,7 @@ def _say_if_no_phases(project: Any, output: str) -> None:
         click.echo("No phases yet: add one with `migrate new-phase NAME`.")
 
 
-def _raise_for_failures(reports: list[Any]) -> None:
+def raise_for_failures(reports: list[Any]) -> None:
     """After the reports are out: exit 3 for a phase rolled back, 4 for a failed rollback."""
     from phasegate.errors import RollbackFailed, RolledBack
 
@@ -182,7 +183,8 @@ def status(ctx: click.Context, env: str | None, output: str) -> None:
     from phasegate.render import render_status
 
     with orchestrator(ctx, env) as orch:
-        render_status(orch.env.name, orch.status(), output, orch.project.secrets)
+        approvals = orch.approvals.verdicts_or_none()
+        render_status(orch.env.name, orch.status(), output, orch.project.secrets, approvals)
         _say_if_no_phases(orch.project, output)
 
 
@@ -239,7 +241,7 @@ def recover(ctx: click.Context, env: str | None, output: str) -> None:
             secrets=orch.project.secrets,
         )
     # A recovered rollback is the job done; only one that failed again is an error.
-    _raise_for_failures([r for r in reports if r.outcome == "rollback failed"])
+    raise_for_failures([r for r in reports if r.outcome == "rollback failed"])
 
 
 @cli.command()
@@ -261,32 +263,4 @@ def rollback(ctx: click.Context, env: str | None, phase: str, output: str) -> No
             title="Rollback",
             secrets=orch.project.secrets,
         )
-    _raise_for_failures([report] if report.outcome == "rollback failed" else [])
-
-
-@cli.command()
-@options(env_option, phase_option)
-@click.option(
-    "--plan",
-    "plan_file",
-    type=click.Path(path_type=Path),
-    help="Approve this saved plan (from `migrate plan --out`) rather than a plan made now.",
-)
-@click.pass_context
-def approve(ctx: click.Context, env: str | None, phase: str | None, plan_file: Path | None) -> None:
-    """Record your approval of the phases' plans (a gate where required). An approval
-    holds for that plan only: a change to the program, config, checks, policies or the
-    upstream outputs voids it."""
-    saved = None
-    if plan_file is not None:
-        from phasegate.saved_plan import SavedPlan
-
-        if phase is not None:
-            raise InputError("a saved plan is approved whole", field="--phase", hint="drop it")
-        saved = SavedPlan.load(plan_file)
-        env = env or saved.environment
-    with orchestrator(ctx, env) as orch:
-        for state in orch.approve(phase, saved):
-            assert state.approval is not None and state.approval.fingerprint is not None
-            plan = state.approval.fingerprint.split(":", 1)[-1][:12]
-            click.echo(f"{state.stack}: approved plan {plan} as {state.approval.by}")
+    raise_for_failures([report] if report.outcome == "rollback failed" else [])
