@@ -127,7 +127,7 @@ class PromotionPlan:
 def _hint(waiting: Waiting, source: str) -> str:
     if waiting.reason.startswith("waits for"):
         return "promote the phases it depends on first"
-    return f"apply it in {source} first (`migrate apply --env {source} --phase {waiting.phase}`)"
+    return f"apply it in {source} first: `migrate apply --env {source} --phase {waiting.phase}`"
 
 
 @dataclass(frozen=True)
