@@ -13,13 +13,13 @@ from typing import NoReturn
 
 import click
 
-from phasegate.cli import admin, run, scaffold
+from phasegate.cli import admin, health, run, scaffold
 from phasegate.cli._app import Obj, cli
 from phasegate.errors import ExitCode, Interrupted, PhasegateError, describe
 from phasegate.redaction import SecretValues
 
 __all__ = ["cli", "main"]
-_COMMANDS = (admin, run, scaffold)  # imported for the commands they add to the group
+_COMMANDS = (admin, health, run, scaffold)  # imported for the commands they add to the group
 
 
 def _fail(
