@@ -11,12 +11,20 @@ from phasegate.redaction import SecretValues
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from phasegate.health import HealthReport
     from phasegate.history import Transition
     from phasegate.promotion import PromotionPlan
     from phasegate.reports import PhaseReport
-    from phasegate.state import PhaseState
+    from phasegate.state import CheckResult, PhaseState
 
-__all__ = ["notice", "render_inventory", "render_reports", "render_status"]
+__all__ = [
+    "notice",
+    "render_health",
+    "render_history",
+    "render_inventory",
+    "render_reports",
+    "render_status",
+]
 
 _SYMBOL = {"create": "+", "update": "~", "replace": "+-", "delete": "-", "import": "=", "same": " "}
 _STYLE = {
@@ -98,17 +106,12 @@ def render_reports(
                 f"  [{colour}]policy {v.enforcement}[/] {v.rule}: "
                 f"{v.resource_type} {text(v.resource_name)}: {text(v.message)}"
             )
-        marks = {"pass": "[green]✓[/]", "fail": "[red]✗[/]", "skipped": "[dim]-[/]"}
         for heading, checks in (
             ("", report.checks),
             ("after the rollback: ", report.rollback_checks),
         ):
             for check in checks:
-                console.print(
-                    f"  {marks[check.result]} {heading}check {check.name} ({check.kind}): "
-                    f"{check.result}[dim], {check.attempts} attempt(s), {check.duration:.1f} s: "
-                    f"{text(check.message)}[/]"
-                )
+                console.print(_check_line(check, heading, secrets))
         if report.kept:
             names = ", ".join(sorted(k.rsplit(" ", 1)[-1] for k in report.kept))
             console.print(f"  kept {len(report.kept)} protected resource(s): {text(names)}")
@@ -161,6 +164,52 @@ def render_promotion(
     width = max((len(phase) for phase in found.order), default=0)
     for phase in found.order:
         console.print(_text(f"  {phase.ljust(width)}  {said[phase]}", secrets))
+
+
+_MARKS = {"pass": "[green]✓[/]", "fail": "[red]✗[/]", "skipped": "[dim]-[/]"}
+
+
+def _check_line(check: CheckResult, heading: str, secrets: SecretValues) -> str:
+    return (
+        f"  {_MARKS[check.result]} {heading}check {check.name} ({check.kind}): "
+        f"{check.result}[dim], {check.attempts} attempt(s), {check.duration:.1f} s: "
+        f"{_text(check.message, secrets)}[/]"
+    )
+
+
+def render_health(
+    report: HealthReport, output: str, secrets: SecretValues = _NOTHING_SECRET
+) -> None:
+    """``migrate check``: per phase its drift and its checks, then the verdict."""
+    if output == "json":
+        _print_json(report.as_json(), secrets)
+        return
+    console = _console()
+    colours = {"healthy": "green", "skipped": "dim"}
+    for phase in report.phases:
+        colour = colours.get(phase.outcome, "red")
+        why = f": {_text(phase.reason, secrets)}" if phase.reason else ""
+        console.print(f"[bold]{phase.stack}[/] ([{colour}]{phase.outcome}[/]{why})")
+        for drift in phase.drift:
+            console.print(f"  [red]drift[/] {_text(drift.describe(), secrets)}")
+        for check in phase.checks:
+            console.print(_check_line(check, "", secrets))
+    checked = [p for p in report.phases if p.outcome != "skipped"]
+    skipped = (
+        f", {len(report.phases) - len(checked)} skipped"
+        if len(checked) < len(report.phases)
+        else ""
+    )
+    if not checked:
+        summary = "nothing to check: no phase is verified"
+    elif report.healthy:
+        summary = f"healthy ({len(checked)} phase(s) checked{skipped})"
+    else:
+        bad = report.unhealthy
+        summary = f"{len(bad)} phase(s) drifted or failing: " + ", ".join(
+            f"{p.phase} {p.outcome}" for p in bad
+        )
+    console.print(f"[bold]Check[/] ({report.environment}): {summary}.")
 
 
 def _step(state: PhaseState) -> str | None:

@@ -260,3 +260,21 @@ def test_refresh_drops_what_the_provider_no_longer_reads(engine: Engine, cloud: 
     assert _ops(drift) == [(Op.DELETE, "extra")]
     plan = engine.preview(target(cloud, 10, extra=True))
     assert _ops(plan.changes) == [(Op.CREATE, "extra")]
+
+
+def test_drift_names_what_a_refresh_would_drop_and_leaves_the_record_as_it_is(
+    engine: Engine, cloud: Path
+) -> None:
+    engine.up(target(cloud, 10, extra=True))
+    (cloud / "extra.json").unlink()  # deleted by hand
+
+    drift = engine.drift(target(cloud, 10, extra=True))
+
+    assert _ops(drift) == [(Op.DELETE, "extra")]
+    assert {c.type for c in drift} == {DYNAMIC}
+    # Nothing forgotten: the record still has it, so a preview diffs as before, and the
+    # next look (or a refresh) still finds it gone.
+    assert not engine.preview(target(cloud, 10, extra=True)).has_changes
+    assert _ops(engine.drift(target(cloud, 10, extra=True))) == [(Op.DELETE, "extra")]
+    assert _ops(engine.refresh(target(cloud, 10, extra=True))) == [(Op.DELETE, "extra")]
+    assert _ops(engine.drift(target(cloud, 10, extra=True))) == []

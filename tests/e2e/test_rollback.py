@@ -239,6 +239,7 @@ def test_no_rollback_leaves_a_failed_phase_for_a_person_then_rollback_finishes_i
     # Nothing else runs in the environment meanwhile: not on pilot, nor on what builds on it.
     for args in (
         ("plan",),
+        ("check",),
         ("apply", "--yes", "--phase", "data_layer"),
         ("rollback", "--phase", "data_layer"),
         ("sandbox", "alarm", "sandbox-app-platform-5xx", "OK"),

@@ -13,13 +13,14 @@ from typing import NoReturn
 
 import click
 
-from phasegate.cli import admin, promote, run, scaffold
+from phasegate.cli import admin, health, promote, run, scaffold
 from phasegate.cli._app import Obj, cli
 from phasegate.errors import ExitCode, Interrupted, PhasegateError, describe
 from phasegate.redaction import SecretValues
 
 __all__ = ["cli", "main"]
-_COMMANDS = (admin, promote, run, scaffold)  # imported for the commands they add to the group
+# Imported for the commands they add to the group.
+_COMMANDS = (admin, health, promote, run, scaffold)
 
 
 def _fail(

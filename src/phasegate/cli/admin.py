@@ -21,14 +21,19 @@ from phasegate.errors import InputError, PhasegateError
 
 
 @cli.command()
-@click.argument("what", type=click.Choice(["migration", "state", "history"]), default="migration")
+@click.argument(
+    "what",
+    type=click.Choice(["migration", "state", "history", "check"]),
+    default="migration",
+)
 def schema(what: str) -> None:
     """Print the JSON schema of migration.yaml, of a state file, or of `history --output
-    json`."""
+    json` or `check --output json`."""
     import json
 
     from pydantic import BaseModel
 
+    from phasegate.health import HealthReport
     from phasegate.history import HistoryListing
     from phasegate.spec import Migration
     from phasegate.state import PhaseState
@@ -37,6 +42,7 @@ def schema(what: str) -> None:
         "migration": Migration,
         "state": PhaseState,
         "history": HistoryListing,
+        "check": HealthReport,
     }
     click.echo(json.dumps(models[what].model_json_schema(by_alias=True), indent=2))
 

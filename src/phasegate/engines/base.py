@@ -314,6 +314,13 @@ class Engine(ABC):
     def refresh(self, stack: StackTarget) -> list[ResourceChange]:
         """Bring the engine's record of the stack in line with the cloud; returns drift."""
 
+    @abstractmethod
+    def drift(self, stack: StackTarget) -> list[ResourceChange]:
+        """What ``refresh`` would change, read only: a DELETE for each resource the cloud
+        no longer has, an UPDATE (with the ``changed`` properties) for one changed outside
+        the engine, where the engine can tell. The engine's record stays as it is, so a
+        preview still diffs against what was applied."""
+
     def unchanged_plan(self, stack_name: str) -> Plan | None:
         """The plan of a stack at the very inputs it was last applied with, from what
         the engine recorded, without running its program; None when only a preview can

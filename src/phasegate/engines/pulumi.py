@@ -360,6 +360,23 @@ class PulumiEngine(Engine):
         self._run(stack, lambda s: s.refresh(on_event=watch), watch)
         return [c for c in changes if c.op is not Op.SAME]
 
+    def drift(self, stack: StackTarget) -> list[ResourceChange]:
+        """A preview-only refresh (``pulumi refresh --preview-only``): each step's result
+        (delete for a resource the provider no longer reads, update with the properties
+        that differ) as it would be, the stack's state left as it is."""
+        changes: list[ResourceChange] = []
+
+        def collect(event: Any) -> None:
+            # A refresh's pre-event says "refresh"; its outputs event says what it found.
+            found = getattr(event, "res_outputs_event", None)
+            change = change_from_metadata(found.metadata) if found is not None else None
+            if change is not None and change.op is not Op.SAME:
+                changes.append(change)
+
+        watch = EventWatch(collect)
+        self._run(stack, lambda s: s.preview_refresh(on_event=watch), watch)
+        return changes
+
     def outputs(self, stack_name: str) -> StackOutputs | None:
         auto = self._auto()
         project = self.root / "Pulumi.yaml"

@@ -34,7 +34,12 @@ from phasegate.engines.base import (
 from phasegate.engines.sandbox.deployment import _Deployment
 from phasegate.engines.sandbox.handlers import RunContext, handler_for
 from phasegate.engines.sandbox.runtime import ProgramFailed, _config_for_sdk, run_program
-from phasegate.engines.sandbox.store import Checkpoint, SandboxStore, StackCheckpoint
+from phasegate.engines.sandbox.store import (
+    Checkpoint,
+    ResourceState,
+    SandboxStore,
+    StackCheckpoint,
+)
 from phasegate.errors import EngineError, InputError, Interrupted, aws_error_code
 from phasegate.passphrase import RevealedConfig, reveal
 from phasegate.redaction import SecretValues
@@ -232,17 +237,35 @@ class SandboxEngine(Engine):
         cloud snapshot and manifests are written again, whatever a killed run left."""
         deployment = self._on_checkpoint(stack, _ignore)
         drift: list[ResourceChange] = []
+        for state in self._gone(deployment):
+            deployment._forget(state)
+            drift.append(
+                ResourceChange(op=Op.DELETE, type=state.type, name=state.name, urn=state.urn)
+            )
+        deployment._commit()
+        return drift
+
+    def drift(self, stack: StackTarget) -> list[ResourceChange]:
+        """Each resource of the checkpoint the cloud no longer has, as a DELETE; nothing is
+        written (a handler tells whether a resource exists, not how it differs, so there
+        is no UPDATE here)."""
+        deployment = self._on_checkpoint(stack, _ignore)
+        return [
+            ResourceChange(op=Op.DELETE, type=state.type, name=state.name, urn=state.urn)
+            for state in self._gone(deployment)
+        ]
+
+    @staticmethod
+    def _gone(deployment: _Deployment) -> list[ResourceState]:
+        """The stack's resources (of the types the sandbox acts on) the cloud lacks."""
+        gone = []
         for state in list(deployment.current):
             handler = handler_for(state.type) if state.custom else None
             if handler is None or state.type.startswith("pulumi:"):
                 continue
             if not handler.exists(deployment.context(state.region), state.id, state.outputs):
-                deployment._forget(state)
-                drift.append(
-                    ResourceChange(op=Op.DELETE, type=state.type, name=state.name, urn=state.urn)
-                )
-        deployment._commit()
-        return drift
+                gone.append(state)
+        return gone
 
     def outputs(self, stack_name: str) -> StackOutputs | None:
         environment = _split_stack(stack_name)
