@@ -166,13 +166,16 @@ class Orchestrator:
         saved: SavedPlan | None = None,
         *,
         only: Sequence[str] | None = None,
+        refresh: bool = False,
     ) -> list[PhaseReport]:
         """Plan, gate, apply and verify each selected phase in order; stop at a failure.
 
         With ``saved`` (``apply FILE``), exactly that plan: every phase it names is planned
         again and refused, before anything is applied, if what it was computed from, or
         what it would change, differs from the saved plan. With ``only`` (``promote``),
-        those phases, in phase order."""
+        those phases, in phase order. With ``refresh``, each stack's record is made to
+        match the cloud first, so what was deleted behind phasegate's back (as ``migrate
+        check`` finds) is planned, and made, again."""
         env = self.environment
         phases = env.phases(phase if saved is None else saved.phase)
         if only is not None:
@@ -186,9 +189,11 @@ class Orchestrator:
                 gates.refuse_unapplied_dependencies(upstream, phases[0], states, env.name)
             names = tuple(spec.name for spec in phases)
             env.on_progress(RunEvent("apply", env.name, names))
+            run = RunMemory()
+            if refresh:
+                self._refresh(phases, states, run)
             # Plan every phase first, so a policy violation anywhere stops the run before
             # anything changes. A first plan is reused unless an upstream phase changed.
-            run = RunMemory()
             first = {
                 spec.name: self.planner.plan_phase(
                     spec, run, states[spec.name], reuse_verified=saved is None
@@ -221,6 +226,24 @@ class Orchestrator:
                     break  # later phases build on this one: they wait for it
             env.on_progress(RunEvent("apply", env.name, names, status="done"))
             return reports
+
+    def _refresh(
+        self, phases: Sequence[PhaseSpec], states: dict[str, PhaseState], run: RunMemory
+    ) -> None:
+        """The engine's record of each stack ever applied made to match the cloud; each
+        resource found gone is said."""
+        env = self.environment
+        for spec in phases:
+            state = states[spec.name]
+            if state.status == "pending":
+                continue
+            run.refreshed.add(spec.name)
+            for change in env.engine.refresh(self.planner.stage(spec, state).target):
+                if change.op is Op.DELETE:
+                    env.on_notice(
+                        f"{state.stack}: {change.type} '{change.name}' is no longer in the "
+                        "cloud: planned again"
+                    )
 
     def _refuse_unpromoted(
         self, spec: PhaseSpec, planned: Planned, state: PhaseState, approved: str | None = None

@@ -75,6 +75,9 @@ class RunMemory:
     """What one command has learned so far: planned outputs of phases not applied yet."""
 
     planned: dict[str, StackOutputs] = field(default_factory=dict)
+    refreshed: set[str] = field(default_factory=set)
+    """Phases whose engine record this run refreshed: their plans preview, whatever the
+    record said before."""
 
 
 class Planner:
@@ -169,7 +172,8 @@ class Planner:
         inputs = self._inputs(phase, target, upstream)
         fingerprint = digest(inputs)
         parts = {k: v if k in ("upstream", "policy") else digest(v) for k, v in inputs.items()}
-        if reuse_verified and state.status == "verified" and state.fingerprint == fingerprint:
+        reuse = reuse_verified and phase.name not in run.refreshed
+        if reuse and state.status == "verified" and state.fingerprint == fingerprint:
             unchanged = engine.unchanged_plan(target.name)
             if unchanged is not None:
                 return Planned(stage, unchanged, fingerprint, [], parts)

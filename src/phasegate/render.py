@@ -192,6 +192,9 @@ def render_health(
         console.print(f"[bold]{phase.stack}[/] ([{colour}]{phase.outcome}[/]{why})")
         for drift in phase.drift:
             console.print(f"  [red]drift[/] {_text(drift.describe(), secrets)}")
+        if any(d.change == "delete" for d in phase.drift):
+            again = f"migrate apply --env {report.environment} --phase {phase.phase} --refresh"
+            console.print(f"  [dim]`{again}` makes again what is gone[/]")
         for check in phase.checks:
             console.print(_check_line(check, "", secrets))
     checked = [p for p in report.phases if p.outcome != "skipped"]

@@ -96,6 +96,16 @@ def test_a_resource_deleted_behind_phasegates_back_is_drift_named_and_kept_on_re
     assert _records(project) == before
     assert {_state(project, phase)["status"] for phase in PHASES} == {"verified"}
 
+    # What check found, apply --refresh makes again; then the phase is healthy.
+    repair = "migrate apply --env sandbox --phase pilot --refresh"
+    assert f"`{repair}` makes again what is gone" in run.stdout
+    repaired = cli.run(project, *repair.split()[1:], "--yes")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "'artifacts' is no longer in the cloud: planned again" in repaired.stderr
+    assert "+ create  aws:s3/bucket:Bucket  artifacts" in repaired.stdout
+    code, report = _checked(cli, project, "--phase", "pilot")
+    assert code == 0, report
+
 
 def test_a_failing_check_exits_2_and_rolls_nothing_back(cli: Any, applied_project: Path) -> None:
     project = applied_project

@@ -90,6 +90,12 @@ def _refusals(refused: list[ResourceChange]) -> str:
     is_flag=True,
     help="Leave a phase whose apply or checks fail as it is, for a person to inspect.",
 )
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="First make each stack's record match the cloud, so what was deleted behind "
+    "phasegate's back (`migrate check` finds it) is made again.",
+)
 @click.argument("plan_file", metavar="[FILE]", required=False, type=click.Path(path_type=Path))
 @click.pass_context
 def apply(
@@ -99,6 +105,7 @@ def apply(
     output: str,
     yes: bool,
     no_rollback: bool,
+    refresh: bool,
     plan_file: Path | None,
 ) -> None:
     """Plan, apply and verify each phase in order; roll back a phase that fails.
@@ -139,10 +146,15 @@ def apply(
             )
             if not any(r.plan and r.plan.has_changes for r in preview):
                 click.echo("No changes.")
+            if refresh:
+                click.echo(
+                    "--refresh: each stack is refreshed first; what that finds gone (see "
+                    "`migrate check`) is made again, beyond the plan above."
+                )
             if not click.confirm(f"Apply to {orch.env.name}?", default=False):
                 raise PhasegateError("apply cancelled: nothing was changed")
         with stoppable(orch.environment.stop):
-            reports = orch.apply(phase, saved)
+            reports = orch.apply(phase, saved, refresh=refresh)
         render_reports(
             reports, output, environment=orch.env.name, title="Apply", secrets=orch.project.secrets
         )
