@@ -249,3 +249,26 @@ def test_one_machine_applies_at_a_time_and_a_dead_one_s_lock_is_taken_over_after
         assert f"held by {actors[lost]} (pid {dying.pid} on {host})" in warnings[0]
         assert "whose lease ended at" in warnings[0]
         assert _table(runners[won], url, "get") is None
+
+
+def test_a_missing_lock_table_stops_the_run_with_one_line(
+    cli: Any, shipped: Path, tmp_path: Path
+) -> None:
+    with cli.serve(copy_project(shipped, tmp_path / "server")) as served:
+        project = _machine(shipped, tmp_path / "machine", served.url)
+        done = cli.run(project, "apply", "--yes")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: lock table {TABLE} not found in {REGION} (endpoint {served.url}): "
+        "create it with partition key LockID (string)"
+    ]
+    assert not (project / "state").exists()
+
+
+def test_serve_refuses_a_host_that_is_not_an_ip_address(cli: Any, fresh_project: Path) -> None:
+    done = cli.run(fresh_project, "sandbox", "serve", "--host", "example.com")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: --host: 'example.com' is not an IP address (allowed: an IPv4 or IPv6 "
+        "address (127.0.0.1, 10.0.0.5, ::1) or localhost)"
+    ]
