@@ -145,8 +145,8 @@ class DynamoDBLock:
                 if aws_error_code(exc) != "ConditionalCheckFailedException":
                     raise self._failure(exc, "take") from None
                 holder = self._read()
-                if holder is None:
-                    continue
+                if holder is None or _expiry(holder) < now:
+                    continue  # released, or its lease ended, since our write: try again
                 raise self._held_by(holder) from None
             self._token, self._expires = token, now + self.lease_seconds
             previous = _plain(answer.get("Attributes") or {})
