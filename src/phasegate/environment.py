@@ -80,7 +80,8 @@ class Environment:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the environment's lock for the block."""
+        """Hold the environment's lock for the block: the local file lock, then the shared
+        one if configured; released in reverse order."""
         lock = EnvironmentLock(
             self.project.work_dir / "locks", self.spec.name, self.context.command
         )
@@ -93,9 +94,24 @@ class Environment:
                     f"{held.get('pid')} on {held.get('host')} (started {held.get('started')}), "
                     "which is no longer running"
                 )
-            yield
+            with self._shared_lock():
+                yield
         finally:
             lock.release()
+
+    @contextlib.contextmanager
+    def _shared_lock(self) -> Iterator[None]:
+        """The lock other machines see too, when the environment configures one."""
+        if self.spec.lock is None:
+            yield
+            return
+        from phasegate.shared_lock import DynamoDBLock
+
+        shared = DynamoDBLock.for_environment(
+            self.project.name, self.spec, self.spec.lock, self.context, on_notice=self.on_notice
+        )
+        with shared.held():
+            yield
 
     def repair_state(self, phase: str, reason: str) -> str:
         """Seal the state file of ``phase`` again after a person fixed it on purpose; the

@@ -1,9 +1,10 @@
 """``migrate sandbox``: the chores only an emulated cloud has (reset, alarms, inventory,
-serving it on loopback), done under the environment's lock and reached through the
+serving it as an endpoint), done under the environment's lock and reached through the
 engine port's sandbox controls, so this module names no concrete engine."""
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -81,10 +82,27 @@ class SandboxAdmin:
         )
         return found
 
-    def serve(self, *, port: int, ready: Callable[[str], None], stop: threading.Event) -> None:
-        """Serve the emulated cloud on loopback, holding the environment lock meanwhile."""
+    def serve(
+        self,
+        *,
+        port: int,
+        ready: Callable[[str], None],
+        stop: threading.Event,
+        host: str = "127.0.0.1",
+    ) -> None:
+        """Serve the emulated cloud on ``host`` (loopback by default), holding the
+        environment lock meanwhile."""
+        if host != "localhost":
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise InputError(
+                    f"'{host}' is not an IP address",
+                    field="--host",
+                    hint="allowed: an IPv4 or IPv6 address (127.0.0.1, 10.0.0.5, ::1) or localhost",
+                ) from None
         controls = self._controls()
         with self.environment.locked():
             # What a client changes while a stack is mid-run would be taken for its drift.
             self._refuse_interrupted()
-            controls.serve(self.environment.name, port=port, ready=ready, stop=stop)
+            controls.serve(self.environment.name, port=port, ready=ready, stop=stop, host=host)

@@ -23,6 +23,7 @@ __all__ = [
     "EnvironmentSpec",
     "Migration",
     "PhaseSpec",
+    "SharedLock",
     "load_migration",
 ]
 
@@ -39,6 +40,45 @@ class AwsTarget(_Model):
     profile: str | None = Field(None, description="AWS shared-config profile to use")
     endpoint_url: str | None = Field(
         None, description="AWS endpoint override, e.g. http://127.0.0.1:5000 for moto server"
+    )
+
+
+class DynamoDBLockTable(_Model):
+    """The DynamoDB table that holds the environment locks of every machine."""
+
+    table: str = Field(
+        min_length=3,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description='table name; its partition key is "LockID" (string)',
+    )
+    region: str | None = Field(
+        None,
+        pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$",
+        description="AWS region of the table (default: the environment's region)",
+    )
+    endpoint_url: str | None = Field(
+        None,
+        description="DynamoDB endpoint override (default: the environment's aws.endpoint_url, "
+        "else AWS)",
+    )
+    profile: str | None = Field(
+        None, description="AWS shared-config profile (default: the environment's aws.profile)"
+    )
+
+
+class SharedLock(_Model):
+    """A lock that holds across machines (CI runners), beside the local file lock."""
+
+    dynamodb: DynamoDBLockTable = Field(
+        description="where the lock lives: one item per environment, written conditionally"
+    )
+    lease_seconds: int = Field(
+        120,
+        ge=10,
+        le=86400,
+        description="how long a run's hold lasts unless renewed (every lease/3 while it "
+        "runs); a dead run's lock is taken over once its lease ends",
     )
 
 
@@ -67,6 +107,10 @@ class EnvironmentSpec(_Model):
     )
     kubeconfig: str | None = Field(
         None, description="kubeconfig the kubernetes checks use (the sandbox has no cluster)"
+    )
+    lock: SharedLock | None = Field(
+        None,
+        description="a lock shared across machines (DynamoDB); absent: the local file lock only",
     )
 
 

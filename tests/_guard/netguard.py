@@ -7,6 +7,10 @@ test swallowed the error. ``tests/conftest.py`` installs it in the test process;
 ``sitecustomize.py`` next to this file installs it in every Python process started with
 this directory on its ``PYTHONPATH`` (every ``migrate`` a test runs).
 
+A test that builds its own network out of network namespaces (``ip netns``), where no
+packet can leave the machine, names the addresses it gave them in ``PHASEGATE_TEST_NET_ALLOW``
+(comma-separated IP addresses) for the processes it runs there: those may connect to them.
+
 Kept to the standard library: every such process imports it on start-up.
 """
 
@@ -21,6 +25,8 @@ from typing import Any
 
 LOG_VARIABLE = "PHASEGATE_TEST_NETLOG"
 """The environment variable that names the log a subprocess writes its attempts to."""
+ALLOW_VARIABLE = "PHASEGATE_TEST_NET_ALLOW"
+"""Addresses inside the test's own network namespaces that a process may connect to."""
 
 
 class RealNetworkBlocked(RuntimeError):
@@ -71,7 +77,15 @@ def install(log: str | os.PathLike[str] | None) -> Callable[[], None]:
                 handle.write(message + "\n")
         raise RealNetworkBlocked(f"phasegate test guard: no network outside loopback: {message}")
 
+    allowed = {
+        ip
+        for ip in (_ip(a.strip()) for a in os.environ.get(ALLOW_VARIABLE, "").split(","))
+        if ip is not None
+    }
+
     def check(address: Any) -> None:
+        if isinstance(address, tuple) and address and _ip(_text(address[0])) in allowed:
+            return
         if not is_loopback(address):
             refuse(f"connect to {address!r}")
 

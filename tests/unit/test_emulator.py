@@ -574,9 +574,9 @@ def test_serve_exposes_the_emulators_own_state(clean: Emulator) -> None:
         pass
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.com", ""])
-def test_serve_refuses_a_host_that_is_not_loopback(emu: Emulator, host: str) -> None:
-    with pytest.raises(ValueError, match="loopback"):
+@pytest.mark.parametrize("host", ["example.com", "", "10.0.0"])
+def test_serve_refuses_a_host_that_is_not_an_ip_address(emu: Emulator, host: str) -> None:
+    with pytest.raises(ValueError, match="serves on an IP address"):
         serve(emu, host=host, stop=threading.Event())
 
 

@@ -159,9 +159,18 @@ def sandbox_alarm(ctx: click.Context, env: str | None, name: str, state: str) ->
     show_default=True,
     help="0 picks a free port.",
 )
+@click.option(
+    "--host",
+    metavar="ADDRESS",
+    default="127.0.0.1",
+    show_default=True,
+    help="IP address to listen on; another one than loopback lets other network "
+    "namespaces or machines reach the endpoint (it has no authentication).",
+)
 @click.pass_context
-def sandbox_serve(ctx: click.Context, env: str | None, port: int) -> None:
-    """Expose the emulated cloud as an AWS endpoint on 127.0.0.1 until stopped.
+def sandbox_serve(ctx: click.Context, env: str | None, port: int, host: str) -> None:
+    """Expose the emulated cloud as an AWS endpoint (on 127.0.0.1 unless --host) until
+    stopped.
 
     Changes made through the endpoint are written back to the sandbox when it stops.
     """
@@ -184,5 +193,5 @@ def sandbox_serve(ctx: click.Context, env: str | None, port: int) -> None:
             click.echo(url)
             sys.stdout.flush()
 
-        sandbox.serve(port=port, ready=ready, stop=stop)
+        sandbox.serve(port=port, ready=ready, stop=stop, host=host)
     click.echo("Stopped; changes written back to the sandbox.", err=True)

@@ -374,5 +374,7 @@ class SandboxControls(Protocol):
         port: int,
         ready: Callable[[str], None],
         stop: threading.Event,
+        host: str = "127.0.0.1",
     ) -> None:
-        """Expose the cloud as an AWS endpoint on loopback until ``stop`` is set."""
+        """Expose the cloud as an AWS endpoint on ``host`` (an IP address; loopback by
+        default) until ``stop`` is set."""

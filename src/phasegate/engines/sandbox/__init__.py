@@ -394,8 +394,9 @@ class SandboxEngine(Engine):
         port: int,
         ready: Any,
         stop: threading.Event,
+        host: str = "127.0.0.1",
     ) -> None:
-        """Serve the emulated cloud on 127.0.0.1 until ``stop``; write back what changed."""
+        """Serve the emulated cloud on ``host`` until ``stop``; write back what changed."""
         from phasegate.engines.sandbox.server import serve
 
         store = self.store(environment)
@@ -403,6 +404,6 @@ class SandboxEngine(Engine):
         emulator = store.cloud(checkpoint)
         store.commit(checkpoint)  # a first serve creates the legacy estate: keep it
         try:
-            serve(emulator, "127.0.0.1", port, ready=ready, stop=stop)
+            serve(emulator, host, port, ready=ready, stop=stop)
         finally:
             store.commit(checkpoint)

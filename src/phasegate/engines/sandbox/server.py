@@ -1,4 +1,8 @@
-"""The emulated cloud as an AWS endpoint on loopback, for ordinary AWS tools to inspect.
+"""The emulated cloud as an AWS endpoint, for ordinary AWS tools to inspect.
+
+It listens on loopback unless told an address (``--host``): another network namespace
+or machine that must reach it, a CI runner's lock table for one. The endpoint has no
+authentication, as the emulator accepts any credentials.
 
 ``migrate sandbox serve`` runs :func:`serve` on the environment's emulator, then writes
 the cloud back. A stop must not lose a write a client was told succeeded, and must come
@@ -47,13 +51,14 @@ def serve(
     stop: threading.Event,
     drain: float = _DRAIN_SECONDS,
 ) -> None:
-    """Serve the emulator's state as an AWS endpoint on loopback until ``stop`` is set.
+    """Serve the emulator's state as an AWS endpoint on ``host`` (an IP address, or
+    ``localhost``) until ``stop`` is set.
 
     Port 0 picks a free port; ``ready`` gets the endpoint URL once the server listens.
     Starts the emulator if it is not running (and stops it again on the way out). On
     return no request is changing the emulator, and none will be answered with success.
     """
-    address = _loopback(host)
+    address = _address(host)
     from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
@@ -196,14 +201,14 @@ def _close(body: Iterable[bytes]) -> None:
         close()
 
 
-def _loopback(host: str) -> str:
-    """The address to bind for ``host``; ValueError unless it is a loopback address."""
+def _address(host: str) -> str:
+    """The address to bind for ``host``; ValueError unless it is an IP address (a name
+    could resolve to anything, and what the endpoint is reachable from must be plain)."""
     if host == "localhost":
         return "127.0.0.1"
     try:
-        address = ipaddress.ip_address(host)
+        return str(ipaddress.ip_address(host))
     except ValueError:
-        raise ValueError(f"the emulator serves on loopback only; {host!r} is not") from None
-    if not address.is_loopback:
-        raise ValueError(f"the emulator serves on loopback only; {host!r} is not")
-    return str(address)
+        raise ValueError(
+            f"the emulator serves on an IP address (127.0.0.1, 10.0.0.5, ::1); {host!r} is not"
+        ) from None
