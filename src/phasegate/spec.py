@@ -113,6 +113,19 @@ class EnvironmentSpec(_Model):
         description="a lock shared across machines (DynamoDB); absent: the local file lock only",
     )
 
+    @model_validator(mode="after")
+    def _sandbox_lock_has_an_endpoint(self) -> EnvironmentSpec:
+        """The sandbox answers AWS calls in-process while it runs: a lock table in AWS
+        itself would be looked for in the emulated cloud instead."""
+        if self.engine == "sandbox" and self.lock is not None:
+            if not (self.lock.dynamodb.endpoint_url or self.aws.endpoint_url):
+                raise ValueError(
+                    f"environment {self.name}: lock.dynamodb.endpoint_url is needed on a "
+                    "sandbox environment (a served sandbox, say): the sandbox emulates AWS "
+                    "in-process, so a lock table in AWS itself would not be reached"
+                )
+        return self
+
 
 class PhaseSpec(_Model):
     """One step of the migration."""

@@ -259,6 +259,19 @@ def test_a_wrong_lock_entry_names_its_field(tmp_path: Path, lock: str, field: st
         _environment(tmp_path, lock)
 
 
+def test_a_sandbox_lock_without_an_endpoint_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "migration.yaml").write_text(
+        "environments:\n  - name: rehearsal\n    engine: sandbox\n"
+        "    lock: {dynamodb: {table: locks}}\nphases: []\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError) as caught:
+        load_migration(tmp_path)
+    message = str(caught.value)
+    assert "migration.yaml" in message and "lock.dynamodb.endpoint_url" in message
+    assert "\n" not in message
+
+
 def test_an_unreachable_endpoint_is_one_line_naming_table_and_endpoint(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
