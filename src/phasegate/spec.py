@@ -117,8 +117,10 @@ class EnvironmentSpec(_Model):
     def _sandbox_lock_has_an_endpoint(self) -> EnvironmentSpec:
         """The sandbox answers AWS calls in-process while it runs: a lock table in AWS
         itself would be looked for in the emulated cloud instead."""
-        if self.engine == "sandbox" and self.lock is not None:
-            if not (self.lock.dynamodb.endpoint_url or self.aws.endpoint_url):
+        lock = self.lock
+        if self.engine == "sandbox" and lock is not None:
+            endpoint = lock.dynamodb.endpoint_url or self.aws.endpoint_url
+            if not endpoint:
                 raise ValueError(
                     f"environment {self.name}: lock.dynamodb.endpoint_url is needed on a "
                     "sandbox environment (a served sandbox, say): the sandbox emulates AWS "
