@@ -1,7 +1,8 @@
 """The workflow's own scripts, run as the runner would run them, with `gh` and `migrate`
 stood in for by recorders on PATH (`gh`'s --jq filters go through the real jq): the
 pull request's one plan comment, created then edited in place, and the prod approval,
-recorded only when a reviewer approved the run in the prod environment."""
+recorded only when a reviewer approved the run in the prod environment. And the setup
+action's check of the environment, with the real phasegate."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from _projects import REPO
 WORKFLOW = REPO / ".github" / "workflows" / "migrate.yml"
 MARKER = "<!-- phasegate-plan -->"
 
-pytestmark = pytest.mark.skipif(shutil.which("jq") is None, reason="needs jq (as gh --jq)")
+needs_jq = pytest.mark.skipif(shutil.which("jq") is None, reason="needs jq (as gh --jq)")
 
 _RECORDER = """\
 import json, os, subprocess, sys
@@ -157,6 +158,7 @@ def _plans(tmp_path: Path, results: dict[str, tuple[int, str, str]]) -> None:
 COMMENT_ENV = {"PR": "7", "HEAD": "0123456789abcdef", "RUN_URL": "https://github.example/run"}
 
 
+@needs_jq
 def test_a_first_plan_comment_is_posted_with_every_environment(tmp_path: Path) -> None:
     _plans(
         tmp_path,
@@ -183,6 +185,7 @@ def test_a_first_plan_comment_is_posted_with_every_environment(tmp_path: Path) -
     assert "progress" not in body, "stderr is shown only for a plan that did not run"
 
 
+@needs_jq
 def test_the_bots_plan_comment_is_edited_in_place(tmp_path: Path) -> None:
     _plans(tmp_path, {env: (0, f"### Plan ({env})\n", "") for env in ("sandbox", "staging")})
     comments = [
@@ -206,6 +209,7 @@ def test_the_bots_plan_comment_is_edited_in_place(tmp_path: Path) -> None:
     assert "<summary><b>prod</b>: did not run</summary>" in (tmp_path / "comment.md").read_text()
 
 
+@needs_jq
 def test_a_plan_too_long_for_a_comment_points_to_the_run(tmp_path: Path) -> None:
     huge = "".join(
         f"   + create  aws:s3/bucket:Bucket  bucket-{i:05}  {'x' * 200}\n" for i in range(400)
@@ -228,6 +232,7 @@ def _review(login: str, state: str, env: str = "prod") -> dict[str, Any]:
     return {"state": state, "user": {"login": login}, "environments": [{"name": env}]}
 
 
+@needs_jq
 def test_the_reviewers_approval_is_recorded_with_the_reason(tmp_path: Path) -> None:
     reviews = [
         _review("bob", "approved"),
@@ -248,6 +253,7 @@ def test_the_reviewers_approval_is_recorded_with_the_reason(tmp_path: Path) -> N
     assert "by alice, bob, run https://github.example/acme/platform/actions/runs/42)" in approve[7]
 
 
+@needs_jq
 def test_every_phase_is_approved_when_no_phase_is_given(tmp_path: Path) -> None:
     env = {"GH_TOKEN": "t", "PHASE": "", "REASON": "r"}
     done, calls = _run(tmp_path, "promote-prod", "migrate approve", env, [_review("a", "approved")])
@@ -255,6 +261,7 @@ def test_every_phase_is_approved_when_no_phase_is_given(tmp_path: Path) -> None:
     assert calls[-1][:5] == ["migrate", "approve", "--env", "prod", "--reason"]
 
 
+@needs_jq
 def test_no_approval_is_recorded_when_no_reviewer_approved_prod(tmp_path: Path) -> None:
     env = {"GH_TOKEN": "t", "PHASE": "", "REASON": "r"}
     reviews = [_review("dave", "approved", env="staging")]
@@ -264,3 +271,77 @@ def test_no_approval_is_recorded_when_no_reviewer_approved_prod(tmp_path: Path) 
     assert done.returncode == 5
     assert "no reviewer approved this run in the prod environment" in done.stdout
     assert [c[0] for c in calls] == ["gh"]
+
+
+# ------------------------------------------------------------------ the setup action
+
+SETUP = REPO / ".github" / "actions" / "setup-migrate" / "action.yml"
+
+
+def _engine_of(project: Path, environment: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """The setup action's step that reads the environment's engine, run in ``project``
+    with this interpreter (phasegate installed) as the runner's python."""
+    steps = yaml.safe_load(SETUP.read_text(encoding="utf-8"))["runs"]["steps"]
+    [step] = [s for s in steps if s.get("id") == "engine"]
+    bin_dir = project.parent / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    python = bin_dir / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    outputs = project.parent / "github-output"
+    outputs.write_text("")
+    done = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", step["run"]],
+        cwd=project,
+        env={
+            **os.environ,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "ENVIRONMENT": environment,
+            "GITHUB_OUTPUT": str(outputs),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done, outputs.read_text()
+
+
+def test_setup_names_the_sandbox_engine(fresh_project: Path) -> None:
+    done, outputs = _engine_of(fresh_project, "sandbox")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert outputs == "engine=sandbox\n"
+
+
+def test_setup_refuses_a_pulumi_environment_whose_stacks_would_die_with_the_runner(
+    fresh_project: Path,
+) -> None:
+    done, outputs = _engine_of(fresh_project, "staging")
+    assert done.returncode == 1
+    assert done.stdout.startswith(
+        "::error file=migration.yaml::environment staging: set `backend:`"
+    )
+    assert outputs == ""
+
+
+def test_setup_names_the_pulumi_engine_with_a_shared_backend(fresh_project: Path) -> None:
+    migration = fresh_project / "migration.yaml"
+    migration.write_text(
+        migration.read_text().replace(
+            "    promote_from: sandbox\n",
+            "    promote_from: sandbox\n    backend: s3://acme-state/phasegate?region=us-east-1\n",
+        )
+    )
+    done, outputs = _engine_of(fresh_project, "staging")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert outputs == "engine=pulumi\n"
+
+
+def test_setup_names_an_unknown_environment_in_one_line(fresh_project: Path) -> None:
+    done, _ = _engine_of(fresh_project, "qa")
+    assert done.returncode == 1
+    assert done.stdout == (
+        "::error file=migration.yaml::--env: unknown environment 'qa' "
+        "(allowed: sandbox, staging, prod)\n"
+    )
+    assert "Traceback" not in done.stderr
