@@ -127,8 +127,8 @@ _SAMPLES = {"ENVIRONMENT": "staging", "PHASE": "pilot"}
 
 
 def _migrate_lines() -> list[tuple[str, str]]:
-    """Every `migrate ...` command the workflow runs: (job, the line as written, its
-    continuation lines joined)."""
+    """Every `migrate ...` command the workflow runs: its job, and the line as written
+    with its continuation lines joined."""
     found = []
     for name, job in _load(WORKFLOW)["jobs"].items():
         for step in job.get("steps", []):
