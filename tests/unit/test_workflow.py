@@ -177,9 +177,7 @@ _AWAITED = {
     "plan": "'markdown' is not one of",
     "apply-sandbox": "'markdown' is not one of",
     "apply-staging": "'markdown' is not one of",
-    "promote-prod/approve": "No such option '--reason'",
-    "promote-prod/promote": "No such command 'promote'",
-    "check-prod": "No such command 'check'",
+    "promote-prod/promote": "'markdown' is not one of",
 }
 
 
