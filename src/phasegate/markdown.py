@@ -149,14 +149,13 @@ def run_markdown(listing: RunListing, secrets: SecretValues | None = None) -> st
             lines += ["No phases to show.", ""]
         for phase in listing.phases:
             lines += _phase(phase, secrets, rows)
-        for promotion in listing.promotions or []:
-            lines.append(
-                f"- promoted {_md(promotion.phase, secrets)}: "
-                f"{_md(promotion.from_program or 'nothing', secrets, 24)} → "
-                f"{_md(promotion.to_program, secrets, 24)} "
-                f"(approval {_md(promotion.approval, secrets)})"
-            )
         if listing.promotions:
+            lines += ["**Promotions**", ""]
+            lines += [
+                f"- {_md(p.phase, secrets)}: {_md(p.from_program or 'nothing', secrets, 24)} → "
+                f"{_md(p.to_program, secrets, 24)} (approval {_md(p.approval, secrets)})"
+                for p in listing.promotions
+            ]
             lines.append("")
         lines.append(f"**{listing.command.capitalize()}**: {_md(listing.summary(), secrets)}.")
         text = "\n".join(lines) + "\n"

@@ -216,6 +216,7 @@ def test_the_documents_hold_to_their_schemas() -> None:
         [_failed_apply()],
         [Promotion(phase="data_layer", from_program=None, to_program="sha256:x", approval="valid")],
     )
+    assert "- data_layer: nothing → sha256:x (approval valid)" in run_markdown(run)
     document = run.as_json()
     jsonschema.validate(document, RunListing.model_json_schema())
     assert document["promotions"][0]["from_program"] is None  # a null that says something
