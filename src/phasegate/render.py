@@ -1,4 +1,6 @@
-"""How results look: text (rich) for people, JSON for programs. Part of the CLI layer."""
+"""How results look: text (rich) for people, JSON for programs (the documents of
+:mod:`phasegate.outputs`), markdown for pull-request comments (:mod:`phasegate.markdown`).
+Part of the CLI layer."""
 
 from __future__ import annotations
 
@@ -69,10 +71,20 @@ def render_reports(
     environment: str,
     title: str,
     secrets: SecretValues = _NOTHING_SECRET,
+    promotion: PromotionPlan | None = None,
 ) -> None:
+    """A run's reports; ``title`` is the command's (Plan, Apply, Promote, Recover,
+    Rollback)."""
+    from phasegate.outputs import RunListing
+
+    listing = RunListing.from_reports(title.lower(), environment, reports, promotion)
     if output == "json":
-        data = {"environment": environment, "phases": [r.as_dict() for r in reports]}
-        _print_json(data, secrets)
+        _print_json(listing.as_json(), secrets)
+        return
+    if output == "markdown":
+        from phasegate.markdown import run_markdown
+
+        print(run_markdown(listing, secrets), end="")
         return
 
     def text(value: object) -> str:
@@ -119,28 +131,7 @@ def render_reports(
             console.print(f"  {text(report.message)}")
         if report.rollback_seconds is not None:
             console.print(f"  [dim]rollback took {report.rollback_seconds:.1f} s[/]")
-    totals: dict[str, int] = {}
-    for report in reports:
-        if report.plan is not None and report.outcome != "no changes":
-            for op, n in report.plan.counts.items():
-                totals[op] = totals.get(op, 0) + n
-    summary = ", ".join(
-        f"{totals.get(op, 0)} to {op}"
-        for op in ("create", "update", "replace", "delete", "import")
-        if op != "import" or totals.get(op)
-    )
-    if title in ("Recover", "Rollback"):
-        outcomes = ", ".join(f"{r.stack} {r.outcome}" for r in reports)
-        done = {"Recover": "recovered", "Rollback": "rolled back by hand"}[title]
-        summary = f"{len(reports)} stack(s) {done}: {outcomes}"
-    if title == "Apply":
-        applied = [r for r in reports if r.outcome == "applied"]
-        others = [r for r in reports if r.outcome not in ("applied", "no changes")]
-        summary = (
-            f"{len(applied)} phase(s) applied, "
-            f"{sum(r.outcome == 'no changes' for r in reports)} unchanged"
-            + "".join(f", {r.phase} {r.outcome}" for r in others)
-        )
+    summary = listing.summary()
     console.print(f"[bold]{title}[/] ({environment}): {summary}.")
 
 
@@ -215,23 +206,6 @@ def render_health(
     console.print(f"[bold]Check[/] ({report.environment}): {summary}.")
 
 
-def _step(state: PhaseState) -> str | None:
-    """Where a stepped phase stands: "2/3", or "baseline" after a rollback."""
-    if state.step is None or state.steps is None:
-        return None
-    return "baseline" if state.step < 0 else f"{state.step + 1}/{state.steps}"
-
-
-def _approval(state: PhaseState, approvals: Mapping[str, str] | None) -> dict[str, Any] | None:
-    """The approval on record, and whether it is of the plan as it would be made now
-    ("unknown" when that could not be told)."""
-    if state.approval is None:
-        return None
-    found = state.approval.model_dump(mode="json", exclude_none=True)
-    found["status"] = (approvals or {}).get(state.phase, "unknown")
-    return found
-
-
 def render_status(
     environment: str,
     states: list[PhaseState],
@@ -239,73 +213,55 @@ def render_status(
     secrets: SecretValues = _NOTHING_SECRET,
     approvals: Mapping[str, str] | None = None,
 ) -> None:
-    verified = [s.phase for s in states if s.status == "verified"]
-    position = None
-    for state in states:
-        if state.status == "verified":
-            position = state.phase
-    # Complete when cutover, and so everything before it, is verified: a cutover that
-    # stays verified while an earlier phase rolls back is not a finished migration.
-    # A stepped phase (cutover) is done at its last step.
-    complete = bool(states) and all(
-        s.status == "verified" and (s.steps is None or s.step == s.steps - 1) for s in states
-    )
+    """Where each phase stands. ``approvals``: phase -> "valid" or "void" for the
+    approvals on record that the caller judged; any other reads "unknown"."""
+    from phasegate.outputs import StatusListing
+
+    listing = StatusListing.from_states(environment, states, approvals)
     if output == "json":
-        data = {
-            "environment": environment,
-            "position": position,
-            "complete": complete,
-            "phases": [
-                {
-                    "phase": s.phase,
-                    "stack": s.stack,
-                    "status": s.status,
-                    "fingerprint": s.fingerprint,
-                    "step": _step(s),
-                    "updated": s.history[-1].at if s.history else None,
-                    "outputs": s.outputs,
-                    "approval": _approval(s, approvals),
-                }
-                for s in states
-            ],
-        }
-        _print_json(data, secrets)
+        _print_json(listing.as_json(), secrets)
+        return
+    if output == "markdown":
+        from phasegate.markdown import status_markdown
+
+        print(status_markdown(listing, secrets), end="")
         return
     from rich.table import Table
 
     table = Table(title=f"{environment}", title_justify="left", box=None, pad_edge=False)
-    approved = any(s.approval is not None for s in states)
-    for column in ("phase", "status", "step", "updated", "by", "outputs"):
+    # The approval column only where some phase has one on record: most environments
+    # require none, and their table stays as narrow as it was.
+    approved = any(p.approval for p in listing.phases)
+    columns = ("phase", "status", "step", "updated", "by", "outputs")
+    for column in (*columns, "approval") if approved else columns:
         table.add_column(column)
-    if approved:
-        table.add_column("approval")
     colours = {
         "verified": "green",
         "rolled_back": "yellow",
         "rollback_failed": "red",
         "pending": "dim",
     }
-    for s in states:
-        last = s.history[-1] if s.history else None
-        colour = colours.get(s.status, "cyan")
+    for p in listing.phases:
+        colour = colours.get(p.status, "cyan")
         row = [
-            s.phase,
-            f"[{colour}]{s.status}[/]",
-            _step(s) or "-",
-            last.at if last else "-",
-            last.actor if last else "-",
-            str(len(s.outputs)),
+            p.phase,
+            f"[{colour}]{p.status}[/]",
+            p.step or "-",
+            p.updated or "-",
+            _text(p.by or "-", secrets),
+            str(len(p.outputs)),
         ]
-        approval = _approval(s, approvals)
-        if approval is not None:
-            row.append(f"{approval['status']} (by {_text(approval['by'], secrets)})")
-        elif approved:
-            row.append("-")
+        if approved:
+            row.append(
+                _text(f"{p.approval.status} ({p.approval.by})", secrets) if p.approval else "-"
+            )
         table.add_row(*row)
     console = _console()
     console.print(table)
-    where = "complete" if complete else (f"at {position}" if position else "not started")
-    console.print(f"Position: {where} ({len(verified)}/{len(states)} phases verified)")
+    verified = sum(p.status == "verified" for p in listing.phases)
+    position = listing.position
+    where = "complete" if listing.complete else (f"at {position}" if position else "not started")
+    console.print(f"Position: {where} ({verified}/{len(listing.phases)} phases verified)")
 
 
 def render_history(

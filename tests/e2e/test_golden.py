@@ -1,4 +1,5 @@
-"""What a user sees from `plan`, `apply` and `status`, text and JSON, held to golden files.
+"""What a user sees from `plan`, `apply` and `status`, text, JSON and markdown, held to
+golden files.
 
 A fresh copy of the shipped project is planned, applied, looked at and applied again
 (the cutover's next step); each output is compared, after the parts that differ between
@@ -105,3 +106,40 @@ def test_plan_apply_and_status_print_what_they_printed_before(
     _compare("status.txt", run("status"), 0)
     _compare("status.json", run("status", "--output", "json"), 0)
     _compare("apply-next-step.json", run("apply", "--yes", "--output", "json"), 0)
+
+
+def test_the_plan_as_a_pull_request_comment_prints_what_it_printed_before(
+    cli: Any, fresh_project: Path
+) -> None:
+    from markdown_it import MarkdownIt
+
+    run = cli.run(fresh_project, "plan", "--output", "markdown")
+    _compare("plan.md", run, 0)
+
+    # It renders as GitHub-flavoured markdown: a title, a heading per phase with its
+    # resource table in a collapsible block, one row per resource the plan creates.
+    tokens = MarkdownIt("commonmark").enable("table").parse(run.stdout)
+    headings = [
+        (t.tag, tokens[i + 1].content) for i, t in enumerate(tokens) if t.type == "heading_open"
+    ]
+    stacks = [f"sandbox-{p}" for p in ("pilot", "data_layer", "compute", "cutover")]
+    assert headings == [
+        ("h3", "phasegate plan: sandbox"),
+        *[("h4", f"{stack}: planned (pending)") for stack in stacks],
+    ]
+    plan = json.loads(cli.run(fresh_project, "plan", "--output", "json").stdout)
+    creates = [p["changes"]["create"] for p in plan["phases"]]
+    rows: list[int] = []
+    for t in tokens:
+        if t.type == "table_open":
+            rows.append(0)
+        if t.type == "tr_open":
+            rows[-1] += 1
+    assert rows == [1 + n for n in creates]  # a header and a row per resource
+    html = [t.content.strip() for t in tokens if t.type == "html_block"]
+    assert html == [
+        part
+        for n in creates
+        for part in (f"<details><summary>{n} resource change(s)</summary>", "</details>")
+    ]
+    assert f"**Plan**: {sum(creates)} to create, 0 to update" in run.stdout

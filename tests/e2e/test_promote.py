@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 PHASES = ("pilot", "data_layer", "compute", "cutover")
@@ -63,6 +64,20 @@ def test_promote_takes_what_the_source_verified_and_nothing_else(
     assert _status(fresh_project, "rehearsal", "pilot") == "verified"
     assert _status(fresh_project, "rehearsal", "data_layer") == "pending"
 
+    # As a program reads it: one document, valid by the schema phasegate ships.
+    listed = cli.run(fresh_project, "promote", "--to", "rehearsal", "--yes", "--output", "json")
+    assert listed.returncode == 5, listed.stderr  # nothing promotes, and some waits
+    document = json.loads(listed.stdout)
+    schema = json.loads(cli.run(fresh_project, "schema", "promote").stdout)
+    jsonschema.validate(document, schema)
+    assert document["promoted_from"] == "sandbox" and document["phases"] == []
+    assert [(p["phase"], p["outcome"]) for p in document["promotions"]] == [
+        ("pilot", "current"),
+        ("data_layer", "waits"),
+        ("compute", "waits"),
+        ("cutover", "waits"),
+    ]
+
     # Once sandbox verifies it, it promotes.
     assert cli.run(fresh_project, "apply", "--yes", "--phase", "data_layer").returncode == 0
     second = cli.run(fresh_project, "promote", "--to", "rehearsal", "--phase", "data_layer", "-y")
@@ -108,9 +123,10 @@ def test_promote_to_an_environment_that_requires_approval(cli: Any, applied_proj
     approval = {p["phase"]: p["approval"] for p in status["phases"]}["pilot"]
     assert approval["status"] == "valid" and approval["reason"] == reason
 
-    done = cli.run(applied_project, *args)
+    done = cli.run(applied_project, *args, "--output", "markdown")
     assert done.returncode == 0, done.stderr
-    assert "approval valid" in done.stdout
+    assert "### phasegate promote: rehearsal" in done.stdout
+    assert "(approval valid)" in done.stdout
     assert _status(applied_project, "rehearsal", "pilot") == "verified"
     history = json.loads(
         cli.run(applied_project, "history", "--env", "rehearsal", "--output", "json").stdout

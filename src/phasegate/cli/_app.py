@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from phasegate.sandbox_admin import SandboxAdmin
 
 __all__ = [
+    "WITH_MARKDOWN",
     "Obj",
     "cli",
     "environment",
@@ -142,13 +143,23 @@ def options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 env_option = click.option("--env", "env", metavar="NAME", help="Environment (default: the first).")
 phase_option = click.option("--phase", metavar="NAME", help="Only this phase.")
-output_option = click.option(
-    "--output",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+
+
+def output_option(*choices: str) -> Callable[[Any], Any]:
+    """``--output``, with the formats this command prints (text and json without any)."""
+    allowed = list(choices or ("text", "json"))
+    return click.option(
+        "--output",
+        type=click.Choice(allowed),
+        default="text",
+        show_default=True,
+        help="Output format"
+        + (": markdown is a pull-request comment." if "markdown" in allowed else "."),
+    )
+
+
+WITH_MARKDOWN = ("text", "json", "markdown")
+"""The formats of the commands a pull request shows: plan, apply, promote, status."""
 
 
 @click.group(epilog=_EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})

@@ -19,28 +19,32 @@ from phasegate.cli._app import (
 )
 from phasegate.errors import InputError, PhasegateError
 
+_SCHEMAS = ("migration", "state", "plan", "apply", "promote", "status", "history", "check")
+
 
 @cli.command()
-@click.argument(
-    "what",
-    type=click.Choice(["migration", "state", "history", "check"]),
-    default="migration",
-)
+@click.argument("what", type=click.Choice(_SCHEMAS), default="migration")
 def schema(what: str) -> None:
-    """Print the JSON schema of migration.yaml, of a state file, or of `history --output
-    json` or `check --output json`."""
+    """Print a JSON schema: of migration.yaml, of a state file, or of what `plan`,
+    `apply`, `promote`, `status`, `history` or `check` print with `--output json` (plan, apply
+    and promote print one document shape, as do `recover` and `rollback`)."""
     import json
 
     from pydantic import BaseModel
 
     from phasegate.health import HealthReport
     from phasegate.history import HistoryListing
+    from phasegate.outputs import RunListing, StatusListing
     from phasegate.spec import Migration
     from phasegate.state import PhaseState
 
     models: dict[str, type[BaseModel]] = {
         "migration": Migration,
         "state": PhaseState,
+        "plan": RunListing,
+        "apply": RunListing,
+        "promote": RunListing,
+        "status": StatusListing,
         "history": HistoryListing,
         "check": HealthReport,
     }
@@ -109,7 +113,7 @@ def sandbox() -> None:
 
 
 @sandbox.command("status")
-@options(env_option, output_option)
+@options(env_option, output_option())
 @click.pass_context
 def sandbox_status(ctx: click.Context, env: str | None, output: str) -> None:
     """What the emulated cloud of an environment holds."""

@@ -17,7 +17,7 @@ from phasegate.errors import ExitCode
 
 
 @cli.command()
-@options(env_option, phase_option, output_option)
+@options(env_option, phase_option, output_option())
 @click.pass_context
 def check(ctx: click.Context, env: str | None, phase: str | None, output: str) -> None:
     """Drift and health of each verified phase, for a pipeline on a schedule: what a

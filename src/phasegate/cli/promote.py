@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from phasegate.cli._app import (
+    WITH_MARKDOWN,
     cli,
     env_option,
     options,
@@ -20,6 +22,9 @@ from phasegate.cli._app import (
 from phasegate.cli.run import raise_for_failures
 from phasegate.errors import InputError, PhasegateError
 
+if TYPE_CHECKING:
+    from phasegate.reports import PhaseReport
+
 
 @cli.command()
 @click.option(
@@ -29,7 +34,7 @@ from phasegate.errors import InputError, PhasegateError
     metavar="ENV",
     help="The environment to promote to; it names the one it takes from (promote_from).",
 )
-@options(phase_option, output_option)
+@options(phase_option, output_option(*WITH_MARKDOWN))
 @click.option(
     "--yes", "-y", is_flag=True, help="Promote without asking (required without a terminal)."
 )
@@ -48,13 +53,27 @@ def promote(ctx: click.Context, target: str, phase: str | None, output: str, yes
         raise InputError("stdin is not a terminal: pass --yes to promote", field="--yes")
     with orchestrator(ctx, target) as orch:
         found = orch.promotions.plan(phase)
+
+        def show(reports: list[PhaseReport]) -> None:
+            """The reports, and with them (JSON, markdown) what the promotion found."""
+            render_reports(
+                reports,
+                output,
+                environment=orch.env.name,
+                title="Promote",
+                secrets=orch.project.secrets,
+                promotion=found,
+            )
+
         render_promotion(found, output, orch.project.secrets)
         refusal = found.refusal(phase)
-        if refusal is not None:
-            raise refusal
-        if not found.promotions:
-            if output == "text":
+        if refusal is not None or not found.promotions:
+            if output != "text":
+                show([])
+            elif refusal is None:
                 click.echo(f"Nothing to promote: {orch.env.name} has what {found.source} verified.")
+            if refusal is not None:
+                raise refusal
             return
         if not yes and not click.confirm(
             f"Promote {len(found.promotions)} phase(s) to {orch.env.name}?", default=False
@@ -62,13 +81,7 @@ def promote(ctx: click.Context, target: str, phase: str | None, output: str, yes
             raise PhasegateError("promote cancelled: nothing was changed")
         with stoppable(orch.environment.stop):
             reports = orch.apply(only=[p.phase for p in found.promotions])
-        render_reports(
-            reports,
-            output,
-            environment=orch.env.name,
-            title="Promote",
-            secrets=orch.project.secrets,
-        )
+        show(reports)
     raise_for_failures(reports)
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from phasegate.cli._app import (
+    WITH_MARKDOWN,
     cli,
     env_option,
     environment,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 @cli.command()
-@options(env_option, phase_option, output_option)
+@options(env_option, phase_option, output_option(*WITH_MARKDOWN))
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 when none)."
 )
@@ -81,7 +82,7 @@ def _refusals(refused: list[ResourceChange]) -> str:
 
 
 @cli.command()
-@options(env_option, phase_option, output_option)
+@options(env_option, phase_option, output_option(*WITH_MARKDOWN))
 @click.option(
     "--yes", "-y", is_flag=True, help="Apply without asking (required without a terminal)."
 )
@@ -188,7 +189,7 @@ def raise_for_failures(reports: list[Any]) -> None:
 
 
 @cli.command()
-@options(env_option, output_option)
+@options(env_option, output_option(*WITH_MARKDOWN))
 @click.pass_context
 def status(ctx: click.Context, env: str | None, output: str) -> None:
     """Where each phase of an environment stands."""
@@ -201,7 +202,7 @@ def status(ctx: click.Context, env: str | None, output: str) -> None:
 
 
 @cli.command()
-@options(env_option, phase_option, output_option)
+@options(env_option, phase_option, output_option())
 @click.pass_context
 def history(ctx: click.Context, env: str | None, phase: str | None, output: str) -> None:
     """Every transition of an environment's phases, oldest first: when, who, what."""
@@ -233,7 +234,7 @@ def graph(ctx: click.Context, env: str | None, lifecycle: bool) -> None:
 
 
 @cli.command()
-@options(env_option, output_option)
+@options(env_option, output_option(*WITH_MARKDOWN))
 @click.pass_context
 def recover(ctx: click.Context, env: str | None, output: str) -> None:
     """Finish what an interrupted run left: roll back or verify each stack it was on."""
@@ -257,7 +258,7 @@ def recover(ctx: click.Context, env: str | None, output: str) -> None:
 
 
 @cli.command()
-@options(env_option, output_option)
+@options(env_option, output_option(*WITH_MARKDOWN))
 @click.option("--phase", required=True, metavar="NAME", help="The phase to roll back.")
 @click.pass_context
 def rollback(ctx: click.Context, env: str | None, phase: str, output: str) -> None:

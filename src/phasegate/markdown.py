@@ -1,0 +1,197 @@
+"""``--output markdown``: a run or a status as a compact pull-request comment
+(GitHub-flavoured markdown), rendered from the same models as ``--output json``.
+
+Names and messages come from outside (programs, checks, engines): every one is masked
+(the run's secrets as ``[secret]``) and escaped, so a ``|`` cannot break a table, a
+``<`` cannot open HTML and a ``*`` cannot start emphasis. A comment holds at most
+65,536 characters: long resource tables are cut with a "... and N more" row, shorter
+the longer the comment would be.
+"""
+
+from __future__ import annotations
+
+import re
+
+from phasegate.approvals import short
+from phasegate.outputs import OPS, PhaseRun, Promotion, RunListing, StatusListing
+from phasegate.redaction import SecretValues
+from phasegate.state import CheckResult
+
+__all__ = ["COMMENT_LIMIT", "run_markdown", "status_markdown"]
+
+COMMENT_LIMIT = 65_536
+"""The longest comment GitHub takes, in characters."""
+
+_ROWS = 50
+"""Resource rows a phase's table shows before it is cut (fewer if the comment is long)."""
+_MESSAGE = 600
+"""Characters of one message shown; a check's message can be a long engine error."""
+
+# An underscore inside a word (data_layer) starts no emphasis: left as it is, for the
+# comment's source to read well too.
+_SPECIAL = re.compile(r"([\\`*\[\]|~#!])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+_SYMBOL = {"create": "+", "update": "~", "replace": "±", "delete": "-", "import": "=", "same": ""}
+_CHECK = {"pass": "✅", "fail": "❌", "skipped": "⏭️"}
+
+
+def _md(value: object, secrets: SecretValues, limit: int = _MESSAGE) -> str:
+    """Text from outside as markdown shows it literally, on one line, secrets masked."""
+    text = " ".join(secrets.mask(str(value)).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _SPECIAL.sub(lambda m: "\\" + m.group(0), text)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    """``+2 ~1 -0``, with replacements and imports when there are any."""
+    shown = [f"{_SYMBOL[op]}{counts.get(op, 0)}" for op in ("create", "update", "delete")]
+    shown[2:2] = [f"±{counts['replace']}"] if counts.get("replace") else []
+    shown += [f"={counts['import']}"] if counts.get("import") else []
+    return " ".join(shown)
+
+
+def _check_lines(checks: list[CheckResult], secrets: SecretValues) -> list[str]:
+    return [
+        f"- {_CHECK[c.result]} {_md(c.name, secrets)} ({_md(c.kind, secrets)}): {c.result}"
+        + (f": {_md(c.message, secrets)}" if c.message else "")
+        for c in checks
+    ]
+
+
+def _resource_table(phase: PhaseRun, secrets: SecretValues, rows: int) -> list[str]:
+    order = {op: i for i, op in enumerate(OPS)}
+    changes = sorted(
+        (r for r in phase.resources or [] if r.op != "same"),
+        key=lambda r: (order[r.op], r.type, r.name),
+    )
+    if not changes:
+        return []
+    lines = [
+        f"<details><summary>{len(changes)} resource change(s)</summary>",
+        "",
+        "| op | type | name | notes |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in changes[:rows]:
+        notes = [
+            *([f"changed: {', '.join(r.changed)}"] if r.changed else []),
+            *(["protected"] if r.protected else []),
+            *(["emulated"] if r.emulated else []),
+            *([f"refused: {r.refused}"] if r.refused else []),
+        ]
+        lines.append(
+            f"| {_md(_SYMBOL[r.op], secrets)} {r.op} | {_md(r.type, secrets)} "
+            f"| {_md(r.name, secrets)} "
+            f"| {_md('; '.join(notes), secrets)} |"
+        )
+    if len(changes) > rows:
+        lines.append(f"| | ... and {len(changes) - rows} more | | |")
+    return [*lines, "", "</details>"]
+
+
+def _phase(phase: PhaseRun, secrets: SecretValues, rows: int) -> list[str]:
+    lines = [
+        f"#### {_md(phase.stack, secrets)}: {_md(phase.outcome, secrets)} "
+        f"({_md(phase.status, secrets)})",
+        "",
+    ]
+    counts = phase.applied if phase.applied is not None else phase.changes
+    if counts is not None:
+        lines += [f"`{_counts({str(op): n for op, n in counts.items()})}`", ""]
+    table = _resource_table(phase, secrets, rows)
+    if table:
+        lines += [*table, ""]
+    if phase.policy:
+        lines.append("**Policy findings**")
+        lines.append("")
+        for finding in phase.policy:
+            mark = "⛔ mandatory (blocking)" if finding.enforcement == "mandatory" else "⚠️ advisory"
+            lines.append(
+                f"- {mark} {_md(finding.rule, secrets)}: {_md(finding.resource, secrets)}: "
+                f"{_md(finding.message, secrets)}"
+            )
+        lines.append("")
+    if phase.blocked_by:
+        lines += ["**Blocked by**", ""]
+        lines += [f"- 🚧 {_md(gate, secrets)}" for gate in phase.blocked_by]
+        lines.append("")
+    if phase.checks:
+        lines += ["**Checks**", "", *_check_lines(phase.checks, secrets), ""]
+    rolled = phase.rollback_seconds is not None or phase.rollback_checks or phase.kept
+    if rolled or phase.outcome in ("rolled back", "rollback failed"):
+        took = f" in {phase.rollback_seconds:.1f} s" if phase.rollback_seconds is not None else ""
+        lines += [f"**Rollback**: {_md(phase.outcome, secrets)}{took}", ""]
+        if phase.kept:
+            names = ", ".join(sorted(k.rsplit(" ", 1)[-1] for k in phase.kept))
+            lines += [
+                f"Kept {len(phase.kept)} protected resource(s): {_md(names, secrets)}",
+                "",
+            ]
+        if phase.rollback_checks:
+            lines += [
+                "Checks after the rollback:",
+                "",
+                *_check_lines(phase.rollback_checks, secrets),
+                "",
+            ]
+    if phase.message:
+        lines += [f"> {_md(phase.message, secrets)}", ""]
+    return lines
+
+
+def _promotion(p: Promotion, secrets: SecretValues) -> str:
+    """One phase of a promotion, as a list item."""
+    if p.outcome == "current":
+        return f"- {_md(p.phase, secrets)}: promoted already"
+    if p.outcome == "waits":
+        return f"- {_md(p.phase, secrets)}: waits: {_md(p.reason or '', secrets)}"
+    before = f"`{short(p.from_program)}`" if p.from_program else "never verified"
+    approval = "" if p.approval == "not required" else f" (approval {p.approval})"
+    return f"- {_md(p.phase, secrets)}: {before} → `{short(p.to_program or '')}`{approval}"
+
+
+def run_markdown(listing: RunListing, secrets: SecretValues | None = None) -> str:
+    """A run as a pull-request comment: a title, each phase, a closing summary line."""
+    secrets = secrets or SecretValues()
+    rows = _ROWS
+    while True:
+        lines = [f"### phasegate {listing.command}: {_md(listing.environment, secrets)}", ""]
+        if not listing.phases:
+            lines += ["No phases to show.", ""]
+        for phase in listing.phases:
+            lines += _phase(phase, secrets, rows)
+        if listing.promotions:
+            source = _md(listing.promoted_from or "", secrets)
+            lines += [f"**Promotions** from {source}", ""]
+            lines += [_promotion(p, secrets) for p in listing.promotions]
+            lines.append("")
+        lines.append(f"**{listing.command.capitalize()}**: {_md(listing.summary(), secrets)}.")
+        text = "\n".join(lines) + "\n"
+        if len(text) <= COMMENT_LIMIT or rows == 0:
+            return text
+        rows //= 2
+
+
+def status_markdown(listing: StatusListing, secrets: SecretValues | None = None) -> str:
+    """Where each phase stands, as a table."""
+    secrets = secrets or SecretValues()
+    lines = [
+        f"### phasegate status: {_md(listing.environment, secrets)}",
+        "",
+        "| phase | status | step | updated | by | approval |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for p in listing.phases:
+        approval = f"{p.approval.status} ({p.approval.by})" if p.approval else "-"
+        cells = (p.phase, p.status, p.step or "-", p.updated or "-", p.by or "-", approval)
+        lines.append("| " + " | ".join(_md(c, secrets) for c in cells) + " |")
+    verified = sum(p.status == "verified" for p in listing.phases)
+    where = (
+        "complete"
+        if listing.complete
+        else (f"at {listing.position}" if listing.position else "not started")
+    )
+    lines += ["", f"**Position**: {_md(where, secrets)} ({verified}/{len(listing.phases)} "
+              "phases verified)."]  # fmt: skip
+    return "\n".join(lines) + "\n"
