@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from _projects import shipped_project
+from _projects import REPO, shipped_project
 from phasegate.errors import ExitCode, InputError
 from phasegate.project import Project
 from phasegate.spec import MIGRATION_FILE, Migration, load_migration
@@ -234,3 +234,20 @@ def test_the_schema_documents_every_field() -> None:
         if "description" not in prop
     ]
     assert undocumented == []
+
+
+def _readme_environments() -> list[str]:
+    """Each ```yaml block of the README that shows `environments:` entries."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = [part.split("```", 1)[0] for part in text.split("```yaml\n")[1:]]
+    return [block for block in blocks if block.startswith("environments:")]
+
+
+@pytest.mark.parametrize("block", _readme_environments())
+def test_the_readmes_environment_examples_load(block: str, tmp_path: Path) -> None:
+    """Excerpts of a migration.yaml: after the sandbox they may promote from, they load."""
+    entries = block.removeprefix("environments:\n")
+    text = f"environments:\n  - name: sandbox\n{entries}phases: []\n"
+    (tmp_path / MIGRATION_FILE).write_text(text, encoding="utf-8")
+    [_, *shown] = load_migration(tmp_path).environments
+    assert shown and all(env.engine == "pulumi" for env in shown)
