@@ -11,9 +11,8 @@ sequences live in their own modules: :mod:`~phasegate.planning`, :mod:`~phasegat
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from phasegate import gates
@@ -24,17 +23,16 @@ from phasegate.errors import (
     EngineError,
     GateBlocked,
     Interrupted,
-    PhasegateError,
     StorageError,
     describe,
 )
 from phasegate.events import PhaseEvent, RunEvent, RunSink, ignore
 from phasegate.lkg import LastKnownGoodStore
-from phasegate.machine import INTERRUPTED, PhaseLifecycle, RunContext
+from phasegate.machine import PhaseLifecycle, RunContext
 from phasegate.planning import Planned, Planner, RunMemory
 from phasegate.project import Project
 from phasegate.promotion import Promoter, unpromoted
-from phasegate.recovery import Recovery
+from phasegate.recovery import Recovery, saying_where_stopped
 from phasegate.reports import PhaseReport
 from phasegate.rollback import Rollback
 from phasegate.saved_plan import SavedGate, SavedPlan, phase_entry
@@ -88,7 +86,7 @@ class Orchestrator:
         no cloud changed; with ``out``, the plan is saved there for ``apply``."""
         env = self.environment
         phases = env.phases(phase)
-        with self._saying_where_stopped([]), env.opened(phases) as states:
+        with saying_where_stopped(self.environment, []), env.opened(phases) as states:
             names = tuple(spec.name for spec in phases)
             env.on_progress(RunEvent("plan", env.name, names))
             run = RunMemory()
@@ -183,7 +181,7 @@ class Orchestrator:
         if saved is not None:
             saved.refuse_other_selection(env.name, [p.name for p in phases])
         reports: list[PhaseReport] = []
-        with self._saying_where_stopped(reports), env.opened(phases) as states:
+        with saying_where_stopped(self.environment, reports), env.opened(phases) as states:
             if phase is not None:
                 upstream = self.project.migration.upstream(phases[0])
                 gates.refuse_unapplied_dependencies(upstream, phases[0], states, env.name)
@@ -351,41 +349,13 @@ class Orchestrator:
 
     def rollback(self, phase: str) -> PhaseReport:
         """``migrate rollback``: the rollback a failed apply does, asked for by a person."""
-        with self._saying_where_stopped([]):
+        with saying_where_stopped(self.environment, []):
             return self.rollbacks.by_hand(phase)
 
     def recover(self) -> list[PhaseReport]:
         """``migrate recover``: finish what a killed run left."""
-        with self._saying_where_stopped([]):
+        with saying_where_stopped(self.environment, []):
             return Recovery(self.environment, self.planner, self.rollbacks).recover()
-
-    @contextlib.contextmanager
-    def _saying_where_stopped(self, reports: list[PhaseReport]) -> Iterator[None]:
-        """A run stopped on request says what it did, where each stack is left (as its
-        state file says), and how to go on."""
-        try:
-            yield
-        except Interrupted as stopped:
-            env = self.environment
-            acted = [r for r in reports if r.outcome != "no changes"]
-            done = [f"{r.stack} {r.outcome} ({r.status})" for r in acted]
-            try:
-                left = [s for s in env.read_all().values() if s.status in INTERRUPTED]
-            except PhasegateError:  # a file it cannot read: `migrate status` will say so
-                left = []
-            said = [stopped.message]
-            if done:
-                said.append("done before it: " + ", ".join(done))
-            said += [f"{s.stack} is left {s.status.replace('_', ' ')}" for s in left]
-            if not done and not left:
-                said.append("nothing was changed")
-            stopped.message = "; ".join(said)
-            if left:
-                stopped.hint = (
-                    f"run `migrate recover --env {env.name}`: it rolls back an apply that "
-                    "was cut short and finishes a verification"
-                )
-            raise
 
     def status(self) -> list[PhaseState]:
         states = self.environment.read_all()

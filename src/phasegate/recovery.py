@@ -1,13 +1,18 @@
 """``migrate recover``: finish what a killed run left. Each interrupted or failed stack is
 refreshed, then an interrupted apply is rolled back, an interrupted verification finished
-(only of what was applied, intact) and an interrupted or failed rollback done again."""
+(only of what was applied, intact) and an interrupted or failed rollback done again.
+
+And the other side of it: a run stopped on request says where it left each stack and
+that ``migrate recover`` finishes them (:func:`saying_where_stopped`)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from phasegate.engines.base import Op, StackOutputs
-from phasegate.errors import InputError
+from phasegate.errors import InputError, Interrupted, PhasegateError
 from phasegate.machine import INTERRUPTED
 from phasegate.planning import Planner, RunMemory, Stage
 from phasegate.reports import PhaseReport
@@ -18,7 +23,7 @@ from phasegate.state import PhaseState
 if TYPE_CHECKING:
     from phasegate.environment import Environment
 
-__all__ = ["Recovery"]
+__all__ = ["Recovery", "saying_where_stopped"]
 
 
 class Recovery:
@@ -85,3 +90,31 @@ class Recovery:
         return self.rollback.roll_back(
             lifecycle, spec, target, "interrupted or failed run recovered" + note
         )
+
+
+@contextlib.contextmanager
+def saying_where_stopped(env: Environment, reports: list[PhaseReport]) -> Iterator[None]:
+    """A run stopped on request says what it did, where each stack is left (as its
+    state file says), and how to go on."""
+    try:
+        yield
+    except Interrupted as stopped:
+        acted = [r for r in reports if r.outcome != "no changes"]
+        done = [f"{r.stack} {r.outcome} ({r.status})" for r in acted]
+        try:
+            left = [s for s in env.read_all().values() if s.status in INTERRUPTED]
+        except PhasegateError:  # a file it cannot read: `migrate status` will say so
+            left = []
+        said = [stopped.message]
+        if done:
+            said.append("done before it: " + ", ".join(done))
+        said += [f"{s.stack} is left {s.status.replace('_', ' ')}" for s in left]
+        if not done and not left:
+            said.append("nothing was changed")
+        stopped.message = "; ".join(said)
+        if left:
+            stopped.hint = (
+                f"run `migrate recover --env {env.name}`: it rolls back an apply that "
+                "was cut short and finishes a verification"
+            )
+        raise
