@@ -91,7 +91,7 @@ class Approvals:
                     at=context.clock(),
                     program=env.project.program(spec).digest,
                     fingerprint=fingerprint,
-                    reason=reason,
+                    reason=env.states.shown(reason) if reason else None,
                 )
                 why = f": {reason}" if reason else ""
                 state.history.append(
@@ -107,22 +107,28 @@ class Approvals:
             return approved
 
     def verdicts(self) -> dict[str, Verdict]:
-        """Each phase with an approval on record: whether it is of the plan as it would be
-        made now. Plans the phases in order up to the last one approved (a phase's plan
-        takes its upstream's planned outputs); writes nothing."""
+        """Each phase with an approval on record: whether it is of the plan an apply
+        would carry out now. That plan takes its upstream's outputs: as planned, where an
+        apply of the whole environment applies them first, or as they are, for
+        ``apply --phase`` (or a promotion) taking the phase alone; an approval of either
+        is valid. Writes nothing."""
         env = self.environment
         states = env.read_all()
         approved = [p for p in env.phases() if states[p.name].approval is not None]
         if not approved:
             return {}
         found: dict[str, Verdict] = {}
-        with env.opened(approved) as states:
+        with env.opened(approved, shared=False) as states:
             run = RunMemory()
             for spec in env.phases():
                 state = states[spec.name]
                 fingerprint = self.planner.plan_phase(spec, run, state).fingerprint
-                if state.approval is not None:
-                    found[spec.name] = verdict(state.approval, fingerprint)
+                approval = state.approval
+                if approval is not None:
+                    found[spec.name] = verdict(approval, fingerprint)
+                    if found[spec.name] == "void" and run.planned.keys() - {spec.name}:
+                        alone = self.planner.plan_phase(spec, RunMemory(), state).fingerprint
+                        found[spec.name] = verdict(approval, alone)
                 if spec.name == approved[-1].name:
                     break
         return found

@@ -79,9 +79,11 @@ class Environment:
         return PhaseLifecycle(state, self.states, self.context, guards)
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self, shared: bool = True) -> Iterator[None]:
         """Hold the environment's lock for the block: the local file lock, then the shared
-        one if configured; released in reverse order."""
+        one if configured (and ``shared``); released in reverse order. A command that
+        only reads the cloud (a plan) takes the local lock alone: it must not hold up, or
+        be held up by, a run on another machine."""
         lock = EnvironmentLock(
             self.project.work_dir / "locks", self.spec.name, self.context.command
         )
@@ -94,6 +96,9 @@ class Environment:
                     f"{held.get('pid')} on {held.get('host')} (started {held.get('started')}), "
                     "which is no longer running"
                 )
+            if not shared:
+                yield
+                return
             with self._shared_lock():
                 yield
         finally:
@@ -108,7 +113,12 @@ class Environment:
         from phasegate.shared_lock import DynamoDBLock
 
         shared = DynamoDBLock.for_environment(
-            self.project.name, self.spec, self.spec.lock, self.context, on_notice=self.on_notice
+            self.project.name,
+            self.spec,
+            self.spec.lock,
+            self.context,
+            on_notice=self.on_notice,
+            on_lost=self.stop.set,
         )
         with shared.held():
             yield
@@ -126,11 +136,13 @@ class Environment:
             )
 
     @contextlib.contextmanager
-    def opened(self, phases: Sequence[PhaseSpec]) -> Iterator[dict[str, PhaseState]]:
+    def opened(
+        self, phases: Sequence[PhaseSpec], *, shared: bool = True
+    ) -> Iterator[dict[str, PhaseState]]:
         """Locked, every state file read, interrupted stacks refused, and every selected
         stack config validated: a bad value in a late phase must not leave the earlier
         phases' plans recorded."""
-        with self.locked():
+        with self.locked(shared):
             states = self.read_all()
             refuse_interrupted(self.project.migration.phases, states, self.spec.name)
             for spec in phases:

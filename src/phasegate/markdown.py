@@ -168,8 +168,20 @@ def run_markdown(listing: RunListing, secrets: SecretValues | None = None) -> st
             lines.append("")
         lines.append(f"**{listing.command.capitalize()}**: {_md(listing.summary(), secrets)}.")
         text = "\n".join(lines) + "\n"
-        if len(text) <= COMMENT_LIMIT or rows == 0:
+        if len(text) <= COMMENT_LIMIT:
             return text
+        if rows == 0:  # long messages, many phases: the outcome alone, and where the rest is
+            return "\n".join(
+                [
+                    lines[0],
+                    "",
+                    f"Too long for a comment ({len(text)} characters): the whole "
+                    "report is in the run's output (`--output text` or `json`).",
+                    "",
+                    lines[-1],
+                    "",
+                ]
+            )
         rows //= 2
 
 

@@ -86,7 +86,7 @@ class Orchestrator:
         no cloud changed; with ``out``, the plan is saved there for ``apply``."""
         env = self.environment
         phases = env.phases(phase)
-        with saying_where_stopped(self.environment, []), env.opened(phases) as states:
+        with saying_where_stopped(self.environment, []), env.opened(phases, shared=False) as states:
             names = tuple(spec.name for spec in phases)
             env.on_progress(RunEvent("plan", env.name, names))
             run = RunMemory()

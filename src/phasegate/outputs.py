@@ -92,8 +92,7 @@ class PhaseRun(_Model):
     stack: str = Field(description="its stack in the environment, <env>-<phase>")
     status: Status = Field(description="the phase's status after the run")
     outcome: str = Field(
-        description="planned, no changes, applied, promoted, failed, rolled back, "
-        "rollback failed, verified"
+        description="planned, no changes, applied, failed, rolled back, rollback failed, verified"
     )
     changes: dict[OpName, int] | None = Field(
         None, description="the plan's resource count per operation"
@@ -257,8 +256,8 @@ class RunListing(_Model):
             done = {"recover": "recovered", "rollback": "rolled back by hand"}[self.command]
             return f"{len(phases)} stack(s) {done}: {outcomes}"
         if self.command in ("apply", "promote"):
-            moved = [p for p in phases if p.outcome in ("applied", "promoted")]
-            others = [p for p in phases if p.outcome not in ("applied", "promoted", "no changes")]
+            moved = [p for p in phases if p.outcome == "applied"]
+            others = [p for p in phases if p.outcome not in ("applied", "no changes")]
             return (
                 f"{len(moved)} phase(s) {'promoted' if self.command == 'promote' else 'applied'}, "
                 f"{sum(p.outcome == 'no changes' for p in phases)} unchanged"

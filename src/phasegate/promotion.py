@@ -55,6 +55,23 @@ def _verified_at(state: PhaseState, program: str) -> bool:
     return state.status == "verified" and state.lkg is not None and state.lkg.program == program
 
 
+def _as_verified_there(state: PhaseState, there: PhaseState) -> bool:
+    """The phase is verified here at the program (and step) it is verified at there."""
+    return (
+        there.status == "verified"
+        and there.lkg is not None
+        and _verified_at(state, there.lkg.program)
+        and not _behind(state, there)
+    )
+
+
+def _behind(state: PhaseState, there: PhaseState) -> bool:
+    """A stepped phase (the cutover) at an earlier step than where it promotes from: it
+    is verified at its program, and not done; it promotes one step at a time, up to the
+    step verified there."""
+    return state.step is not None and there.step is not None and state.step < there.step
+
+
 @dataclass(frozen=True)
 class Promotion:
     """One phase ``promote`` will apply."""
@@ -155,60 +172,51 @@ class Promoter:
         found = PromotionPlan(source=source, target=env.name)
         if not selected:
             return found
-        with env.opened(env.phases(phase)) as states:
+        with env.opened(env.phases(phase), shared=False) as states:
             run = RunMemory()
-            last = [p.name for p in env.phases() if p.name in selected][-1]
+            ready: set[str] = set()
+            """Phases a later one may build on in this promotion: as the source verified
+            them already, or promoted by it."""
             for spec in env.phases():
                 state = states[spec.name]
-                # Every phase up to the last selected one is planned: a phase's plan, and
-                # so what an approval must be of, takes its upstream's planned outputs.
+                program = env.project.program(spec).digest
+                there = upstream.read(spec.name)
+                if _as_verified_there(state, there):
+                    ready.add(spec.name)
+                waits = self._waits(spec, program, there, ready)
+                if waits is None and spec.name in ready:  # at the program in phases/ too
+                    if spec.name in selected:
+                        found.order.append(spec.name)
+                        found.current.append(spec.name)
+                    continue
+                if spec.name not in selected:
+                    continue
+                found.order.append(spec.name)
+                if waits is not None:
+                    found.waiting.append(Waiting(spec.name, waits))
+                    continue
+                ready.add(spec.name)
+                # Planned as the apply that follows plans it: the phases it promotes, in
+                # order, each on its upstream's planned outputs (what an approval is of).
                 planned = self.planner.plan_phase(spec, run, state, reuse_verified=True)
-                if spec.name in selected:
-                    found.order.append(spec.name)
-                    self._consider(found, spec, state, planned.fingerprint, states, upstream)
-                if spec.name == last:
-                    break
+                found.promotions.append(
+                    Promotion(
+                        phase=spec.name,
+                        stack=state.stack,
+                        from_program=state.lkg.program if state.lkg is not None else None,
+                        to_program=program,
+                        approval=self._approval(spec, state, planned.fingerprint),
+                        fingerprint=planned.fingerprint,
+                    )
+                )
         return found
 
-    def _consider(
-        self,
-        found: PromotionPlan,
-        spec: PhaseSpec,
-        state: PhaseState,
-        fingerprint: str,
-        states: dict[str, PhaseState],
-        upstream: StateStore,
-    ) -> None:
-        """Where one selected phase goes: promoted, waiting, or there already."""
-        program = self.environment.project.program(spec).digest
-        if _verified_at(state, program):
-            found.current.append(spec.name)
-            return
-        promoted = {p.phase for p in found.promotions}
-        waits = self._waits(spec, program, upstream.read(spec.name), states, promoted)
-        if waits is not None:
-            found.waiting.append(Waiting(spec.name, waits))
-            return
-        found.promotions.append(
-            Promotion(
-                phase=spec.name,
-                stack=state.stack,
-                from_program=state.lkg.program if state.lkg is not None else None,
-                to_program=program,
-                approval=self._approval(spec, state, fingerprint),
-                fingerprint=fingerprint,
-            )
-        )
-
     def _waits(
-        self,
-        spec: PhaseSpec,
-        program: str,
-        there: PhaseState,
-        states: dict[str, PhaseState],
-        promoted: set[str],
+        self, spec: PhaseSpec, program: str, there: PhaseState, ready: set[str]
     ) -> str | None:
-        source = self.environment.spec.promote_from
+        """Why the phase cannot promote now, or None."""
+        env = self.environment
+        source = env.spec.promote_from
         if there.status != "verified" or there.lkg is None:
             return f"it is {there.status} in {source}"
         if there.lkg.program != program:
@@ -217,8 +225,11 @@ class Promoter:
                 f"{short(there.lkg.program)}; phases/ now: {short(program)})"
             )
         for dep in spec.depends_on:
-            if states[dep].status != "verified" and dep not in promoted:
-                return f"waits for {dep}, which is {states[dep].status} in {self.environment.name}"
+            if dep not in ready:
+                return (
+                    f"waits for {dep}, which is not in {env.name} as {source} verified it "
+                    "(promote it first, or with it)"
+                )
         return None
 
     def _approval(self, spec: PhaseSpec, state: PhaseState, fingerprint: str) -> ApprovalNeed:

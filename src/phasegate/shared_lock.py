@@ -65,6 +65,7 @@ class DynamoDBLock:
         context: RunContext,
         client: Any,
         on_notice: Callable[[str], None] = lambda _: None,
+        on_lost: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.key = key
@@ -75,6 +76,9 @@ class DynamoDBLock:
         self.endpoint_url = endpoint_url
         self.context = context
         self.on_notice = on_notice
+        self.on_lost = on_lost
+        """Called once a renewal finds the lock taken: the run must stop, as it no
+        longer keeps others out."""
         self.clock = clock
         self.lost: str | None = None
         """Set when a renewal found the lock taken by another run (who took it)."""
@@ -93,6 +97,7 @@ class DynamoDBLock:
         context: RunContext,
         *,
         on_notice: Callable[[str], None] = lambda _: None,
+        on_lost: Callable[[], None] = lambda: None,
         client: Any = None,
         clock: Callable[[], float] = time.time,
     ) -> DynamoDBLock:
@@ -114,6 +119,7 @@ class DynamoDBLock:
             context=context,
             client=client,
             on_notice=on_notice,
+            on_lost=on_lost,
             clock=clock,
         )
 
@@ -250,8 +256,10 @@ class DynamoDBLock:
             self.lost = _who(holder) if holder else "nobody (the lock was deleted)"
             self.on_notice(
                 f"lost the lock of environment '{self.environment}': it is now held by "
-                f"{self.lost}; this run goes on, but it no longer keeps others out"
+                f"{self.lost}; this run stops after the operation under way, as on Ctrl-C "
+                "(`migrate recover` finishes what it leaves)"
             )
+            self.on_lost()
             raise LockLost(self.lost) from None
         self._expires = expires
 

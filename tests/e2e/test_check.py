@@ -106,6 +106,11 @@ def test_a_resource_deleted_behind_phasegates_back_is_drift_named_and_kept_on_re
     code, report = _checked(cli, project, "--phase", "pilot")
     assert code == 0, report
 
+    # Not with a saved plan: it applies what it saw, which a refresh would change.
+    saved = cli.run(project, "apply", "--yes", "--refresh", "pilot.plan.json")
+    assert saved.returncode == 1, saved.stderr
+    assert saved.stderr.startswith("error: --refresh: a saved plan applies what it saw")
+
 
 def test_a_failing_check_exits_2_and_rolls_nothing_back(cli: Any, applied_project: Path) -> None:
     project = applied_project

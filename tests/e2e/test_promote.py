@@ -157,3 +157,58 @@ def test_promote_to_an_environment_that_promotes_from_none_names_the_field(
     assert "Traceback" not in result.stderr
     line = _last_line(result.stderr)
     assert "migration.yaml: environments.sandbox.promote_from" in line
+
+
+def test_a_phase_waits_for_a_dependency_not_as_the_source_verified_it(
+    cli: Any, fresh_project: Path
+) -> None:
+    _with_rehearsal(fresh_project)
+    both = ("--phase", "pilot"), ("--phase", "data_layer")
+    for only in both:
+        assert cli.run(fresh_project, "apply", "--yes", *only).returncode == 0
+    assert cli.run(fresh_project, "promote", "--to", "rehearsal", "--yes").returncode == 0
+
+    # Both change, and sandbox verifies both again: the new data_layer was verified on the
+    # new pilot, so it does not promote alone onto the pilot rehearsal has.
+    for phase in ("pilot", "data_layer"):
+        program = fresh_project / "phases" / f"{phase}.py"
+        program.write_text(program.read_text() + "\n# the next version\n")
+    for only in both:
+        assert cli.run(fresh_project, "apply", "--yes", *only).returncode == 0
+    alone = cli.run(fresh_project, "promote", "--to", "rehearsal", "--phase", "data_layer", "-y")
+    assert alone.returncode == 5, alone.stderr
+    assert (
+        "phase data_layer does not promote to rehearsal: waits for pilot, which is not in "
+        "rehearsal as sandbox verified it" in _last_line(alone.stderr)
+    )
+
+    together = cli.run(fresh_project, "promote", "--to", "rehearsal", "--yes")
+    assert together.returncode == 0, together.stderr
+    said = {line.split()[0]: line for line in together.stdout.splitlines() if line[:2] == "  "}
+    assert "program " in said["pilot"] and "program " in said["data_layer"]
+    for phase in ("pilot", "data_layer"):
+        state = yaml.safe_load((fresh_project / "state/rehearsal" / f"{phase}.yaml").read_text())
+        there = yaml.safe_load((fresh_project / "state/sandbox" / f"{phase}.yaml").read_text())
+        assert state["lkg"]["program"] == there["lkg"]["program"]
+
+
+def test_a_stepped_cutover_promotes_one_step_at_a_time_up_to_the_sources(
+    cli: Any, completed_project: Path
+) -> None:
+    _with_rehearsal(completed_project)
+
+    def step() -> Any:
+        return yaml.safe_load((completed_project / "state/rehearsal/cutover.yaml").read_text())[
+            "step"
+        ]
+
+    first = cli.run(completed_project, "promote", "--to", "rehearsal", "--yes")
+    assert first.returncode == 0, first.stderr
+    assert step() == 0
+    for expected in (1, 2):
+        more = cli.run(completed_project, "promote", "--to", "rehearsal", "--yes")
+        assert more.returncode == 0, more.stderr
+        assert "cutover " in more.stdout and step() == expected
+    done = cli.run(completed_project, "promote", "--to", "rehearsal", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "Nothing to promote" in done.stdout and step() == 2

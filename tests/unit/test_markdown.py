@@ -160,6 +160,17 @@ def test_a_long_resource_table_is_cut_and_the_comment_fits_github() -> None:
     assert len(text) <= COMMENT_LIMIT
     assert text.count("more |") == 8  # every table cut, none dropped
 
+    # Phases by the hundred, each with a long message: no table left to cut, so the
+    # comment says where the report is, and still fits.
+    wordy = [
+        PhaseReport(f"p{n}", f"sandbox-p{n}", "pending", "failed", message="m" * 600)
+        for n in range(200)
+    ]
+    text = run_markdown(RunListing.from_reports("apply", "sandbox", wordy))
+    assert len(text) <= COMMENT_LIMIT
+    assert "Too long for a comment" in text
+    assert text.rstrip().endswith(".") and text.startswith("### phasegate apply: sandbox")
+
 
 def test_no_secret_reaches_the_comment() -> None:
     token = "tok-5f2a9c1e"

@@ -57,6 +57,7 @@ def _lock(
     lease: int = 60,
     notices: list[str] | None = None,
     table: str = TABLE,
+    stop: threading.Event | None = None,
 ) -> DynamoDBLock:
     return DynamoDBLock(
         key="shop/prod",
@@ -70,6 +71,7 @@ def _lock(
         ),
         client=client,
         on_notice=(notices if notices is not None else []).append,
+        on_lost=(stop or threading.Event()).set,
         clock=clock,
     )
 
@@ -192,9 +194,11 @@ def test_the_heartbeat_renews_every_third_of_the_lease_and_stops_on_release(
     assert _item(dynamodb) is None
 
 
-def test_the_heartbeat_notices_a_lock_taken_by_another_run_and_stops(dynamodb: Any) -> None:
-    clock, notices = Clock(), []
-    lock = _lock(dynamodb, clock, "alice", lease=1, notices=notices)
+def test_the_heartbeat_notices_a_lock_taken_by_another_run_and_stops_the_run(
+    dynamodb: Any,
+) -> None:
+    clock, notices, stop = Clock(), [], threading.Event()
+    lock = _lock(dynamodb, clock, "alice", lease=1, notices=notices, stop=stop)
     lock.acquire()
     heartbeat = lock._heartbeat
     assert heartbeat is not None
@@ -209,6 +213,8 @@ def test_the_heartbeat_notices_a_lock_taken_by_another_run_and_stops(dynamodb: A
     assert not heartbeat.is_alive()
     assert lock.lost is not None and lock.lost.startswith("carol (pid ")
     assert len(notices) == 1 and "it is now held by carol" in notices[0]
+    assert "this run stops after the operation under way" in notices[0]
+    assert stop.is_set(), "the run is asked to stop, as on Ctrl-C"
     lock.release()
     assert _item(dynamodb)["actor"] == "carol", "another run's lock is left as it is"  # type: ignore[index]
 

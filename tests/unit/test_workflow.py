@@ -23,7 +23,10 @@ WORKFLOW = REPO / ".github" / "workflows" / "migrate.yml"
 ACTIONS = sorted((REPO / ".github" / "actions").glob("*/action.yml"))
 ENVIRONMENTS = ("sandbox", "staging", "prod")
 CHANGING = ("apply", "promote", "check")
-"""The commands that change an environment (or its state files): one run at a time."""
+"""The commands that change an environment, or must not see one changing (check): one run
+at a time."""
+WRITING = ("apply", "promote")
+"""The commands that write state files, which the job commits back."""
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -180,6 +183,7 @@ def test_the_workflow_runs_the_commands_it_is_meant_to() -> None:
         ("plan", "plan"),
         ("apply-sandbox", "apply"),
         ("apply-staging", "apply"),
+        ("plan-prod", "plan"),
         ("promote-prod", "approve"),
         ("promote-prod", "promote"),
         ("check-prod", "check"),
@@ -228,12 +232,12 @@ def _environment_of(job: dict[str, Any]) -> str | None:
     return next(iter(named), None)
 
 
-def _changing_jobs() -> dict[str, dict[str, Any]]:
+def _changing_jobs(commands: tuple[str, ...] = CHANGING) -> dict[str, dict[str, Any]]:
     return {
         name: job
         for name, job in _load(WORKFLOW)["jobs"].items()
         if any(
-            re.search(rf"\bmigrate ({'|'.join(CHANGING)})\b", str(s.get("run", "")))
+            re.search(rf"\bmigrate ({'|'.join(commands)})\b", str(s.get("run", "")))
             for s in job.get("steps", [])
         )
     }
@@ -266,11 +270,17 @@ def test_every_job_that_changes_an_environment_waits_its_turn_in_that_environmen
 
 
 def test_prod_is_promoted_in_the_protected_environment_after_recording_the_approval() -> None:
-    job = _load(WORKFLOW)["jobs"]["promote-prod"]
+    jobs = _load(WORKFLOW)["jobs"]
+    job = jobs["promote-prod"]
     assert job["environment"] == "prod"
+    # What is approved is the plan the reviewers read: saved by plan-prod, before them.
+    assert job["needs"] == "plan-prod" and "environment" not in jobs["plan-prod"]
+    planned = " ".join(str(s.get("run", "")) for s in jobs["plan-prod"]["steps"])
+    assert "--out plan/prod.plan.json" in planned
     runs = [str(s.get("run", "")) for s in job["steps"]]
-    approve = next(i for i, r in enumerate(runs) if "migrate approve --env prod" in r)
+    approve = next(i for i, r in enumerate(runs) if "migrate approve --plan" in r)
     promote = next(i for i, r in enumerate(runs) if "migrate promote --to prod" in r)
+    assert "plan/prod.plan.json" in runs[approve]
     assert approve < promote
     # The dispatch inputs reach the shell as variables, never pasted into the script.
     assert not any("${{" in r for r in runs), "an expression inside a run script"
@@ -283,13 +293,15 @@ def test_apply_goes_sandbox_then_staging_on_main_only() -> None:
     assert workflow["jobs"]["apply-staging"]["needs"] == "apply-sandbox"
 
 
-def test_each_changing_job_commits_state_back_whatever_the_exit_code() -> None:
-    for name, job in _changing_jobs().items():
+def test_each_writing_job_commits_state_back_whatever_the_exit_code() -> None:
+    jobs = _changing_jobs(WRITING)
+    assert set(jobs) == {"apply-sandbox", "apply-staging", "promote-prod"}
+    for name, job in jobs.items():
         steps = job["steps"]
         run = next(
             i
             for i, s in enumerate(steps)
-            if re.search(r"\bmigrate (apply|promote|check)\b", str(s.get("run", "")))
+            if re.search(rf"\bmigrate ({'|'.join(WRITING)})\b", str(s.get("run", "")))
         )
         assert "set +e" in steps[run]["run"], f"{name}: the exit code is kept for the end"
         commit = next(
@@ -310,4 +322,4 @@ def test_permissions_are_asked_per_job() -> None:
         allowed = {"contents", "id-token", "pull-requests"}
         assert writes <= allowed, (name, writes)
         if job["permissions"].get("contents") == "write":
-            assert name in _changing_jobs(), f"{name} may push but changes nothing"
+            assert name in _changing_jobs(WRITING), f"{name} may push but writes nothing"

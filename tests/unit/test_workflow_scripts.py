@@ -233,7 +233,9 @@ def _review(login: str, state: str, env: str = "prod") -> dict[str, Any]:
 
 
 @needs_jq
-def test_the_reviewers_approval_is_recorded_with_the_reason(tmp_path: Path) -> None:
+def test_the_reviewers_approval_of_the_saved_plan_is_recorded_with_the_reason(
+    tmp_path: Path,
+) -> None:
     reviews = [
         _review("bob", "approved"),
         _review("carol", "rejected"),
@@ -241,24 +243,16 @@ def test_the_reviewers_approval_is_recorded_with_the_reason(tmp_path: Path) -> N
         _review("alice", "approved"),
         _review("bob", "approved"),
     ]
-    env = {"GH_TOKEN": "t", "PHASE": "compute", "REASON": 'quarterly "GPU" bump; $(rm -rf /)'}
+    env = {"GH_TOKEN": "t", "REASON": 'quarterly "GPU" bump; $(rm -rf /)'}
 
     done, calls = _run(tmp_path, "promote-prod", "migrate approve", env, reviews)
 
     assert done.returncode == 0, done.stderr
     approve = calls[-1]
-    assert approve[:6] == ["migrate", "approve", "--env", "prod", "--phase", "compute"]
-    assert approve[6] == "--reason"
-    assert approve[7].startswith('quarterly "GPU" bump; $(rm -rf /) (approved in GitHub ')
-    assert "by alice, bob, run https://github.example/acme/platform/actions/runs/42)" in approve[7]
-
-
-@needs_jq
-def test_every_phase_is_approved_when_no_phase_is_given(tmp_path: Path) -> None:
-    env = {"GH_TOKEN": "t", "PHASE": "", "REASON": "r"}
-    done, calls = _run(tmp_path, "promote-prod", "migrate approve", env, [_review("a", "approved")])
-    assert done.returncode == 0, done.stderr
-    assert calls[-1][:5] == ["migrate", "approve", "--env", "prod", "--reason"]
+    assert approve[:4] == ["migrate", "approve", "--plan", "plan/prod.plan.json"]
+    assert approve[4] == "--reason"
+    assert approve[5].startswith('quarterly "GPU" bump; $(rm -rf /) (approved in GitHub ')
+    assert "by alice, bob, run https://github.example/acme/platform/actions/runs/42)" in approve[5]
 
 
 @needs_jq

@@ -126,6 +126,12 @@ def apply(
             raise InputError(
                 "a saved plan applies the phases it was made for", field="--phase", hint="drop it"
             )
+        if refresh:
+            raise InputError(
+                "a saved plan applies what it saw; a refresh first would change that",
+                field="--refresh",
+                hint="refresh with `migrate apply --refresh` and no FILE, or plan again",
+            )
         saved = SavedPlan.load(plan_file)
         env = env or saved.environment
     with orchestrator(ctx, env, no_rollback=no_rollback) as orch:
