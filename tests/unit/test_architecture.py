@@ -109,3 +109,12 @@ def test_a_module_fits_on_a_few_screens(name: str) -> None:
     lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
     limit = MAX_ORCHESTRATOR_LINES if name == "phasegate.orchestrator" else MAX_LINES
     assert lines <= limit, f"{name} has {lines} lines (at most {limit})"
+
+
+def test_no_two_test_modules_share_a_name() -> None:
+    """The test directories are not packages: pytest imports each module by its file
+    name, and a second one of the same name fails the run that collects both."""
+    tests = SRC.parent / "tests"
+    names = [path.name for path in tests.rglob("test_*.py")]
+    assert len(names) > 50
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []

@@ -202,8 +202,9 @@ def status(ctx: click.Context, env: str | None, output: str) -> None:
     from phasegate.render import render_status
 
     with orchestrator(ctx, env) as orch:
+        states = orch.status()  # a damaged state file stops it here, before any plan
         approvals = orch.approvals.verdicts_or_none()
-        render_status(orch.env.name, orch.status(), output, orch.project.secrets, approvals)
+        render_status(orch.env.name, states, output, orch.project.secrets, approvals)
         _say_if_no_phases(orch.project, output)
 
 
