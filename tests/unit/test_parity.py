@@ -484,3 +484,21 @@ def test_a_secret_in_the_detail_is_hidden_like_in_the_message(s3: Any) -> None:
     assert result.detail is not None
     assert result.detail["source"]["bucket"] == "[secret]"
     assert SOURCE not in repr(result.detail)
+
+
+def test_a_source_that_selects_nothing_proves_nothing_unless_allowed(s3: Any) -> None:
+    typo = {"source": {"bucket": SOURCE, "prefix": "export/"}}
+    result = _prove(s3, params=typo)
+    assert (result.result, result.attempts) == ("fail", 1)
+    assert result.message.startswith(
+        f"parity: nothing to prove: s3://{SOURCE}/export/ has no object that include ['**']"
+    )
+    both_empty = {**typo, "target": {"bucket": TARGET, "prefix": "nothing/"}}
+    assert _prove(s3, params={**both_empty, "allow_empty": True}).result == "pass"
+    # Allowed empty, but the target prefix holds objects: they are extra.
+    assert _prove(s3, params={**typo, "allow_empty": True}).result == "fail"
+
+
+def test_a_bucket_that_does_not_exist_is_named(s3: Any) -> None:
+    result = _prove(s3, params={"target": {"bucket": "no-such-lake", "prefix": DST_PREFIX}})
+    assert (result.result, result.message) == ("fail", "bucket no-such-lake does not exist")

@@ -82,6 +82,11 @@ class S3ParityParams(Params):
         default_factory=list, description="globs of source keys the copy leaves out"
     )
     concurrency: int = Field(16, ge=1, le=128, description="objects looked at at once")
+    allow_empty: bool = Field(
+        False,
+        description="true: a source with no object the globs select passes when the target "
+        "prefix is empty too; false: it fails (a wrong prefix proves nothing)",
+    )
 
     @model_validator(mode="after")
     def _apart(self) -> S3ParityParams:
@@ -97,7 +102,6 @@ class S3ParityParams(Params):
 
 
 class _Mismatch(NamedTuple):
-    relative: str
     key: str
     """The full key: on the source, or on the target for an extra object."""
     problem: str
@@ -127,13 +131,21 @@ class S3Parity(CheckKind):
             s3, params.source.bucket, params.source.prefix, params.include, params.exclude
         )
         target = list_prefix(s3, params.target.bucket, params.target.prefix)
+        if not source and not params.allow_empty:
+            return Probe(
+                False,
+                f"parity: nothing to prove: {params.source} has no object that include "
+                f"{params.include} and exclude {params.exclude} select (check the prefix; "
+                "allow_empty: true if it is empty on purpose)",
+                final=True,
+            )
         cache_file = None if ctx.work_dir is None else ctx.work_dir / "parity" / f"{ctx.stack}.json"
         cache = SourceCache(cache_file, str(params.source))
         try:
             source_sums, target_sums, changed = _checksums(s3, params, source, target, cache, ctx)
         finally:
             unsaved = cache.save(source)
-        mismatches = _compare(params, source, target, source_sums, target_sums, changed)
+        mismatches = _compare(source, target, source_sums, target_sums, changed)
         sides = {
             "source": _side(params.source, source, source_sums),
             "target": _side(params.target, target, target_sums),
@@ -251,7 +263,6 @@ def _checksums(
 
 
 def _compare(
-    params: S3ParityParams,
     source: Mapping[str, Listed],
     target: Mapping[str, Listed],
     source_sums: Mapping[str, ObjectSum],
@@ -264,16 +275,15 @@ def _compare(
         mine, theirs = source.get(relative), target.get(relative)
         if theirs is None:
             assert mine is not None
-            found.append(_Mismatch(relative, mine.key, "missing in target"))
+            found.append(_Mismatch(mine.key, "missing in target"))
         elif mine is None:
-            found.append(_Mismatch(relative, theirs.key, "extra in target"))
+            found.append(_Mismatch(theirs.key, "extra in target"))
         elif ("source", relative) in changed or ("target", relative) in changed:
             side = "source" if ("source", relative) in changed else "target"
-            found.append(_Mismatch(relative, mine.key, f"changed on the {side} during the proof"))
+            found.append(_Mismatch(mine.key, f"changed on the {side} during the proof"))
         elif mine.size != theirs.size:
             found.append(
                 _Mismatch(
-                    relative,
                     mine.key,
                     "size differs",
                     f"{mine.size:,} bytes",
@@ -283,7 +293,6 @@ def _compare(
         elif source_sums[relative].sha256 != target_sums[relative].sha256:
             found.append(
                 _Mismatch(
-                    relative,
                     mine.key,
                     "checksum differs",
                     f"sha256:{source_sums[relative].sha256}",

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from phasegate.atomic import write_atomic
-from phasegate.checks.base import error_code
+from phasegate.checks.base import CheckError, error_code
 from phasegate.errors import StorageError
 
 __all__ = [
@@ -153,16 +153,22 @@ def list_prefix(
     by that relative key."""
     include, exclude = tuple(include), tuple(exclude)
     found: dict[str, Listed] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            relative = item["Key"][len(prefix) :]
-            if glob_matches(relative, include, exclude):
-                found[relative] = Listed(
-                    item["Key"],
-                    int(item["Size"]),
-                    str(item.get("ETag", "")),
-                    item["LastModified"].isoformat(),
-                )
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    try:
+        for page in pages:
+            for item in page.get("Contents", []):
+                relative = item["Key"][len(prefix) :]
+                if glob_matches(relative, include, exclude):
+                    found[relative] = Listed(
+                        item["Key"],
+                        int(item["Size"]),
+                        str(item.get("ETag", "")),
+                        item["LastModified"].isoformat(),
+                    )
+    except Exception as exc:
+        if error_code(exc) == "NoSuchBucket":
+            raise CheckError(f"bucket {bucket} does not exist") from None
+        raise
     return found
 
 
