@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse, HeadersDict
 
-from phasegate.datacopy import CopyOptions, Location, Progress, copy_prefix, journal_path, s3_client
+from phasegate.datacopy import (
+    CopyOptions,
+    DataCopyError,
+    Location,
+    Progress,
+    copy_prefix,
+    journal_path,
+    s3_client,
+)
 from phasegate.engines.sandbox.emulator import Emulator, _answer_from_moto
 
 MIB = 1024 * 1024
@@ -436,3 +444,13 @@ def test_a_target_key_over_1024_bytes_is_reported_not_sent(estate: Estate) -> No
 
     assert result.failed_objects == 1 and result.copied_objects == 308
     assert result.failures[0].error.startswith("KeyTooLong:")
+
+
+def test_a_bucket_that_cannot_be_listed_stops_the_copy_with_its_name(estate: Estate) -> None:
+    missing = Location(f"{estate.lake}-missing", "raw")
+
+    with pytest.raises(
+        DataCopyError, match=rf"^s3://{missing.bucket}/raw/: cannot list: NoSuchBucket"
+    ):
+        copy_prefix(estate.s3, estate.s3, estate.source, missing, estate.journal_dir, OPTIONS)
+    assert not estate.journal_dir.exists()

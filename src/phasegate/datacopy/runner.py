@@ -60,14 +60,10 @@ def copy_prefix(
     first few with their error); what stops the whole copy (a bucket it cannot list, a
     journal it cannot read or write) raises DataCopyError or StorageError.
     """
+    options = options or CopyOptions()
+    report = _Reporter(progress, options.progress_interval, clock)
     run = _Run(
-        source_client,
-        target_client,
-        source,
-        target,
-        options or CopyOptions(),
-        _Reporter(progress, (options or CopyOptions()).progress_interval, clock),
-        stop or threading.Event(),
+        source_client, target_client, source, target, options, report, stop or threading.Event()
     )
     started = clock()
     journal = Journal(
