@@ -129,6 +129,41 @@ class EnvironmentSpec(_Model):
         return self
 
 
+class CopyEnd(_Model):
+    """One side of a phase's data copy: a bucket and a key prefix in it."""
+
+    bucket: str = Field(
+        min_length=1, description="bucket name, or a ${config.x} / ${outputs.x} reference"
+    )
+    prefix: str = Field("", description="key prefix (empty: the whole bucket)")
+
+
+class CopySpec(_Model):
+    """Data a phase copies into what it made, after its resources are applied and before
+    its checks: server side, incremental, resumable; the source is only read."""
+
+    source: CopyEnd = Field(description="where the data is (the legacy side)")
+    target: CopyEnd = Field(description="where it goes (a bucket the phase made)")
+    kms_key: str | None = Field(
+        None, description="KMS key every copy is encrypted with (a key id, ARN or reference)"
+    )
+    include: list[str] = Field(
+        default_factory=list,
+        description="globs on the key relative to the source prefix (** crosses /); "
+        "empty: every key",
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="globs of keys left out, whether included or not"
+    )
+    workers: int = Field(32, ge=1, le=256, description="objects copied at once")
+    multipart_threshold_mib: int = Field(
+        5120,
+        ge=5,
+        le=5120,
+        description="objects larger than this (MiB) are copied in parts (UploadPartCopy)",
+    )
+
+
 class PhaseSpec(_Model):
     """One step of the migration."""
 
@@ -149,6 +184,12 @@ class PhaseSpec(_Model):
         default_factory=list,
         description="resource names or glob patterns (lake-*) never deleted, not even by a "
         "rollback; the programs mark them protect=True (phasegate:protected)",
+    )
+    copy_data: CopySpec | None = Field(
+        None,
+        alias="copy",
+        description="data copied into what the phase made, after it applies and before "
+        "its checks (the data layer: the legacy exports into the lake)",
     )
 
     @field_validator("depends_on", mode="before")

@@ -119,6 +119,22 @@ class CheckResult(_Model):
     )
 
 
+class DataCopy(_Model):
+    """What the phase's data copy did on its last run (``copy:`` in migration.yaml)."""
+
+    at: str = Field(description="when it finished")
+    source: str = Field(description="s3://bucket/prefix copied from")
+    target: str = Field(description="s3://bucket/prefix copied into")
+    listed_objects: int = Field(description="objects the source holds (selected)")
+    listed_bytes: int
+    copied_objects: int = Field(description="copied by this run: new or changed")
+    copied_bytes: int
+    skipped_objects: int = Field(description="in the target already, as the source has them")
+    failed_objects: int = 0
+    failures: list[str] = Field(default_factory=list, description="the first failures, by key")
+    seconds: float
+
+
 class LastKnownGood(_Model):
     """What rollback re-applies: the program snapshot and config of the last verified apply."""
 
@@ -165,6 +181,9 @@ class PhaseState(_Model):
     steps: int | None = Field(default=None, description="a stepped phase: how many steps")
     approval: Approval | None = Field(
         default=None, description="where the environment requires one: the approval on record"
+    )
+    data_copy: DataCopy | None = Field(
+        default=None, description="the phase's data copy, as its last run left it"
     )
     checks: list[CheckResult] = Field(default_factory=list)
     rollback_checks: list[CheckResult] | None = Field(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from phasegate import faults
 from phasegate.checks import KINDS, CheckContext, CheckSpec, run_check
+from phasegate.copystep import copy_data
 from phasegate.engines.base import StackOutputs, StackTarget
 from phasegate.errors import Interrupted
 from phasegate.events import CheckEvent, PhaseEvent
@@ -42,6 +43,12 @@ class Verifier:
         """Run the phase's checks. Passed: verifying -> verified, keeping the last known
         good (and the step); failed: returns why, and the caller rolls back."""
         state = lifecycle.state
+        if spec.copy_data is not None:
+            ctx = self._context(spec, stage.target, outputs, stage.bake)
+            state.data_copy, failed_copy = copy_data(self.environment, spec, stage.target, ctx)
+            if failed_copy is not None:
+                state.checks = []
+                return failed_copy
         state.checks = self.run_checks(spec, stage.target, outputs, stage.bake)
         failed = [c for c in state.checks if c.result == "fail"]
         if failed:
@@ -71,28 +78,7 @@ class Verifier:
         """Run ``checks`` (the phase's own by default) against ``outputs``; after a
         rollback, kinds that say so are skipped."""
         env = self.environment
-        # Whatever engine made them, the outputs' secrets join the run's before any
-        # check can echo one.
-        secrets = env.project.secrets
-        secrets.add_outputs(outputs.values, outputs.secret)
-        ctx = CheckContext(
-            sleep=env.sleep,
-            environment=env.name,
-            stack=target.name,
-            outputs=dict(outputs.values),
-            config=self._plain_config(spec, target.config),
-            aws=lambda service: env.engine.aws_client(target, service),
-            sandbox=env.spec.engine == "sandbox",
-            kubeconfig=env.spec.kubeconfig,
-            bake_seconds=bake,
-            project_root=env.project.root,
-            # Config holds `secure:` values as ciphertext; the engine added their clear
-            # values (and every other secret of the run) to the registry.
-            secret_values=tuple(sorted(secrets.texts())),
-            on_event=env.on_progress,
-            stop=env.stop,
-            work_dir=env.project.work_dir,
-        )
+        ctx = self._context(spec, target, outputs, bake)
         todo = spec.checks if checks is None else checks
         env.on_progress(PhaseEvent(target.name, spec.name, "verifying", total=len(todo)))
         results = []
@@ -111,6 +97,34 @@ class Verifier:
                 raise Interrupted("stopped on request before check " + check.name)
             results.append(run_check(check, ctx))
         return results
+
+    def _context(
+        self, spec: PhaseSpec, target: StackTarget, outputs: StackOutputs, bake: float
+    ) -> CheckContext:
+        """What checks (and a data copy's references) see of the stack just applied."""
+        env = self.environment
+        # Whatever engine made them, the outputs' secrets join the run's before any
+        # check can echo one.
+        secrets = env.project.secrets
+        secrets.add_outputs(outputs.values, outputs.secret)
+        return CheckContext(
+            sleep=env.sleep,
+            environment=env.name,
+            stack=target.name,
+            outputs=dict(outputs.values),
+            config=self._plain_config(spec, target.config),
+            aws=lambda service: env.engine.aws_client(target, service),
+            sandbox=env.spec.engine == "sandbox",
+            kubeconfig=env.spec.kubeconfig,
+            bake_seconds=bake,
+            project_root=env.project.root,
+            # Config holds `secure:` values as ciphertext; the engine added their clear
+            # values (and every other secret of the run) to the registry.
+            secret_values=tuple(sorted(secrets.texts())),
+            on_event=env.on_progress,
+            stop=env.stop,
+            work_dir=env.project.work_dir,
+        )
 
     def _plain_config(self, spec: PhaseSpec, config: Mapping[str, Any]) -> dict[str, Any]:
         """A stack config as checks read it: the model's defaults filled in, no namespace."""
