@@ -152,11 +152,12 @@ NOW, EARLIER = 2_000.0, 1_000.0
 @pytest.mark.parametrize(
     ("source", "target", "record", "adopt", "decision"),
     [
-        # the journal vouches for the target
+        # the journal vouches for the copy; a target rewritten since is the proof's to find
         (Listed(5, '"s"', NOW), Listed(5, '"t"', NOW), Record(5, '"s"', '"t"'), True, "skip"),
-        # rewritten at the source, or in the target, or gone from it
+        (Listed(5, '"s"', NOW), Listed(5, '"t2"', NOW), Record(5, '"s"', '"t"'), True, "skip"),
+        (Listed(5, '"s"', NOW), Listed(4, '"t2"', NOW), Record(5, '"s"', '"t"'), True, "skip"),
+        # rewritten at the source, or gone from the target
         (Listed(5, '"s2"', NOW), Listed(5, '"t"', NOW), Record(5, '"s"', '"t"'), True, "copy"),
-        (Listed(5, '"s"', NOW), Listed(5, '"t2"', NOW), Record(5, '"s"', '"t"'), True, "copy"),
         (Listed(5, '"s"', NOW), None, Record(5, '"s"', '"t"'), True, "copy"),
         (Listed(6, '"s"', NOW), Listed(5, '"t"', NOW), Record(5, '"s"', '"t"'), True, "copy"),
         # no record: the target is adopted by its ETag, or by its age if allowed

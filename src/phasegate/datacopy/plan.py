@@ -2,9 +2,11 @@
 request per object.
 
 An object is **unchanged** (skipped) when the journal records it copied from the same
-source (size and ETag as listed now) to the target object now listed (the target ETag the
-copy returned, the same size). Anything else is copied: new at the source, rewritten there
-(its ETag or size differ), or missing or rewritten in the target. The target's own ETag
+source object (size and ETag as listed now) and the target still has the key. Anything
+else is copied: new at the source, rewritten there (its ETag or size differ), or gone
+from the target. A target object rewritten after its copy is not copied over: that is
+what the parity proof is for, and it names the key (a copy that healed it in silence
+would hide that the lake was written behind the migration's back). The target's own ETag
 cannot be compared with the source's (an SSE-KMS object's ETag is not its MD5, and a
 multipart copy's is not a single part's), which is why the journal keeps both.
 
@@ -52,18 +54,18 @@ class Decision(Enum):
 
 
 def decide(source: Listed, target: Listed | None, record: Record | None, adopt: bool) -> Decision:
-    """Copy, skip (the journal vouches for the target) or adopt (see the module's doc)."""
-    if target is None or target.size != source.size:
+    """Copy, skip (the journal vouches for the copy) or adopt (see the module's doc)."""
+    if target is None:
         return Decision.COPY
     if record is not None:
-        if (
-            record.size == source.size
-            and record.source_etag == source.etag
-            and record.target_etag == target.etag
-        ):
+        if record.size == source.size and record.source_etag == source.etag:
+            # Copied from this very source object. A target rewritten since is not
+            # healed in silence: the parity proof finds it and names it.
             return Decision.SKIP
         return Decision.COPY
-    if target.etag == source.etag or (adopt and target.modified >= source.modified):
+    if target.size == source.size and (
+        target.etag == source.etag or (adopt and target.modified >= source.modified)
+    ):
         return Decision.ADOPT
     return Decision.COPY
 
