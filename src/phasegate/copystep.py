@@ -14,11 +14,21 @@ the state file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from phasegate.check_context import check_context
 from phasegate.checks.base import CheckContext, UnresolvedReference, resolve_references
-from phasegate.datacopy import CopyOptions, CopyResult, Location, copy_prefix
-from phasegate.errors import Interrupted
+from phasegate.datacopy import (
+    CopyOptions,
+    CopyResult,
+    Location,
+    copy_prefix,
+    pending,
+)
+from phasegate.engines.base import StackOutputs
+from phasegate.errors import Interrupted, PhasegateError
 from phasegate.spec import CopySpec, PhaseSpec
 from phasegate.state import DataCopy
 
@@ -26,7 +36,7 @@ if TYPE_CHECKING:
     from phasegate.engines.base import StackTarget
     from phasegate.environment import Environment
 
-__all__ = ["copy_data"]
+__all__ = ["PendingCopy", "copy_data", "pending_copy"]
 
 MIB = 1024 * 1024
 
@@ -46,20 +56,13 @@ def copy_data(
     source = Location(resolved.source.bucket, resolved.source.prefix)
     into = Location(resolved.target.bucket, resolved.target.prefix)
     client = environment.engine.aws_client(target, "s3")
-    options = CopyOptions(
-        workers=resolved.workers,
-        multipart_threshold=resolved.multipart_threshold_mib * MIB,
-        kms_key_id=resolved.kms_key,
-        include=tuple(resolved.include),
-        exclude=tuple(resolved.exclude),
-    )
     result = copy_prefix(
         client,
         client,
         source,
         into,
-        environment.project.work_dir / "copy" / target.name,
-        options,
+        _journal_dir(environment, target),
+        _options(resolved),
         stop=environment.stop,
     )
     summary = _summary(result, environment.context.clock())
@@ -95,4 +98,57 @@ def _summary(result: CopyResult, at: str) -> DataCopy:
         failed_objects=result.failed_objects,
         failures=[f"{f.key}: {f.error}" for f in result.failures],
         seconds=round(result.seconds, 3),
+    )
+
+
+@dataclass(frozen=True)
+class PendingCopy:
+    """What a phase's copy would copy now (a plan's view of it)."""
+
+    target: str
+    objects: int
+    bytes: int
+
+    def describe(self) -> str:
+        return f"{self.objects} object(s), {self.bytes} byte(s) to copy into {self.target}"
+
+
+def pending_copy(
+    environment: Environment, spec: PhaseSpec, target: StackTarget, outputs: StackOutputs
+) -> PendingCopy | None:
+    """What the phase's copy would copy on an apply now, from both listings and the
+    journal; None when that cannot be told yet (the target is not made, its outputs not
+    known). Reads listings only."""
+    step = spec.copy_data
+    if step is None or environment.engine.outputs(target.name) is None:
+        return None  # never applied: its target is not made yet, and all of it will go
+    ctx = check_context(environment, spec, target, outputs)
+    try:
+        resolved = _resolved(step, ctx)
+        into = Location(resolved.target.bucket, resolved.target.prefix)
+        client = environment.engine.aws_client(target, "s3")
+        found = pending(
+            client,
+            client,
+            Location(resolved.source.bucket, resolved.source.prefix),
+            into,
+            _journal_dir(environment, target),
+            _options(resolved),
+        )
+    except (UnresolvedReference, PhasegateError, ValueError):
+        return None
+    return PendingCopy(str(into), len(found.copy), found.copy_bytes)
+
+
+def _journal_dir(environment: Environment, target: StackTarget) -> Path:
+    return environment.project.work_dir / "copy" / target.name
+
+
+def _options(resolved: CopySpec) -> CopyOptions:
+    return CopyOptions(
+        workers=resolved.workers,
+        multipart_threshold=resolved.multipart_threshold_mib * MIB,
+        kms_key_id=resolved.kms_key,
+        include=tuple(resolved.include),
+        exclude=tuple(resolved.exclude),
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from phasegate.copystep import PendingCopy, pending_copy
 from phasegate.engines.base import Plan, ProgramSource, StackOutputs, StackTarget
 from phasegate.events import PhaseEvent
 from phasegate.gates import has_work
@@ -55,6 +56,8 @@ class Planned:
     inputs: dict[str, Any] = field(default_factory=dict)
     """What the fingerprint is made of, each part digested on its own: a saved plan keeps
     them to say which one changed since."""
+    copy: PendingCopy | None = None
+    """A phase with a data copy: what an apply would copy now (None: not known yet)."""
 
     @property
     def target(self) -> StackTarget:
@@ -65,9 +68,15 @@ class Planned:
         """The stack's policy findings, as the policy gate takes them."""
         return self.target.name, self.violations
 
+    @property
+    def copies(self) -> bool:
+        """The phase's data copy has objects to copy."""
+        return self.copy is not None and self.copy.objects > 0
+
     def has_work(self, state: PhaseState) -> bool:
-        """False when the phase is verified at this fingerprint and nothing would change."""
-        return has_work(state, self.fingerprint, self.plan)
+        """False when the phase is verified at this fingerprint, nothing would change and
+        its data copy (if it has one) has nothing to copy."""
+        return self.copies or has_work(state, self.fingerprint, self.plan)
 
 
 @dataclass
@@ -176,7 +185,8 @@ class Planner:
         if reuse and state.status == "verified" and state.fingerprint == fingerprint:
             unchanged = engine.unchanged_plan(target.name)
             if unchanged is not None:
-                return Planned(stage, unchanged, fingerprint, [], parts)
+                copy = pending_copy(self.environment, phase, target, unchanged.outputs)
+                return Planned(stage, unchanged, fingerprint, [], parts, copy)
         self.environment.on_progress(PhaseEvent(target.name, phase.name, "planning"))
         plan = engine.preview(target, upstream=upstream, on_event=self.environment.on_event)
         if plan.has_changes:
@@ -187,7 +197,9 @@ class Planner:
             config=stage.config,
             pack_dir=self.project.root / "policies",
         )
-        return Planned(stage, plan, fingerprint, [*policy.violations, *plan.findings], parts)
+        copy = pending_copy(self.environment, phase, target, plan.outputs)
+        findings = [*policy.violations, *plan.findings]
+        return Planned(stage, plan, fingerprint, findings, parts, copy)
 
     def note(self, state: PhaseState, plan: Plan, fingerprint: str) -> None:
         """The plan an apply carries out, on the state (written with its ``apply``)."""

@@ -112,6 +112,15 @@ def render_reports(
                 tail = f"  [dim]({'; '.join(extra)})[/]" if extra else ""
                 mark = f"[{_STYLE[op]}]{_SYMBOL[op]:>2} {op:<7}[/]"
                 console.print(f"  {mark} {change.type}  {text(change.name)}{tail}")
+        if report.copy_pending is not None and report.copy_pending.objects:
+            console.print(f"  [green]copy[/] {text(report.copy_pending.describe())}")
+        if report.data_copy is not None:
+            done = report.data_copy
+            console.print(
+                f"  copied {done.copied_objects} object(s), {done.copied_bytes} byte(s) into "
+                f"{text(done.target)} ({done.skipped_objects} there already, "
+                f"{done.listed_objects} in {text(done.source)}) in {done.seconds:.1f} s"
+            )
         for v in report.violations:
             colour = "red" if v.enforcement == "mandatory" else "yellow"
             console.print(

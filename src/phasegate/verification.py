@@ -3,11 +3,12 @@ decides ``verified`` (keeping the last known good) or why the phase must roll ba
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from phasegate import faults
-from phasegate.checks import KINDS, CheckContext, CheckSpec, run_check
+from phasegate.check_context import check_context
+from phasegate.checks import KINDS, CheckSpec, run_check
 from phasegate.copystep import copy_data
 from phasegate.engines.base import StackOutputs, StackTarget
 from phasegate.errors import Interrupted
@@ -15,7 +16,6 @@ from phasegate.events import CheckEvent, PhaseEvent
 from phasegate.lkg import LastKnownGoodStore
 from phasegate.machine import PhaseLifecycle
 from phasegate.planning import Stage
-from phasegate.project import CONFIG_NAMESPACE
 from phasegate.spec import PhaseSpec
 from phasegate.state import CheckResult
 
@@ -44,7 +44,7 @@ class Verifier:
         good (and the step); failed: returns why, and the caller rolls back."""
         state = lifecycle.state
         if spec.copy_data is not None:
-            ctx = self._context(spec, stage.target, outputs, stage.bake)
+            ctx = check_context(self.environment, spec, stage.target, outputs, stage.bake)
             state.data_copy, failed_copy = copy_data(self.environment, spec, stage.target, ctx)
             if failed_copy is not None:
                 state.checks = []
@@ -78,7 +78,7 @@ class Verifier:
         """Run ``checks`` (the phase's own by default) against ``outputs``; after a
         rollback, kinds that say so are skipped."""
         env = self.environment
-        ctx = self._context(spec, target, outputs, bake)
+        ctx = check_context(env, spec, target, outputs, bake)
         todo = spec.checks if checks is None else checks
         env.on_progress(PhaseEvent(target.name, spec.name, "verifying", total=len(todo)))
         results = []
@@ -97,44 +97,3 @@ class Verifier:
                 raise Interrupted("stopped on request before check " + check.name)
             results.append(run_check(check, ctx))
         return results
-
-    def _context(
-        self, spec: PhaseSpec, target: StackTarget, outputs: StackOutputs, bake: float
-    ) -> CheckContext:
-        """What checks (and a data copy's references) see of the stack just applied."""
-        env = self.environment
-        # Whatever engine made them, the outputs' secrets join the run's before any
-        # check can echo one.
-        secrets = env.project.secrets
-        secrets.add_outputs(outputs.values, outputs.secret)
-        return CheckContext(
-            sleep=env.sleep,
-            environment=env.name,
-            stack=target.name,
-            outputs=dict(outputs.values),
-            config=self._plain_config(spec, target.config),
-            aws=lambda service: env.engine.aws_client(target, service),
-            sandbox=env.spec.engine == "sandbox",
-            kubeconfig=env.spec.kubeconfig,
-            bake_seconds=bake,
-            project_root=env.project.root,
-            # Config holds `secure:` values as ciphertext; the engine added their clear
-            # values (and every other secret of the run) to the registry.
-            secret_values=tuple(sorted(secrets.texts())),
-            on_event=env.on_progress,
-            stop=env.stop,
-            work_dir=env.project.work_dir,
-        )
-
-    def _plain_config(self, spec: PhaseSpec, config: Mapping[str, Any]) -> dict[str, Any]:
-        """A stack config as checks read it: the model's defaults filled in, no namespace."""
-        prefix = f"{CONFIG_NAMESPACE}:"
-        values = {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
-        model = self.environment.project.config_models().get(spec.name)
-        if model is None:
-            return values
-        fields = {k: v for k, v in values.items() if k in model.model_fields}
-        try:
-            return {**values, **model.model_validate(fields).model_dump(mode="json")}
-        except ValueError:
-            return values  # an older config (a last known good) the model no longer reads

@@ -33,7 +33,8 @@ from phasegate.datacopy.model import (
     Location,
     Progress,
 )
-from phasegate.datacopy.runner import ProgressCallback, copy_prefix
+from phasegate.datacopy.plan import Plan
+from phasegate.datacopy.runner import ProgressCallback, copy_prefix, pending
 
 __all__ = [
     "CopyOptions",
@@ -42,10 +43,12 @@ __all__ = [
     "Failure",
     "KeyFilter",
     "Location",
+    "Plan",
     "Progress",
     "ProgressCallback",
     "client_config",
     "copy_prefix",
     "journal_path",
+    "pending",
     "s3_client",
 ]

@@ -54,8 +54,19 @@ def journal_path(directory: Path, source: Location, target: Location) -> Path:
 class Journal:
     """The records of one (source, target) pair; open, look up, add, close."""
 
-    def __init__(self, path: Path, source: Location, target: Location, batch: int = 512):
+    def __init__(
+        self,
+        path: Path,
+        source: Location,
+        target: Location,
+        batch: int = 512,
+        *,
+        read_only: bool = False,
+    ):
         self.path = path
+        self.read_only = read_only
+        """Looked at, never written (a plan): a torn end is ignored, records added stay
+        in memory."""
         self.header = {
             "journal": _MAGIC,
             "version": _VERSION,
@@ -103,7 +114,8 @@ class Journal:
             offset = end
         if good_end < len(data):
             self.dropped_tail = len(data) - good_end
-            self._truncate(good_end)
+            if not self.read_only:
+                self._truncate(good_end)
 
     def _parse(self, raw: bytes, *, first: bool) -> bool:
         try:
@@ -149,6 +161,8 @@ class Journal:
     def add(self, key: str, record: Record) -> None:
         """Record a copied object; it reaches the disk with the batch it is in."""
         self.records[key] = record
+        if self.read_only:
+            return
         self._pending.append(
             json.dumps(
                 {"k": key, "s": record.size, "e": record.source_etag, "t": record.target_etag},
@@ -180,6 +194,8 @@ class Journal:
 
     def close(self) -> None:
         """Sync, then compact the file when superseded lines outnumber live ones."""
+        if self.read_only:
+            return
         try:
             self.sync()
         finally:

@@ -30,11 +30,11 @@ from phasegate.datacopy.model import (
     Location,
     Progress,
 )
-from phasegate.datacopy.plan import build_plan
+from phasegate.datacopy.plan import Plan, build_plan
 from phasegate.datacopy.transfer import Copied, ObjectCopier, Stopped, abort_leftover_uploads
 from phasegate.errors import aws_error_code
 
-__all__ = ["ProgressCallback", "copy_prefix"]
+__all__ = ["ProgressCallback", "copy_prefix", "pending"]
 
 ProgressCallback = Callable[[Progress], None]
 
@@ -76,6 +76,24 @@ def copy_prefix(
         run.result.seconds = round(clock() - started, 3)
     run.report(run.progress("done"), force=True)
     return run.result
+
+
+def pending(
+    source_client: Any,
+    target_client: Any,
+    source: Location,
+    target: Location,
+    journal_dir: Path,
+    options: CopyOptions | None = None,
+) -> Plan:
+    """What :func:`copy_prefix` would copy now, from the listings and the journal; reads
+    both buckets' listings and nothing else, and writes nothing (a plan)."""
+    options = options or CopyOptions()
+    journal = Journal(journal_path(journal_dir, source, target), source, target, read_only=True)
+    keys = KeyFilter(options.include, options.exclude)
+    return build_plan(
+        source_client, target_client, source, target, journal, keys, options.adopt_existing
+    )
 
 
 class _Reporter:
