@@ -56,15 +56,18 @@ def copy_data(
     source = Location(resolved.source.bucket, resolved.source.prefix)
     into = Location(resolved.target.bucket, resolved.target.prefix)
     client = environment.engine.aws_client(target, "s3")
-    result = copy_prefix(
-        client,
-        client,
-        source,
-        into,
-        _journal_dir(environment, target),
-        _options(resolved),
-        stop=environment.stop,
-    )
+    try:
+        result = copy_prefix(
+            client,
+            client,
+            source,
+            into,
+            _journal_dir(environment, target),
+            _options(resolved),
+            stop=environment.stop,
+        )
+    finally:  # what was copied stays copied, as the journal says, even if stopped
+        environment.engine.keep_cloud_writes(target)
     summary = _summary(result, environment.context.clock())
     if result.stopped and environment.stop.is_set():
         raise Interrupted(

@@ -311,6 +311,12 @@ class SandboxEngine(Engine):
         found = self.store(stack.environment).load().stacks.get(stack.name)
         return found.verified if found is not None else None
 
+    def keep_cloud_writes(self, stack: StackTarget) -> None:
+        """The emulated cloud, as the copy left it, committed with the checkpoint."""
+        store = self.store(stack.environment, stack.region)
+        if store.cloud_loaded:
+            store.commit(store.load())
+
     def sandbox_controls(self) -> SandboxEngine:
         return self
 
