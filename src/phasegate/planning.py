@@ -23,11 +23,15 @@ from phasegate.state import PhaseState, PlanSummary
 if TYPE_CHECKING:
     from phasegate.environment import Environment
 
-__all__ = ["STEP", "STEPS", "Planned", "Planner", "RunMemory", "Stage", "digest"]
+__all__ = ["DATA_SOURCE", "STEP", "STEPS", "Planned", "Planner", "RunMemory", "Stage", "digest"]
 
 STEPS = f"{CONFIG_NAMESPACE}:steps"
 STEP = f"{CONFIG_NAMESPACE}:step"
 """A stepped phase's steps (its config) and the one a run applies (set by phasegate)."""
+DATA_SOURCE = f"{CONFIG_NAMESPACE}:data_source"
+"""A phase with a data copy: where readers of its data are pointed (set by phasegate):
+``legacy`` while it applies and copies, ``lake`` once the copy is proved, ``legacy``
+again after a rollback."""
 
 
 def digest(data: Any) -> str:
@@ -108,6 +112,8 @@ class Planner:
             policy_pack=pack if pack.is_dir() else None,
             policy_config=crossguard_config(config, f"{env.name}-{phase.name}"),
         )
+        if phase.copy_data is not None:  # readers stay on legacy until the copy is proved
+            target = dataclasses.replace(target, config={**target.config, DATA_SOURCE: "legacy"})
         steps = config.get(STEPS)
         if not isinstance(steps, list) or not steps:
             return Stage(target, config)

@@ -250,6 +250,7 @@ class Project:
             f"{CONFIG_NAMESPACE}:phase",
             f"{CONFIG_NAMESPACE}:program",
             f"{CONFIG_NAMESPACE}:step",
+            f"{CONFIG_NAMESPACE}:data_source",
             POLICY_KEY,
         )
         values = {

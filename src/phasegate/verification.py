@@ -3,6 +3,7 @@ decides ``verified`` (keeping the last known good) or why the phase must roll ba
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -11,13 +12,13 @@ from phasegate.check_context import check_context
 from phasegate.checks import KINDS, CheckSpec, run_check
 from phasegate.copystep import copy_data
 from phasegate.engines.base import StackOutputs, StackTarget
-from phasegate.errors import Interrupted
+from phasegate.errors import EngineError, Interrupted
 from phasegate.events import CheckEvent, PhaseEvent
 from phasegate.lkg import LastKnownGoodStore
 from phasegate.machine import PhaseLifecycle
-from phasegate.planning import Stage
+from phasegate.planning import DATA_SOURCE, Stage
 from phasegate.spec import PhaseSpec
-from phasegate.state import CheckResult
+from phasegate.state import CheckResult, PhaseState, redact
 
 if TYPE_CHECKING:
     from phasegate.environment import Environment
@@ -53,7 +54,13 @@ class Verifier:
         failed = [c for c in state.checks if c.result == "fail"]
         if failed:
             return "; ".join(f"check {c.name} failed: {c.message}" for c in failed)
-        state.lkg = self.lkgs.keep(stage.target, fingerprint, spec.checks)
+        verified = stage.target
+        if spec.copy_data is not None:
+            try:
+                verified = self._point_readers_at_the_copy(state, stage.target)
+            except EngineError as exc:
+                return f"pointing readers at the proved copy failed: {exc}"
+        state.lkg = self.lkgs.keep(verified, fingerprint, spec.checks)
         self.environment.engine.record_verified(stage.target, fingerprint)
         state.rollback_checks = None
         if stage.step is not None:
@@ -65,6 +72,15 @@ class Verifier:
             message=f"{passed} check(s) passed{where}" if spec.checks else "no checks declared",
         )
         return None
+
+    def _point_readers_at_the_copy(self, state: PhaseState, target: StackTarget) -> StackTarget:
+        """The copy is proved: the stack applied again with its readers on the lake
+        (only its ``data_source`` output changes). Returns the target as verified."""
+        env = self.environment
+        flipped = dataclasses.replace(target, config={**target.config, DATA_SOURCE: "lake"})
+        result = env.engine.up(flipped, on_event=env.on_event)
+        state.outputs = redact(dict(result.outputs.values), result.outputs.secret)
+        return flipped
 
     def run_checks(
         self,
