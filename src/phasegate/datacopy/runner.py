@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from phasegate import faults
 from phasegate.datacopy.globs import KeyFilter
 from phasegate.datacopy.journal import Journal, Record, journal_path
 from phasegate.datacopy.model import (
@@ -197,6 +198,7 @@ class _Run:
                 result.failed(key, f"{type(exc).__name__}: {exc}")
                 return
             journal.add(key, Record(copied.size, copied.source_etag, copied.target_etag))
+            faults.point("copy-object")
             result.copied_objects += 1
             result.copied_bytes += copied.size
 
