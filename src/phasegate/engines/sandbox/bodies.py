@@ -275,7 +275,7 @@ class LazyBody:
         if self._data is not None:
             return self._data
         if self.recipe:
-            from phasegate.engines.sandbox.legacy import estate_body
+            from phasegate.engines.sandbox.recipes import estate_body
 
             data = estate_body(self.recipe)
         elif self.blobs is not None:

@@ -15,17 +15,20 @@ would take seconds), as S3 keeps them after the requests a legacy uploader would
 made: the same ETags, checksums, metadata, tags, ACLs and versions (tests compare them
 with objects made through boto3). Their bodies are deterministic, the same bytes in every
 sandbox, and cheap to make (rows or a seeded block, repeated): so the snapshot keeps a
-recipe per body (:func:`estate_body`), never the bytes, and makes them when read.
+recipe per body (``recipes``), never the bytes, and makes them when read.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from phasegate.engines.sandbox.recipes import RECIPES as _RECIPES
+from phasegate.engines.sandbox.recipes import estate_body
+from phasegate.engines.sandbox.recipes import run as _run
 
 if TYPE_CHECKING:
     import boto3
@@ -41,13 +44,10 @@ __all__ = [
 
 LEGACY_ZONE = "corp.example.com"
 LEGACY_APP_HOST = f"legacy.{LEGACY_ZONE}"
-_RECIPES = "estate-1"
-"""Recipes of this name make the same bytes forever: a change needs a new name."""
 _PART = 8 << 20
 """Part size of the large objects' uploads."""
 _MIN_PART = 5 << 20
 """S3's smallest part but the last."""
-_ROW = 32
 
 
 @dataclass(frozen=True)
@@ -87,52 +87,6 @@ def _awkward_keys() -> list[str]:
 
 AWKWARD_KEYS: tuple[str, ...] = tuple(_awkward_keys())
 _EMPTY = {"archive/2025/", "markers/_SUCCESS"}
-
-
-# -- bodies ----------------------------------------------------------------------------
-
-
-@functools.cache
-def _rows() -> bytes:
-    """4,096 fixed-width CSV rows, made once: every small export is a run of them."""
-    rows = []
-    for i in range(4096):
-        seed = hashlib.sha256(f"row/{i}".encode()).hexdigest()
-        row = f"{int(seed[:7], 16):09d},{('view', 'cart', 'order')[i % 3]:5},{int(seed[7:11], 16)}"
-        rows.append(row.ljust(_ROW - 1) + "\n")
-    return "".join(rows).encode()
-
-
-@functools.cache
-def _block(seed: int) -> bytes:
-    return hashlib.shake_256(f"legacy-block/{seed}".encode()).digest(1 << 16)
-
-
-def _run(seed: int, size: int) -> bytes:
-    """``size`` bytes of the seeded 64 KiB block, repeated."""
-    block = _block(seed)
-    return (block * (size // len(block) + 1))[:size]
-
-
-def estate_body(recipe: tuple[Any, ...]) -> bytes:
-    """The bytes a recipe stands for: the same in every sandbox, on every read."""
-    name, kind, *args = recipe
-    if name != _RECIPES:
-        raise ValueError(f"unknown legacy estate recipe {name!r}")
-    if kind == "empty":
-        return b""
-    if kind == "rows":
-        n, count = args
-        rows = _rows()
-        start = (n * 97) % (len(rows) // _ROW - count) * _ROW
-        return (
-            b"customer_id,event,amount_cents\n"
-            + rows[start : start + count * _ROW]
-            + f"{n:09d},total,{count}\n".encode()
-        )
-    if kind == "runs":
-        return b"".join(_run(seed, size) for seed, size in args[0])
-    raise ValueError(f"unknown legacy estate recipe kind {kind!r}")
 
 
 # -- the estate ------------------------------------------------------------------------

@@ -113,8 +113,6 @@ class BodyPickling:
         return (_rebuild_plain, (type(upload), state))
 
     def _store(self, store: Any) -> Any:
-        from phasegate.engines.sandbox.snapshot import _reduce_versioned_store
-
         bucket = self.buckets.get(id(store))
         if bucket is None or len(store) < SEGMENT_MIN_KEYS:
             return _reduce_versioned_store(store)
@@ -178,3 +176,15 @@ def _store_loading() -> BlobStore:
     if blobs is None:
         raise ValueError("it keeps object bodies beside it, and no blob store was given")
     return blobs
+
+
+def _reduce_versioned_store(store: Any) -> tuple[Any, ...]:
+    # dict.items() reads the raw lists; the store's own items() yields the newest only.
+    return (_rebuild_versioned_store, (type(store), dict(dict.items(store)), vars(store)))
+
+
+def _rebuild_versioned_store(cls: type, raw: dict[str, list[Any]], attrs: dict[str, Any]) -> Any:
+    store = cls()
+    dict.update(store, raw)
+    vars(store).update(attrs)
+    return store

@@ -52,6 +52,12 @@ from phasegate.engines.sandbox.bodies import BlobError
 # Dumps written before ``iam_policies`` name this module for it.
 from phasegate.engines.sandbox.iam_policies import _rebuild_policy_version  # noqa: F401
 
+# Dumps name the functions that rebuild their objects by module: S3's moved.
+from phasegate.engines.sandbox.s3_snapshot import (  # noqa: F401
+    _rebuild_versioned_store,
+    _reduce_versioned_store,
+)
+
 if TYPE_CHECKING:
     from moto.core.base_backend import BackendDict
 
@@ -401,21 +407,6 @@ def _live(module: str, attr: str, account_id: str | None, region: str | None) ->
 
 def _reduce_condition(condition: threading.Condition) -> tuple[Any, ...]:
     return (threading.Condition, ())
-
-
-# S3 ------------------------------------------------------------------------------------
-
-
-def _reduce_versioned_store(store: Any) -> tuple[Any, ...]:
-    # dict.items() reads the raw lists; the store's own items() yields the newest only.
-    return (_rebuild_versioned_store, (type(store), dict(dict.items(store)), vars(store)))
-
-
-def _rebuild_versioned_store(cls: type, raw: dict[str, list[Any]], attrs: dict[str, Any]) -> Any:
-    store = cls()
-    dict.update(store, raw)
-    vars(store).update(attrs)
-    return store
 
 
 # SSM ------------------------------------------------------------------------------------
