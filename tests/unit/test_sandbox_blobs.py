@@ -178,3 +178,25 @@ def test_a_smaller_estate_is_made_as_configured(opened: SandboxStore) -> None:
     s3 = opened.cloud(checkpoint).client("s3")
     head = s3.head_object(Bucket=BUCKET, Key="warehouse/snapshots/2026-10/snapshot-00.parquet")
     assert head["ContentLength"] == 2 << 20 and head["ETag"].endswith('-1"')
+
+
+def test_a_change_that_reaches_a_bucket_other_than_by_request_is_saved_too(
+    opened: SandboxStore, tmp_path: Path
+) -> None:
+    """moto's own services write to S3 on its backend (a log export, say): no request
+    says the bucket changed, and the bucket's keys are saved again all the same."""
+    from moto.backends import get_backend
+
+    checkpoint = opened.load()
+    opened.cloud(checkpoint)
+    backend = get_backend("s3")["123456789012"]["aws"]
+    backend.put_object(BUCKET, "exported/by-another-service.txt", b"log lines\n")
+    opened.commit(checkpoint)
+    opened.close()
+    again = _store(tmp_path)
+    try:
+        s3 = again.cloud(again.load()).client("s3")
+        got = s3.get_object(Bucket=BUCKET, Key="exported/by-another-service.txt")
+        assert got["Body"].read() == b"log lines\n"
+    finally:
+        again.close()

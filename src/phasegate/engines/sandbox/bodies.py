@@ -94,8 +94,9 @@ class BlobStore:
         self._where: dict[str, tuple[str, int, int]] = {}
         """body digest -> (blob name, offset, size)"""
         self._staged: dict[str, bytes] = {}
-        self._segments: dict[int, tuple[Any, str, tuple[int, int], str, frozenset[str]]] = {}
-        """id(key store) -> (the store, its bucket, generation when saved, blob, bodies)"""
+        self._segments: dict[int, tuple[Any, str, tuple[Any, ...], str, frozenset[str]]] = {}
+        """id(key store) -> (the store, its bucket, generation and shape when saved, blob,
+        bodies)"""
         self.written = 0
         """Blob files this process wrote (for tests and benchmarks)."""
         self.in_use: set[str] = set()
@@ -176,7 +177,7 @@ class BlobStore:
         saved = self._segments.get(id(store))
         if saved is None or saved[0] is not store or saved[1] != bucket:
             return None
-        if saved[2] != bucket_generation(bucket):
+        if saved[2] != (bucket_generation(bucket), _shape(store)):
             return None
         return saved[3], saved[4]
 
@@ -184,7 +185,7 @@ class BlobStore:
         self, store: Any, bucket: str, name: str, bodies: frozenset[str], generation: Any = None
     ) -> None:
         generation = bucket_generation(bucket) if generation is None else generation
-        self._segments[id(store)] = (store, bucket, generation, name, bodies)
+        self._segments[id(store)] = (store, bucket, (generation, _shape(store)), name, bodies)
 
     def forget_segments(self) -> None:
         """Forget the stores saved before a load replaced them."""
@@ -237,6 +238,13 @@ class BlobStore:
             raise
         self.written += 1
         return name
+
+
+def _shape(store: Any) -> int:
+    """What tells a bucket's keys from a later state of them, should a change reach them
+    other than through a request (moto's own services writing to S3): the newest version
+    of every key, by identity (the store holds them, so no two are alike)."""
+    return hash(tuple(id(versions[-1]) if versions else 0 for versions in dict.values(store)))
 
 
 def _sync_directory(directory: Path) -> None:
