@@ -139,7 +139,7 @@ def test_checksums_metadata_and_tags_are_kept_where_the_uploader_set_them(
     tags = s3.get_object_tagging(Bucket=BUCKET, Key=FIRST)["TagSet"]
     assert {t["Key"]: t["Value"] for t in tags} == {"retention": "7y", "classification": "internal"}
 
-    crc = legacy._tree_key(11, 0)  # object 11: CRC32C, nothing else
+    crc = legacy._tree_key(11)  # object 11: CRC32C, nothing else
     head = s3.head_object(Bucket=BUCKET, Key=crc, ChecksumMode="ENABLED")
     body = s3.get_object(Bucket=BUCKET, Key=crc)["Body"].read()
     assert (
@@ -148,7 +148,7 @@ def test_checksums_metadata_and_tags_are_kept_where_the_uploader_set_them(
     assert head["Metadata"] == {}
     assert s3.get_object_tagging(Bucket=BUCKET, Key=crc)["TagSet"] == []
 
-    plain = s3.head_object(Bucket=BUCKET, Key=legacy._tree_key(1, 0), ChecksumMode="ENABLED")
+    plain = s3.head_object(Bucket=BUCKET, Key=legacy._tree_key(1), ChecksumMode="ENABLED")
     assert not [k for k in plain if k.startswith("Checksum")], "no checksum where none was sent"
 
 
@@ -269,7 +269,7 @@ def test_estate_objects_are_what_uploads_through_boto3_make(estate: Estate) -> N
             Tagging="retention=7y&classification=internal",
         )
         # Object 13: CRC32, as today's SDKs send by default. Object 1: no checksum.
-        thirteen, one = legacy._tree_key(13, 0), legacy._tree_key(1, 0)
+        thirteen, one = legacy._tree_key(13), legacy._tree_key(1)
         s3.put_object(
             Bucket=reference, Key=thirteen, Body=_body(s3, thirteen), ContentType="text/csv"
         )

@@ -177,20 +177,14 @@ def _fill(account: str, bucket_name: str, region: str, settings: EstateSettings)
             tags={"team": "media"} if i % 2 else None,
         )
     remaining = settings.objects - len(awkward) - settings.large - settings.multipart
-    names = [_tree_key(n, remaining) for n in range(remaining)]
+    names = [_tree_key(n) for n in range(remaining)]
     for n, name in enumerate(names[: settings.overwrites]):
         writer.small(name, 1_000_000 + n, checksum=None)  # the version overwritten
     for n, name in enumerate(names):
         writer.small(
             name,
             n,
-            checksum="SHA256"
-            if n % 7 == 0
-            else "CRC32C"
-            if n % 11 == 0
-            else "CRC32"
-            if n % 13 == 0
-            else None,
+            checksum=_checksum_of(n),
             metadata={"source": "nightly-export", "batch": str(n // 20)} if n % 5 == 0 else None,
             tags={"retention": "7y", "classification": "internal"} if n % 9 == 0 else None,
         )
@@ -207,7 +201,16 @@ def _fill(account: str, bucket_name: str, region: str, settings: EstateSettings)
     }
 
 
-def _tree_key(n: int, total: int) -> str:
+def _checksum_of(n: int) -> str | None:
+    """The checksum the uploader of object ``n`` sent: a few SHA256 and CRC32C (set on
+    purpose), some CRC32 (today's SDKs' default), most none (older SDKs)."""
+    for algorithm, every in (("SHA256", 7), ("CRC32C", 11), ("CRC32", 13)):
+        if n % every == 0:
+            return algorithm
+    return None
+
+
+def _tree_key(n: int) -> str:
     """Most objects are nightly exports, 20 parts a day from 2026-01-01; a tenth each
     are monthly reports and customer extracts."""
     tree = n % 10
@@ -286,7 +289,8 @@ class _Writer:
         key.website_redirect_location = None
         if checksum:
             key.checksum_algorithm = checksum
-        self.backend.put_object_tagging(key, tags or {})
+        if tags:  # moto keeps an empty entry for an object tagged with nothing: no need
+            self.backend.put_object_tagging(key, tags)
 
     def parts(
         self,
@@ -337,7 +341,8 @@ class _Writer:
         if details:
             key.checksum_algorithm = upload.metadata.get("x-amz-checksum-algorithm")
             key.checksum_type, key.checksum_value, key.checksum_parts = details
-        self.backend.put_object_tagging(key, upload.tags)
+        if upload.tags:
+            self.backend.put_object_tagging(key, upload.tags)
         key.set_acl(upload.acl)
 
     def _part(self, run: tuple[int, int], algorithm: str) -> tuple[bytes, bytes]:
