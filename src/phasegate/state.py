@@ -112,6 +112,11 @@ class CheckResult(_Model):
     message: str = ""
     attempts: int = 0
     duration: float = 0.0
+    detail: dict[str, Any] | None = Field(
+        default=None,
+        description="what the check found, for kinds that report more than a message "
+        "(s3_parity: counts, bytes, manifest digests, the first mismatches)",
+    )
 
 
 class LastKnownGood(_Model):
@@ -306,7 +311,10 @@ class StateStore:
         def checks(results: list[CheckResult] | None) -> list[CheckResult] | None:
             if results is None:
                 return None
-            return [c.model_copy(update={"message": mask(c.message)}) for c in results]
+            return [
+                c.model_copy(update={"message": mask(c.message), "detail": mask(c.detail)})
+                for c in results
+            ]
 
         plan = state.plan and state.plan.model_copy(
             update={"resources": mask(state.plan.resources)}

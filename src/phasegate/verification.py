@@ -90,6 +90,8 @@ class Verifier:
             # values (and every other secret of the run) to the registry.
             secret_values=tuple(sorted(secrets.texts())),
             on_event=env.on_progress,
+            stop=env.stop,
+            work_dir=env.project.work_dir,
         )
         todo = spec.checks if checks is None else checks
         env.on_progress(PhaseEvent(target.name, spec.name, "verifying", total=len(todo)))
