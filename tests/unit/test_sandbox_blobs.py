@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from moto.core.models import MockAWS
 
 from phasegate.engines.sandbox.bodies import BlobError
 from phasegate.engines.sandbox.emulator import Emulator
@@ -146,12 +147,14 @@ def test_a_missing_blob_is_refused_by_name_before_the_cloud_loads(
 ) -> None:
     pack = _put_and_close(opened)
     pack.unlink()
+    answering = MockAWS._nested_count
 
     again = _store(tmp_path)
     try:
         with pytest.raises(EngineError) as caught:
             again.cloud(again.load())
         assert str(caught.value).startswith(f"{pack}: blob missing")
+        assert MockAWS._nested_count == answering, "the refused cloud stopped answering"
         assert "migrate sandbox reset" in str(caught.value)
     finally:
         again.close()
@@ -161,12 +164,14 @@ def test_a_damaged_segment_is_refused_by_name(opened: SandboxStore, tmp_path: Pa
     (segment,) = opened.blobs.directory.iterdir()  # the small estate: its bucket's keys
     opened.close()
     segment.write_bytes(segment.read_bytes()[:-1] + b"!")
+    answering = MockAWS._nested_count
 
     again = _store(tmp_path)
     try:
         with pytest.raises(EngineError) as caught:
             again.cloud(again.load())
         assert f"{segment}: blob damaged (its content does not match its name)" in str(caught.value)
+        assert MockAWS._nested_count == answering, "the refused cloud stopped answering"
     finally:
         again.close()
 

@@ -257,6 +257,10 @@ class SandboxStore:
                     f"cannot load the sandbox cloud ({exc})",
                     hint=_RESET,
                 ) from None
+            except BaseException:
+                # A refused blob, say: no emulator may go on answering this process.
+                emulator.stop()
+                raise
             self._emulator = emulator
             self._committed = blob
             if not checkpoint.legacy:
