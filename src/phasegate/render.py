@@ -339,6 +339,12 @@ def render_inventory(
             if legacy.get("objects") is None
             else f"{legacy['objects']} objects, {legacy.get('bytes', 0)} bytes"
         )
+        if legacy.get("versions") is not None:
+            objects += (
+                f"; {legacy['versions']} object versions and "
+                f"{legacy.get('delete_markers', 0)} delete markers kept by versioning: "
+                "only current versions migrate"
+            )
         console.print(
             f"  legacy estate: bucket {legacy['bucket']} ({objects}), "
             f"zone {', '.join(legacy['zones'])}, vpc {legacy['vpc_id']}"

@@ -219,6 +219,7 @@ def _checksums(
     saved_at = ctx.clock()
     pending = iter(todo)
     running: dict[Future[ObjectSum], tuple[str, str, Listed]] = {}
+    worker_stopped = False
     with ThreadPoolExecutor(params.concurrency, thread_name_prefix="parity") as pool:
         try:
             while True:
@@ -238,13 +239,13 @@ def _checksums(
                     except Changed:
                         changed.add((side, relative))
                     except Stopped:
-                        pass  # the stop is raised below, once
+                        worker_stopped = True  # raised below, once for all workers
                     except Exception as exc:
                         raise CheckError(
                             f"cannot read s3://{buckets[side]}/{_printable(listed.key)}: "
                             f"{type(exc).__name__}: {exc}"
                         ) from exc
-                if ctx.stop.is_set():
+                if worker_stopped or ctx.stop.is_set():
                     checked = len(sums["source"]) + len(sums["target"])
                     raise Interrupted(
                         f"stopped on request during the parity proof, {checked:,} of "

@@ -159,3 +159,23 @@ def _modify_user_data_as_sent() -> None:
 
     parse_user_data._phasegate_blob = True  # type: ignore[attr-defined]
     instances.parse_user_data = parse_user_data
+
+
+def _note_bucket_changes() -> None:
+    """Tell the snapshot which buckets a request may have changed (see ``bodies``): every
+    S3 request, in-process or served, is logged by the backend with its bucket first."""
+    from moto.s3.models import S3Backend
+
+    from phasegate.engines.sandbox.bodies import bucket_changed
+
+    original = S3Backend.log_incoming_request
+    if getattr(original, "_phasegate_changes", False):
+        return
+
+    def log_incoming_request(self: Any, request: Any, bucket_name: str) -> None:
+        if str(getattr(request, "method", "")).upper() not in ("GET", "HEAD", "OPTIONS"):
+            bucket_changed(bucket_name or None)
+        original(self, request, bucket_name)
+
+    log_incoming_request._phasegate_changes = True  # type: ignore[attr-defined]
+    S3Backend.log_incoming_request = log_incoming_request  # type: ignore[method-assign]
