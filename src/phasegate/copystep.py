@@ -56,18 +56,17 @@ def copy_data(
     source = Location(resolved.source.bucket, resolved.source.prefix)
     into = Location(resolved.target.bucket, resolved.target.prefix)
     client = environment.engine.aws_client(target, "s3")
-    try:
-        result = copy_prefix(
-            client,
-            client,
-            source,
-            into,
-            _journal_dir(environment, target),
-            _options(resolved),
-            stop=environment.stop,
-        )
-    finally:  # what was copied stays copied, as the journal says, even if stopped
-        environment.engine.keep_cloud_writes(target)
+    result = copy_prefix(
+        client,
+        client,
+        source,
+        into,
+        _journal_dir(environment, target),
+        _options(resolved),
+        stop=environment.stop,
+        # What the journal says was copied is kept by the engine first, even if stopped.
+        durable=environment.engine.cloud_writes_keeper(target),
+    )
     summary = _summary(result, environment.context.clock())
     if result.stopped and environment.stop.is_set():
         raise Interrupted(

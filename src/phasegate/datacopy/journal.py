@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -62,11 +63,16 @@ class Journal:
         batch: int = 512,
         *,
         read_only: bool = False,
+        before_sync: Callable[[], None] | None = None,
     ):
         self.path = path
         self.read_only = read_only
         """Looked at, never written (a plan): a torn end is ignored, records added stay
         in memory."""
+        self.before_sync = before_sync
+        """Makes the copies durable before their lines are written (a cloud that keeps
+        writes in memory until told); with it, lines are written only on sync() and
+        close(), never by add(), so the caller syncs when no copy is under way."""
         self.header = {
             "journal": _MAGIC,
             "version": _VERSION,
@@ -169,13 +175,23 @@ class Journal:
                 separators=(",", ":"),
             )
         )
-        if len(self._pending) >= self._batch or time.monotonic() - self._synced_at >= _SYNC_SECONDS:
+        if self.before_sync is None and (
+            len(self._pending) >= self._batch or time.monotonic() - self._synced_at >= _SYNC_SECONDS
+        ):
             self.sync()
 
+    @property
+    def unsynced(self) -> int:
+        """Lines added since the last sync."""
+        return len(self._pending)
+
     def sync(self) -> None:
-        """Write and fsync what was added since the last sync."""
+        """Write and fsync what was added since the last sync (after ``before_sync``: a
+        line never claims a copy the target could still lose)."""
         if not self._pending:
             return
+        if self.before_sync is not None:
+            self.before_sync()
         try:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -90,6 +90,9 @@ class CopyOptions:
     """At most one progress call per this many seconds (the first and last always)."""
     journal_batch: int = 512
     """Journal lines per fsync (and at least one fsync a second while copying)."""
+    durable_seconds: float = 2.0
+    """For a target made durable by hand (``copy_prefix(durable=...)``): the longest
+    stretch of copying between two pauses that make it so (a kill loses at most that)."""
 
     def __post_init__(self) -> None:
         def bad(name: str, allowed: str) -> InputError:
@@ -105,8 +108,9 @@ class CopyOptions:
             raise bad("part_size", "5 MiB (5242880) to 5 GiB (5368709120)")
         if self.object_attempts < 1:
             raise bad("object_attempts", "1 or more")
-        if self.backoff < 0 or self.progress_interval < 0:
-            raise bad("backoff" if self.backoff < 0 else "progress_interval", "0 or more")
+        for name in ("backoff", "progress_interval", "durable_seconds"):
+            if getattr(self, name) < 0:
+                raise bad(name, "0 or more")
         if self.max_failures < 1 or self.journal_batch < 1:
             raise bad("max_failures" if self.max_failures < 1 else "journal_batch", "1 or more")
         if self.kms_key_id is not None and not self.kms_key_id.strip():

@@ -50,6 +50,7 @@ def copy_prefix(
     *,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    durable: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> CopyResult:
     """Copy what is new or changed under ``source`` to ``target``, server side.
@@ -60,6 +61,11 @@ def copy_prefix(
     pair lives in ``journal_dir``. Objects that fail are counted in the result (the
     first few with their error); what stops the whole copy (a bucket it cannot list, a
     journal it cannot read or write) raises DataCopyError or StorageError.
+
+    ``durable`` is for a target that keeps what it is written in memory until told (the
+    sandbox's emulated cloud): the copy then pauses between batches of objects, with none
+    under way, calls it, and only then journals the batch. A run killed at any point
+    resumes from what the target holds for certain.
     """
     options = options or CopyOptions()
     report = _Reporter(progress, options.progress_interval, clock)
@@ -68,7 +74,11 @@ def copy_prefix(
     )
     started = clock()
     journal = Journal(
-        journal_path(journal_dir, source, target), source, target, run.options.journal_batch
+        journal_path(journal_dir, source, target),
+        source,
+        target,
+        run.options.journal_batch,
+        before_sync=durable,
     )
     try:
         run.execute(journal)
@@ -182,6 +192,15 @@ class _Run:
         copier = ObjectCopier(self.src, self.dst, self.source, self.target, options, parts, halt)
         running: dict[Future[Copied], str] = {}
         submitted = 0
+        synced_at = self.report.clock()
+
+        def batch_due() -> bool:
+            """A target that is made durable by hand: time to pause, make it so, and
+            journal what it now holds (no object under way meanwhile)."""
+            if journal.before_sync is None or not journal.unsynced:
+                return False
+            elapsed = self.report.clock() - synced_at
+            return journal.unsynced >= options.journal_batch or elapsed >= options.durable_seconds
 
         def settle(future: Future[Copied]) -> None:
             key = running.pop(future)
@@ -206,14 +225,22 @@ class _Run:
             while True:
                 if self.stop.is_set() or result.failed_objects >= options.max_failures:
                     halt.set()
+                pause = batch_due()
                 while (
-                    submitted < len(todo) and not halt.is_set() and len(running) < options.in_flight
+                    submitted < len(todo)
+                    and not halt.is_set()
+                    and not pause
+                    and len(running) < options.in_flight
                 ):
                     key, size, etag = todo[submitted]
                     running[pool.submit(copier.copy, key, size, etag)] = key
                     submitted += 1
                 if not running:
-                    break
+                    if not pause:
+                        break
+                    journal.sync()
+                    synced_at = self.report.clock()
+                    continue
                 finished, _ = wait(
                     running, timeout=options.progress_interval or None, return_when=FIRST_COMPLETED
                 )

@@ -14,7 +14,7 @@ to the environment's ``store``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -320,11 +320,15 @@ class SandboxEngine(Engine):
         found = self.store(stack.environment).load().stacks.get(stack.name)
         return found.verified if found is not None else None
 
-    def keep_cloud_writes(self, stack: StackTarget) -> None:
-        """The emulated cloud, as the copy left it, committed with the checkpoint."""
+    def cloud_writes_keeper(self, stack: StackTarget) -> Callable[[], None]:
+        """Commits the emulated cloud, as the copy left it, with the checkpoint."""
         store = self.store(stack.environment, stack.region)
-        if store.cloud_loaded:
-            store.commit(store.load())
+
+        def keep() -> None:
+            if store.cloud_loaded:
+                store.commit(store.load())
+
+        return keep
 
     def sandbox_controls(self) -> SandboxEngine:
         return self
