@@ -205,3 +205,35 @@ def test_a_change_that_reaches_a_bucket_other_than_by_request_is_saved_too(
         assert got["Body"].read() == b"log lines\n"
     finally:
         again.close()
+
+
+def test_a_copied_object_shares_its_sources_body_and_reads_back_the_same(
+    opened: SandboxStore, tmp_path: Path
+) -> None:
+    """A server-side copy of the estate (the data layer's) writes no body of its own."""
+    checkpoint = opened.load()
+    s3 = opened.cloud(checkpoint).client("s3")
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET, MaxKeys=20)["Contents"]] + [
+        "warehouse/snapshots/2026-10/snapshot-00.parquet"
+    ]
+    s3.create_bucket(Bucket="phasegate-copy-test")
+    for key in keys:
+        s3.copy_object(
+            Bucket="phasegate-copy-test",
+            Key=key,
+            CopySource={"Bucket": BUCKET, "Key": key},
+            ChecksumAlgorithm="SHA256",  # as the data copy asks: the whole body's
+        )
+    written = opened.blobs.written
+    opened.commit(checkpoint)
+    assert opened.blobs.written - written <= 1, "at most the new bucket's keys, no body"
+    opened.close()
+
+    again = _store(tmp_path)
+    try:
+        s3 = again.cloud(again.load()).client("s3")
+        for key in keys:
+            copied = s3.get_object(Bucket="phasegate-copy-test", Key=key)["Body"].read()
+            assert copied == s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    finally:
+        again.close()

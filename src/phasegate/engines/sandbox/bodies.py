@@ -334,6 +334,10 @@ class LazyBody:
         self._data = None
         self._buffer = None
 
+    def same_body(self) -> LazyBody:
+        """Another buffer for the body this one stands for, read when asked (a copy)."""
+        return LazyBody(self.size, blobs=self.blobs, digest=self.digest, recipe=self.recipe)
+
     @property
     def changed(self) -> bool:
         """Written to since it was made: no longer the blob or recipe it stands for."""
