@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from _projects import shipped_estate
+
 LEGACY = "phasegate-legacy-sandbox"
 RAW = "phasegate-sandbox-lake-raw"
 PREFIX = "legacy/"
@@ -25,11 +27,30 @@ def _state(project: Path) -> dict[str, Any]:
 
 
 def _objects(s3: Any, bucket: str, prefix: str = "") -> dict[str, bytes]:
+    """Each object's body under ``prefix``, by key relative to it."""
     found = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             key = item["Key"]
             found[key[len(prefix) :]] = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return found
+
+
+def _described(s3: Any, bucket: str, prefix: str = "") -> dict[str, tuple[Any, ...]]:
+    """Each object under ``prefix`` as a reader sees it: body, content type, user
+    metadata and tags, by key relative to the prefix."""
+    found = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            got = s3.get_object(Bucket=bucket, Key=key)
+            tags = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
+            found[key[len(prefix) :]] = (
+                got["Body"].read(),
+                got["ContentType"],
+                got["Metadata"],
+                sorted((t["Key"], t["Value"]) for t in tags),
+            )
     return found
 
 
@@ -40,6 +61,7 @@ def _apply_data_layer(cli: Any, project: Path, **kwargs: Any) -> Any:
 def test_a_fresh_apply_copies_every_legacy_object_and_proves_it(
     cli: Any, fresh_project: Path, aws: Any
 ) -> None:
+    shipped_estate(fresh_project)  # all 5,000 objects; the other tests use a small estate
     assert cli.run(fresh_project, "apply", "--yes", "--phase", "pilot").returncode == 0
     done = _apply_data_layer(cli, fresh_project)
     assert done.returncode == 0, done.stderr
@@ -47,9 +69,17 @@ def test_a_fresh_apply_copies_every_legacy_object_and_proves_it(
     state = _state(fresh_project)
     with cli.serve(fresh_project) as served:
         s3 = aws("s3", served.url)
-        legacy = _objects(s3, LEGACY)
-        lake = _objects(s3, RAW, PREFIX)
-    assert lake == legacy and len(legacy) == state["data_copy"]["listed_objects"]
+        legacy = _described(s3, LEGACY)
+        lake = _described(s3, RAW, PREFIX)
+        heads = [s3.head_object(Bucket=RAW, Key=PREFIX + key) for key in sorted(lake)[::500]]
+    key_arn = state["outputs"]["lake_key_arn"]
+    assert {(h["ServerSideEncryption"], h["SSEKMSKeyId"]) for h in heads} == {("aws:kms", key_arn)}
+    assert len(legacy) == state["data_copy"]["listed_objects"] == 5000
+    assert sum(bool(meta) for _, _, meta, _ in legacy.values()) > 100, "metadata to compare"
+    assert sum(bool(tags) for *_, tags in legacy.values()) > 100, "tags to compare"
+    assert {len(key.encode()) for key in legacy} >= {1000}, "the 1,000-byte key is there"
+    assert set(lake) == set(legacy)
+    assert [key for key in legacy if lake[key] != legacy[key]] == []
     assert state["data_copy"]["copied_objects"] == len(legacy)
     [proof] = [c for c in state["checks"] if c["kind"] == "s3_parity"]
     assert proof["result"] == "pass"
@@ -79,6 +109,9 @@ def test_new_exports_are_copied_and_only_they(cli: Any, fresh_project: Path, aws
 def test_a_copy_killed_half_way_is_resumed_by_recover(
     cli: Any, fresh_project: Path, aws: Any
 ) -> None:
+    # Enough objects that the kill comes after two batches were kept (512 each).
+    yaml_file = fresh_project / "migration.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("{objects: 300,", "{objects: 1500,", 1))
     assert cli.run(fresh_project, "apply", "--yes", "--phase", "pilot").returncode == 0
     killed = _apply_data_layer(cli, fresh_project, env={"PHASEGATE_FAULTS": "copy-object:1200"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
