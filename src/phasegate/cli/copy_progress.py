@@ -22,8 +22,11 @@ PLAIN_EVERY = 10.0
 """Seconds between two plain lines of one copy (its start and end lines aside)."""
 
 
-def size(n: float) -> str:
-    """Bytes as MiB, one decimal: what a person compares at a glance."""
+def size(n: float, unit_of: float | None = None) -> str:
+    """Bytes as MiB, one decimal: what a person compares at a glance (GiB from 10 GiB
+    on, or when ``unit_of``, the total it is part of, is that large)."""
+    if (n if unit_of is None else unit_of) >= 10 * 1024 * MIB:
+        return f"{n / 1024 / MIB:.1f} GiB"
     return f"{n / MIB:.1f} MiB"
 
 
@@ -68,7 +71,7 @@ def _eta_text(event: CopyEvent) -> str:
 def _counts(event: CopyEvent) -> str:
     return (
         f"{event.copied_objects}/{event.total_objects} objects, "
-        f"{size(event.copied_bytes)}/{size(event.total_bytes)}"
+        f"{size(event.copied_bytes, event.total_bytes).split()[0]}/{size(event.total_bytes)}"
     )
 
 
@@ -128,21 +131,38 @@ class CopyLines:
         )
 
 
-def copy_row(event: CopyEvent, mark: Any) -> list[Any]:
-    """The live view's row of a copy, for a grid of five columns: mark, what, bar,
-    counts, rate and ETA."""
+def copy_row(event: CopyEvent) -> Any:
+    """The live view's row of a copy: a bar, the counts, the ETA and the rate (the last
+    to go on a narrow terminal); once done, one line of what it did."""
     from rich.progress_bar import ProgressBar
+    from rich.table import Table
 
+    mark = "[cyan]…[/]"
+    if event.status == "done":
+        mark = "[red]✗[/]" if event.failed or _stopped(event) else "[green]✓[/]"
+    row = Table.grid(padding=(0, 1))
+    row.add_column(no_wrap=True, min_width=10)
     if event.status == "listing":
-        return [mark, "copy listing", "", f"{event.listed} source objects", ""]
+        row.add_row(f"    {mark} copy listing: {event.listed} source objects so far")
+        return row
+    if event.status == "done":
+        row.add_row(
+            f"    {mark} {copy_summary(event)}, {size(event.copied_bytes)} in "
+            f"{event.seconds:.1f}s [dim]({rate(event)})[/]"
+        )
+        return row
     by_bytes = event.total_bytes > 0
     bar = ProgressBar(
         total=(event.total_bytes if by_bytes else event.total_objects) or None,
         completed=event.copied_bytes if by_bytes else event.copied_objects,
-        width=24,
+        width=12,
     )
-    if event.status == "done":
-        tail = f"[dim]{event.seconds:.1f}s, {rate(event)}[/]"
-        return [mark, copy_summary(event), bar, _counts(event), tail]
     failed = f" [red]{event.failed} failed[/]" if event.failed else ""
-    return [mark, "copy", bar, _counts(event) + failed, f"{rate(event)}, {_eta_text(event)}"]
+    row.add_column(no_wrap=True, min_width=12)
+    row.add_column(no_wrap=True)
+    row.add_row(
+        f"    {mark} copy",
+        bar,
+        f"{_counts(event)}{failed} · {_eta_text(event)} · [dim]{rate(event)}[/]",
+    )
+    return row

@@ -64,10 +64,7 @@ class PhaseView:
         )
         yield row
         if phase.copy is not None:
-            mark = "[green]✓[/]" if phase.copy.status == "done" else self.progress.spinner
-            copy = grid(5)
-            copy.add_row(*copy_row(phase.copy, mark))
-            yield copy
+            yield copy_row(phase.copy)
         current = list(phase.current.values())
         if current and phase.status not in ("verifying", "copying"):
             more = f" [dim](+{len(current) - 1})[/]" if len(current) > 1 else ""
