@@ -8,15 +8,18 @@ journal under ``.phasegate/copy/<stack>/``. The copy is incremental: what the ta
 already, as the source has it, is not copied again. The parity proof (an ``s3_parity``
 check) then says whether the target holds exactly the source's data. The source is only
 read. The library that copies is :mod:`phasegate.datacopy`; this module resolves the
-step's references, runs it against the environment's AWS API and keeps its summary on
-the state file.
+step's references, runs it against the environment's AWS API, reports its progress as
+:class:`~phasegate.events.CopyEvent` through the run's ``on_progress`` sink and keeps its
+summary on the state file.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from phasegate.check_context import check_context
 from phasegate.checks.base import CheckContext, UnresolvedReference, resolve_references
@@ -24,11 +27,13 @@ from phasegate.datacopy import (
     CopyOptions,
     CopyResult,
     Location,
+    Progress,
     copy_prefix,
     pending,
 )
 from phasegate.engines.base import StackOutputs
 from phasegate.errors import Interrupted, PhasegateError
+from phasegate.events import CopyEvent, RunSink
 from phasegate.spec import CopySpec, PhaseSpec
 from phasegate.state import DataCopy
 
@@ -36,9 +41,14 @@ if TYPE_CHECKING:
     from phasegate.engines.base import StackTarget
     from phasegate.environment import Environment
 
-__all__ = ["PendingCopy", "copy_data", "pending_copy"]
+__all__ = ["PendingCopy", "copy_data", "pending_copy", "reporter"]
 
 MIB = 1024 * 1024
+_STATUS: dict[str, Literal["listing", "copying", "done"]] = {
+    "listing": "listing",
+    "copying": "copying",
+    "done": "done",
+}
 
 
 def copy_data(
@@ -63,6 +73,7 @@ def copy_data(
         into,
         _journal_dir(environment, target),
         _options(resolved),
+        progress=reporter(environment.on_progress, target.name, str(into)),
         stop=environment.stop,
         # What the journal says was copied is kept by the engine first, even if stopped.
         durable=environment.engine.cloud_writes_keeper(target),
@@ -80,6 +91,32 @@ def copy_data(
             f"{result.listed_objects} object(s): {first}"
         )
     return summary, None
+
+
+def reporter(
+    sink: RunSink, stack: str, target: str, clock: Callable[[], float] = time.monotonic
+) -> Callable[[Progress], None]:
+    """The copy library's progress callback, turned into the run's CopyEvents for
+    ``stack`` (``seconds`` counted from this call, made just before the copy starts)."""
+    started = clock()
+
+    def report(progress: Progress) -> None:
+        sink(
+            CopyEvent(
+                stack,
+                target,
+                _STATUS[progress.phase],
+                copied_objects=progress.objects_done,
+                total_objects=progress.objects_total,
+                copied_bytes=progress.bytes_done,
+                total_bytes=progress.bytes_total,
+                failed=progress.failed,
+                listed=progress.listed,
+                seconds=round(clock() - started, 3),
+            )
+        )
+
+    return report
 
 
 def _resolved(step: CopySpec, ctx: CheckContext) -> CopySpec:

@@ -1,5 +1,6 @@
 """What a run reports as it goes, beside the engine's resource events: the run starting on
-an environment, each phase's stages, and each check's attempts, waits and verdict.
+an environment, each phase's stages, and each check's attempts, waits and verdict, and the
+progress of a phase's data copy.
 
 The core emits these typed events through an injected sink (``on_progress``, passed like
 the engine port's ``on_event``) and prints nothing; the CLI renders them (a live view on
@@ -15,7 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["CheckEvent", "PhaseEvent", "RunEvent", "RunSink", "ignore", "max_attempts"]
+__all__ = [
+    "CheckEvent",
+    "CopyEvent",
+    "Event",
+    "PhaseEvent",
+    "RunEvent",
+    "RunSink",
+    "ignore",
+    "max_attempts",
+]
 
 
 @dataclass(frozen=True)
@@ -63,10 +73,33 @@ class CheckEvent:
     message: str = ""
 
 
-RunSink = Callable[[RunEvent | PhaseEvent | CheckEvent], None]
+@dataclass(frozen=True)
+class CopyEvent:
+    """Where a phase's data copy into ``target`` stands, ``seconds`` after it started:
+    ``listing`` both sides (``listed`` source objects so far), ``copying`` (``copied_*``
+    of ``total_*``: what this run copies, not what the target holds already, and
+    ``failed`` objects), and ``done`` (copied all it could, or stopped). The copy reports
+    at most a few times a second, never once per object."""
+
+    stack: str
+    target: str
+    status: Literal["listing", "copying", "done"]
+    copied_objects: int = 0
+    total_objects: int = 0
+    copied_bytes: int = 0
+    total_bytes: int = 0
+    failed: int = 0
+    listed: int = 0
+    seconds: float = 0.0
 
 
-def ignore(_: RunEvent | PhaseEvent | CheckEvent) -> None:
+Event = RunEvent | PhaseEvent | CheckEvent | CopyEvent
+"""Every event a run emits through its ``on_progress`` sink."""
+
+RunSink = Callable[[Event], None]
+
+
+def ignore(_: Event) -> None:
     return None
 
 

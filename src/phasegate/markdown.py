@@ -59,6 +59,38 @@ def _check_lines(checks: list[CheckResult], secrets: SecretValues) -> list[str]:
     ]
 
 
+def _size(n: int) -> str:
+    """Bytes as a person reads them: ``12 bytes``, ``2.3 MiB``."""
+    if n < 1024:
+        return f"{n} byte{'' if n == 1 else 's'}"
+    value, units = n / 1024, ["KiB", "MiB", "GiB", "TiB"]
+    while value >= 1024 and len(units) > 1:
+        value, units = value / 1024, units[1:]
+    return f"{value:.1f} {units[0]}"
+
+
+def _copy_lines(phase: PhaseRun, secrets: SecretValues) -> list[str]:
+    """A plan's pending data copy, or what an apply's copy did (its first failures too)."""
+    pending, done = phase.copy_pending, phase.data_copy
+    if pending is not None and pending.objects:
+        return [
+            f"**Copy**: {pending.objects} object(s), {_size(pending.bytes)} to copy into "
+            f"{_md(pending.target, secrets)}",
+            "",
+        ]
+    if done is None:
+        return []
+    lines = [
+        f"**Copy**: copied {done.copied_objects} object(s), {_size(done.copied_bytes)} into "
+        f"{_md(done.target, secrets)}; {done.skipped_objects} there already, "
+        f"{done.failed_objects} failed; {done.seconds:.1f} s",
+        "",
+    ]
+    if done.failures:
+        lines += [*(f"- {_md(failure, secrets)}" for failure in done.failures), ""]
+    return lines
+
+
 def _resource_table(phase: PhaseRun, secrets: SecretValues, rows: int) -> list[str]:
     order = {op: i for i, op in enumerate(OPS)}
     changes = sorted(
@@ -102,6 +134,7 @@ def _phase(phase: PhaseRun, secrets: SecretValues, rows: int) -> list[str]:
     table = _resource_table(phase, secrets, rows)
     if table:
         lines += [*table, ""]
+    lines += _copy_lines(phase, secrets)
     if phase.policy:
         lines.append("**Policy findings**")
         lines.append("")

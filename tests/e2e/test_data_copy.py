@@ -153,3 +153,34 @@ def test_a_rewritten_lake_object_fails_the_proof_and_readers_go_back_to_legacy(
     with cli.serve(fresh_project) as served:
         after = _objects(aws("s3", served.url), RAW, PREFIX)
     assert set(before) <= set(after), "a rollback keeps every object of the lake"
+
+
+def test_a_plain_run_says_when_the_copy_starts_and_ends_with_its_counts(
+    cli: Any, fresh_project: Path
+) -> None:
+    migration = fresh_project / "migration.yaml"
+    spec = yaml.safe_load(migration.read_text())
+    [sandbox] = [e for e in spec["environments"] if e["name"] == "sandbox"]
+    sandbox["legacy_estate"] = {
+        "objects": 300, "large": 1, "large_mib": 2, "multipart": 2, "overwrites": 3, "deleted": 4,
+    }  # fmt: skip
+    migration.write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert cli.run(fresh_project, "apply", "--yes", "--phase", "pilot").returncode == 0
+
+    done = _apply_data_layer(cli, fresh_project)
+    assert done.returncode == 0, done.stderr
+    copy = _state(fresh_project)["data_copy"]
+    assert copy["listed_objects"] == copy["copied_objects"] == 300
+    head = f"sandbox-data_layer: copy into s3://{RAW}/{PREFIX}: "
+    lines = [line for line in done.stderr.splitlines() if line.startswith(head)]
+    mib = copy["copied_bytes"] / 1024 / 1024
+    assert lines[0] == f"{head}300 objects, {mib:.1f} MiB to copy of 300 listed", lines
+    assert lines[-1].startswith(
+        f"{head}done: 300/300 objects, {mib:.1f} MiB copied, 0 failed, 300 listed, in "
+    ), lines
+    # Never a line per object: the start, the end, one per 10 s at most in between.
+    assert len(lines) <= 2 + copy["seconds"] // 10, lines
+    summary = next(line for line in done.stderr.splitlines() if " applied: " in line)
+    assert (
+        summary.startswith("sandbox-data_layer applied: ") and "copied 300/300 objects" in summary
+    )

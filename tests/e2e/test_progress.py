@@ -62,14 +62,24 @@ def test_off_a_terminal_each_resource_and_check_gets_a_plain_line(applied_templa
             assert f"{head}attempt 1/" in stderr
             verdict = {"pass": "passed after ", "skipped": "skipped: "}[check["result"]]
             assert f"{head}{verdict}" in stderr, stderr
-    # Nothing but the headline, resource, check and summary lines; the English is right.
+    # Nothing but the headline, resource, check, data copy and summary lines; the English
+    # is right.
     shapes = re.compile(
         r"sandbox-\w+: (created|updated|replaced|deleted) \S+ \S+ \(\d+\.\d+s\)"
         r"|sandbox-\w+: check \w+ \(\w+\): .+"
+        r"|sandbox-data_layer: copy into s3://\S+: .+"
         r"|sandbox-\w+ applied: .+"
     )
     odd = [line for line in lines[1:] if not shapes.fullmatch(line)]
     assert not odd, odd
+    # The copy of the legacy estate: its listing, its start, its end, and in between at
+    # most one line per 10 s, never one per object.
+    copying = [line for line in lines if line.startswith("sandbox-data_layer: copy into ")]
+    state = yaml.safe_load(
+        (applied_template.path / "state" / "sandbox" / "data_layer.yaml").read_text()
+    )
+    assert 2 <= len(copying) <= 3 + state["data_copy"]["seconds"] // 10, copying
+    assert ": done: " in copying[-1], copying
     assert not re.search(r"\b(createing|updateing|deleteing|replaceing)\b", stderr)
 
 

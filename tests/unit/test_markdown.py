@@ -11,6 +11,7 @@ import pytest
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from phasegate.copystep import PendingCopy
 from phasegate.engines.base import Op, Plan, ResourceChange, UpResult, Violation
 from phasegate.markdown import COMMENT_LIMIT, run_markdown, status_markdown
 from phasegate.outputs import RunListing, StatusListing
@@ -19,7 +20,7 @@ from phasegate.promotion import PromotionPlan, Waiting
 from phasegate.redaction import SecretValues
 from phasegate.render import render_status
 from phasegate.reports import PhaseReport
-from phasegate.state import Approval, CheckResult, HistoryEntry, PhaseState
+from phasegate.state import Approval, CheckResult, DataCopy, HistoryEntry, PhaseState
 
 GFM = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
@@ -170,6 +171,56 @@ def test_a_long_resource_table_is_cut_and_the_comment_fits_github() -> None:
     assert len(text) <= COMMENT_LIMIT
     assert "Too long for a comment" in text
     assert text.rstrip().endswith(".") and text.startswith("### phasegate apply: sandbox")
+
+
+LAKE = "s3://lake-raw/legacy/"
+
+
+def test_a_plan_says_what_its_data_copy_would_copy_and_only_when_there_is_some() -> None:
+    def planned(objects: int, size: int) -> str:
+        report = PhaseReport(
+            "data_layer",
+            "sandbox-data_layer",
+            "verified",
+            "planned",
+            Plan("sandbox-data_layer", []),
+            copy_pending=PendingCopy(LAKE, objects, size),
+        )
+        return run_markdown(RunListing.from_reports("plan", "sandbox", [report]))
+
+    assert f"**Copy**: 3 object(s), 12 bytes to copy into {LAKE}\n" in planned(3, 12)
+    big = planned(300, 5 * 1024 * 1024 + 300 * 1024)
+    assert f"**Copy**: 300 object(s), 5.3 MiB to copy into {LAKE}\n" in big
+    assert "1 object(s), 1.0 GiB to copy" in planned(1, 1024**3)
+    assert "**Copy**" not in planned(0, 0)  # all there already: nothing to say
+
+
+def test_an_apply_shows_what_its_data_copy_did_with_its_first_failures() -> None:
+    copied = DataCopy(
+        at="2026-01-02T03:04:05Z",
+        source="s3://legacy/",
+        target=LAKE,
+        listed_objects=310,
+        listed_bytes=3 * 1024 * 1024,
+        copied_objects=298,
+        copied_bytes=2 * 1024 * 1024 + 512 * 1024,
+        skipped_objects=10,
+        failed_objects=2,
+        failures=["a*b.csv: AccessDenied", "c|d <x>.csv: SlowDown hunter22"],
+        seconds=12.345,
+    )
+    report = PhaseReport(
+        "data_layer", "sandbox-data_layer", "verified", "applied", data_copy=copied
+    )
+    text = run_markdown(
+        RunListing.from_reports("apply", "sandbox", [report]), SecretValues(["hunter22"])
+    )
+    assert (
+        f"**Copy**: copied 298 object(s), 2.5 MiB into {LAKE}; 10 there already, 2 failed; 12.3 s\n"
+    ) in text
+    tokens = GFM.parse(text)
+    assert _items(tokens) == ["a*b.csv: AccessDenied", "c|d <x>.csv: SlowDown [secret]"]
+    assert "hunter22" not in text and "<x>" not in text
 
 
 def test_no_secret_reaches_the_comment() -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from phasegate.checks import CheckContext, CheckSpec, run_check
+from phasegate.cli.copy_progress import eta
+from phasegate.cli.live_view import PhaseView
 from phasegate.cli.progress import JsonLines, Lines, LiveView, progress_for
 from phasegate.engines.base import Op, ProgressEvent
-from phasegate.events import CheckEvent, PhaseEvent, RunEvent, max_attempts
+from phasegate.events import CheckEvent, CopyEvent, PhaseEvent, RunEvent, max_attempts
 from phasegate.redaction import SecretValues
 
 BUCKET = "aws:s3/bucket:Bucket"
@@ -185,3 +188,134 @@ def test_run_check_reports_each_attempt_each_wait_and_the_verdict() -> None:
     assert said[-1][:2] == ("pass", 3) and said[-1][4] == "ready"
     assert slept == [2, 2]
     assert {(e.stack, e.check, e.kind) for e in events} == {("sandbox-pilot", "ready", "python")}
+
+
+# --- the data copy --------------------------------------------------------------------
+
+LAKE = "s3://lake-raw/legacy/"
+MIB = 1024 * 1024
+
+
+class _Clock:
+    """A clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _copying(copied: int, seconds: float, failed: int = 0) -> CopyEvent:
+    """300 objects of 2 MiB in all to copy, ``copied`` of them (and their share of bytes)."""
+    return CopyEvent(
+        "sandbox-data_layer", LAKE, "copying", copied, 300, copied * 2 * MIB // 300, 2 * MIB,
+        failed, listed=310, seconds=seconds,
+    )  # fmt: skip
+
+
+def test_plain_copy_lines_say_the_start_then_one_per_10_seconds_then_the_end() -> None:
+    clock, out = _Clock(), _Pipe()
+    progress = Lines(SecretValues(), out, clock)
+    progress(CopyEvent("sandbox-data_layer", LAKE, "listing", listed=1000, seconds=0.5))
+    for second in range(1, 26):  # the copy reports 5 times a second: a line every 10 s
+        for fifth in range(5):
+            clock.now = 100 + second + fifth / 5
+            progress(_copying(copied=min(300, 12 * second), seconds=second + fifth / 5))
+    clock.now = 126
+    done = CopyEvent("sandbox-data_layer", LAKE, "done", 300, 300, 2 * MIB, 2 * MIB, 0, 310, 26.0)
+    progress(done)
+    progress(PhaseEvent("sandbox-data_layer", "data_layer", "done", outcome="applied"))
+    head = f"sandbox-data_layer: copy into {LAKE}: "
+    assert out.getvalue().splitlines() == [
+        head + "listing, 1000 source objects so far (0s)",
+        head + "300 objects, 2.0 MiB to copy of 310 listed",
+        head + "132/300 objects, 0.9/2.0 MiB, 12.0 objects/s, 0.1 MiB/s, ETA 14s (11s)",
+        head + "252/300 objects, 1.7/2.0 MiB, 12.0 objects/s, 0.1 MiB/s, ETA 4s (21s)",
+        head + "done: 300/300 objects, 2.0 MiB copied, 0 failed, 310 listed, in 26.0s "
+        "(11.5 objects/s, 0.1 MiB/s)",
+        out.getvalue().splitlines()[-1],
+    ]
+    assert (
+        out.getvalue()
+        .splitlines()[-1]
+        .startswith("sandbox-data_layer applied: copied 300/300 objects; ")
+    )
+
+
+def test_a_stopped_copy_says_so_and_a_second_copy_starts_afresh() -> None:
+    clock, out = _Clock(), _Pipe()
+    progress = Lines(SecretValues(), out, clock)
+    progress(_copying(0, 0.0))
+    progress(replace(_copying(30, 3.0, failed=2), status="done"))
+    progress(_copying(0, 0.0))  # the next apply's copy, straight away
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3
+    assert lines[1].endswith("stopped: 30/300 objects, 0.2 MiB copied, 2 failed, 310 listed, "
+                             "in 3.0s (10.0 objects/s, 0.1 MiB/s)")  # fmt: skip
+    assert lines[2] == lines[0]
+
+
+def test_the_copy_eta_is_the_slower_of_objects_and_bytes() -> None:
+    assert eta(_copying(0, 0.0)) is None and eta(_copying(0, 5.0)) is None
+    assert eta(_copying(100, 10.0)) == pytest.approx(20.0, abs=0.01)  # 10/s, 200 left
+    # A few large objects left: by objects 1 s, by bytes 9 s
+    late = CopyEvent("s", LAKE, "copying", 90, 100, MIB, 10 * MIB, seconds=9.0)
+    assert eta(late) == pytest.approx(81.0)
+
+
+def test_json_lines_carry_each_copy_event_whole() -> None:
+    out = io.StringIO()
+    JsonLines(SecretValues(), out)(_copying(60, 6.0))
+    assert json.loads(out.getvalue()) == {
+        "event": "copy",
+        "stack": "sandbox-data_layer",
+        "target": LAKE,
+        "status": "copying",
+        "copied_objects": 60,
+        "total_objects": 300,
+        "copied_bytes": 60 * 2 * MIB // 300,
+        "total_bytes": 2 * MIB,
+        "failed": 0,
+        "listed": 310,
+        "seconds": 6.0,
+    }
+
+
+def test_the_live_view_shows_the_copy_with_objects_bytes_rate_and_eta() -> None:
+    from rich.console import Console
+
+    progress = LiveView(SecretValues(), _Tty())
+    try:
+        progress(PhaseEvent("sandbox-data_layer", "data_layer", "applying", total=2))
+        progress(_copying(150, 10.0))
+        screen = io.StringIO()
+        Console(file=screen, width=160, color_system=None).print(
+            PhaseView(progress, "sandbox-data_layer")
+        )
+        drawn = screen.getvalue()
+        assert "sandbox-data_layer copying" in drawn
+        row = next(line for line in drawn.splitlines() if "copy " in line and "objects" in line)
+        assert "150/300 objects, 1.0/2.0 MiB · ETA 10s · 15.0 objects/s, 0.1 MiB/s" in row
+        progress(replace(_copying(300, 20.0), status="done"))
+        screen = io.StringIO()
+        Console(file=screen, width=80, color_system=None).print(
+            PhaseView(progress, "sandbox-data_layer")
+        )
+        assert "✓ copied 300/300 objects, 2.0 MiB in 20.0s (15.0 objects/s" in screen.getvalue()
+    finally:
+        progress.close()
+
+
+def test_the_copy_library_s_progress_becomes_the_run_s_copy_events() -> None:
+    from phasegate.copystep import reporter
+    from phasegate.datacopy import Progress
+
+    seen: list[Any] = []
+    clock = _Clock()
+    report = reporter(seen.append, "sandbox-data_layer", LAKE, clock)
+    clock.now += 2.5
+    report(Progress("copying", 10, 300, 1024, 2 * MIB, failed=1, listed=310))
+    assert seen == [
+        CopyEvent("sandbox-data_layer", LAKE, "copying", 10, 300, 1024, 2 * MIB, 1, 310, 2.5)
+    ]

@@ -5,12 +5,13 @@ keeps the report alone). Part of the CLI layer: the core emits typed events
 Three renderings, picked by :func:`progress_for`:
 
 * on a terminal, a **live view** per phase (rich): the stack, resources done of the
-  plan's total, the operation under way, the time so far, then the phase's checks with
-  their attempts, waits and bakes; when the phase is done the view gives way to one
-  summary line;
+  plan's total, the operation under way, the time so far, its data copy (objects, MiB,
+  rate, ETA), then the phase's checks with their attempts, waits and bakes; when the
+  phase is done the view gives way to one summary line (:mod:`phasegate.cli.live_view`);
 * off a terminal (CI), or with ``NO_COLOR`` or ``TERM=dumb``, **plain lines** without
   colour or cursor control: one per resource operation done or failed, one per check
-  attempt, wait and verdict, one per phase done;
+  attempt, wait and verdict, one per phase done; a data copy's at its start, then at
+  most one per 10 s, and at its end (:mod:`phasegate.cli.copy_progress`);
 * with ``--output json``, **JSON lines**: one object per event, each with an ``event`` key:
 
   - ``{"event": "run", "action": "plan"|"apply", "environment", "phases": [...],
@@ -25,6 +26,9 @@ Three renderings, picked by :func:`progress_for`:
     "waiting"|"pass"|"fail"|"skipped", "attempt", "max_attempts", "seconds",
     "message"}`` (``seconds``: the bake, the wait before the next attempt, or the time
     the check took)
+  - ``{"event": "copy", "stack", "target", "status": "listing"|"copying"|"done",
+    "copied_objects", "total_objects", "copied_bytes", "total_bytes", "failed", "listed",
+    "seconds"}`` (a few a second at most; ``total_*``: what this run copies)
 
 Every message shows the run's secrets as ``[secret]``.
 """
@@ -36,20 +40,22 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
+from phasegate.cli.copy_progress import CopyLines, copy_summary
+from phasegate.cli.live_view import VERDICT, PhaseView, plural
 from phasegate.engines.base import ProgressEvent
-from phasegate.events import CheckEvent, PhaseEvent, RunEvent
+from phasegate.events import CheckEvent, CopyEvent, PhaseEvent, RunEvent
 from phasegate.redaction import SecretValues
 
 if TYPE_CHECKING:
-    from rich.console import Console, ConsoleOptions, RenderResult
     from rich.live import Live
 
 __all__ = ["Progress", "progress_for"]
 
-Event = ProgressEvent | RunEvent | PhaseEvent | CheckEvent
+Event = ProgressEvent | RunEvent | PhaseEvent | CheckEvent | CopyEvent
 
 _DOING = {
     "create": "creating",
@@ -66,7 +72,6 @@ _DONE = {
     "import": "imported",
 }
 _ACTION = {"plan": "Planning", "apply": "Applying"}
-_VERDICT = {"pass": "passed", "fail": "failed", "skipped": "skipped"}
 
 
 def progress_for(output: str, secrets: SecretValues, stream: IO[str] | None = None) -> Progress:
@@ -78,10 +83,6 @@ def progress_for(output: str, secrets: SecretValues, stream: IO[str] | None = No
         not stream.isatty() or bool(os.environ.get("NO_COLOR")) or os.environ.get("TERM") == "dumb"
     )
     return Lines(secrets, stream) if plain else LiveView(secrets, stream)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 @dataclass
@@ -107,6 +108,7 @@ class _Phase:
     failed: int = 0
     current: dict[tuple[str, str, str], str] = field(default_factory=dict)
     checks: dict[str, _Check] = field(default_factory=dict)
+    copy: CopyEvent | None = None
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -127,8 +129,10 @@ class _Phase:
         for check in self.checks.values():
             verdicts[check.status] = verdicts.get(check.status, 0) + 1
         if verdicts:
-            said = [f"{n} {_VERDICT.get(s, s)}" for s, n in verdicts.items()]
+            said = [f"{n} {VERDICT.get(s, s)}" for s, n in verdicts.items()]
             parts.append(f"checks: {', '.join(said)}")
+        if self.copy is not None and self.copy.status == "done":
+            parts.append(copy_summary(self.copy))
         parts.append(f"{time.monotonic() - self.started:.1f}s")
         return f"{head}: {'; '.join(parts)}"
 
@@ -137,9 +141,12 @@ class Progress:
     """Takes every event of a run (the engine's resource events and the run's own) and
     keeps what the summaries need; subclasses say how it looks."""
 
-    def __init__(self, secrets: SecretValues, stream: IO[str]) -> None:
+    def __init__(
+        self, secrets: SecretValues, stream: IO[str], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.secrets = secrets
         self.stream = stream
+        self.clock = clock
         self.phases: dict[str, _Phase] = {}
         self._started: dict[tuple[str, str, str], float] = {}
         self._lock = threading.RLock()
@@ -152,6 +159,8 @@ class Progress:
                 self._check(event)
             elif isinstance(event, PhaseEvent):
                 self._phase(event)
+            elif isinstance(event, CopyEvent):
+                self._copy(event)
             else:
                 self._run(event)
 
@@ -192,6 +201,12 @@ class Progress:
         check.attempt = event.attempt or check.attempt
         check.max_attempts, check.seconds = event.max_attempts, event.seconds
         check.since = time.monotonic()
+
+    def _copy(self, event: CopyEvent) -> None:
+        phase = self._of(event.stack)
+        phase.copy = event
+        if phase.status != "verifying":  # the copy runs before the checks, as they verify
+            phase.status = "copying"
 
     def _phase(self, event: PhaseEvent) -> None:
         if event.status == "done":
@@ -237,6 +252,8 @@ class JsonLines(Progress):
                 data = {"event": "check", **vars(event)}
             elif isinstance(event, PhaseEvent):
                 data = {"event": "phase", **vars(event)}
+            elif isinstance(event, CopyEvent):
+                data = {"event": "copy", **vars(event)}
             else:
                 data = {"event": "run", **vars(event), "phases": list(event.phases)}
             self.stream.write(json.dumps(self.secrets.mask_data(data)) + "\n")
@@ -245,6 +262,12 @@ class JsonLines(Progress):
 
 class Lines(Progress):
     """Plain lines for logs: no colour, no cursor control; each says its stack first."""
+
+    def __init__(
+        self, secrets: SecretValues, stream: IO[str], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(secrets, stream, clock)
+        self._copies = CopyLines(clock)
 
     def _say(self, line: str) -> None:
         self.stream.write(self._text(line) + "\n")
@@ -270,11 +293,17 @@ class Lines(Progress):
         elif event.status == "waiting":
             self._say(f"{head}: {of}: {event.message}; next attempt in {event.seconds:g}s")
         elif event.status in ("pass", "fail"):
-            tries = _plural(event.attempt, "attempt")
-            said = f"{_VERDICT[event.status]} after {tries} ({event.seconds:.1f}s)"
+            tries = plural(event.attempt, "attempt")
+            said = f"{VERDICT[event.status]} after {tries} ({event.seconds:.1f}s)"
             self._say(f"{head}: {said}: {event.message}")
         elif event.status == "skipped":
             self._say(f"{head}: skipped: {event.message}")
+
+    def _copy(self, event: CopyEvent) -> None:
+        super()._copy(event)
+        line = self._copies.line(event)
+        if line is not None:
+            self._say(line)
 
     def _phase(self, event: PhaseEvent) -> None:
         if event.status == "done":
@@ -291,88 +320,6 @@ class Lines(Progress):
             except (UnicodeEncodeError, LookupError):
                 arrow = " -> "
             self._say(self._headline(event, arrow))
-
-
-class _View:
-    """The live view of one stack, drawn afresh at every refresh (the time moves on)."""
-
-    def __init__(self, progress: LiveView, stack: str) -> None:
-        self.progress = progress
-        self.stack = stack
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        from rich.markup import escape
-        from rich.progress_bar import ProgressBar
-
-        phase = self.progress.phases.get(self.stack)
-        if phase is None:
-            return
-        text = self.progress._text
-        elapsed = time.monotonic() - phase.started
-        grid = _grid(5)
-        if phase.status == "planning":
-            grid.add_row(
-                self.progress.spinner, f"[bold]{self.stack}[/] planning [dim]{elapsed:.0f}s[/]"
-            )
-            yield grid
-            return
-        doing = {"applying": "applying", "verifying": "verifying", "rolling_back": "rolling back"}
-        count = f"{phase.finished}/{phase.total}" if phase.total else f"{phase.finished}"
-        bar = ProgressBar(total=phase.total or None, completed=phase.finished, width=24)
-        grid.add_row(
-            self.progress.spinner,
-            f"[bold]{self.stack}[/] {doing.get(phase.status, phase.status)}",
-            bar,
-            f"{count} resources",
-            f"[dim]{elapsed:.0f}s[/]",
-        )
-        yield grid
-        current = list(phase.current.values())
-        if current and phase.status != "verifying":
-            more = f" [dim](+{len(current) - 1})[/]" if len(current) > 1 else ""
-            yield f"    {escape(text(current[-1]))}{more}"
-        marks = {"pass": "[green]✓[/]", "fail": "[red]✗[/]", "skipped": "[dim]-[/]"}
-        for check in list(phase.checks.values()):
-            head = f"check {escape(check.name)} [dim]({check.kind})[/]"
-            of = f"attempt {check.attempt}/{check.max_attempts}"
-            waited = time.monotonic() - check.since
-            if check.status in marks:
-                tries = _plural(check.attempt, "attempt")
-                line = f"{marks[check.status]} {head} {_VERDICT[check.status]} [dim]{tries}[/]"
-                yield f"    {line}"
-            elif check.status == "baking":
-                baked = min(waited, check.seconds)
-                # Its kind left out: the line fits 80 columns, bar and all.
-                yield self._baking(f"check {escape(check.name)} {of}", baked, check.seconds)
-            elif check.status == "waiting":
-                why = escape(text(check.message))
-                left = max(0.0, check.seconds - waited)
-                yield f"    [yellow]…[/] {head} {of} [dim]{why}[/]; next in {left:.0f}s"
-            else:
-                yield f"    [cyan]…[/] {head} {of}"
-
-    @staticmethod
-    def _baking(head: str, baked: float, seconds: float) -> Any:
-        from rich.progress_bar import ProgressBar
-
-        grid = _grid(3)
-        grid.add_row(
-            f"    [cyan]…[/] {head} baking",
-            ProgressBar(total=seconds, completed=baked, width=12),
-            f"{baked:.0f}/{seconds:g}s",
-        )
-        return grid
-
-
-def _grid(columns: int) -> Any:
-    """A row of columns that never wraps: a live line that wrapped would leave a word on
-    a line of its own, and the view would jump."""
-    from rich.table import Table
-
-    grid = Table.grid(padding=(0, 1))
-    for _ in range(columns):
-        grid.add_column(no_wrap=True)
-    return grid
 
 
 class LiveView(Progress):
@@ -396,7 +343,7 @@ class LiveView(Progress):
 
         self._shown = stack
         self._live = Live(
-            _View(self, stack),
+            PhaseView(self, stack),
             console=self.console,
             transient=True,
             refresh_per_second=8,
@@ -427,6 +374,10 @@ class LiveView(Progress):
 
     def _check(self, event: CheckEvent) -> None:
         super()._check(event)
+        self._show(event.stack)
+
+    def _copy(self, event: CopyEvent) -> None:
+        super()._copy(event)
         self._show(event.stack)
 
     def _phase(self, event: PhaseEvent) -> None:
