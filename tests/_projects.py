@@ -106,14 +106,14 @@ of the shipped 5,000 (awkward keys, multipart, large, overwritten, deleted), few
 Every test that applies the data layer copies the estate and proves the copy; at 5,000
 objects that is a minute or more each. Tests of the shipped size call
 :func:`shipped_estate`."""
-_ESTATE_LINE = f"    legacy_estate: {SMALL_ESTATE}  # the tests' size (tests/_projects.py)\n"
+TESTS_ESTATE_LINE = f"    legacy_estate: {SMALL_ESTATE}  # the tests' size (tests/_projects.py)\n"
 
 
 def _small_estate(project: Path) -> None:
     path = project / "migration.yaml"
     text = path.read_text()
     small, found = re.subn(
-        r"(?m)^(    engine: sandbox\n)", lambda m: m.group(1) + _ESTATE_LINE, text
+        r"(?m)^(    engine: sandbox\n)", lambda m: m.group(1) + TESTS_ESTATE_LINE, text
     )
     assert found == 1 and "legacy_estate" not in text, f"no single sandbox engine in {path}"
     path.write_text(small)
@@ -123,8 +123,8 @@ def shipped_estate(project: Path) -> Path:
     """Give a copy of the project back the shipped legacy estate (5,000 objects)."""
     path = project / "migration.yaml"
     text = path.read_text()
-    assert _ESTATE_LINE in text, f"not the tests' small estate in {path}"
-    path.write_text(text.replace(_ESTATE_LINE, ""))
+    assert TESTS_ESTATE_LINE in text, f"not the tests' small estate in {path}"
+    path.write_text(text.replace(TESTS_ESTATE_LINE, ""))
     return project
 
 

@@ -26,6 +26,7 @@ from phasegate.checks.base import CheckContext, UnresolvedReference, resolve_ref
 from phasegate.datacopy import (
     CopyOptions,
     CopyResult,
+    DataCopyError,
     Location,
     Progress,
     copy_prefix,
@@ -66,18 +67,21 @@ def copy_data(
     source = Location(resolved.source.bucket, resolved.source.prefix)
     into = Location(resolved.target.bucket, resolved.target.prefix)
     client = environment.engine.aws_client(target, "s3")
-    result = copy_prefix(
-        client,
-        client,
-        source,
-        into,
-        _journal_dir(environment, target),
-        _options(resolved),
-        progress=reporter(environment.on_progress, target.name, str(into)),
-        stop=environment.stop,
-        # What the journal says was copied is kept by the engine first, even if stopped.
-        durable=environment.engine.cloud_writes_keeper(target),
-    )
+    try:
+        result = copy_prefix(
+            client,
+            client,
+            source,
+            into,
+            _journal_dir(environment, target),
+            _options(resolved),
+            progress=reporter(environment.on_progress, target.name, str(into)),
+            stop=environment.stop,
+            # What the journal says was copied is kept by the engine first, even if stopped.
+            durable=environment.engine.cloud_writes_keeper(target),
+        )
+    except DataCopyError as exc:  # a bucket it cannot list, a journal it cannot trust
+        return None, f"copy: {exc}"  # the phase fails: rolled back, readers on legacy
     summary = _summary(result, environment.context.clock())
     if result.stopped and environment.stop.is_set():
         raise Interrupted(

@@ -111,13 +111,19 @@ class Rollback:
                 result = engine.up(base, on_event=on_event, release_protected=True)
                 kept = result.kept
                 state.outputs = redact(dict(result.outputs.values), result.outputs.secret)
-                checks = self.verifier.run_checks(
-                    spec,
-                    base,
-                    result.outputs,
-                    0.0,
-                    checks=self.lkgs.checks(spec, state.lkg) if state.lkg is not None else None,
-                    after_rollback=True,
+                # Judged by the checks its last known good passed; a baseline of a phase
+                # never verified has none that ever passed (the failed ones would fail it).
+                checks = (
+                    self.verifier.run_checks(
+                        spec,
+                        base,
+                        result.outputs,
+                        0.0,
+                        checks=self.lkgs.checks(spec, state.lkg),
+                        after_rollback=True,
+                    )
+                    if state.lkg is not None
+                    else []
                 )
                 state.rollback_checks = checks
                 failed = [c for c in checks if c.result == "fail"]

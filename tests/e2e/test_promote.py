@@ -11,6 +11,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from _projects import TESTS_ESTATE_LINE
+
 PHASES = ("pilot", "data_layer", "compute", "cutover")
 
 
@@ -20,14 +22,18 @@ def _with_rehearsal(project: Path, approval: str = "none") -> None:
     migration = project / "migration.yaml"
     rehearsal = (
         "\n  - name: rehearsal\n    engine: sandbox\n    promote_from: sandbox\n"
-        f"    approval: {approval}\n"
+        f"    approval: {approval}\n{TESTS_ESTATE_LINE}"
     )
     text = migration.read_text()
     migration.write_text(text.replace("\n  - name: staging", rehearsal + "  - name: staging", 1))
     stacks = project / "stacks"
     for phase in PHASES:
         source = stacks / f"Pulumi.sandbox-{phase}.yaml"
-        (stacks / f"Pulumi.rehearsal-{phase}.yaml").write_text(source.read_text())
+        # Its own sandbox, so its own legacy bucket to copy from.
+        config = source.read_text().replace(
+            "phasegate-legacy-sandbox", "phasegate-legacy-rehearsal"
+        )
+        (stacks / f"Pulumi.rehearsal-{phase}.yaml").write_text(config)
 
 
 def _status(project: Path, env: str, phase: str) -> str:

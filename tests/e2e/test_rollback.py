@@ -129,7 +129,7 @@ def test_a_compute_change_whose_gpu_check_fails_puts_the_node_groups_back(
     assert "the sandbox has no Kubernetes cluster" in kubernetes["message"]
 
 
-def test_a_first_apply_whose_check_fails_keeps_only_what_is_protected(
+def test_a_first_apply_of_the_data_layer_whose_check_fails_keeps_the_lake_readers_on_legacy(
     cli: Any, applied_before: Callable[[str], Path], tmp_path: Path
 ) -> None:
     # Pilot applied (`migrate apply --yes --phase pilot`), the lake never.
@@ -148,14 +148,19 @@ def test_a_first_apply_whose_check_fails_keeps_only_what_is_protected(
 
     result = cli.run(project, "apply", "--yes", "--phase", "data_layer", "--output", "json")
 
+    # A phase that copies data is never destroyed: the lake stays, readers on legacy.
     assert result.returncode == 3, result.stderr
     [report] = json.loads(result.stdout)["phases"]
-    assert report["message"].endswith("rolled back to nothing (destroyed what it created)")
-    kept = {k.rsplit(" ", 1)[-1] for k in report["kept"]}
-    assert {f"lake-{name}" for name in LAKE} | {"lake-key", "lake-raw-versioning"} <= kept
+    assert report["message"].endswith(
+        "rolled back to readers on legacy (the lake and the data copied into it kept), "
+        "on the version applied"
+    )
+    state = _state(project, "data_layer")
+    assert state["status"] == "rolled_back" and state["rollback_checks"] == []
+    assert state["outputs"]["data_source"]["on"] == "legacy"
     inventory = json.loads(cli.run(project, "sandbox", "status", "--output", "json").stdout)
     left = {r["name"] for r in inventory["stacks"]["sandbox-data_layer"]}
-    assert left == kept  # everything the lake declares is protected, and only that is left
+    assert {f"lake-{name}" for name in LAKE} | {"lake-key", "lake-raw-versioning"} <= left
 
 
 def test_no_rollback_ever_deletes_the_lake_or_its_objects(
@@ -184,7 +189,8 @@ def test_no_rollback_ever_deletes_the_lake_or_its_objects(
                     Body=f"{name} day {i}".encode(),
                 )
     stored = objects()
-    assert all(len(keys) == 3 for keys in stored.values())
+    days = {f"exports/2026-11-2{i}.parquet" for i in range(3)}
+    assert all(days <= set(keys) for keys in stored.values())
 
     # 1. A changed lifecycle and legacy source, whose check fails: back to the last known
     # good (where the check holds again, so the rollback checks out).
@@ -288,7 +294,9 @@ def test_a_rollback_keeps_a_protected_resource_only_the_failed_version_had(
     # The last known good has none of them: the rollback keeps them, and checks out.
     assert result.returncode == 3, result.stdout + result.stderr
     [report] = json.loads(result.stdout)["phases"]
-    assert report["message"].endswith("rolled back to its last known good")
+    assert report["message"].endswith(
+        "readers on legacy (the lake and the data copied into it kept), on its last known good"
+    )
     kept = {k.rsplit(" ", 1)[-1] for k in report["kept"]}
     assert {"lake-scratch", "lake-scratch-versioning", "lake-scratch-alias"} <= kept
     assert all(name.startswith("lake-scratch") for name in kept), kept
@@ -347,6 +355,8 @@ def test_a_rollback_is_judged_by_the_checks_its_last_known_good_passed(
     assert "never" in {c["name"] for c in state["checks"]}  # the change failed on it
     rechecked = {c["name"]: c["result"] for c in state["rollback_checks"]}
     assert "never" not in rechecked
+    # The proof is not re-run: a rollback keeps the lake's data as it is.
+    assert rechecked.pop("lake_has_the_legacy_data") == "skipped"
     assert set(rechecked.values()) == {"pass"} and "lake_raw" in rechecked
 
 
