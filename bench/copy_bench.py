@@ -14,7 +14,7 @@ standard library's `copy` module for everything the script imports.)
 
 It prints a markdown table; --write also appends it, with the machine it ran on, to
 bench/RESULTS.md. Benchmarks report, they do not gate: the exit code is 0 unless the
-arguments are wrong (2).
+arguments are wrong (2) or it is stopped (130 Ctrl-C, 143 SIGTERM).
 """
 
 from __future__ import annotations
@@ -277,6 +277,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
+    return value
+
+
 def _tool_list(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     wrong = [n for n in names if n not in TOOLS]
@@ -311,7 +318,7 @@ def main() -> int:
     parser.add_argument("--target-prefix", type=_prefix, default="", metavar="PREFIX")
     parser.add_argument(
         "--sample",
-        type=int,
+        type=_count,
         default=20,
         metavar="N",
         help="bodies whose md5 is compared, plus the two largest (default 20)",
@@ -325,7 +332,7 @@ def main() -> int:
         metavar="LIST",
         help="thread counts of the emulator-alone loops (default 1,16)",
     )
-    parser.add_argument("--ceiling-seconds", type=float, default=5.0, metavar="S")
+    parser.add_argument("--ceiling-seconds", type=_positive, default=5, metavar="S")
     parser.add_argument("--write", action="store_true", help="append the results to RESULTS.md")
     parser.add_argument("--migrate", help="the migrate executable (default: next to python)")
     parser.add_argument("--keep", action="store_true", help="keep the project copy and targets")
@@ -393,7 +400,7 @@ if __name__ == "__main__":
     try:
         main()
     except SystemExit as exc:  # e.g. migrate not found: say so; bad arguments keep exit 2
-        if exc.code == 2:
+        if exc.code in (2, 143):  # bad arguments; stopped by SIGTERM
             raise
         if exc.code not in (None, 0):
             print(

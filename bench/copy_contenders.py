@@ -102,6 +102,10 @@ def _run(argv: list[str], env: dict[str, str], timeout: float) -> Outcome:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
             return Outcome(time.perf_counter() - start, f"timed out after {timeout:.0f} s")
+        except BaseException:  # stopped (Ctrl-C, SIGTERM): leave no tool running behind
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+            raise
         seconds = time.perf_counter() - start
         if rc == 0:
             return Outcome(seconds)
