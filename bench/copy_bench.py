@@ -137,7 +137,11 @@ def race(
         return row
     s3 = copy_s3.client(served.url)
     target = Location(f"bench-{tool.name}-{uuid.uuid4().hex[:8]}", prefix)
-    copy_s3.make_bucket(s3, target.bucket)
+    try:
+        copy_s3.make_bucket(s3, target.bucket)
+    except Exception as exc:  # the emulator refused: this row says so, the next tool runs
+        row.notes.append(f"could not make the target bucket: {type(exc).__name__}: {exc}")
+        return row
     try:
         for attempt in ("full", "rerun"):
             before = served.cpu_seconds()
@@ -154,11 +158,16 @@ def race(
                 row.notes.append(f"{attempt}: {outcome.error}")
                 return row
             row.checks.append(copy_s3.verify(s3, source, target, sample, want))
+    except Exception as exc:  # a check that could not read the target; the next tool runs
+        row.notes.append(f"could not check the target: {type(exc).__name__}: {exc}")
     finally:
         if keep and row.full is not None:
             row.notes.append(f"target kept: s3://{target.bucket}/")
         else:
-            copy_s3.delete_bucket(s3, target.bucket)
+            try:
+                copy_s3.delete_bucket(s3, target.bucket)
+            except Exception as exc:
+                row.notes.append(f"target not deleted: {type(exc).__name__}: {exc}")
     return row
 
 
@@ -205,6 +214,9 @@ def table(rows: list[Row], want: copy_s3.Listing, best_copy_rate: float | None) 
             proof = f"none (harness check: {row.checks[0].seconds:.2f})"
         checked = " / ".join(v.summary() for v in row.checks) or "—"
         notes = list(row.notes)
+        said = [(w, o.copied) for w, o in (("full", row.full), ("re-run", row.rerun)) if o]
+        if any(n is not None for _, n in said):
+            notes.append("says it copied " + ", ".join(f"{n} ({w})" for w, n in said))
         if row.full and not row.full.error:
             notes.append(f"emulator CPU {_cpu(row.full)} full, {_cpu(row.rerun)} re-run")
             if best_copy_rate:
@@ -233,7 +245,7 @@ def report(
     concurrency: int,
     stop_seconds: float | None,
 ) -> str:
-    copies = [c.rate for c in ceilings if c.operation == "CopyObject"]
+    copies = [c.capacity for c in ceilings if c.operation == "CopyObject"]
     out = [
         f"Estate: {want.count:,} objects, {want.bytes / MIB:,.2f} MB (MiB) in {source.url()} "
         f"(largest {want.largest / MIB:,.2f} MB). Concurrency setting: {concurrency}. "
@@ -247,8 +259,9 @@ def report(
         "",
         "Emulator CPU is the served sandbox's CPU time over the run's wall time: it is one "
         "Python process, so near 100 % of one core the emulator, not the tool, is the limit. "
-        "The ceiling below is the best CopyObject rate measured; every copied object costs "
-        "at least one CopyObject (a re-run that lists both sides needs only a few requests).",
+        "The CopyObject ceiling is the most CopyObject requests per second the emulator "
+        "answers at a full core (below); every copied object costs at least one, so no "
+        "tool's full copy can pass it (a re-run that lists both sides needs few requests).",
         "",
         "The emulator alone (boto3 threads in this process, which share the cores with it):",
         "",

@@ -33,6 +33,7 @@ class Outcome:
     error: str = ""
     proof_seconds: float | None = None  # phasegate's parity proof, inside ``seconds``
     server_cpu: float | None = None  # emulator CPU seconds during the run
+    copied: int | None = None  # objects the tool says it copied, where it says
 
 
 @dataclass
@@ -82,7 +83,8 @@ class Phasegate(Tool):
             raise
         except Exception as exc:  # the row reports it; the other tools still race
             return Outcome(time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
-        return Outcome(time.perf_counter() - start, proof_seconds=timings.proof_seconds)
+        seconds = time.perf_counter() - start
+        return Outcome(seconds, proof_seconds=timings.proof_seconds, copied=timings.copied)
 
 
 def _run(argv: list[str], env: dict[str, str], timeout: float) -> Outcome:

@@ -6,7 +6,9 @@ results says "not plugged in" and the other tools still race. To plug it in, mak
 :func:`phasegate_copy` run one copy *and its parity proof* against ``endpoint`` and return
 their timings; the harness times the whole call itself (wall), counts and verifies the
 target on its own, and calls it twice: a first full copy into an empty target, then a
-no-change re-run.
+no-change re-run. Called in this process, it is spared the process start-up (and
+imports) every other tool pays on each run; for a like-for-like time, run phasegate's
+copy as a `migrate` subprocess here.
 """
 
 from __future__ import annotations

@@ -159,14 +159,19 @@ class Ceiling:
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
+    @property
+    def capacity(self) -> float:
+        """Requests per CPU-second of the emulator: its rate at a full core (it answers
+        under one interpreter lock, so one core is all it can use); the client's own
+        share of the cores taken away. The plain rate when its CPU was not measured."""
+        return self.requests / self.server_cpu if self.server_cpu else self.rate
+
     def line(self) -> str:
         cpu = ""
         if self.server_cpu and self.seconds:
-            # The emulator answers under one interpreter lock: one core is all it can use,
-            # so requests per CPU-second of it is its rate with the client taken away.
             cpu = (
                 f", emulator CPU {self.server_cpu / self.seconds:.0%} of one core, "
-                f"so at most ≈{self.requests / self.server_cpu:,.0f}/s at a full core"
+                f"so at most ≈{self.capacity:,.0f}/s at a full core"
             )
         errors = f", {self.errors} error(s)" if self.errors else ""
         return (
