@@ -34,7 +34,7 @@ __all__ = [
 NAMESPACE = "phasegate"
 # Keys the orchestrator and the policy pack read (which program runs, policy
 # enforcement overrides); not part of any phase's model.
-_NOT_MODEL_KEYS = frozenset({"phase", "program", "policy", "step", "protected"})
+_NOT_MODEL_KEYS = frozenset({"phase", "program", "policy", "step", "data_source", "protected"})
 
 
 class InvalidConfig(ValueError):

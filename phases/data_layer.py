@@ -58,6 +58,17 @@ def program() -> None:
 
     for name, bucket in buckets.items():
         pulumi.export(f"{name}_bucket", bucket.bucket)
+    # Where readers of the legacy exports go: phasegate points them at the lake's copy
+    # once the parity proof holds, and back at legacy when the phase rolls back.
+    lake = pulumi.Config("phasegate").get("data_source") == "lake"
+    pulumi.export(
+        "data_source",
+        {
+            "bucket": buckets["raw"].bucket if lake else cfg.legacy_bucket,
+            "prefix": "legacy/" if lake else "",
+            "on": "lake" if lake else "legacy",
+        },
+    )
     pulumi.export("lake_buckets", {name: b.bucket for name, b in buckets.items()})
     pulumi.export("lake_key_arn", key.arn)
     pulumi.export("lake_key_alias", alias.name)

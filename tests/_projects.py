@@ -95,7 +95,37 @@ def _extract(dest: Path) -> tuple[Path, str]:
 def _shipped() -> tuple[Path, str]:
     dest = Path(tempfile.mkdtemp(prefix="phasegate-tests-shipped-"))
     atexit.register(shutil.rmtree, dest, ignore_errors=True)
-    return _extract(dest)
+    project, source = _extract(dest)
+    _small_estate(project)
+    return project, source
+
+
+SMALL_ESTATE = "{objects: 300, large: 1, large_mib: 2, multipart: 3, overwrites: 5, deleted: 5}"
+"""The sandbox's legacy estate in the tests' copy of the project: every kind of object
+of the shipped 5,000 (awkward keys, multipart, large, overwritten, deleted), few of each.
+Every test that applies the data layer copies the estate and proves the copy; at 5,000
+objects that is a minute or more each. Tests of the shipped size call
+:func:`shipped_estate`."""
+_ESTATE_LINE = f"    legacy_estate: {SMALL_ESTATE}  # the tests' size (tests/_projects.py)\n"
+
+
+def _small_estate(project: Path) -> None:
+    path = project / "migration.yaml"
+    text = path.read_text()
+    small, found = re.subn(
+        r"(?m)^(    engine: sandbox\n)", lambda m: m.group(1) + _ESTATE_LINE, text
+    )
+    assert found == 1 and "legacy_estate" not in text, f"no single sandbox engine in {path}"
+    path.write_text(small)
+
+
+def shipped_estate(project: Path) -> Path:
+    """Give a copy of the project back the shipped legacy estate (5,000 objects)."""
+    path = project / "migration.yaml"
+    text = path.read_text()
+    assert _ESTATE_LINE in text, f"not the tests' small estate in {path}"
+    path.write_text(text.replace(_ESTATE_LINE, ""))
+    return project
 
 
 def shipped_project() -> Path:

@@ -23,7 +23,10 @@ The project the tests use is the one staged in git, never the working tree's
 per test process into a temp dir, so a stack config someone is editing decides nothing.
 (The index, not ``HEAD``: the same in CI, and what a developer stages is what they mean to
 test; unstaged edits are listed in pytest's header. Outside a git checkout the working
-tree's files are used.)
+tree's files are used.) One change is made to that copy: the sandbox's legacy estate is
+small (``SMALL_ESTATE`` in ``_projects.py``), since every test that applies the data
+layer copies it and proves the copy; tests of the shipped 5,000 objects say so
+(``shipped_estate``).
 
 Every test makes what it changes itself: ``fresh_project``, ``applied_project`` and the
 copies of ``applied_before(phase)`` are private. The templates they copy take ``migrate``

@@ -21,6 +21,9 @@ Points:
   rollback that fails: ``rollback_failed``, exit 4); ``kill`` dies with N-1 done.
 * ``check``: before each check runs (after an apply, and after a rollback's re-apply).
 * ``rollback``: as a rollback starts, with the stack already in ``rolling_back``.
+* ``copy-object``: right after a phase's data copy has copied an object and added it to
+  its journal (which reaches the disk in batches); ``copy-object:N`` kills the run with N
+  objects copied.
 * ``scaffold-write``: before each file ``migrate init`` or ``migrate new-phase`` writes;
   ``fail`` there fails that write, and what the command wrote before it is taken back.
 

@@ -101,10 +101,11 @@ class Orchestrator:
                         spec.name,
                         state.stack,
                         state.status,
-                        "planned" if planned.plan.has_changes else "no changes",
+                        "planned" if planned.plan.has_changes or planned.copies else "no changes",
                         planned.plan,
                         violations=planned.violations,
                         blocked_by=[g.detail for g in found if not g.ok],
+                        copy_pending=planned.copy,
                     )
                 )
                 entries.append(phase_entry(planned, state, found, planned.violations))
@@ -309,7 +310,14 @@ class Orchestrator:
         if failed:
             return self._failed(lifecycle, spec, planned, failed)
         return PhaseReport(
-            spec.name, state.stack, state.status, "applied", plan, result, checks=state.checks
+            spec.name,
+            state.stack,
+            state.status,
+            "applied",
+            plan,
+            result,
+            checks=state.checks,
+            data_copy=state.data_copy,
         )
 
     def _failed(

@@ -11,12 +11,13 @@ was kept); a status document has every field, null where there is nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from phasegate.state import CheckResult, Status, redact
+from phasegate.state import CheckResult, DataCopy, Status, redact
 
 if TYPE_CHECKING:
     from phasegate.engines.base import ResourceChange
@@ -74,6 +75,14 @@ class ResourceEntry(_Model):
         )
 
 
+class CopyPending(_Model):
+    """What a phase's data copy would copy on an apply now."""
+
+    target: str = Field(description="s3://bucket/prefix copied into")
+    objects: int = Field(description="objects new or changed at the source")
+    bytes: int = Field(description="their bytes")
+
+
 class PolicyFinding(_Model):
     """One resource (or the stack) breaking one policy rule."""
 
@@ -125,6 +134,12 @@ class PhaseRun(_Model):
         None, description="a plan: the gates that would stop its apply as things stand"
     )
     policy: list[PolicyFinding] | None = Field(None, description="what the policy pack found")
+    copy_pending: CopyPending | None = Field(
+        None, description="a plan of a phase with a data copy: what its apply would copy"
+    )
+    data_copy: DataCopy | None = Field(
+        None, description="an apply of a phase with a data copy: what the copy did"
+    )
 
     @classmethod
     def from_report(cls, report: PhaseReport) -> PhaseRun:
@@ -151,6 +166,12 @@ class PhaseRun(_Model):
                 round(report.rollback_seconds, 3) if report.rollback_seconds is not None else None
             ),
             blocked_by=list(report.blocked_by) or None,
+            copy_pending=(
+                CopyPending(**dataclasses.asdict(report.copy_pending))
+                if report.copy_pending is not None
+                else None
+            ),
+            data_copy=report.data_copy,
             policy=[
                 PolicyFinding(
                     rule=v.rule,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from phasegate.copystep import PendingCopy, pending_copy
 from phasegate.engines.base import Plan, ProgramSource, StackOutputs, StackTarget
 from phasegate.events import PhaseEvent
 from phasegate.gates import has_work
@@ -22,11 +23,15 @@ from phasegate.state import PhaseState, PlanSummary
 if TYPE_CHECKING:
     from phasegate.environment import Environment
 
-__all__ = ["STEP", "STEPS", "Planned", "Planner", "RunMemory", "Stage", "digest"]
+__all__ = ["DATA_SOURCE", "STEP", "STEPS", "Planned", "Planner", "RunMemory", "Stage", "digest"]
 
 STEPS = f"{CONFIG_NAMESPACE}:steps"
 STEP = f"{CONFIG_NAMESPACE}:step"
 """A stepped phase's steps (its config) and the one a run applies (set by phasegate)."""
+DATA_SOURCE = f"{CONFIG_NAMESPACE}:data_source"
+"""A phase with a data copy: where readers of its data are pointed (set by phasegate):
+``legacy`` while it applies and copies, ``lake`` once the copy is proved, ``legacy``
+again after a rollback."""
 
 
 def digest(data: Any) -> str:
@@ -55,6 +60,8 @@ class Planned:
     inputs: dict[str, Any] = field(default_factory=dict)
     """What the fingerprint is made of, each part digested on its own: a saved plan keeps
     them to say which one changed since."""
+    copy: PendingCopy | None = None
+    """A phase with a data copy: what an apply would copy now (None: not known yet)."""
 
     @property
     def target(self) -> StackTarget:
@@ -65,9 +72,15 @@ class Planned:
         """The stack's policy findings, as the policy gate takes them."""
         return self.target.name, self.violations
 
+    @property
+    def copies(self) -> bool:
+        """The phase's data copy has objects to copy."""
+        return self.copy is not None and self.copy.objects > 0
+
     def has_work(self, state: PhaseState) -> bool:
-        """False when the phase is verified at this fingerprint and nothing would change."""
-        return has_work(state, self.fingerprint, self.plan)
+        """False when the phase is verified at this fingerprint, nothing would change and
+        its data copy (if it has one) has nothing to copy."""
+        return self.copies or has_work(state, self.fingerprint, self.plan)
 
 
 @dataclass
@@ -99,6 +112,8 @@ class Planner:
             policy_pack=pack if pack.is_dir() else None,
             policy_config=crossguard_config(config, f"{env.name}-{phase.name}"),
         )
+        if phase.copy_data is not None:  # readers stay on legacy until the copy is proved
+            target = dataclasses.replace(target, config={**target.config, DATA_SOURCE: "legacy"})
         steps = config.get(STEPS)
         if not isinstance(steps, list) or not steps:
             return Stage(target, config)
@@ -176,7 +191,8 @@ class Planner:
         if reuse and state.status == "verified" and state.fingerprint == fingerprint:
             unchanged = engine.unchanged_plan(target.name)
             if unchanged is not None:
-                return Planned(stage, unchanged, fingerprint, [], parts)
+                copy = pending_copy(self.environment, phase, target, unchanged.outputs)
+                return Planned(stage, unchanged, fingerprint, [], parts, copy)
         self.environment.on_progress(PhaseEvent(target.name, phase.name, "planning"))
         plan = engine.preview(target, upstream=upstream, on_event=self.environment.on_event)
         if plan.has_changes:
@@ -187,7 +203,9 @@ class Planner:
             config=stage.config,
             pack_dir=self.project.root / "policies",
         )
-        return Planned(stage, plan, fingerprint, [*policy.violations, *plan.findings], parts)
+        copy = pending_copy(self.environment, phase, target, plan.outputs)
+        findings = [*policy.violations, *plan.findings]
+        return Planned(stage, plan, fingerprint, findings, parts, copy)
 
     def note(self, state: PhaseState, plan: Plan, fingerprint: str) -> None:
         """The plan an apply carries out, on the state (written with its ``apply``)."""

@@ -250,6 +250,7 @@ class Project:
             f"{CONFIG_NAMESPACE}:phase",
             f"{CONFIG_NAMESPACE}:program",
             f"{CONFIG_NAMESPACE}:step",
+            f"{CONFIG_NAMESPACE}:data_source",
             POLICY_KEY,
         )
         values = {
@@ -322,6 +323,11 @@ class Project:
                 work_dir=self.work_dir,
                 regions={e.name: e.region for e in environments},
                 backends={e.name: e.backend for e in environments},
+                estates={
+                    e.name: e.legacy_estate.model_dump()
+                    for e in environments
+                    if e.legacy_estate is not None
+                },
                 secrets=self.secrets,
                 stop=stop,
             )

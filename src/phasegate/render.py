@@ -112,6 +112,15 @@ def render_reports(
                 tail = f"  [dim]({'; '.join(extra)})[/]" if extra else ""
                 mark = f"[{_STYLE[op]}]{_SYMBOL[op]:>2} {op:<7}[/]"
                 console.print(f"  {mark} {change.type}  {text(change.name)}{tail}")
+        if report.copy_pending is not None and report.copy_pending.objects:
+            console.print(f"  [green]copy[/] {text(report.copy_pending.describe())}")
+        if report.data_copy is not None:
+            done = report.data_copy
+            console.print(
+                f"  copied {done.copied_objects} object(s), {done.copied_bytes} byte(s) into "
+                f"{text(done.target)} ({done.skipped_objects} there already, "
+                f"{done.listed_objects} in {text(done.source)}) in {done.seconds:.1f} s"
+            )
         for v in report.violations:
             colour = "red" if v.enforcement == "mandatory" else "yellow"
             console.print(
@@ -330,6 +339,12 @@ def render_inventory(
             if legacy.get("objects") is None
             else f"{legacy['objects']} objects, {legacy.get('bytes', 0)} bytes"
         )
+        if legacy.get("versions") is not None:
+            objects += (
+                f"; {legacy['versions']} object versions and "
+                f"{legacy.get('delete_markers', 0)} delete markers kept by versioning: "
+                "only current versions migrate"
+            )
         console.print(
             f"  legacy estate: bucket {legacy['bucket']} ({objects}), "
             f"zone {', '.join(legacy['zones'])}, vpc {legacy['vpc_id']}"

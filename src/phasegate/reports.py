@@ -4,10 +4,14 @@ document made of it: :class:`phasegate.outputs.RunListing`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from phasegate.engines.base import Plan, UpResult
 from phasegate.policy import Violation
-from phasegate.state import CheckResult
+from phasegate.state import CheckResult, DataCopy
+
+if TYPE_CHECKING:
+    from phasegate.copystep import PendingCopy
 
 __all__ = ["PhaseReport"]
 
@@ -33,3 +37,13 @@ class PhaseReport:
     """The checks of the apply (for a rollback: of the apply that failed)."""
     rollback_checks: list[CheckResult] = field(default_factory=list)
     """The last known good's checks, run again on what a rollback restored."""
+    copy_pending: PendingCopy | None = None
+    """A plan of a phase with a data copy: what its apply would copy now."""
+    data_copy: DataCopy | None = None
+    """An apply of a phase with a data copy: what the copy did."""
+
+    @property
+    def has_changes(self) -> bool:
+        """A plan that would change something: a resource, or data to copy."""
+        copies = self.copy_pending is not None and self.copy_pending.objects > 0
+        return copies or bool(self.plan and self.plan.has_changes)

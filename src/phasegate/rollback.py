@@ -7,7 +7,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from phasegate import faults
 from phasegate.engines.base import Plan, ProgramSource, StackTarget
@@ -15,7 +16,7 @@ from phasegate.errors import EngineError, GateBlocked, InputError, describe
 from phasegate.events import PhaseEvent
 from phasegate.gates import refuse_interrupted
 from phasegate.machine import PhaseLifecycle
-from phasegate.planning import STEP, Planner
+from phasegate.planning import DATA_SOURCE, STEP, Planner
 from phasegate.reports import PhaseReport
 from phasegate.spec import PhaseSpec
 from phasegate.state import PhaseState, redact
@@ -102,10 +103,10 @@ class Rollback:
         try:
             faults.point("rollback")
             base = self.lkgs.target(target, state.lkg) if state.lkg is not None else target
-            stepped = STEP in base.config
-            if stepped or state.lkg is not None:
-                if stepped:
-                    base = dataclasses.replace(base, config={**base.config, STEP: -1})
+            baseline = _baseline(base.config)
+            if baseline is not None or state.lkg is not None:
+                if baseline is not None:
+                    base = dataclasses.replace(base, config={**base.config, **baseline})
                 # Protected resources only the failed version had stay, released.
                 result = engine.up(base, on_event=on_event, release_protected=True)
                 kept = result.kept
@@ -133,6 +134,10 @@ class Rollback:
             if STEP in base.config:
                 state.step = -1
                 what = "its baseline (all traffic on legacy)"
+            elif DATA_SOURCE in base.config:
+                what = "readers on legacy (the lake and the data copied into it kept), on " + (
+                    "its last known good" if state.lkg is not None else "the version applied"
+                )
             elif state.lkg is not None:
                 what = "its last known good"
             else:
@@ -204,3 +209,14 @@ class Rollback:
             else:
                 lifecycle.fire("rollback", message=reason)
             return self.roll_back(lifecycle, spec, target, reason)
+
+
+def _baseline(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The config a rollback applies instead of destroying or restoring as is: a stepped
+    phase at its baseline step (all traffic on legacy), a phase with a data copy with its
+    readers on legacy (its data kept). None for any other phase."""
+    if STEP in config:
+        return {STEP: -1}
+    if DATA_SOURCE in config:
+        return {DATA_SOURCE: "legacy"}
+    return None

@@ -21,6 +21,7 @@ __all__ = [
     "MIGRATION_FILE",
     "CheckSpec",
     "EnvironmentSpec",
+    "LegacyEstate",
     "Migration",
     "PhaseSpec",
     "SharedLock",
@@ -82,6 +83,45 @@ class SharedLock(_Model):
     )
 
 
+class LegacyEstate(_Model):
+    """What the sandbox's legacy bucket holds when the sandbox is first opened (a sandbox
+    that exists keeps what it has: `migrate sandbox reset` makes it again). Versioning is
+    on; only current versions migrate."""
+
+    objects: int = Field(
+        5000,
+        ge=0,
+        le=1_000_000,
+        description="current objects, all told: nightly exports in nested prefixes, other "
+        "trees, awkward keys, and the large and multipart objects below",
+    )
+    large: int = Field(3, ge=0, le=100, description="large objects, uploaded in 8 MiB parts")
+    large_mib: int = Field(24, ge=1, le=1024, description="size of each large object, MiB")
+    multipart: int = Field(
+        20, ge=0, le=10_000, description="objects uploaded in two parts (5 MiB and a bit)"
+    )
+    overwrites: int = Field(
+        50, ge=0, description="keys overwritten once: their older version is kept"
+    )
+    deleted: int = Field(
+        25, ge=0, le=100_000, description="keys deleted: a delete marker is their current version"
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> LegacyEstate:
+        if self.large + self.multipart > self.objects:
+            raise ValueError(
+                f"objects ({self.objects}) must be at least large + multipart "
+                f"({self.large + self.multipart})"
+            )
+        if self.overwrites > self.objects - self.large - self.multipart:
+            raise ValueError(
+                f"overwrites ({self.overwrites}) must be at most objects - large - multipart "
+                f"({self.objects - self.large - self.multipart})"
+            )
+        return self
+
+
 class EnvironmentSpec(_Model):
     """One account/region target."""
 
@@ -112,6 +152,20 @@ class EnvironmentSpec(_Model):
         None,
         description="a lock shared across machines (DynamoDB); absent: the local file lock only",
     )
+    legacy_estate: LegacyEstate | None = Field(
+        None,
+        description="sandbox engine: what the legacy bucket holds (default: 5,000 objects, 3 "
+        "large of 24 MiB, 20 multipart, 50 overwritten, 25 deleted)",
+    )
+
+    @model_validator(mode="after")
+    def _estate_on_sandbox_only(self) -> EnvironmentSpec:
+        if self.legacy_estate is not None and self.engine != "sandbox":
+            raise ValueError(
+                f"environment {self.name}: legacy_estate is a setting of the sandbox engine "
+                f"(this environment's engine is {self.engine}, whose legacy estate is real)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sandbox_lock_has_an_endpoint(self) -> EnvironmentSpec:
@@ -127,6 +181,41 @@ class EnvironmentSpec(_Model):
                     "in-process, so a lock table in AWS itself would not be reached"
                 )
         return self
+
+
+class CopyEnd(_Model):
+    """One side of a phase's data copy: a bucket and a key prefix in it."""
+
+    bucket: str = Field(
+        min_length=1, description="bucket name, or a ${config.x} / ${outputs.x} reference"
+    )
+    prefix: str = Field("", description="key prefix (empty: the whole bucket)")
+
+
+class CopySpec(_Model):
+    """Data a phase copies into what it made, after its resources are applied and before
+    its checks: server side, incremental, resumable; the source is only read."""
+
+    source: CopyEnd = Field(description="where the data is (the legacy side)")
+    target: CopyEnd = Field(description="where it goes (a bucket the phase made)")
+    kms_key: str | None = Field(
+        None, description="KMS key every copy is encrypted with (a key id, ARN or reference)"
+    )
+    include: list[str] = Field(
+        default_factory=list,
+        description="globs on the key relative to the source prefix (** crosses /); "
+        "empty: every key",
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="globs of keys left out, whether included or not"
+    )
+    workers: int = Field(32, ge=1, le=256, description="objects copied at once")
+    multipart_threshold_mib: int = Field(
+        5120,
+        ge=5,
+        le=5120,
+        description="objects larger than this (MiB) are copied in parts (UploadPartCopy)",
+    )
 
 
 class PhaseSpec(_Model):
@@ -149,6 +238,12 @@ class PhaseSpec(_Model):
         default_factory=list,
         description="resource names or glob patterns (lake-*) never deleted, not even by a "
         "rollback; the programs mark them protect=True (phasegate:protected)",
+    )
+    copy_data: CopySpec | None = Field(
+        None,
+        alias="copy",
+        description="data copied into what the phase made, after it applies and before "
+        "its checks (the data layer: the legacy exports into the lake)",
     )
 
     @field_validator("depends_on", mode="before")

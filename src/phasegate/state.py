@@ -112,6 +112,27 @@ class CheckResult(_Model):
     message: str = ""
     attempts: int = 0
     duration: float = 0.0
+    detail: dict[str, Any] | None = Field(
+        default=None,
+        description="what the check found, for kinds that report more than a message "
+        "(s3_parity: counts, bytes, manifest digests, the first mismatches)",
+    )
+
+
+class DataCopy(_Model):
+    """What the phase's data copy did on its last run (``copy:`` in migration.yaml)."""
+
+    at: str = Field(description="when it finished")
+    source: str = Field(description="s3://bucket/prefix copied from")
+    target: str = Field(description="s3://bucket/prefix copied into")
+    listed_objects: int = Field(description="objects the source holds (selected)")
+    listed_bytes: int
+    copied_objects: int = Field(description="copied by this run: new or changed")
+    copied_bytes: int
+    skipped_objects: int = Field(description="in the target already, as the source has them")
+    failed_objects: int = 0
+    failures: list[str] = Field(default_factory=list, description="the first failures, by key")
+    seconds: float
 
 
 class LastKnownGood(_Model):
@@ -160,6 +181,9 @@ class PhaseState(_Model):
     steps: int | None = Field(default=None, description="a stepped phase: how many steps")
     approval: Approval | None = Field(
         default=None, description="where the environment requires one: the approval on record"
+    )
+    data_copy: DataCopy | None = Field(
+        default=None, description="the phase's data copy, as its last run left it"
     )
     checks: list[CheckResult] = Field(default_factory=list)
     rollback_checks: list[CheckResult] | None = Field(
@@ -306,7 +330,10 @@ class StateStore:
         def checks(results: list[CheckResult] | None) -> list[CheckResult] | None:
             if results is None:
                 return None
-            return [c.model_copy(update={"message": mask(c.message)}) for c in results]
+            return [
+                c.model_copy(update={"message": mask(c.message), "detail": mask(c.detail)})
+                for c in results
+            ]
 
         plan = state.plan and state.plan.model_copy(
             update={"resources": mask(state.plan.resources)}

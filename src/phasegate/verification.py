@@ -3,20 +3,22 @@ decides ``verified`` (keeping the last known good) or why the phase must roll ba
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from phasegate import faults
-from phasegate.checks import KINDS, CheckContext, CheckSpec, run_check
+from phasegate.check_context import check_context
+from phasegate.checks import KINDS, CheckSpec, run_check
+from phasegate.copystep import copy_data
 from phasegate.engines.base import StackOutputs, StackTarget
-from phasegate.errors import Interrupted
+from phasegate.errors import EngineError, Interrupted
 from phasegate.events import CheckEvent, PhaseEvent
 from phasegate.lkg import LastKnownGoodStore
 from phasegate.machine import PhaseLifecycle
-from phasegate.planning import Stage
-from phasegate.project import CONFIG_NAMESPACE
+from phasegate.planning import DATA_SOURCE, Stage
 from phasegate.spec import PhaseSpec
-from phasegate.state import CheckResult
+from phasegate.state import CheckResult, PhaseState, redact
 
 if TYPE_CHECKING:
     from phasegate.environment import Environment
@@ -42,11 +44,23 @@ class Verifier:
         """Run the phase's checks. Passed: verifying -> verified, keeping the last known
         good (and the step); failed: returns why, and the caller rolls back."""
         state = lifecycle.state
+        if spec.copy_data is not None:
+            ctx = check_context(self.environment, spec, stage.target, outputs, stage.bake)
+            state.data_copy, failed_copy = copy_data(self.environment, spec, stage.target, ctx)
+            if failed_copy is not None:
+                state.checks = []
+                return failed_copy
         state.checks = self.run_checks(spec, stage.target, outputs, stage.bake)
         failed = [c for c in state.checks if c.result == "fail"]
         if failed:
             return "; ".join(f"check {c.name} failed: {c.message}" for c in failed)
-        state.lkg = self.lkgs.keep(stage.target, fingerprint, spec.checks)
+        verified = stage.target
+        if spec.copy_data is not None:
+            try:
+                verified = self._point_readers_at_the_copy(state, stage.target)
+            except EngineError as exc:
+                return f"pointing readers at the proved copy failed: {exc}"
+        state.lkg = self.lkgs.keep(verified, fingerprint, spec.checks)
         self.environment.engine.record_verified(stage.target, fingerprint)
         state.rollback_checks = None
         if stage.step is not None:
@@ -58,6 +72,15 @@ class Verifier:
             message=f"{passed} check(s) passed{where}" if spec.checks else "no checks declared",
         )
         return None
+
+    def _point_readers_at_the_copy(self, state: PhaseState, target: StackTarget) -> StackTarget:
+        """The copy is proved: the stack applied again with its readers on the lake
+        (only its ``data_source`` output changes). Returns the target as verified."""
+        env = self.environment
+        flipped = dataclasses.replace(target, config={**target.config, DATA_SOURCE: "lake"})
+        result = env.engine.up(flipped, on_event=env.on_event)
+        state.outputs = redact(dict(result.outputs.values), result.outputs.secret)
+        return flipped
 
     def run_checks(
         self,
@@ -71,26 +94,7 @@ class Verifier:
         """Run ``checks`` (the phase's own by default) against ``outputs``; after a
         rollback, kinds that say so are skipped."""
         env = self.environment
-        # Whatever engine made them, the outputs' secrets join the run's before any
-        # check can echo one.
-        secrets = env.project.secrets
-        secrets.add_outputs(outputs.values, outputs.secret)
-        ctx = CheckContext(
-            sleep=env.sleep,
-            environment=env.name,
-            stack=target.name,
-            outputs=dict(outputs.values),
-            config=self._plain_config(spec, target.config),
-            aws=lambda service: env.engine.aws_client(target, service),
-            sandbox=env.spec.engine == "sandbox",
-            kubeconfig=env.spec.kubeconfig,
-            bake_seconds=bake,
-            project_root=env.project.root,
-            # Config holds `secure:` values as ciphertext; the engine added their clear
-            # values (and every other secret of the run) to the registry.
-            secret_values=tuple(sorted(secrets.texts())),
-            on_event=env.on_progress,
-        )
+        ctx = check_context(env, spec, target, outputs, bake)
         todo = spec.checks if checks is None else checks
         env.on_progress(PhaseEvent(target.name, spec.name, "verifying", total=len(todo)))
         results = []
@@ -109,16 +113,3 @@ class Verifier:
                 raise Interrupted("stopped on request before check " + check.name)
             results.append(run_check(check, ctx))
         return results
-
-    def _plain_config(self, spec: PhaseSpec, config: Mapping[str, Any]) -> dict[str, Any]:
-        """A stack config as checks read it: the model's defaults filled in, no namespace."""
-        prefix = f"{CONFIG_NAMESPACE}:"
-        values = {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
-        model = self.environment.project.config_models().get(spec.name)
-        if model is None:
-            return values
-        fields = {k: v for k, v in values.items() if k in model.model_fields}
-        try:
-            return {**values, **model.model_validate(fields).model_dump(mode="json")}
-        except ValueError:
-            return values  # an older config (a last known good) the model no longer reads

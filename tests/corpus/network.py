@@ -19,7 +19,9 @@ private = aws.ec2.Subnet("private", vpc_id=vpc.id, availability_zone="us-east-1b
                          cidr_block="10.40.1.0/24" if stage == 1 else "10.40.2.0/24")
 igw = aws.ec2.InternetGateway("igw", vpc_id=vpc.id)
 eip = aws.ec2.Eip("nat", domain="vpc")
-nat = aws.ec2.NatGateway("nat", allocation_id=eip.id, subnet_id=public.id)
+# AWS refuses a public NAT gateway until the VPC's internet gateway is attached.
+nat = aws.ec2.NatGateway("nat", allocation_id=eip.id, subnet_id=public.id,
+                         opts=pulumi.ResourceOptions(depends_on=[igw]))
 public_rt = aws.ec2.RouteTable("public", vpc_id=vpc.id)
 aws.ec2.Route("internet", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0",
               gateway_id=igw.id)

@@ -162,8 +162,11 @@ def test_sandbox_status_counts_the_legacy_objects_there_are_now(
 
     assert after["objects"] == before["objects"] + 2
     assert after["bytes"] == before["bytes"] + 12
+    assert after["versions"] == before["versions"] + 2
+    assert after["delete_markers"] == before["delete_markers"] > 0
     text = cli.run(applied_project, "sandbox", "status").stdout
     assert f"{after['objects']} objects, {after['bytes']} bytes" in text, text
+    assert "only current versions migrate" in " ".join(text.split()), text
 
 
 def test_a_no_op_apply_counts_what_a_plan_counts(cli: Any, completed_project: Path) -> None:

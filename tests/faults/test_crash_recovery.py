@@ -344,7 +344,7 @@ class Cloud:
         """The project's sandbox checkpoint, and what its cloud snapshot holds."""
         store = sandbox_store(self._cli, project)
         checkpoint = store.load()
-        self._emulator.load(store.cloud_dump(checkpoint))
+        self._emulator.load(store.cloud_dump(checkpoint), blobs=store.blobs)
         return checkpoint, in_cloud(self.client, checkpoint)
 
 

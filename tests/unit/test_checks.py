@@ -117,6 +117,7 @@ def test_the_registry_holds_the_issue_kinds() -> None:
         "outputs",
         "python",
         "s3_bucket",
+        "s3_parity",
         "eks_nodegroup",
         "vpc_endpoint",
         "launch_template",

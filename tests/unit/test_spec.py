@@ -251,3 +251,49 @@ def test_the_readmes_environment_examples_load(block: str, tmp_path: Path) -> No
     (tmp_path / MIGRATION_FILE).write_text(text, encoding="utf-8")
     [_, *shown] = load_migration(tmp_path).environments
     assert shown and all(env.engine == "pulumi" for env in shown)
+
+
+# --- the sandbox's legacy estate --------------------------------------------------------
+
+
+def test_the_legacy_estate_is_configured_on_a_sandbox_environment(tmp_path: Path) -> None:
+    root = _variant(
+        tmp_path,
+        "    engine: sandbox\n",
+        "    engine: sandbox\n    legacy_estate: {objects: 800, large: 1, large_mib: 8, "
+        "multipart: 2, overwrites: 5, deleted: 3}\n",
+    )
+    estate = load_migration(root).environment("sandbox").legacy_estate
+    assert estate is not None and (estate.objects, estate.large_mib, estate.deleted) == (800, 8, 3)
+    assert load_migration(SHIPPED).environment("sandbox").legacy_estate is None, "the defaults"
+
+
+@pytest.mark.parametrize(
+    ("setting", "field", "says"),
+    [
+        ("{objects: -1}", "legacy_estate.objects", "greater than or equal to 0"),
+        ("{large_mib: 0}", "legacy_estate.large_mib", "greater than or equal to 1"),
+        ("{deleted: -5}", "legacy_estate.deleted", "greater than or equal to 0"),
+        ("{objects: 10, multipart: 20}", "legacy_estate", "objects (10) must be at least"),
+        ("{sizes: 3}", "legacy_estate", "unknown key 'sizes'"),
+    ],
+)
+def test_a_bad_legacy_estate_names_its_field(
+    tmp_path: Path, setting: str, field: str, says: str
+) -> None:
+    root = _variant(
+        tmp_path, "    engine: sandbox\n", f"    engine: sandbox\n    legacy_estate: {setting}\n"
+    )
+    message = _load_error(root)
+    assert f"environments.0.{field}" in message and says in message, message
+
+
+def test_a_legacy_estate_on_a_pulumi_environment_is_refused(tmp_path: Path) -> None:
+    root = _variant(
+        tmp_path,
+        "  - name: staging\n    engine: pulumi\n",
+        "  - name: staging\n    engine: pulumi\n    legacy_estate: {objects: 100}\n",
+    )
+    message = _load_error(root)
+    assert "environments.1" in message and "legacy_estate is a setting of the sandbox" in message
+    assert "engine is pulumi" in message, message

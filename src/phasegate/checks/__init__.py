@@ -7,7 +7,8 @@ Parameters may name stack outputs and config (``${outputs.NAME}``,
 ``${config.KEY.SUB}``); see :mod:`phasegate.checks.base` for how they are resolved and
 validated.
 
-The kinds, one module of this package per area: ``storage`` (s3_bucket), ``compute``
+The kinds, one module of this package per area: ``storage`` (s3_bucket), ``parity``
+(s3_parity, with ``s3_manifest`` under it), ``compute``
 (eks_nodegroup, launch_template), ``network`` (vpc_endpoint, route53_weights),
 ``traffic`` (cloudwatch_alarm, http), ``kubernetes`` (kubernetes) and ``custom``
 (outputs, python).
@@ -19,7 +20,7 @@ this package never needs the migration model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -37,9 +38,11 @@ from phasegate.checks.compute import EksNodegroup, LaunchTemplate, load_gpu_cata
 from phasegate.checks.custom import Outputs, PythonCheck
 from phasegate.checks.kubernetes import Kubernetes
 from phasegate.checks.network import Route53Weights, VpcEndpoint
+from phasegate.checks.parity import S3Parity
 from phasegate.checks.storage import S3Bucket
 from phasegate.checks.traffic import CloudwatchAlarm, Http
 from phasegate.events import CheckEvent, max_attempts
+from phasegate.redaction import SecretValues
 from phasegate.state import CheckResult
 from phasegate.yamlfile import refuse_booleans_as_numbers
 
@@ -61,6 +64,7 @@ KINDS: dict[str, CheckKind] = {
         Outputs(),
         PythonCheck(),
         S3Bucket(),
+        S3Parity(),
         EksNodegroup(),
         LaunchTemplate(),
         VpcEndpoint(),
@@ -155,7 +159,10 @@ def run_check(
         )
 
     def result(
-        outcome: Literal["pass", "fail", "skipped"], message: str, attempts: int
+        outcome: Literal["pass", "fail", "skipped"],
+        message: str,
+        attempts: int,
+        detail: Mapping[str, Any] | None = None,
     ) -> CheckResult:
         done = CheckResult(
             name=spec.name,
@@ -164,6 +171,7 @@ def run_check(
             message=hide_secrets(message, ctx),
             attempts=attempts,
             duration=round(clock() - start, 3),
+            detail=None if detail is None else SecretValues(ctx.secret_values).mask_data(detail),
         )
         emit(outcome, attempts, done.duration, done.message)
         return done
@@ -192,12 +200,12 @@ def run_check(
         if verdict.passed:
             streak += 1
             if streak >= spec.required_passes:
-                return result("pass", verdict.message, attempts)
+                return result("pass", verdict.message, attempts, verdict.detail)
         else:
             streak = 0
             failures += 1
             if verdict.final or failures > spec.retries:
-                return result("fail", verdict.message, attempts)
+                return result("fail", verdict.message, attempts, verdict.detail)
         if clock() - start + spec.interval > spec.timeout:
             so_far = (
                 f"{streak} of {spec.required_passes} passes in a row, last: "

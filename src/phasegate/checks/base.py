@@ -29,6 +29,7 @@ Validation happens twice, against one model per kind with the real types:
 from __future__ import annotations
 
 import re
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -105,6 +106,13 @@ class CheckContext:
     the history or the terminal."""
     on_event: Callable[[CheckEvent], None] = ignore
     """Where run_check reports each check's attempts, waits and verdict as it goes."""
+    stop: threading.Event = field(default_factory=threading.Event)
+    """Set when the person running the command asks it to stop: a probe that works
+    through many things (s3_parity's objects) looks at it between them and raises
+    :class:`~phasegate.errors.Interrupted`."""
+    work_dir: Path | None = None
+    """Where probes may keep what they computed for the next run (the project's
+    ``.phasegate/``); None: they keep nothing."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,8 @@ class Probe:
     ``message`` as the reason. Never a pass."""
     final: bool = False
     """A failure no retry can undo (an alarm fired during the bake): the check fails now."""
+    detail: Mapping[str, Any] | None = None
+    """What the probe found, as JSON-like data the state file keeps beside the message."""
 
     def __post_init__(self) -> None:
         if self.passed and (self.skipped or self.final):

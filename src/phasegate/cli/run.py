@@ -67,7 +67,7 @@ def plan(
             f"{len(blocking)} mandatory policy violation(s) (see above): apply would refuse "
             "this plan"
         )
-    if detailed_exitcode and any(r.plan and r.plan.has_changes for r in reports):
+    if detailed_exitcode and any(r.has_changes for r in reports):
         ctx.exit(ExitCode.CHANGES)
 
 
@@ -151,7 +151,7 @@ def apply(
                 title="Plan",
                 secrets=orch.project.secrets,
             )
-            if not any(r.plan and r.plan.has_changes for r in preview):
+            if not any(r.has_changes for r in preview):
                 click.echo("No changes.")
             if refresh:
                 click.echo(

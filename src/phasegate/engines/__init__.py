@@ -29,17 +29,21 @@ def build_engine(
     work_dir: Path,
     regions: Mapping[str, str],
     backends: Mapping[str, str | None],
+    estates: Mapping[str, Mapping[str, int]] | None = None,
     secrets: SecretValues | None = None,
     stop: threading.Event | None = None,
 ) -> Engine:
     """The engine of ``kind`` for a project at ``root`` keeping its working data under
-    ``work_dir``; ``regions`` and ``backends`` are per environment name. The engine adds
+    ``work_dir``; ``regions``, ``backends`` and ``estates`` (the sandbox's legacy estate
+    settings) are per environment name. The engine adds
     every secret value it learns of to ``secrets``, and stops cleanly once ``stop`` is
     set (:attr:`Engine.stop`)."""
     if kind == "sandbox":
         from phasegate.engines.sandbox import SandboxEngine
 
-        return SandboxEngine(work_dir / "sandbox", dict(regions), secrets=secrets, stop=stop)
+        return SandboxEngine(
+            work_dir / "sandbox", dict(regions), secrets=secrets, stop=stop, estates=estates
+        )
     if kind == "pulumi":
         from phasegate.engines.pulumi import PulumiEngine
 

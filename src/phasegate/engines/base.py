@@ -347,6 +347,12 @@ class Engine(ABC):
         """The fingerprint the engine's own record says the stack was last verified at;
         None when it was never verified. Raises EngineError when the engine cannot tell."""
 
+    def cloud_writes_keeper(self, stack: StackTarget) -> Callable[[], None] | None:
+        """What makes durable the writes made through :meth:`aws_client` (a phase's data
+        copy), to be called with none under way: the sandbox writes its emulated cloud
+        back. None for a real cloud, which has them already."""
+        return None
+
     def sandbox_controls(self) -> SandboxControls | None:
         """The emulated cloud's own controls; None for an engine on a real cloud."""
         return None

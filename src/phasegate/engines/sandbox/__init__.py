@@ -14,7 +14,7 @@ to the environment's ``store``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from phasegate.engines.sandbox.store import (
     SandboxStore,
     StackCheckpoint,
 )
-from phasegate.errors import EngineError, InputError, Interrupted, aws_error_code
+from phasegate.errors import EngineError, InputError, Interrupted
 from phasegate.passphrase import RevealedConfig, reveal
 from phasegate.redaction import SecretValues
 
@@ -63,8 +63,11 @@ class SandboxEngine(Engine):
         *,
         secrets: SecretValues | None = None,
         stop: threading.Event | None = None,
+        estates: Mapping[str, Mapping[str, int]] | None = None,
     ) -> None:
         self.root = root
+        self.estates = {name: dict(settings) for name, settings in (estates or {}).items()}
+        """Per environment: what its legacy estate holds (``EstateSettings`` fields)."""
         self.regions = dict(regions or {})
         self.stop = stop or threading.Event()
         self.secrets = secrets if secrets is not None else SecretValues()
@@ -74,8 +77,14 @@ class SandboxEngine(Engine):
     def store(self, environment: str, region: str | None = None) -> SandboxStore:
         if environment not in self._stores:
             region = region or self.regions.get(environment, "us-east-1")
+            from phasegate.engines.sandbox.legacy import EstateSettings
+
             self._stores[environment] = SandboxStore(
-                self.root / environment, environment, region, self.secrets
+                self.root / environment,
+                environment,
+                region,
+                self.secrets,
+                estate=EstateSettings(**self.estates.get(environment, {})),
             )
         return self._stores[environment]
 
@@ -311,6 +320,16 @@ class SandboxEngine(Engine):
         found = self.store(stack.environment).load().stacks.get(stack.name)
         return found.verified if found is not None else None
 
+    def cloud_writes_keeper(self, stack: StackTarget) -> Callable[[], None]:
+        """Commits the emulated cloud, as the copy left it, with the checkpoint."""
+        store = self.store(stack.environment, stack.region)
+
+        def keep() -> None:
+            if store.cloud_loaded:
+                store.commit(store.load())
+
+        return keep
+
     def sandbox_controls(self) -> SandboxEngine:
         return self
 
@@ -349,20 +368,14 @@ class SandboxEngine(Engine):
         legacy = dict(checkpoint.legacy)
         if not legacy.get("bucket") or not checkpoint.cloud:
             return legacy
-        from botocore.exceptions import ClientError
+        from phasegate.engines.sandbox.emulator import bucket_versions
 
-        s3 = store.cloud(checkpoint).client("s3", store.region)
-        count = size = 0
-        try:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=legacy["bucket"]):
-                for found in page.get("Contents", []):
-                    count, size = count + 1, size + found["Size"]
-        except ClientError as exc:
-            if aws_error_code(exc) != "NoSuchBucket":
-                raise
-            legacy["objects"], legacy["bytes"] = None, None
-            return legacy
-        legacy["objects"], legacy["bytes"] = count, size
+        emulator = store.cloud(checkpoint)
+        counts = bucket_versions(emulator.account_id, store.region, legacy["bucket"])
+        if counts is None:
+            legacy.update(objects=None, bytes=None, versions=None, delete_markers=None)
+        else:
+            legacy.update(counts)
         return legacy
 
     def set_alarm(self, environment: str, name: str, state: str) -> None:

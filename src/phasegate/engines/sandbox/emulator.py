@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from phasegate.engines.sandbox import snapshot
 from phasegate.engines.sandbox.moto_patches import (
+    _copy_bodies_by_reference,
     _follow_the_current_label,
     _keep_queue_policies,
     _modify_user_data_as_sent,
+    _note_bucket_changes,
     _reach_buckets_over_tls,
     _rename_iam_identities_as_iam_does,
 )
@@ -43,9 +45,10 @@ if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
     from moto.core.models import MockAWS
 
+    from phasegate.engines.sandbox.bodies import BlobStore
     from phasegate.engines.sandbox.sealing import Sealer
 
-__all__ = ["SERVICES", "Emulator", "efs_file_system", "load_ami_catalogue"]
+__all__ = ["SERVICES", "Emulator", "bucket_versions", "efs_file_system", "load_ami_catalogue"]
 
 SERVICES: tuple[str, ...] = (
     "ec2",
@@ -116,6 +119,8 @@ class Emulator:
             _follow_the_current_label()
             _keep_queue_policies()
             _modify_user_data_as_sent()
+            _note_bucket_changes()
+            _copy_bodies_by_reference()
             # MockAWS, not mock_aws(): the latter turns into a client of a remote
             # moto server when TEST_SERVER_MODE is set, and the state must be ours.
             from moto.core.models import MockAWS
@@ -192,12 +197,15 @@ class Emulator:
             botocore_session=core,
         )
 
-    def dump(self, sealer: Sealer | None = None) -> bytes:
+    def dump(self, sealer: Sealer | None = None, blobs: BlobStore | None = None) -> bytes:
         """The state of every service in :data:`SERVICES`, as bytes for :meth:`load`; the
-        run's secret values in it sealed with ``sealer``, if given (see ``cloud_secrets``)."""
-        return snapshot.dump(SERVICES, sealer)
+        run's secret values in it sealed with ``sealer``, if given (see ``cloud_secrets``);
+        S3 object bodies kept in ``blobs``, if given (see ``bodies``)."""
+        return snapshot.dump(SERVICES, sealer, blobs)
 
-    def load(self, blob: bytes, sealer: Sealer | None = None) -> None:
+    def load(
+        self, blob: bytes, sealer: Sealer | None = None, blobs: BlobStore | None = None
+    ) -> None:
         """Replace the whole emulated cloud with a dump; empty bytes give an empty cloud.
         Sealed values in it are opened with ``sealer``.
 
@@ -208,7 +216,7 @@ class Emulator:
         if not blob:
             self.reset()
             return
-        snapshot.load(blob, sealer)
+        snapshot.load(blob, sealer, blobs)
 
     def reset(self) -> None:
         """Empty the emulated cloud (every moto service, as a fresh account)."""
@@ -262,6 +270,29 @@ def efs_file_system(account_id: str, region: str, file_system_id: str) -> Any:
     from moto.backends import get_backend
 
     return get_backend("efs")[account_id][region].file_systems_by_id[file_system_id]
+
+
+def bucket_versions(account_id: str, region: str, bucket: str) -> dict[str, int] | None:
+    """A bucket's current objects and their bytes, its object versions and delete
+    markers, from moto's own records (a listing through the API parses every timestamp:
+    seconds for thousands of objects); None if there is no such bucket."""
+    from moto.backends import get_backend
+    from moto.s3.models import FakeKey
+    from moto.utilities.utils import get_partition
+
+    found = get_backend("s3")[account_id][get_partition(region)].buckets.get(bucket)
+    if found is None:
+        return None
+    objects = size = versions = markers = 0
+    for history in dict.values(found.keys):
+        for version in history:
+            if isinstance(version, FakeKey):
+                versions += 1
+            else:
+                markers += 1
+        if history and isinstance(history[-1], FakeKey):
+            objects, size = objects + 1, size + history[-1].size
+    return {"objects": objects, "bytes": size, "versions": versions, "delete_markers": markers}
 
 
 _AMI_CATALOGUES = ("ec2/resources/amis.json", "ec2/resources/latest_amis/{region}.json")

@@ -159,3 +159,52 @@ def _modify_user_data_as_sent() -> None:
 
     parse_user_data._phasegate_blob = True  # type: ignore[attr-defined]
     instances.parse_user_data = parse_user_data
+
+
+def _note_bucket_changes() -> None:
+    """Tell the snapshot which buckets a request may have changed (see ``bodies``): every
+    S3 request, in-process or served, is logged by the backend with its bucket first."""
+    from moto.s3.models import S3Backend
+
+    from phasegate.engines.sandbox.bodies import bucket_changed
+
+    original = S3Backend.log_incoming_request
+    if getattr(original, "_phasegate_changes", False):
+        return
+
+    def log_incoming_request(self: Any, request: Any, bucket_name: str) -> None:
+        if str(getattr(request, "method", "")).upper() not in ("GET", "HEAD", "OPTIONS"):
+            bucket_changed(bucket_name or None)
+        original(self, request, bucket_name)
+
+    log_incoming_request._phasegate_changes = True  # type: ignore[attr-defined]
+    S3Backend.log_incoming_request = log_incoming_request  # type: ignore[method-assign]
+
+
+def _copy_bodies_by_reference() -> None:
+    """A copied object shares its source's body (the legacy estate's recipe, or a blob
+    already stored) instead of holding bytes of its own: copying the estate into the lake
+    then adds no blob, as a server-side copy in S3 moves no bytes through the client.
+    The bytes are the same either way; only where the snapshot keeps them differs."""
+    from moto.s3.models import S3Backend
+
+    from phasegate.engines.sandbox.bodies import LazyBody
+
+    original = S3Backend.copy_object
+    if getattr(original, "_phasegate_shared", False):
+        return
+
+    def copy_object(self: Any, src_key: Any, dest_bucket_name: str, dest_key_name: str,
+                    *args: Any, **kwargs: Any) -> None:  # fmt: skip
+        source = src_key._value_buffer
+        original(self, src_key, dest_bucket_name, dest_key_name, *args, **kwargs)
+        if not isinstance(source, LazyBody) or source.changed:
+            return
+        copied = self.get_object(dest_bucket_name, dest_key_name)
+        if copied is not None and copied.size == source.size:
+            with copied.lock:
+                old, copied._value_buffer = copied._value_buffer, source.same_body()
+            old.close()
+
+    copy_object._phasegate_shared = True  # type: ignore[attr-defined]
+    S3Backend.copy_object = copy_object  # type: ignore[method-assign]

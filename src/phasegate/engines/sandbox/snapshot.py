@@ -18,6 +18,8 @@ objects do not pickle faithfully on their own; a pickler that knows them stands 
 * A lock (ECR's backend holds one) travels as a new, free lock: it guards this process.
 * Secret values (a Secrets Manager secret's, an SSM parameter's) travel sealed under the
   environment's sealer when the dump is given one: ``cloud_secrets``.
+* S3 object bodies, given a blob store, travel beside the dump as blobs, and a large
+  bucket's keys as a segment pickled again only when the bucket changed: ``s3_snapshot``.
 * SSM's parameters sit in a ``defaultdict`` subclass whose constructor takes more than
   a default factory, and its tags in ``defaultdict`` objects made by a lambda: they travel as
   their contents and are made again on load.
@@ -45,24 +47,38 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, get_args
 
 from phasegate.engines.sandbox import cloud_secrets, iam_policies
+from phasegate.engines.sandbox.bodies import BlobError
 
 # Dumps written before ``iam_policies`` name this module for it.
 from phasegate.engines.sandbox.iam_policies import _rebuild_policy_version  # noqa: F401
 
+# Dumps name the functions that rebuild their objects by module: S3's moved.
+from phasegate.engines.sandbox.s3_snapshot import (  # noqa: F401
+    _rebuild_versioned_store,
+    _reduce_versioned_store,
+)
+
 if TYPE_CHECKING:
     from moto.core.base_backend import BackendDict
 
+    from phasegate.engines.sandbox.bodies import BlobStore
+    from phasegate.engines.sandbox.s3_snapshot import BodyPickling
     from phasegate.engines.sandbox.sealing import Sealer
 
 __all__ = ["dump", "load", "reset"]
 
-_FORMAT = 1
+_FORMAT = 2
+_READS = (1, 2)
+"""Format 2 adds where the object bodies kept beside the dump are."""
 _PROTOCOL = 5
 
 
-def dump(names: Iterable[str], sealer: Sealer | None = None) -> bytes:
+def dump(
+    names: Iterable[str], sealer: Sealer | None = None, blobs: BlobStore | None = None
+) -> bytes:
     """The state of the moto services ``names``, as bytes for :func:`load`; the secret
-    values in it sealed with ``sealer``, if given."""
+    values in it sealed with ``sealer``, if given; S3 object bodies written to ``blobs``
+    and referenced, if given (else they travel inside)."""
     import moto
     from moto.backends import get_backend
     from moto.core.base_backend import backend_lock
@@ -73,6 +89,7 @@ def dump(names: Iterable[str], sealer: Sealer | None = None) -> bytes:
         for name in names
     }
     services: dict[str, dict[str, Any]] = {}
+    bodies = _body_pickling(blobs, dumped, sealer) if blobs is not None else None
     # The lock keeps moto from creating backends while we copy the dicts.
     with backend_lock:
         for name, backends in dumped.items():
@@ -83,7 +100,9 @@ def dump(names: Iterable[str], sealer: Sealer | None = None) -> bytes:
             }
         # One pickle for all services: only a shared graph keeps the EC2 subnet an
         # ELBv2 load balancer holds the very subnet EC2 has after a load.
-        state = _dumps(services, dumped.values(), sealer)
+        state = _dumps(services, dumped.values(), sealer, bodies)
+        if bodies is not None:
+            bodies.settle()
     # IAM's managed policies make most of it and shrink ~5x at the fastest level.
     state = zlib.compress(state, 1)
     envelope = {
@@ -92,21 +111,42 @@ def dump(names: Iterable[str], sealer: Sealer | None = None) -> bytes:
         "services": tuple(services),
         "sha256": hashlib.sha256(state).hexdigest(),
         "state": state,
+        "bodies": bodies.blobs.where(bodies.referenced) if bodies is not None else {},
+        "segments": tuple(sorted(bodies.segments)) if bodies is not None else (),
     }
     return pickle.dumps(envelope, protocol=_PROTOCOL)
 
 
-def load(blob: bytes, sealer: Sealer | None = None) -> None:
+def _body_pickling(
+    blobs: BlobStore, dumped: dict[str, BackendDict[Any]], sealer: Sealer | None
+) -> BodyPickling:
+    from phasegate.engines.sandbox.s3_snapshot import BodyPickling
+
+    buckets: dict[int, str] = {}
+    s3 = dumped.get("s3")
+    for account_backends in dict.values(s3) if s3 is not None else ():
+        for backend in dict.values(account_backends):
+            for bucket in backend.buckets.values():
+                buckets[id(bucket.keys)] = bucket.name
+    return BodyPickling(
+        blobs, buckets, lambda obj, inner: _dumps(obj, dumped.values(), sealer, inner)
+    )
+
+
+def load(blob: bytes, sealer: Sealer | None = None, blobs: BlobStore | None = None) -> None:
     """Replace the whole of moto's state with a dump; its sealed values opened with
-    ``sealer`` (a dump that holds some does not load without it).
+    ``sealer`` (a dump that holds some does not load without it), its object bodies
+    from ``blobs`` (read when asked; every blob it names checked to be there first).
 
     A dump that is not one (damaged, another format or moto version) raises
     ValueError before anything is replaced. Should a sound-looking dump still fail
     to decode, moto is left empty and ValueError raised.
     """
-    names, state = _read_envelope(blob)
+    names, state, bodies = _read_envelope(blob)
     from moto.backends import get_backend
     from moto.core.base_backend import backend_lock
+
+    from phasegate.engines.sandbox import s3_snapshot
 
     targets: dict[str, BackendDict[Any]] = {}
     for name in names:
@@ -114,11 +154,16 @@ def load(blob: bytes, sealer: Sealer | None = None) -> None:
             targets[name] = get_backend(name)  # type: ignore[call-overload]
         except Exception as exc:
             raise ValueError(f"emulator dump holds unknown service {name!r}") from exc
+    if blobs is not None:
+        blobs.adopt(bodies)  # BlobError, naming it, for a blob missing: nothing replaced
+        blobs.forget_segments()
+    elif bodies:
+        raise ValueError("emulator dump keeps object bodies beside it; no blob store given")
     with backend_lock:
         # Reset before decoding: references to services outside the dump resolve
         # to their live backends, which must be the fresh ones.
         _reset_all()
-        with cloud_secrets.opening(sealer):
+        with cloud_secrets.opening(sealer), s3_snapshot.loading(blobs):
             services = _decode(state)
         for name, backends in targets.items():
             payload = services.get(name, {})
@@ -150,7 +195,13 @@ class _StatePickler(pickle.Pickler):
     themselves, are pickled as where to find them, never copied.
     """
 
-    def __init__(self, file: io.BytesIO, dumped: Iterable[Any], sealer: Sealer | None) -> None:
+    def __init__(
+        self,
+        file: io.BytesIO,
+        dumped: Iterable[Any],
+        sealer: Sealer | None,
+        bodies: BodyPickling | None = None,
+    ) -> None:
         super().__init__(file, protocol=_PROTOCOL)
         from cryptography import x509
         from cryptography.hazmat.primitives.asymmetric.types import (
@@ -174,6 +225,7 @@ class _StatePickler(pickle.Pickler):
             type(threading.Lock()): lambda _: (threading.Lock, ()),
             **(cloud_secrets.reductions(sealer) if sealer is not None else {}),
             threading.Condition: _reduce_condition,
+            **(bodies.reductions() if bodies is not None else {}),
         }
         # id -> (object, its BackendDict, account, region); the object is kept to
         # check identity, as ids of dead objects get reused.
@@ -201,9 +253,11 @@ class _StatePickler(pickle.Pickler):
         return NotImplemented
 
 
-def _dumps(obj: object, dumped: Iterable[Any], sealer: Sealer | None) -> bytes:
+def _dumps(
+    obj: object, dumped: Iterable[Any], sealer: Sealer | None, bodies: BodyPickling | None = None
+) -> bytes:
     buffer = io.BytesIO()
-    _StatePickler(buffer, dumped, sealer).dump(obj)
+    _StatePickler(buffer, dumped, sealer, bodies).dump(obj)
     return buffer.getvalue()
 
 
@@ -217,6 +271,9 @@ def _decode(state: bytes) -> dict[str, dict[str, Any]]:
         if not isinstance(services, dict):
             raise TypeError(f"state is a {type(services).__name__}, not a dict")
         return services
+    except BlobError:
+        _discard_decoded()
+        raise  # names the blob
     except Exception as exc:
         _discard_decoded()
         raise ValueError(
@@ -235,18 +292,21 @@ class _EnvelopeUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
 
 
-def _read_envelope(blob: bytes) -> tuple[tuple[str, ...], bytes]:
-    """The service names and state of a dump; ValueError if it is not one we can load."""
+def _read_envelope(
+    blob: bytes,
+) -> tuple[tuple[str, ...], bytes, dict[str, tuple[str, int, int]]]:
+    """The service names, state and where its bodies are of a dump; ValueError if it is
+    not one we can load."""
     try:
         envelope = _EnvelopeUnpickler(io.BytesIO(blob)).load()
     except Exception as exc:
         raise ValueError(f"not an emulator dump ({type(exc).__name__}: {exc})") from exc
     if not isinstance(envelope, dict) or "format" not in envelope:
         raise ValueError("not an emulator dump (no format marker)")
-    if envelope["format"] != _FORMAT:
+    if envelope["format"] not in _READS:
         raise ValueError(
             f"emulator dump format {envelope['format']!r} is not supported "
-            f"(this phasegate reads format {_FORMAT}); reset the sandbox"
+            f"(this phasegate reads formats {', '.join(map(str, _READS))}); reset the sandbox"
         )
     import moto
 
@@ -256,6 +316,11 @@ def _read_envelope(blob: bytes) -> tuple[tuple[str, ...], bytes]:
             f"{moto.__version__}; its objects do not carry over, reset the sandbox"
         )
     names, state = envelope.get("services"), envelope.get("state")
+    bodies = envelope.get("bodies", {})
+    if not isinstance(bodies, dict) or not all(
+        isinstance(w, tuple) and len(w) == 3 for w in bodies.values()
+    ):
+        raise ValueError("emulator dump is damaged (its record of object bodies)")
     if (
         not isinstance(names, tuple)
         or not all(isinstance(name, str) for name in names)
@@ -264,7 +329,7 @@ def _read_envelope(blob: bytes) -> tuple[tuple[str, ...], bytes]:
     ):
         raise ValueError("emulator dump is damaged (its checksum does not match)")
     try:
-        return names, zlib.decompress(state)
+        return names, zlib.decompress(state), bodies
     except zlib.error as exc:
         raise ValueError(f"emulator dump is damaged ({exc})") from exc
 
@@ -342,21 +407,6 @@ def _live(module: str, attr: str, account_id: str | None, region: str | None) ->
 
 def _reduce_condition(condition: threading.Condition) -> tuple[Any, ...]:
     return (threading.Condition, ())
-
-
-# S3 ------------------------------------------------------------------------------------
-
-
-def _reduce_versioned_store(store: Any) -> tuple[Any, ...]:
-    # dict.items() reads the raw lists; the store's own items() yields the newest only.
-    return (_rebuild_versioned_store, (type(store), dict(dict.items(store)), vars(store)))
-
-
-def _rebuild_versioned_store(cls: type, raw: dict[str, list[Any]], attrs: dict[str, Any]) -> Any:
-    store = cls()
-    dict.update(store, raw)
-    vars(store).update(attrs)
-    return store
 
 
 # SSM ------------------------------------------------------------------------------------

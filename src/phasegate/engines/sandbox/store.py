@@ -14,6 +14,11 @@ checkpoint checks the snapshot it names (its seal, and its content hash against 
 name) without unpickling it or loading the emulator, which keeps plans fast and refuses
 a damaged or foreign snapshot before a run writes anything; the emulator is then loaded
 from the very bytes that were checked.
+
+S3 object bodies are not in the snapshot: they are blobs under ``blobs/`` beside it,
+written once under their hash and referenced from it (``bodies``), so a commit writes only
+the bodies that are new. The blobs no snapshot references any more go with the snapshots
+pruned at a commit.
 """
 
 from __future__ import annotations
@@ -30,12 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 from phasegate.atomic import write_atomic
 from phasegate.engines.sandbox import cloud_seal
+from phasegate.engines.sandbox.bodies import BlobStore
 from phasegate.engines.sandbox.sealing import Sealer
 from phasegate.errors import EngineError
 from phasegate.redaction import SecretValues
 
 if TYPE_CHECKING:
     from phasegate.engines.sandbox.emulator import Emulator
+    from phasegate.engines.sandbox.legacy import EstateSettings
 
 __all__ = ["FORMAT", "Checkpoint", "ResourceState", "SandboxStore", "StackCheckpoint"]
 
@@ -137,8 +144,13 @@ class SandboxStore:
         region: str,
         secrets: SecretValues | None = None,
         key_file: Path | None = None,
+        estate: EstateSettings | None = None,
     ) -> None:
         self.directory = directory
+        self.estate = estate
+        """What the legacy estate holds when the sandbox is first opened (default: the
+        defaults of :class:`~phasegate.engines.sandbox.legacy.EstateSettings`)."""
+        self.blobs = BlobStore(directory / "blobs")
         self.environment = environment
         self.region = region
         self.secrets = secrets if secrets is not None else SecretValues()
@@ -237,7 +249,7 @@ class SandboxStore:
             emulator = Emulator(region=self.region)
             emulator.start()
             try:
-                emulator.load(blob, self._sealer)
+                emulator.load(blob, self._sealer, self.blobs)
             except ValueError as exc:
                 emulator.stop()
                 raise EngineError(
@@ -245,14 +257,20 @@ class SandboxStore:
                     f"cannot load the sandbox cloud ({exc})",
                     hint=_RESET,
                 ) from None
+            except BaseException:
+                # A refused blob, say: no emulator may go on answering this process.
+                emulator.stop()
+                raise
             self._emulator = emulator
             self._committed = blob
             if not checkpoint.legacy:
                 from phasegate.engines.sandbox.legacy import create_estate
 
-                checkpoint.legacy = create_estate(emulator.session(), self.environment, self.region)
+                checkpoint.legacy = create_estate(
+                    emulator.session(), self.environment, self.region, self.estate
+                )
                 # The estate is the sandbox's starting point, committed or not yet.
-                self._committed = emulator.dump(self._sealer)
+                self._committed = emulator.dump(self._sealer, self.blobs)
         return self._emulator
 
     @property
@@ -262,7 +280,8 @@ class SandboxStore:
     def commit(self, checkpoint: Checkpoint) -> None:
         """Write the cloud snapshot (if loaded) and then the checkpoint that names it."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        blob = self._emulator.dump(self._sealer) if self._emulator is not None else None
+        blob = self._emulator.dump(self._sealer, self.blobs) if self._emulator is not None else None
+        # The blobs of this very dump: once it is committed, no other is needed.
         if blob is not None:
             name = _snapshot_name(blob)
             target = self.directory / name
@@ -279,6 +298,8 @@ class SandboxStore:
             if stale.name != checkpoint.cloud:
                 with contextlib.suppress(FileNotFoundError):
                     stale.unlink()
+        if blob is not None:
+            self.blobs.collect(self.blobs.in_use)
         self._render_manifests(checkpoint)
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
@@ -292,7 +313,7 @@ class SandboxStore:
         before its tagging failed, say): left there, the next commit would save it with
         nothing in the checkpoint saying so."""
         if self._emulator is not None:
-            self._emulator.load(self._committed, self._sealer)
+            self._emulator.load(self._committed, self._sealer, self.blobs)
 
     def close(self) -> None:
         if self._emulator is not None:

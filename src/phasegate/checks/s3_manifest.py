@@ -1,0 +1,302 @@
+"""The manifest of objects under an S3 prefix, for the ``s3_parity`` proof: what is there
+(current versions only), and a SHA-256 of each object's content.
+
+Where the SHA-256 comes from
+---------------------------
+S3 keeps an additional checksum of an object when it was written with one. A single-part
+object written with ``ChecksumAlgorithm=SHA256`` (the lake copy sets it) carries the
+SHA-256 of its whole content: HeadObject with ``ChecksumMode=ENABLED`` gives it, and it is
+used as it is. A multipart object's SHA-256 is *composite* (a hash of its parts' hashes),
+which no single-part copy of the same bytes matches, and its ETag is no checksum either:
+its content is read (GetObject, streamed through ``hashlib.sha256``). An object is taken
+as multipart when its ETag ends in ``-N`` or S3 says its checksum is ``COMPOSITE``
+(some emulators give a composite value without the ``-N`` S3 puts on it).
+
+Other algorithms (CRC32, CRC32C) are not used: the manifest is over SHA-256, and the copy
+gives each single-part target object a SHA-256, so a source that carries only a CRC is
+read once, its SHA-256 cached (:class:`SourceCache`), and every later proof reads nothing
+of either side for single-part objects. Reading the source object is conditional on the
+ETag listed (``IfMatch``): an object rewritten during the proof is reported as such, never
+hashed in its new version against the old listing.
+
+Memory: the listing of each side is held as a dict of small tuples (a few hundred bytes
+per object and side, some tens of MB for 100,000 keys); bodies are streamed in 1 MiB
+chunks, one per worker thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from phasegate.atomic import write_atomic
+from phasegate.checks.base import CheckError, error_code
+from phasegate.errors import StorageError
+
+__all__ = [
+    "CHUNK",
+    "Listed",
+    "ObjectSum",
+    "SourceCache",
+    "Stopped",
+    "glob_matches",
+    "list_prefix",
+    "sha256_of",
+]
+
+CHUNK = 1024 * 1024
+"""Bytes read from a body at a time: each worker holds one chunk."""
+
+_CACHE_VERSION = 1
+
+
+class Listed(NamedTuple):
+    """One current object as ListObjectsV2 gives it."""
+
+    key: str
+    """The full key in the bucket."""
+    size: int
+    etag: str
+    last_modified: str
+    """ISO 8601, as S3 gave it: with the ETag, what tells a rewritten object from the old."""
+
+
+class ObjectSum(NamedTuple):
+    """An object's content SHA-256 (hex) and where it came from."""
+
+    sha256: str
+    origin: str
+    """``s3`` (the object's own full-object checksum), ``computed`` (its body read now)
+    or ``cached`` (read by an earlier proof, same key, size, ETag and time)."""
+
+
+class Stopped(Exception):
+    """A stop was asked for while a body was being read."""
+
+
+class Changed(Exception):
+    """The object is no longer the one listed (its ETag changed): rewritten or deleted."""
+
+
+def _glob_regex(pattern: str) -> str:
+    """``**`` crosses ``/``, ``**/`` also matches no folder, ``*`` and ``?`` stay in one
+    path segment, ``[...]`` is a character class as in fnmatch."""
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif char == "*":
+            out.append("[^/]*")
+            i += 1
+        elif char == "?":
+            out.append("[^/]")
+            i += 1
+        elif char == "[" and _class_end(pattern, i) > 0:
+            end = _class_end(pattern, i)
+            body = pattern[i + 1 : end].replace("\\", "\\\\")
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            elif body.startswith("^"):
+                body = "\\" + body
+            out.append(f"[{body}]")
+            i = end + 1
+        else:
+            out.append(re.escape(char))
+            i += 1
+    return "".join(out)
+
+
+def _class_end(pattern: str, start: int) -> int:
+    """Where the ``[...]`` opened at ``start`` closes (a ``]`` first in it is literal);
+    -1 when it does not, and the ``[`` is literal."""
+    j = start + 1
+    if pattern.startswith("!", j):
+        j += 1
+    if pattern.startswith("]", j):
+        j += 1
+    return pattern.find("]", j)
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(_glob_regex(pattern), re.DOTALL)
+
+
+def glob_matches(key: str, include: Iterable[str], exclude: Iterable[str]) -> bool:
+    """Whether ``key`` (relative to the prefix) matches an include and no exclude."""
+    return any(_compiled(p).fullmatch(key) for p in include) and not any(
+        _compiled(p).fullmatch(key) for p in exclude
+    )
+
+
+def list_prefix(
+    s3: Any,
+    bucket: str,
+    prefix: str,
+    include: Iterable[str] = ("**",),
+    exclude: Iterable[str] = (),
+) -> dict[str, Listed]:
+    """The current objects under ``prefix`` whose key relative to it the globs select,
+    by that relative key."""
+    include, exclude = tuple(include), tuple(exclude)
+    found: dict[str, Listed] = {}
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    try:
+        for page in pages:
+            for item in page.get("Contents", []):
+                relative = item["Key"][len(prefix) :]
+                if glob_matches(relative, include, exclude):
+                    found[relative] = Listed(
+                        item["Key"],
+                        int(item["Size"]),
+                        str(item.get("ETag", "")),
+                        item["LastModified"].isoformat(),
+                    )
+    except Exception as exc:
+        if error_code(exc) == "NoSuchBucket":
+            raise CheckError(f"bucket {bucket} does not exist") from None
+        raise
+    return found
+
+
+def _multipart(etag: str) -> bool:
+    return re.search(r"-\d+\"?$", etag) is not None
+
+
+def _full_object_sha256(head: Mapping[str, Any], listed: Listed) -> str | None:
+    """The hex SHA-256 of the whole content that S3 keeps for the object, if it keeps one."""
+    value = head.get("ChecksumSHA256")
+    if not value or "-" in value or head.get("ChecksumType") == "COMPOSITE":
+        return None
+    if _multipart(listed.etag) or _multipart(str(head.get("ETag", ""))):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == 32 else None
+
+
+def sha256_of(s3: Any, bucket: str, listed: Listed, stopped: Callable[[], bool]) -> ObjectSum:
+    """The object's SHA-256: S3's full-object one when it keeps one, else its body read.
+
+    Raises Changed when the object is no longer the one listed, Stopped when ``stopped()``
+    says so before or while the body is read.
+    """
+    if stopped():
+        raise Stopped
+    if not _multipart(listed.etag):
+        try:
+            head = s3.head_object(
+                Bucket=bucket, Key=listed.key, IfMatch=listed.etag, ChecksumMode="ENABLED"
+            )
+        except Exception as exc:
+            if error_code(exc) in ("PreconditionFailed", "412", "404", "NoSuchKey"):
+                raise Changed from None
+            raise
+        known = _full_object_sha256(head, listed)
+        if known is not None:
+            return ObjectSum(known, "s3")
+    try:
+        answer = s3.get_object(Bucket=bucket, Key=listed.key, IfMatch=listed.etag)
+    except Exception as exc:
+        if error_code(exc) in ("PreconditionFailed", "412", "NoSuchKey"):
+            raise Changed from None
+        raise
+    digest, size, body = hashlib.sha256(), 0, answer["Body"]
+    try:
+        for chunk in body.iter_chunks(CHUNK):
+            if stopped():
+                raise Stopped
+            digest.update(chunk)
+            size += len(chunk)
+    finally:
+        body.close()
+    if size != listed.size:
+        raise Changed
+    return ObjectSum(digest.hexdigest(), "computed")
+
+
+class SourceCache:
+    """Source SHA-256s computed by earlier proofs, in a JSON file, so a proof after new
+    exports reads only the new objects.
+
+    An entry counts only for the same key, size, ETag and LastModified: a rewritten
+    object is read again. Checksums S3 keeps are cached as well (a re-proof then makes no
+    HeadObject on the source). A file that cannot be read as a cache is taken as empty and
+    rewritten; what it held is only a saving, never evidence the target is checked against
+    without the target's own checksum.
+    """
+
+    def __init__(self, path: Path | None, source: str) -> None:
+        self.path = path
+        self.source = source
+        """``s3://bucket/prefix``: one file may hold several sources."""
+        self._lock = threading.Lock()
+        self._all: dict[str, Any] = self._load()
+        self._mine: dict[str, list[Any]] = dict(self._all.get(source, {}))
+        self._dirty = False
+
+    def _load(self) -> dict[str, Any]:
+        if self.path is None or not self.path.is_file():
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("version") != _CACHE_VERSION:
+            return {}
+        sources = data.get("sources")
+        return sources if isinstance(sources, dict) else {}
+
+    def get(self, relative: str, listed: Listed) -> str | None:
+        entry = self._mine.get(relative)
+        if (
+            isinstance(entry, list)
+            and len(entry) == 4
+            and entry[:3] == [listed.size, listed.etag, listed.last_modified]
+            and isinstance(entry[3], str)
+            and re.fullmatch(r"[0-9a-f]{64}", entry[3])
+        ):
+            return entry[3]
+        return None
+
+    def put(self, relative: str, listed: Listed, sha256: str) -> None:
+        with self._lock:
+            self._mine[relative] = [listed.size, listed.etag, listed.last_modified, sha256]
+            self._dirty = True
+
+    def save(self, listed: Mapping[str, Listed] | None = None) -> str | None:
+        """Write the file if anything changed; with ``listed``, entries of objects no
+        longer listed are dropped. Returns why the file could not be written, if it could
+        not: a cache is a saving, its loss no reason to fail a proof."""
+        if self.path is None:
+            return None
+        with self._lock:
+            if listed is not None:
+                kept = {k: v for k, v in self._mine.items() if k in listed}
+                self._dirty = self._dirty or len(kept) != len(self._mine)
+                self._mine = kept
+            if not self._dirty:
+                return None
+            sources = {**self._all, self.source: dict(self._mine)}
+            text = json.dumps({"version": _CACHE_VERSION, "sources": sources}, sort_keys=True)
+            try:
+                write_atomic(self.path, text.encode("utf-8"))
+            except StorageError as exc:
+                return str(exc)
+            self._dirty = False
+            return None

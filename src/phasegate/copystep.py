@@ -1,0 +1,156 @@
+"""A phase's data copy (``copy:`` in ``migration.yaml``): after the phase's resources are
+applied and before its checks, the data it names is copied, server side, into what the
+phase made (the data layer: the legacy exports into the lake's raw bucket).
+
+It runs inside the verification, so an apply cut short while copying leaves the stack
+``verifying`` and ``migrate recover`` (or the next apply) resumes the copy from its
+journal under ``.phasegate/copy/<stack>/``. The copy is incremental: what the target has
+already, as the source has it, is not copied again. The parity proof (an ``s3_parity``
+check) then says whether the target holds exactly the source's data. The source is only
+read. The library that copies is :mod:`phasegate.datacopy`; this module resolves the
+step's references, runs it against the environment's AWS API and keeps its summary on
+the state file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from phasegate.check_context import check_context
+from phasegate.checks.base import CheckContext, UnresolvedReference, resolve_references
+from phasegate.datacopy import (
+    CopyOptions,
+    CopyResult,
+    Location,
+    copy_prefix,
+    pending,
+)
+from phasegate.engines.base import StackOutputs
+from phasegate.errors import Interrupted, PhasegateError
+from phasegate.spec import CopySpec, PhaseSpec
+from phasegate.state import DataCopy
+
+if TYPE_CHECKING:
+    from phasegate.engines.base import StackTarget
+    from phasegate.environment import Environment
+
+__all__ = ["PendingCopy", "copy_data", "pending_copy"]
+
+MIB = 1024 * 1024
+
+
+def copy_data(
+    environment: Environment, spec: PhaseSpec, target: StackTarget, ctx: CheckContext
+) -> tuple[DataCopy | None, str | None]:
+    """Run the phase's copy. Returns its summary (None when its references do not
+    resolve) and why the phase fails, or None when every selected object is in the
+    target. A stop asked for raises Interrupted once what is under way is done."""
+    step = spec.copy_data
+    assert step is not None
+    try:
+        resolved = _resolved(step, ctx)
+    except UnresolvedReference as exc:
+        return None, f"copy: {exc}"
+    source = Location(resolved.source.bucket, resolved.source.prefix)
+    into = Location(resolved.target.bucket, resolved.target.prefix)
+    client = environment.engine.aws_client(target, "s3")
+    result = copy_prefix(
+        client,
+        client,
+        source,
+        into,
+        _journal_dir(environment, target),
+        _options(resolved),
+        stop=environment.stop,
+        # What the journal says was copied is kept by the engine first, even if stopped.
+        durable=environment.engine.cloud_writes_keeper(target),
+    )
+    summary = _summary(result, environment.context.clock())
+    if result.stopped and environment.stop.is_set():
+        raise Interrupted(
+            f"stopped on request while copying into {summary.target}: "
+            f"{summary.copied_objects} object(s) copied, the rest on the next run"
+        )
+    if not result.ok:
+        first = "; ".join(f"{f.key}: {f.error}" for f in result.failures[:3])
+        return summary, (
+            f"copy into {summary.target} failed for {result.failed_objects} of "
+            f"{result.listed_objects} object(s): {first}"
+        )
+    return summary, None
+
+
+def _resolved(step: CopySpec, ctx: CheckContext) -> CopySpec:
+    data: dict[str, Any] = step.model_dump(by_alias=True)
+    return CopySpec.model_validate(resolve_references(data, ctx, "copy"))
+
+
+def _summary(result: CopyResult, at: str) -> DataCopy:
+    return DataCopy(
+        at=at,
+        source=result.source,
+        target=result.target,
+        listed_objects=result.listed_objects,
+        listed_bytes=result.listed_bytes,
+        copied_objects=result.copied_objects,
+        copied_bytes=result.copied_bytes,
+        skipped_objects=result.skipped_objects,
+        failed_objects=result.failed_objects,
+        failures=[f"{f.key}: {f.error}" for f in result.failures],
+        seconds=round(result.seconds, 3),
+    )
+
+
+@dataclass(frozen=True)
+class PendingCopy:
+    """What a phase's copy would copy now (a plan's view of it)."""
+
+    target: str
+    objects: int
+    bytes: int
+
+    def describe(self) -> str:
+        return f"{self.objects} object(s), {self.bytes} byte(s) to copy into {self.target}"
+
+
+def pending_copy(
+    environment: Environment, spec: PhaseSpec, target: StackTarget, outputs: StackOutputs
+) -> PendingCopy | None:
+    """What the phase's copy would copy on an apply now, from both listings and the
+    journal; None when that cannot be told yet (the target is not made, its outputs not
+    known). Reads listings only."""
+    step = spec.copy_data
+    if step is None or environment.engine.outputs(target.name) is None:
+        return None  # never applied: its target is not made yet, and all of it will go
+    ctx = check_context(environment, spec, target, outputs)
+    try:
+        resolved = _resolved(step, ctx)
+        into = Location(resolved.target.bucket, resolved.target.prefix)
+        client = environment.engine.aws_client(target, "s3")
+        found = pending(
+            client,
+            client,
+            Location(resolved.source.bucket, resolved.source.prefix),
+            into,
+            _journal_dir(environment, target),
+            _options(resolved),
+        )
+    except (UnresolvedReference, PhasegateError, ValueError):
+        return None
+    return PendingCopy(str(into), len(found.copy), found.copy_bytes)
+
+
+def _journal_dir(environment: Environment, target: StackTarget) -> Path:
+    return environment.project.work_dir / "copy" / target.name
+
+
+def _options(resolved: CopySpec) -> CopyOptions:
+    return CopyOptions(
+        workers=resolved.workers,
+        multipart_threshold=resolved.multipart_threshold_mib * MIB,
+        kms_key_id=resolved.kms_key,
+        include=tuple(resolved.include),
+        exclude=tuple(resolved.exclude),
+    )
