@@ -73,12 +73,14 @@ def _fill(text: str, fields: dict[str, str]) -> str:
 
 
 class Phasegate(Tool):
-    """phasegate's own copy, through the plug-in point in bench/copy_phasegate.py."""
+    """phasegate's own copy and its parity proof, in a child process (bench/copy_phasegate.py)."""
+
+    workers: int = 32
 
     def run(self, endpoint: str, source: Location, target: Location) -> Outcome:
         start = time.perf_counter()
         try:
-            timings = phasegate_copy(endpoint, source, target)
+            timings = phasegate_copy(endpoint, source, target, self.workers, self.timeout)
         except PhasegateUnavailable:
             raise
         except Exception as exc:  # the row reports it; the other tools still race
@@ -205,7 +207,12 @@ def contenders(selected: list[str], concurrency: int, work: Path, timeout: float
     found: list[Tool] = []
     for name in selected:
         if name == "phasegate":
-            found.append(Phasegate(name, "this checkout", "its own defaults", [], {}, timeout))
+            tool = Phasegate(
+                name, "this checkout", f"copy workers {concurrency}, proof readers "
+                f"{min(concurrency, 128)}", [], {}, timeout,
+            )  # fmt: skip
+            tool.workers = concurrency
+            found.append(tool)
         elif name == "aws":
             found.append(_aws(env, concurrency, timeout))
         elif name == "rclone":

@@ -1,21 +1,29 @@
-"""phasegate's side of the copy race in bench/copy_bench.py: the one place to plug it in.
+"""phasegate's side of the copy race in bench/copy_bench.py: its copy and its parity proof.
 
->>> PLUG-IN POINT <<<  phasegate's own copy (src/phasegate/datacopy/) is written apart
-from this harness. Until :func:`phasegate_copy` calls it, the phasegate row of the
-results says "not plugged in" and the other tools still race. To plug it in, make
-:func:`phasegate_copy` run one copy *and its parity proof* against ``endpoint`` and return
-their timings; the harness times the whole call itself (wall), counts and verifies the
-target on its own, and calls it twice: a first full copy into an empty target, then a
-no-change re-run. Called in this process, it is spared the process start-up (and
-imports) every other tool pays on each run; for a like-for-like time, run phasegate's
-copy as a `migrate` subprocess here.
+:func:`phasegate_copy` runs them in a child process (this file as a script), as the
+other tools run: each run pays its own start-up and imports. The child copies with
+:func:`phasegate.datacopy.copy_prefix` (server side, the journal in a temporary directory
+that lives as long as the race, so the re-run is incremental as an apply's is) and then
+proves the copy with the ``s3_parity`` check kind, as the data layer's verification does,
+and prints its timings as one JSON line. The harness times the whole call (wall) and
+checks the target on its own.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tempfile
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["Location", "PhasegateTimings", "PhasegateUnavailable", "phasegate_copy"]
+
+_WORK = Path(tempfile.mkdtemp(prefix="phasegate-bench-copy-"))
+"""The journal and the proof's checksum cache, kept between the full copy and the re-run
+(an apply keeps them under .phasegate/)."""
 
 
 @dataclass(frozen=True)
@@ -45,23 +53,79 @@ class PhasegateUnavailable(Exception):
     """phasegate's copy cannot run here; the message says why (shown in the table)."""
 
 
-def phasegate_copy(endpoint: str, source: Location, target: Location) -> PhasegateTimings:
+def phasegate_copy(
+    endpoint: str, source: Location, target: Location, workers: int = 32, timeout: float = 1800
+) -> PhasegateTimings:
     """Copy ``source`` to ``target`` on the S3 endpoint ``endpoint`` (the served sandbox,
-    region us-east-1, any credentials) with phasegate's copy, then run its parity proof.
-
-    Raise :class:`PhasegateUnavailable` when it cannot run; raise anything else when the
-    copy or the proof fails (the harness reports the error on phasegate's row).
-    """
+    region us-east-1, any credentials) with ``workers`` objects at once, then prove it.
+    Raises RuntimeError, with the child's last line, when the copy or the proof fails."""
     try:
-        import phasegate.datacopy  # noqa: F401  (src/phasegate/datacopy/, being written)
+        import phasegate.datacopy  # noqa: F401
     except ImportError:
-        raise PhasegateUnavailable(
-            "not plugged in: phasegate.datacopy is not in this checkout"
-        ) from None
-    # >>> PLUG-IN POINT: call phasegate's copy and its parity proof here, timing each, e.g.
-    #     start = time.perf_counter(); result = <copy>(endpoint, source, target)
-    #     copied = time.perf_counter(); <proof>(endpoint, source, target)
-    #     return PhasegateTimings(copied - start, time.perf_counter() - copied, result.copied)
-    raise PhasegateUnavailable(
-        "not plugged in: phasegate.datacopy exists, but bench/copy_phasegate.py does not call it"
+        raise PhasegateUnavailable("phasegate.datacopy is not in this checkout") from None
+    argv = [sys.executable, __file__, endpoint, source.bucket, source.prefix]
+    argv += [target.bucket, target.prefix, str(workers), str(_WORK)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+        raise RuntimeError(f"exit {done.returncode}: {last[:200]}")
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    return PhasegateTimings(found["copy_seconds"], found["proof_seconds"], found["copied"])
+
+
+def _main(argv: list[str]) -> int:
+    import boto3
+    from botocore.config import Config
+
+    from phasegate import datacopy
+    from phasegate.checks.base import CheckContext
+    from phasegate.checks.parity import S3Parity, S3ParityParams
+
+    endpoint, source_bucket, source_prefix, target_bucket, target_prefix, workers, work = argv
+    config = Config(
+        max_pool_connections=int(workers) + 8,
+        retries={"max_attempts": 8, "mode": "adaptive"},
+        s3={"addressing_style": "path"},
     )
+    session = boto3.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+
+    def client(service: str) -> object:
+        return session.client(service, endpoint_url=endpoint, config=config)
+
+    s3 = client("s3")
+    source = datacopy.Location(source_bucket, source_prefix)
+    target = datacopy.Location(target_bucket, target_prefix)
+    start = time.perf_counter()
+    result = datacopy.copy_prefix(
+        s3, s3, source, target, Path(work) / "copy", datacopy.CopyOptions(workers=int(workers))
+    )
+    copied = time.perf_counter()
+    if not result.ok:
+        print(f"copy failed: {result.failures[:1]}", file=sys.stderr)
+        return 1
+    params = S3ParityParams.model_validate(
+        {
+            "source": {"bucket": source_bucket, "prefix": source_prefix},
+            "target": {"bucket": target_bucket, "prefix": target_prefix},
+            "concurrency": min(int(workers), 128),
+        }
+    )
+    ctx = CheckContext("bench", "bench-data", {}, aws=client, work_dir=Path(work))
+    proof = S3Parity().probe(params, ctx)
+    proved = time.perf_counter()
+    if not proof.passed:
+        print(f"proof failed: {proof.message}", file=sys.stderr)
+        return 1
+    timings = {
+        "copy_seconds": round(copied - start, 3),
+        "proof_seconds": round(proved - copied, 3),
+        "copied": result.copied_objects,
+    }
+    print(json.dumps(timings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
