@@ -4,12 +4,14 @@ rolled back, blocked by CrossGuard, killed mid-up and recovered."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,23 @@ pytestmark = [
 ]
 
 PASSPHRASE = {"PULUMI_CONFIG_PASSPHRASE": "volumes-e2e"}
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_running(tmp_path: Path) -> Iterator[None]:
+    """A killed run leaves the Pulumi CLI's plugins (the policy pack, in a process group
+    of its own) without their parent: they are the test's to stop, not the machine's."""
+    yield
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes()
+            where = os.readlink(proc / "cwd")
+        except OSError:  # not a process, or gone
+            continue
+        inside = str(tmp_path).encode() in command or where.startswith(str(tmp_path))
+        if proc.name.isdigit() and inside:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGKILL)
 
 
 @pytest.fixture
