@@ -329,20 +329,22 @@ def test_a_source_object_rewritten_during_the_proof_is_named(s3: Any) -> None:
     )
 
 
-# --- the source checksum cache --------------------------------------------------------
+# --- the checksum caches -------------------------------------------------------------
 
 
-def test_a_second_proof_reads_nothing_new_on_the_source(s3: Any, tmp_path: Path) -> None:
+def test_a_second_proof_reads_only_what_changed_on_either_side(s3: Any, tmp_path: Path) -> None:
     first = _prove(s3, tmp_path)
     assert first.result == "pass"
     assert (tmp_path / "parity" / "staging-data_layer.json").is_file()
+    assert (tmp_path / "parity" / "staging-data_layer.target.json").is_file()
     calls = Calls(s3)
     second = _prove(s3, tmp_path)
     assert second.result == "pass"
     assert second.detail is not None and first.detail is not None
     assert second.detail["source"] == first.detail["source"]
-    assert second.detail["checksums"]["source_cached"] == 6
-    assert calls.count("GetObject", SOURCE) == calls.count("HeadObject", SOURCE) == 0
+    assert second.detail["checksums"] == {"source_cached": 6, "target_cached": 6}
+    for bucket in (SOURCE, TARGET):
+        assert calls.count("GetObject", bucket) == calls.count("HeadObject", bucket) == 0
 
     # A new export and a rewritten one: only those two are read on the source.
     new, rewritten = SRC_PREFIX + "2026/10/02/part-001.csv", SRC_PREFIX + "2026/10/01/part-002.csv"
@@ -355,6 +357,26 @@ def test_a_second_proof_reads_nothing_new_on_the_source(s3: Any, tmp_path: Path)
     assert third.result == "pass", third.message
     assert calls.count("GetObject", SOURCE) == 2
     assert {k for op, b, k in calls.seen if (op, b) == ("GetObject", SOURCE)} == {new, rewritten}
+    looked_at = {k for op, b, k in calls.seen if b == TARGET and op != "ListObjectsV2"}
+    assert looked_at == {DST_PREFIX + k[len(SRC_PREFIX) :] for k in (new, rewritten)}
+
+
+def test_a_copy_rewritten_after_a_passing_proof_fails_the_next_one(s3: Any, tmp_path: Path) -> None:
+    """A cached target checksum is for the version proved: a rewrite is read again."""
+    assert _prove(s3, tmp_path).result == "pass"
+    relative = "2026/10/01/part-001.csv"
+    body = OBJECTS[SRC_PREFIX + relative][0]
+    s3.put_object(
+        Bucket=TARGET,
+        Key=DST_PREFIX + relative,
+        Body=body[:-2] + b"X\n",
+        ChecksumAlgorithm="SHA256",
+    )
+    again = _prove(s3, tmp_path)
+    assert again.result == "fail"
+    assert again.message.startswith(
+        f"parity FAILED: 1 of 6 objects differ: {SRC_PREFIX}{relative}: checksum differs"
+    )
 
 
 def test_a_stop_between_objects_interrupts_and_keeps_what_was_computed(

@@ -16,9 +16,11 @@ key (``detail`` in the state file). A manifest digest is the SHA-256 of the sort
 ``key<TAB>size<TAB>sha256<LF>`` (keys relative to the prefix, sorted by their UTF-8
 bytes): the two are equal exactly when parity holds.
 
-The proof only reads: ListObjectsV2, HeadObject and GetObject, on both buckets. SHA-256s
-computed on the source are kept under ``ctx.work_dir`` (``parity/<stack>.json``) so a
-proof after new exports reads only the new objects.
+The proof only reads: ListObjectsV2, HeadObject and GetObject, on both buckets. The
+SHA-256s it had, on either side, are kept under ``ctx.work_dir`` (``parity/<stack>.json``
+for the source, ``parity/<stack>.target.json`` for the target), each for the object
+version its listing names (size, ETag, last modified), so a proof after new exports reads
+only the new objects and the new copies: any object rewritten since is read again.
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ from pydantic import Field, model_validator
 from phasegate.checks.base import CheckContext, CheckError, CheckKind, Params, Probe, aws_client
 from phasegate.checks.s3_manifest import (
     Changed,
+    ChecksumCache,
     Listed,
     ObjectSum,
-    SourceCache,
     Stopped,
     list_prefix,
     sha256_of,
@@ -46,7 +48,7 @@ from phasegate.errors import Interrupted
 __all__ = ["S3Location", "S3Parity", "S3ParityParams"]
 
 _SAVE_EVERY = 30.0
-"""Seconds between writes of the source checksum cache while a proof reads."""
+"""Seconds between writes of the checksum caches while a proof reads."""
 SHOWN = 10
 """Mismatches the state file names; the message names the first few of them."""
 _IN_MESSAGE = 3
@@ -139,12 +141,21 @@ class S3Parity(CheckKind):
                 "allow_empty: true if it is empty on purpose)",
                 final=True,
             )
-        cache_file = None if ctx.work_dir is None else ctx.work_dir / "parity" / f"{ctx.stack}.json"
-        cache = SourceCache(cache_file, str(params.source))
+        where = None if ctx.work_dir is None else ctx.work_dir / "parity"
+        caches = {
+            "source": ChecksumCache(where and where / f"{ctx.stack}.json", str(params.source)),
+            "target": ChecksumCache(
+                where and where / f"{ctx.stack}.target.json", str(params.target)
+            ),
+        }
         try:
-            source_sums, target_sums, changed = _checksums(s3, params, source, target, cache, ctx)
+            source_sums, target_sums, changed = _checksums(s3, params, source, target, caches, ctx)
         finally:
-            unsaved = cache.save(source)
+            unsaved = "; ".join(
+                why
+                for side, listed in (("source", source), ("target", target))
+                if (why := caches[side].save(listed))
+            )
         mismatches = _compare(source, target, source_sums, target_sums, changed)
         sides = {
             "source": _side(params.source, source, source_sums),
@@ -163,7 +174,7 @@ class S3Parity(CheckKind):
             "first_mismatches": [m.as_detail() for m in mismatches[:SHOWN]],
         }
         if unsaved:
-            detail["cache"] = f"source checksums not kept for the next proof: {unsaved}"
+            detail["cache"] = f"checksums not kept for the next proof: {unsaved}"
         objects = len(source.keys() | target.keys())
         if not mismatches:
             size = sides["source"]["bytes"]
@@ -189,7 +200,7 @@ def _checksums(
     params: S3ParityParams,
     source: Mapping[str, Listed],
     target: Mapping[str, Listed],
-    cache: SourceCache,
+    caches: Mapping[str, ChecksumCache],
     ctx: CheckContext,
 ) -> tuple[dict[str, ObjectSum], dict[str, ObjectSum], set[tuple[str, str]]]:
     """Every object's SHA-256 on both sides, ``concurrency`` objects at a time, and the
@@ -197,19 +208,18 @@ def _checksums(
     sums: dict[str, dict[str, ObjectSum]] = {"source": {}, "target": {}}
     changed: set[tuple[str, str]] = set()
     todo: list[tuple[str, str, Listed]] = []
-    for relative, listed in source.items():
-        cached = cache.get(relative, listed)
-        if cached is not None:
-            sums["source"][relative] = ObjectSum(cached, "cached")
-        else:
-            todo.append(("source", relative, listed))
-    todo += [("target", relative, listed) for relative, listed in target.items()]
+    for side, listing in (("source", source), ("target", target)):
+        for relative, listed in listing.items():
+            cached = caches[side].get(relative, listed)
+            if cached is not None:
+                sums[side][relative] = ObjectSum(cached, "cached")
+            else:
+                todo.append((side, relative, listed))
     buckets = {"source": params.source.bucket, "target": params.target.bucket}
 
     def one(side: str, relative: str, listed: Listed) -> ObjectSum:
         found = sha256_of(s3, buckets[side], listed, stopped)
-        if side == "source":
-            cache.put(relative, listed, found.sha256)
+        caches[side].put(relative, listed, found.sha256)
         return found
 
     def stopped() -> bool:
@@ -253,7 +263,8 @@ def _checksums(
                     )
                 if ctx.clock() - saved_at > _SAVE_EVERY:
                     # A run killed outright still leaves most of what it read to the next.
-                    cache.save()
+                    for cache in caches.values():
+                        cache.save()
                     saved_at = ctx.clock()
         finally:
             # Whatever ended the loop, the workers stop reading between two chunks.

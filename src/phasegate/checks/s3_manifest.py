@@ -14,8 +14,9 @@ as multipart when its ETag ends in ``-N`` or S3 says its checksum is ``COMPOSITE
 
 Other algorithms (CRC32, CRC32C) are not used: the manifest is over SHA-256, and the copy
 gives each single-part target object a SHA-256, so a source that carries only a CRC is
-read once, its SHA-256 cached (:class:`SourceCache`), and every later proof reads nothing
-of either side for single-part objects. Reading the source object is conditional on the
+read once. Every SHA-256 a proof had, on either side, is cached (:class:`ChecksumCache`)
+for the object version its listing names, and a later proof reads only objects that are
+new or rewritten since. Reading the source object is conditional on the
 ETag listed (``IfMatch``): an object rewritten during the proof is reported as such, never
 hashed in its new version against the old listing.
 
@@ -43,9 +44,9 @@ from phasegate.errors import StorageError
 
 __all__ = [
     "CHUNK",
+    "ChecksumCache",
     "Listed",
     "ObjectSum",
-    "SourceCache",
     "Stopped",
     "glob_matches",
     "list_prefix",
@@ -230,21 +231,21 @@ def sha256_of(s3: Any, bucket: str, listed: Listed, stopped: Callable[[], bool])
     return ObjectSum(digest.hexdigest(), "computed")
 
 
-class SourceCache:
-    """Source SHA-256s computed by earlier proofs, in a JSON file, so a proof after new
-    exports reads only the new objects.
+class ChecksumCache:
+    """The SHA-256s earlier proofs had for one side (the source, or the target), in a
+    JSON file, so a proof after new exports reads only the new objects and their copies.
 
-    An entry counts only for the same key, size, ETag and LastModified: a rewritten
-    object is read again. Checksums S3 keeps are cached as well (a re-proof then makes no
-    HeadObject on the source). A file that cannot be read as a cache is taken as empty and
-    rewritten; what it held is only a saving, never evidence the target is checked against
-    without the target's own checksum.
+    An entry counts only for the same key, size, ETag and LastModified, which is to say
+    the same object version as the listing now names: a rewritten object (a corrupted
+    copy included) is read again. Checksums S3 keeps are cached as well (a re-proof then
+    makes no HeadObject for them). A file that cannot be read as a cache is taken as
+    empty and rewritten: it is only a saving.
     """
 
     def __init__(self, path: Path | None, source: str) -> None:
         self.path = path
         self.source = source
-        """``s3://bucket/prefix``: one file may hold several sources."""
+        """``s3://bucket/prefix`` of the side: one file may hold several."""
         self._lock = threading.Lock()
         self._all: dict[str, Any] = self._load()
         self._mine: dict[str, list[Any]] = dict(self._all.get(source, {}))
