@@ -605,3 +605,30 @@ def test_a_tls_only_bucket_policy_lets_sdk_requests_through_and_denials_stand(
     assert s3.get_object(Bucket="tls-only", Key="data")["Body"].read() == b"kept"
     with pytest.raises(ClientError, match=r"Forbidden|AccessDenied"):
         s3.put_object(Bucket="locked", Key="data", Body=b"no")
+
+
+def test_a_copy_is_made_only_while_the_source_has_the_etag_it_names(clean: Emulator) -> None:
+    """CopySourceIfMatch, on CopyObject and UploadPartCopy, as S3 answers it: the data
+    copy relies on it to copy the version it listed."""
+    s3 = clean.session().client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="source-bucket")
+    s3.create_bucket(Bucket="target-bucket")
+    listed = s3.put_object(Bucket="source-bucket", Key="a b+c%.csv", Body=b"v1")["ETag"]
+    s3.put_object(Bucket="source-bucket", Key="a b+c%.csv", Body=b"v2, rewritten")
+    source = {"Bucket": "source-bucket", "Key": "a b+c%.csv"}
+
+    with pytest.raises(ClientError) as caught:
+        s3.copy_object(Bucket="target-bucket", Key="t", CopySource=source, CopySourceIfMatch=listed)
+    assert caught.value.response["Error"]["Code"] == "PreconditionFailed"
+    upload = s3.create_multipart_upload(Bucket="target-bucket", Key="t")["UploadId"]
+    with pytest.raises(ClientError) as caught:
+        s3.upload_part_copy(
+            Bucket="target-bucket", Key="t", UploadId=upload, PartNumber=1,
+            CopySource=source, CopySourceIfMatch=listed,
+        )  # fmt: skip
+    assert caught.value.response["Error"]["Code"] == "PreconditionFailed"
+    assert "Contents" not in s3.list_objects_v2(Bucket="target-bucket")
+
+    now = s3.head_object(Bucket="source-bucket", Key="a b+c%.csv")["ETag"]
+    s3.copy_object(Bucket="target-bucket", Key="t", CopySource=source, CopySourceIfMatch=now)
+    assert s3.get_object(Bucket="target-bucket", Key="t")["Body"].read() == b"v2, rewritten"

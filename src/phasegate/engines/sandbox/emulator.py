@@ -22,6 +22,7 @@ from phasegate.engines.sandbox import snapshot
 from phasegate.engines.sandbox.moto_patches import (
     _copy_bodies_by_reference,
     _follow_the_current_label,
+    _honour_copy_source_if_match,
     _keep_queue_policies,
     _modify_user_data_as_sent,
     _note_bucket_changes,
@@ -121,6 +122,7 @@ class Emulator:
             _modify_user_data_as_sent()
             _note_bucket_changes()
             _copy_bodies_by_reference()
+            _honour_copy_source_if_match()
             # MockAWS, not mock_aws(): the latter turns into a client of a remote
             # moto server when TEST_SERVER_MODE is set, and the state must be ours.
             from moto.core.models import MockAWS

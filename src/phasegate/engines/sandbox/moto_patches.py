@@ -208,3 +208,38 @@ def _copy_bodies_by_reference() -> None:
 
     copy_object._phasegate_shared = True  # type: ignore[attr-defined]
     S3Backend.copy_object = copy_object  # type: ignore[method-assign]
+
+
+def _honour_copy_source_if_match() -> None:
+    """``x-amz-copy-source-if-match`` on CopyObject and UploadPartCopy: the copy is made
+    only while the source still has that ETag, else 412 PreconditionFailed, as S3 does.
+    moto reads the header on neither; the data copy relies on it to copy the version it
+    listed, never a newer one half way through."""
+    from urllib.parse import parse_qs, unquote, urlparse
+
+    from moto.s3.exceptions import PreconditionFailed
+    from moto.s3.responses import S3Response
+
+    if getattr(S3Response.copy_object, "_phasegate_if_match", False):
+        return
+
+    def guarded(original: Any) -> Any:
+        def answer(self: Any) -> Any:
+            wanted = self.headers.get("x-amz-copy-source-if-match")
+            source = self.headers.get("x-amz-copy-source")
+            if wanted and source:
+                if isinstance(source, bytes):
+                    source = source.decode("utf-8")
+                parsed = urlparse(source)
+                bucket, _, key = unquote(parsed.path).lstrip("/").partition("/")
+                version = parse_qs(parsed.query).get("versionId", [None])[0]
+                found = self.backend.get_object(bucket, key, version_id=version)
+                if found is not None and wanted.strip('"') != found.etag.strip('"'):
+                    raise PreconditionFailed(failed_condition="x-amz-copy-source-If-Match")
+            return original(self)
+
+        answer._phasegate_if_match = True  # type: ignore[attr-defined]
+        return answer
+
+    S3Response.copy_object = guarded(S3Response.copy_object)  # type: ignore[method-assign]
+    S3Response.upload_part_copy = guarded(S3Response.upload_part_copy)  # type: ignore[method-assign]
