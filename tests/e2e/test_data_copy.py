@@ -6,6 +6,7 @@ legacy with every byte kept."""
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,13 @@ def _described(s3: Any, bucket: str, prefix: str = "") -> dict[str, tuple[Any, .
     return found
 
 
+def _legacy_counts(cli: Any, project: Path) -> dict[str, Any]:
+    """The legacy bucket's objects, versions and delete markers, as the sandbox counts them."""
+    status = cli.run(project, "sandbox", "status", "--output", "json")
+    counts: dict[str, Any] = json.loads(status.stdout)["legacy"]
+    return counts
+
+
 def _apply_data_layer(cli: Any, project: Path, **kwargs: Any) -> Any:
     return cli.run(project, "apply", "--yes", "--phase", "data_layer", **kwargs)
 
@@ -63,8 +71,10 @@ def test_a_fresh_apply_copies_every_legacy_object_and_proves_it(
 ) -> None:
     shipped_estate(fresh_project)  # all 5,000 objects; the other tests use a small estate
     assert cli.run(fresh_project, "apply", "--yes", "--phase", "pilot").returncode == 0
+    before = _legacy_counts(cli, fresh_project)
     done = _apply_data_layer(cli, fresh_project)
     assert done.returncode == 0, done.stderr
+    assert _legacy_counts(cli, fresh_project) == before, "the legacy side is only read"
 
     state = _state(fresh_project)
     with cli.serve(fresh_project) as served:
