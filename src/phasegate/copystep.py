@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from phasegate.check_context import check_context
 from phasegate.checks.base import CheckContext, UnresolvedReference, resolve_references
@@ -45,11 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["PendingCopy", "copy_data", "pending_copy", "reporter"]
 
 MIB = 1024 * 1024
-_STATUS: dict[str, Literal["listing", "copying", "done"]] = {
-    "listing": "listing",
-    "copying": "copying",
-    "done": "done",
-}
 
 
 def copy_data(
@@ -109,7 +104,7 @@ def reporter(
             CopyEvent(
                 stack,
                 target,
-                _STATUS[progress.phase],
+                progress.phase,
                 copied_objects=progress.objects_done,
                 total_objects=progress.objects_total,
                 copied_bytes=progress.bytes_done,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from phasegate.errors import InputError, PhasegateError
 
@@ -17,6 +17,7 @@ __all__ = [
     "Failure",
     "Location",
     "Progress",
+    "Stage",
 ]
 
 MIB = 1024 * 1024
@@ -33,6 +34,10 @@ MAX_KEY_BYTES = 1024
 
 class DataCopyError(PhasegateError):
     """A copy could not run at all (a bucket it cannot list, a journal it cannot trust)."""
+
+
+Stage = Literal["listing", "copying", "done"]
+"""Where a copy is: listing the source, copying, or done."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +137,7 @@ class Progress:
     """Where a copy stands. ``phase`` is ``listing`` (totals still growing), ``copying``
     or ``done``; totals count what this run copies (the delta), not what it skips."""
 
-    phase: str
+    phase: Stage
     objects_done: int
     objects_total: int
     bytes_done: int

@@ -30,6 +30,7 @@ from phasegate.datacopy.model import (
     DataCopyError,
     Location,
     Progress,
+    Stage,
 )
 from phasegate.datacopy.plan import Plan, build_plan
 from phasegate.datacopy.transfer import Copied, ObjectCopier, Stopped, abort_leftover_uploads
@@ -146,7 +147,7 @@ class _Run:
         self.result = CopyResult(source=str(source), target=str(target))
         self.total = (0, 0)
 
-    def progress(self, phase: str) -> Progress:
+    def progress(self, phase: Stage) -> Progress:
         r = self.result
         return Progress(
             phase, r.copied_objects, self.total[0], r.copied_bytes, self.total[1],
