@@ -21,6 +21,8 @@ from pathlib import Path
 
 __all__ = ["Location", "PhasegateTimings", "PhasegateUnavailable", "phasegate_copy"]
 
+_STACK = "bench-data"
+"""The stack name the proof's checksum files are kept under."""
 _WORK = Path(tempfile.mkdtemp(prefix="phasegate-bench-copy-"))
 """The journal and the proof's checksum cache, kept between the full copy and the re-run
 (an apply keeps them under .phasegate/)."""
@@ -79,7 +81,7 @@ def _main(argv: list[str]) -> int:
 
     from phasegate import datacopy
     from phasegate.checks.base import CheckContext
-    from phasegate.checks.parity import S3Parity, S3ParityParams
+    from phasegate.checks.parity import S3Parity, S3ParityParams, target_checksums
 
     endpoint, source_bucket, source_prefix, target_bucket, target_prefix, workers, work = argv
     config = Config(
@@ -98,9 +100,17 @@ def _main(argv: list[str]) -> int:
     source = datacopy.Location(source_bucket, source_prefix)
     target = datacopy.Location(target_bucket, target_prefix)
     start = time.perf_counter()
+    checksums = target_checksums(Path(work), _STACK, str(target))  # as the copy step
     result = datacopy.copy_prefix(
-        s3, s3, source, target, Path(work) / "copy", datacopy.CopyOptions(workers=int(workers))
+        s3,
+        s3,
+        source,
+        target,
+        Path(work) / "copy",
+        datacopy.CopyOptions(workers=int(workers)),
+        on_copied=lambda key, copied: checksums.keep_written(key, copied.size, copied.written),
     )
+    checksums.save()
     copied = time.perf_counter()
     if not result.ok:
         print(f"copy failed: {result.failures[:1]}", file=sys.stderr)
@@ -112,7 +122,7 @@ def _main(argv: list[str]) -> int:
             "concurrency": min(int(workers), 128),
         }
     )
-    ctx = CheckContext("bench", "bench-data", {}, aws=client, work_dir=Path(work))
+    ctx = CheckContext("bench", _STACK, {}, aws=client, work_dir=Path(work))
     proof = S3Parity().probe(params, ctx)
     proved = time.perf_counter()
     if not proof.passed:

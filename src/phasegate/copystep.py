@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from phasegate.check_context import check_context
 from phasegate.checks.base import CheckContext, UnresolvedReference, resolve_references
+from phasegate.checks.parity import target_checksums
 from phasegate.datacopy import (
     CopyOptions,
     CopyResult,
@@ -62,6 +63,8 @@ def copy_data(
     source = Location(resolved.source.bucket, resolved.source.prefix)
     into = Location(resolved.target.bucket, resolved.target.prefix)
     client = environment.engine.aws_client(target, "s3")
+    # The parity proof then has the target's checksums without asking for them again.
+    checksums = target_checksums(ctx.work_dir, ctx.stack, str(into))
     try:
         result = copy_prefix(
             client,
@@ -74,9 +77,12 @@ def copy_data(
             stop=environment.stop,
             # What the journal says was copied is kept by the engine first, even if stopped.
             durable=environment.engine.cloud_writes_keeper(target),
+            on_copied=lambda key, copied: checksums.keep_written(key, copied.size, copied.written),
         )
     except DataCopyError as exc:  # a bucket it cannot list, a journal it cannot trust
         return None, f"copy: {exc}"  # the phase fails: rolled back, readers on legacy
+    finally:
+        checksums.save()  # a saving only: a file it cannot write costs the proof time
     summary = _summary(result, environment.context.clock())
     if result.stopped and environment.stop.is_set():
         raise Interrupted(

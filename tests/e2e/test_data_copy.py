@@ -94,6 +94,9 @@ def test_a_fresh_apply_copies_every_legacy_object_and_proves_it(
     [proof] = [c for c in state["checks"] if c["kind"] == "s3_parity"]
     assert proof["result"] == "pass"
     assert proof["detail"]["source"]["manifest"] == proof["detail"]["target"]["manifest"]
+    # The target's checksums came with the copy's answers: none was asked for again.
+    assert "target_s3" not in proof["detail"]["checksums"]
+    assert proof["detail"]["checksums"]["target_cached"] > 4500
     assert state["outputs"]["data_source"] == {"bucket": RAW, "prefix": PREFIX, "on": "lake"}
 
 

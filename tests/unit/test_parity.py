@@ -22,7 +22,9 @@ from moto import mock_aws
 from pydantic import ValidationError
 
 from phasegate.checks import CheckContext, CheckSpec, run_check
+from phasegate.checks.parity import target_checksums
 from phasegate.checks.s3_manifest import glob_matches
+from phasegate.datacopy import CopyOptions, Location, copy_prefix
 from phasegate.errors import Interrupted
 from phasegate.state import CheckResult, PhaseState, StateStore
 
@@ -220,6 +222,9 @@ def test_parity_holds_on_an_identical_copy_and_the_proof_only_reads(s3: Any) -> 
     assert calls.operations() == READS
     assert calls.count("GetObject", SOURCE) == 3
     assert calls.count("GetObject", TARGET) == 1
+    # Only objects listed with a SHA-256 are asked for it: the others are read at once.
+    assert calls.count("HeadObject", SOURCE) == 3
+    assert calls.count("HeadObject", TARGET) == 5
 
 
 def test_what_moto_keeps_of_s3_checksums(s3: Any) -> None:
@@ -359,6 +364,48 @@ def test_a_second_proof_reads_only_what_changed_on_either_side(s3: Any, tmp_path
     assert {k for op, b, k in calls.seen if (op, b) == ("GetObject", SOURCE)} == {new, rewritten}
     looked_at = {k for op, b, k in calls.seen if b == TARGET and op != "ListObjectsV2"}
     assert looked_at == {DST_PREFIX + k[len(SRC_PREFIX) :] for k in (new, rewritten)}
+
+
+def test_the_checksums_s3_answered_to_the_copy_spare_the_first_proof_asking_the_target(
+    s3: Any, tmp_path: Path
+) -> None:
+    """The data copy keeps what each CopyObject answered; the proof then asks the target
+    for nothing but its listing, and still sees a copy rewritten since."""
+    into = "lake-raw-2"
+    s3.create_bucket(Bucket=into)
+    checksums = target_checksums(tmp_path, "staging-data_layer", f"s3://{into}/{DST_PREFIX}")
+    copied = copy_prefix(
+        s3,
+        s3,
+        Location(SOURCE, SRC_PREFIX),
+        Location(into, DST_PREFIX),
+        tmp_path / "copy",
+        CopyOptions(exclude=tuple(EXCLUDE), multipart_threshold=PART),
+        on_copied=lambda key, done: checksums.keep_written(key, done.size, done.written),
+    )
+    assert copied.ok and copied.copied_objects == 6
+    assert checksums.save() is None
+    target = {"bucket": into, "prefix": DST_PREFIX}
+    calls = Calls(s3)
+    first = _prove(s3, tmp_path, params={"target": target})
+    assert first.result == "pass", first.message
+    assert first.detail is not None
+    # The five single-part copies from the copy's answers; the one copied in parts has a
+    # composite checksum, which says nothing of the whole content: its body is read.
+    assert first.detail["checksums"] == {
+        "source_s3": 3,
+        "source_computed": 3,
+        "target_cached": 5,
+        "target_computed": 1,
+    }
+    assert calls.count("HeadObject", into) == 0
+    assert calls.count("GetObject", into) == 1
+
+    rewritten = DST_PREFIX + "2026/10/01/part-001.csv"
+    s3.put_object(Bucket=into, Key=rewritten, Body=b"id,name\n1,ada lovelace\n")
+    second = _prove(s3, tmp_path, params={"target": target})
+    assert second.result == "fail"
+    assert f"{SRC_PREFIX}2026/10/01/part-001.csv: size differs" in second.message
 
 
 def test_a_copy_rewritten_after_a_passing_proof_fails_the_next_one(s3: Any, tmp_path: Path) -> None:

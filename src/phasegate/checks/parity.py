@@ -16,11 +16,16 @@ key (``detail`` in the state file). A manifest digest is the SHA-256 of the sort
 ``key<TAB>size<TAB>sha256<LF>`` (keys relative to the prefix, sorted by their UTF-8
 bytes): the two are equal exactly when parity holds.
 
-The proof only reads: ListObjectsV2, HeadObject and GetObject, on both buckets. The
-SHA-256s it had, on either side, are kept under ``ctx.work_dir`` (``parity/<stack>.json``
-for the source, ``parity/<stack>.target.json`` for the target), each for the object
-version its listing names (size, ETag, last modified), so a proof after new exports reads
-only the new objects and the new copies: any object rewritten since is read again.
+The proof only reads: ListObjectsV2 (both sides at once), HeadObject and GetObject, on
+both buckets. The SHA-256s it had, on either side, are kept under ``ctx.work_dir``
+(``parity/<stack>.json`` for the source, ``parity/<stack>.target.json`` for the target),
+each for the object version its listing names (size, ETag, last modified), so a proof
+after new exports reads only the new objects and the new copies: any object rewritten
+since is read again. The data copy puts in the target's file the SHA-256 S3 answered as
+it wrote each copy (:func:`target_checksums`), the very value a HeadObject would give
+for that version, so the first proof after a copy asks the target nothing per object.
+The source's SHA-256s never come from the copy: they are S3's own, kept since the object
+was written, or computed from its body.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import hashlib
 import threading
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from pydantic import Field, model_validator
@@ -45,7 +51,7 @@ from phasegate.checks.s3_manifest import (
 )
 from phasegate.errors import Interrupted
 
-__all__ = ["S3Location", "S3Parity", "S3ParityParams"]
+__all__ = ["S3Location", "S3Parity", "S3ParityParams", "target_checksums"]
 
 _SAVE_EVERY = 30.0
 """Seconds between writes of the checksum caches while a proof reads."""
@@ -129,10 +135,12 @@ class S3Parity(CheckKind):
 
     def probe(self, params: S3ParityParams, ctx: CheckContext) -> Probe:
         s3 = aws_client(ctx, "s3")
-        source = list_prefix(
-            s3, params.source.bucket, params.source.prefix, params.include, params.exclude
-        )
-        target = list_prefix(s3, params.target.bucket, params.target.prefix)
+        with ThreadPoolExecutor(1, thread_name_prefix="parity-list") as lister:
+            listing = lister.submit(list_prefix, s3, params.target.bucket, params.target.prefix)
+            source = list_prefix(
+                s3, params.source.bucket, params.source.prefix, params.include, params.exclude
+            )
+            target = listing.result()
         if not source and not params.allow_empty:
             return Probe(
                 False,
@@ -141,12 +149,9 @@ class S3Parity(CheckKind):
                 "allow_empty: true if it is empty on purpose)",
                 final=True,
             )
-        where = None if ctx.work_dir is None else ctx.work_dir / "parity"
         caches = {
-            "source": ChecksumCache(where and where / f"{ctx.stack}.json", str(params.source)),
-            "target": ChecksumCache(
-                where and where / f"{ctx.stack}.target.json", str(params.target)
-            ),
+            "source": ChecksumCache(_cache_file(ctx.work_dir, ctx.stack), str(params.source)),
+            "target": target_checksums(ctx.work_dir, ctx.stack, str(params.target)),
         }
         try:
             source_sums, target_sums, changed = _checksums(s3, params, source, target, caches, ctx)
@@ -193,6 +198,16 @@ class S3Parity(CheckKind):
             final=True,
             detail=detail,
         )
+
+
+def target_checksums(work_dir: Path | None, stack: str, target: str) -> ChecksumCache:
+    """The SHA-256s the proof of ``stack`` keeps for its target ``s3://bucket/prefix``
+    (kept nowhere without a ``work_dir``)."""
+    return ChecksumCache(_cache_file(work_dir, stack, ".target"), target)
+
+
+def _cache_file(work_dir: Path | None, stack: str, side: str = "") -> Path | None:
+    return None if work_dir is None else work_dir / "parity" / f"{stack}{side}.json"
 
 
 def _checksums(

@@ -10,7 +10,11 @@ used as it is. A multipart object's SHA-256 is *composite* (a hash of its parts'
 which no single-part copy of the same bytes matches, and its ETag is no checksum either:
 its content is read (GetObject, streamed through ``hashlib.sha256``). An object is taken
 as multipart when its ETag ends in ``-N`` or S3 says its checksum is ``COMPOSITE``
-(some emulators give a composite value without the ``-N`` S3 puts on it).
+(some emulators give a composite value without the ``-N`` S3 puts on it). The HeadObject
+is asked only of an object whose listing names SHA256 among its checksum algorithms
+(ListObjectsV2's ``ChecksumAlgorithm``): any other has no SHA-256 to give, and its body
+is read straight away. A store that does not list the algorithms has its objects read:
+slower, never wrong.
 
 Other algorithms (CRC32, CRC32C) are not used: the manifest is over SHA-256, and the copy
 gives each single-part target object a SHA-256, so a source that carries only a CRC is
@@ -48,6 +52,7 @@ __all__ = [
     "Listed",
     "ObjectSum",
     "Stopped",
+    "full_object_sha256",
     "glob_matches",
     "list_prefix",
     "sha256_of",
@@ -68,6 +73,8 @@ class Listed(NamedTuple):
     etag: str
     last_modified: str
     """ISO 8601, as S3 gave it: with the ETag, what tells a rewritten object from the old."""
+    algorithms: tuple[str, ...] = ()
+    """The additional checksums S3 keeps of it, as the listing names them (``SHA256``)."""
 
 
 class ObjectSum(NamedTuple):
@@ -165,6 +172,7 @@ def list_prefix(
                         int(item["Size"]),
                         str(item.get("ETag", "")),
                         item["LastModified"].isoformat(),
+                        tuple(item.get("ChecksumAlgorithm") or ()),
                     )
     except Exception as exc:
         if error_code(exc) == "NoSuchBucket":
@@ -177,12 +185,14 @@ def _multipart(etag: str) -> bool:
     return re.search(r"-\d+\"?$", etag) is not None
 
 
-def _full_object_sha256(head: Mapping[str, Any], listed: Listed) -> str | None:
-    """The hex SHA-256 of the whole content that S3 keeps for the object, if it keeps one."""
-    value = head.get("ChecksumSHA256")
-    if not value or "-" in value or head.get("ChecksumType") == "COMPOSITE":
+def full_object_sha256(answer: Mapping[str, Any], etag: str) -> str | None:
+    """The hex SHA-256 of the whole content that S3 keeps for an object, if it keeps one,
+    from S3's answer about it (HeadObject, or the CopyObjectResult that wrote it);
+    ``etag`` is the object's ETag as listed."""
+    value = answer.get("ChecksumSHA256")
+    if not value or "-" in value or answer.get("ChecksumType") == "COMPOSITE":
         return None
-    if _multipart(listed.etag) or _multipart(str(head.get("ETag", ""))):
+    if _multipart(etag) or _multipart(str(answer.get("ETag", ""))):
         return None
     try:
         raw = base64.b64decode(value, validate=True)
@@ -199,7 +209,7 @@ def sha256_of(s3: Any, bucket: str, listed: Listed, stopped: Callable[[], bool])
     """
     if stopped():
         raise Stopped
-    if not _multipart(listed.etag):
+    if "SHA256" in listed.algorithms and not _multipart(listed.etag):
         try:
             head = s3.head_object(
                 Bucket=bucket, Key=listed.key, IfMatch=listed.etag, ChecksumMode="ENABLED"
@@ -208,7 +218,7 @@ def sha256_of(s3: Any, bucket: str, listed: Listed, stopped: Callable[[], bool])
             if error_code(exc) in ("PreconditionFailed", "412", "404", "NoSuchKey"):
                 raise Changed from None
             raise
-        known = _full_object_sha256(head, listed)
+        known = full_object_sha256(head, listed.etag)
         if known is not None:
             return ObjectSum(known, "s3")
     try:
@@ -232,8 +242,9 @@ def sha256_of(s3: Any, bucket: str, listed: Listed, stopped: Callable[[], bool])
 
 
 class ChecksumCache:
-    """The SHA-256s earlier proofs had for one side (the source, or the target), in a
-    JSON file, so a proof after new exports reads only the new objects and their copies.
+    """The SHA-256s earlier proofs had for one side (the source, or the target), and those
+    S3 answered as the copy wrote the target (:meth:`keep_written`), in a JSON file, so a
+    proof after new exports reads only the new objects and their copies.
 
     An entry counts only for the same key, size, ETag and LastModified, which is to say
     the same object version as the listing now names: a rewritten object (a corrupted
@@ -279,6 +290,18 @@ class ChecksumCache:
         with self._lock:
             self._mine[relative] = [listed.size, listed.etag, listed.last_modified, sha256]
             self._dirty = True
+
+    def keep_written(self, relative: str, size: int, written: Mapping[str, Any] | None) -> None:
+        """Keep the SHA-256 S3 answered as it wrote the object at ``relative`` (its
+        CopyObjectResult: ETag, LastModified, ChecksumSHA256), for the version it wrote:
+        what a HeadObject of that version gives. Nothing without a full-object one."""
+        if written is None or written.get("LastModified") is None:
+            return
+        etag = str(written.get("ETag", ""))
+        sha256 = full_object_sha256(written, etag)
+        if sha256 is not None:
+            modified = written["LastModified"].isoformat()
+            self.put(relative, Listed(relative, size, etag, modified), sha256)
 
     def save(self, listed: Mapping[str, Listed] | None = None) -> str | None:
         """Write the file if anything changed; with ``listed``, entries of objects no

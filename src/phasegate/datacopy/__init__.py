@@ -35,8 +35,10 @@ from phasegate.datacopy.model import (
 )
 from phasegate.datacopy.plan import Plan
 from phasegate.datacopy.runner import ProgressCallback, copy_prefix, pending
+from phasegate.datacopy.transfer import Copied
 
 __all__ = [
+    "Copied",
     "CopyOptions",
     "CopyResult",
     "DataCopyError",

@@ -52,6 +52,7 @@ def copy_prefix(
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     durable: Callable[[], None] | None = None,
+    on_copied: Callable[[str, Copied], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> CopyResult:
     """Copy what is new or changed under ``source`` to ``target``, server side.
@@ -67,11 +68,21 @@ def copy_prefix(
     sandbox's emulated cloud): the copy then pauses between batches of objects, with none
     under way, calls it, and only then journals the batch. A run killed at any point
     resumes from what the target holds for certain.
+
+    ``on_copied`` is called, on the calling thread, with the relative key and what S3
+    answered of each object copied (the parity proof keeps the target's checksums).
     """
     options = options or CopyOptions()
     report = _Reporter(progress, options.progress_interval, clock)
     run = _Run(
-        source_client, target_client, source, target, options, report, stop or threading.Event()
+        source_client,
+        target_client,
+        source,
+        target,
+        options,
+        report,
+        stop or threading.Event(),
+        on_copied,
     )
     started = clock()
     journal = Journal(
@@ -138,6 +149,7 @@ class _Run:
         options: CopyOptions,
         report: _Reporter,
         stop: threading.Event,
+        on_copied: Callable[[str, Copied], None] | None = None,
     ) -> None:
         self.src, self.dst = source_client, target_client
         self.source, self.target = source, target
@@ -146,6 +158,7 @@ class _Run:
         self.stop = stop
         self.result = CopyResult(source=str(source), target=str(target))
         self.total = (0, 0)
+        self.on_copied = on_copied
 
     def progress(self, phase: Stage) -> Progress:
         r = self.result
@@ -218,6 +231,8 @@ class _Run:
                 result.failed(key, f"{type(exc).__name__}: {exc}")
                 return
             journal.add(key, Record(copied.size, copied.source_etag, copied.target_etag))
+            if self.on_copied is not None:
+                self.on_copied(key, copied)
             faults.point("copy-object")
             result.copied_objects += 1
             result.copied_bytes += copied.size

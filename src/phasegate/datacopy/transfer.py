@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
+from collections.abc import Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,9 @@ class Copied:
     size: int
     source_etag: str
     target_etag: str
+    written: Mapping[str, Any] | None = None
+    """S3's CopyObjectResult of a single-part copy (ETag, LastModified and the checksum
+    it computed of what it wrote); None for a multipart copy."""
 
 
 def _again(exc: BaseException) -> bool:
@@ -161,7 +165,8 @@ class ObjectCopier:
             TaggingDirective="COPY",
             **self._encryption,
         )
-        return Copied(size, etag, response["CopyObjectResult"]["ETag"])
+        written = response["CopyObjectResult"]
+        return Copied(size, etag, written["ETag"], written)
 
     def _multipart(
         self, key: str, etag: str, version: str | None, head: dict[str, Any] | None = None
