@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from phasegate.approvals import short
+from phasegate.estimates.render import delta_line, environment_line, figures_line, item_line
 from phasegate.outputs import OPS, PhaseRun, Promotion, RunListing, StatusListing
 from phasegate.redaction import SecretValues
 from phasegate.state import CheckResult
@@ -91,6 +92,24 @@ def _copy_lines(phase: PhaseRun, secrets: SecretValues) -> list[str]:
     return lines
 
 
+def _estimate_lines(phase: PhaseRun, secrets: SecretValues) -> list[str]:
+    """A plan's estimate of the phase: its figure and delta, then the items in a fold."""
+    entry = phase.estimate
+    if entry is None:
+        return []
+    lines = [
+        f"**Estimate**: {_md(figures_line(entry.planned.total), secrets)}; "
+        f"delta {_md(delta_line(entry.delta), secrets)}",
+        "",
+    ]
+    if entry.planned.items:
+        lines += ["<details><summary>How it is made</summary>", ""]
+        lines += [f"- {_md(item_line(i), secrets)}" for i in entry.planned.items]
+        lines += [f"- note: {_md(n, secrets)}" for n in entry.planned.notes]
+        lines += ["", "</details>", ""]
+    return lines
+
+
 def _resource_table(phase: PhaseRun, secrets: SecretValues, rows: int) -> list[str]:
     order = {op: i for i, op in enumerate(OPS)}
     changes = sorted(
@@ -135,6 +154,7 @@ def _phase(phase: PhaseRun, secrets: SecretValues, rows: int) -> list[str]:
     if table:
         lines += [*table, ""]
     lines += _copy_lines(phase, secrets)
+    lines += _estimate_lines(phase, secrets)
     if phase.policy:
         lines.append("**Policy findings**")
         lines.append("")
@@ -198,6 +218,12 @@ def run_markdown(listing: RunListing, secrets: SecretValues | None = None) -> st
             source = _md(listing.promoted_from or "", secrets)
             lines += [f"**Promotions** from {source}", ""]
             lines += [_promotion(p, secrets) for p in listing.promotions]
+            lines.append("")
+        if listing.estimate is not None:
+            lines.append(
+                f"**Estimate** ({_md(listing.environment, secrets)}): "
+                f"{_md(environment_line(listing.estimate), secrets)}."
+            )
             lines.append("")
         lines.append(f"**{listing.command.capitalize()}**: {_md(listing.summary(), secrets)}.")
         text = "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ from phasegate.state import CheckResult, DataCopy
 
 if TYPE_CHECKING:
     from phasegate.copystep import PendingCopy
+    from phasegate.estimates import PhaseEstimate
 
 __all__ = ["PhaseReport"]
 
@@ -41,6 +42,10 @@ class PhaseReport:
     """A plan of a phase with a data copy: what its apply would copy now."""
     data_copy: DataCopy | None = None
     """An apply of a phase with a data copy: what the copy did."""
+    estimate: PhaseEstimate | None = None
+    """A plan: the phase's monthly cost, energy and carbon as planned."""
+    applied_estimate: PhaseEstimate | None = None
+    """A plan: the estimate of what is applied now (None: nothing verified yet)."""
 
     @property
     def has_changes(self) -> bool:
