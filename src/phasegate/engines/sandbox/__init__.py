@@ -396,9 +396,18 @@ class SandboxEngine(Engine):
         store.commit(checkpoint)
 
     def aws_client(self, stack: StackTarget, service: str) -> Any:
-        """A client of the environment's emulated cloud, in this process (read by checks)."""
+        """A client of the environment's emulated cloud, in this process (read by checks).
+
+        Opened for the first time, the cloud is made with the legacy estate: kept then,
+        even by a plan, as a program's lookup keeps it, so that nothing later in the run
+        (or another run) makes the estate a second time."""
         store = self.store(stack.environment, stack.region)
-        return store.cloud(store.load()).client(service, stack.region)
+        checkpoint = store.load()
+        made = not store.cloud_loaded and not checkpoint.legacy
+        client = store.cloud(checkpoint).client(service, stack.region)
+        if made and checkpoint.legacy:
+            store.commit(checkpoint)
+        return client
 
     def serve(
         self,
