@@ -29,8 +29,9 @@ _MESSAGE = 600
 """Characters of one message shown; a check's message can be a long engine error."""
 
 # An underscore inside a word (data_layer) starts no emphasis: left as it is, for the
-# comment's source to read well too.
-_SPECIAL = re.compile(r"([\\`*\[\]|~#!])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+# comment's source to read well too. A dollar sign is escaped: two of them on a line
+# ($253.16 ... ($0.045/h) would make GitHub typeset what is between as math.
+_SPECIAL = re.compile(r"([\\`*\[\]|~#!$])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 _SYMBOL = {"create": "+", "update": "~", "replace": "±", "delete": "-", "import": "=", "same": ""}
 _CHECK = {"pass": "✅", "fail": "❌", "skipped": "⏭️"}
 
@@ -103,7 +104,7 @@ def _estimate_lines(phase: PhaseRun, secrets: SecretValues) -> list[str]:
         "",
     ]
     if entry.planned.items:
-        lines += ["<details><summary>How it is made</summary>", ""]
+        lines += ["<details><summary>How the estimate is made</summary>", ""]
         lines += [f"- {_md(item_line(i), secrets)}" for i in entry.planned.items]
         lines += [f"- note: {_md(n, secrets)}" for n in entry.planned.notes]
         lines += ["", "</details>", ""]

@@ -137,9 +137,15 @@ def test_the_plan_as_a_pull_request_comment_prints_what_it_printed_before(
             rows[-1] += 1
     assert rows == [1 + n for n in creates]  # a header and a row per resource
     html = [t.content.strip() for t in tokens if t.type == "html_block"]
+    # Each phase's estimate with items folds how it is made, after the resources.
+    estimated = [bool(p["estimate"]["planned"]["items"]) for p in plan["phases"]]
     assert html == [
         part
-        for n in creates
-        for part in (f"<details><summary>{n} resource change(s)</summary>", "</details>")
+        for n, items in zip(creates, estimated, strict=True)
+        for part in (
+            f"<details><summary>{n} resource change(s)</summary>",
+            "</details>",
+            *(["<details><summary>How the estimate is made</summary>", "</details>"] * items),
+        )
     ]
     assert f"**Plan**: {sum(creates)} to create, 0 to update" in run.stdout

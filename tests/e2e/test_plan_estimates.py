@@ -65,7 +65,9 @@ def test_a_plan_shows_each_phase_and_the_environment_in_text_json_and_markdown(
     )
     markdown = cli.run(fresh_project, "plan", "--output", "markdown")
     assert markdown.returncode == 0, markdown.stderr
-    assert "**Estimate**: $253.16 to $473.48/month, 104.1 kWh, 39.5 kg CO2e" in markdown.stdout
+    # Dollar signs escaped: GitHub would typeset the text between two of them as math.
+    said = r"**Estimate**: \$253.16 to \$473.48/month, 104.1 kWh, 39.5 kg CO2e"
+    assert said in markdown.stdout
     assert "**Estimate** (sandbox): " in markdown.stdout
 
 
