@@ -25,6 +25,8 @@ _NORMALISE = [
     (re.compile(r"\b([a-z]{1,8})-(?=[0-9a-f]*\d)[0-9a-f]{8,17}\b"), r"\1-<id>"),
     # Pulumi's auto-names: the logical name and seven random hex digits.
     (re.compile(r"(?<=[a-z])-(?=[0-9a-f]*\d)[0-9a-f]{7}\b"), "-<suffix>"),
+    # The day CloudWatch last reported a bucket's size (a plan's storage estimate).
+    (re.compile(r"(BucketSizeBytes of )\d{4}-\d\d-\d\d"), r"\1<day>"),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"), "<time>"),
     (re.compile(r"\b\d+(\.\d+)? ?s\b"), "<n>s"),
     (re.compile(r'("(\w*seconds|duration)"): [0-9.e-]+'), r"\1: <n>"),

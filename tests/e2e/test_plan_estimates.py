@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 COMPUTE = Path("stacks") / "Pulumi.sandbox-compute.yaml"
 
@@ -51,7 +52,11 @@ def test_a_plan_shows_each_phase_and_the_environment_in_text_json_and_markdown(
     assert pilot["delta"]["monthly_cost_usd"]["high"] == pytest.approx(high)
     storage = _phase(document, "data_layer")["estimate"]["planned"]["items"]
     assert [i["kind"] for i in storage] == ["storage"]
-    assert "listed now in s3://phasegate-legacy-sandbox/" in storage[0]["basis"]
+    # Before any copy: the legacy bucket's size as CloudWatch reports it, one call.
+    assert (
+        "in s3://phasegate-legacy-sandbox by its CloudWatch BucketSizeBytes of"
+        in (storage[0]["basis"])
+    )
     environment = document["estimate"]["planned"]["monthly_cost_usd"]
     phases = [p["estimate"]["planned"]["total"]["monthly_cost_usd"] for p in document["phases"]]
     assert environment["high"] == pytest.approx(sum(p["high"] for p in phases), abs=1e-3)
@@ -101,6 +106,12 @@ def test_raising_desired_size_past_the_cap_blocks_the_apply_naming_rule_stack_an
     delta = planned["estimate"]["delta"]["monthly_cost_usd"]
     assert delta["high"] == pytest.approx(2 * 730 * 0.6036 - 730 * 0.6036)
     assert [f["rule"] for f in planned["policy"]] == ["cost-carbon-cap"]
+    # Once copied, the lake's bytes are the ones the copy listed, from the state file.
+    lake = _phase(json.loads(plan.stdout), "data_layer")["estimate"]["planned"]["items"]
+    state = yaml.safe_load((project / "state" / "sandbox" / "data_layer.yaml").read_text())
+    listed = state["data_copy"]["listed_bytes"]
+    assert lake[0]["basis"].startswith(f"{listed} bytes listed in s3://phasegate-legacy-sandbox")
+    assert "by the last copy" in lake[0]["basis"]
 
     before = snapshot(project)
     result = cli.run(project, "apply", "--yes")
