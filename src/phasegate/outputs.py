@@ -178,11 +178,7 @@ class PhaseRun(_Model):
                 else None
             ),
             data_copy=report.data_copy,
-            estimate=(
-                PhaseEstimateEntry.of(report.estimate, report.applied_estimate)
-                if report.estimate is not None
-                else None
-            ),
+            estimate=report.estimate_entry,
             policy=[
                 PolicyFinding(
                     rule=v.rule,

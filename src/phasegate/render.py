@@ -75,7 +75,6 @@ def render_reports(
 ) -> None:
     """A run's reports; ``title`` is the command's (Plan, Apply, Promote, Recover,
     Rollback)."""
-    from phasegate.estimates.model import PhaseEstimateEntry
     from phasegate.estimates.render import environment_line, phase_lines
     from phasegate.outputs import RunListing
 
@@ -123,8 +122,8 @@ def render_reports(
                 f"{text(done.target)} ({done.skipped_objects} there already, "
                 f"{done.listed_objects} in {text(done.source)}) in {done.seconds:.1f} s"
             )
-        if report.estimate is not None:
-            entry = PhaseEstimateEntry.of(report.estimate, report.applied_estimate)
+        entry = report.estimate_entry
+        if entry is not None:
             for line in phase_lines(entry):
                 console.print(
                     f"  [cyan]{text(line)}[/]"

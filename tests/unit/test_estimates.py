@@ -282,3 +282,20 @@ def test_the_estimate_keys_are_stack_config_phasegate_reads_itself() -> None:
     from phasegate.estimates.cap import CARBON_CAP_KEY, COST_CAP_KEY
 
     assert set(ESTIMATE_KEYS) == {COST_CAP_KEY, CARBON_CAP_KEY, NAT_GB_KEY}
+
+
+def test_a_phase_applied_without_an_estimate_on_record_has_an_uncertain_delta() -> None:
+    from phasegate.reports import PhaseReport
+
+    planned = _estimate("sandbox", "compute")
+    fresh = PhaseReport("compute", "sandbox-compute", "pending", "planned", estimate=planned)
+    old = PhaseReport("compute", "sandbox-compute", "verified", "planned", estimate=planned)
+    recorded = PhaseReport(
+        "compute", "sandbox-compute", "verified", "planned", estimate=planned,
+        applied_estimate=planned,
+    )  # fmt: skip
+    assert fresh.estimate_entry is not None and not fresh.estimate_entry.delta.uncertain
+    assert old.estimate_entry is not None and old.estimate_entry.delta.uncertain
+    assert recorded.estimate_entry is not None
+    assert recorded.estimate_entry.delta.monthly_cost_usd.high == 0
+    assert not recorded.estimate_entry.delta.uncertain

@@ -159,9 +159,16 @@ class PhaseEstimateEntry(_Model):
     delta: Delta = Field(description="what the apply would change: planned minus applied")
 
     @classmethod
-    def of(cls, planned: PhaseEstimate, applied: PhaseEstimate | None) -> PhaseEstimateEntry:
+    def of(
+        cls, planned: PhaseEstimate, applied: PhaseEstimate | None, *, applied_unknown: bool = False
+    ) -> PhaseEstimateEntry:
+        """``applied_unknown``: something is applied but no estimate of it is on record
+        (applied by a phasegate without estimates): the delta says it is uncertain."""
         before = applied.total if applied is not None else None
-        return cls(planned=planned, applied=before, delta=planned.total.minus(before))
+        delta = planned.total.minus(before)
+        if applied_unknown and applied is None:
+            delta = delta.model_copy(update={"uncertain": True})
+        return cls(planned=planned, applied=before, delta=delta)
 
 
 class EnvironmentEstimate(_Model):
