@@ -63,7 +63,9 @@ def item_line(item: EstimateItem) -> str:
         parts.append(f"{_span(item.kg_co2e, ',.1f')} kg CO2e")
     if item.unknown:
         parts.append(f"{'/'.join(item.unknown)} unknown")
-    name = item.resource.rsplit(" ", 1)[-1] if item.kind != "storage" else item.resource
+    # A resource by its logical name; the rest (a copy, NAT traffic) as they are said.
+    one = item.kind in ("gpu_pool", "nat_gateway")
+    name = item.resource.rsplit(" ", 1)[-1] if one else item.resource
     return f"{name}: {item.what}: {', '.join(parts)} ({item.basis})"
 
 

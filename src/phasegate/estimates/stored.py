@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from phasegate.check_context import check_context
-from phasegate.checks.base import UnresolvedReference, resolve_references
+from phasegate.checks.base import CheckContext, UnresolvedReference, resolve_references
 from phasegate.datacopy import DataCopyError, Location
 from phasegate.datacopy.globs import KeyFilter
 from phasegate.datacopy.plan import list_objects
@@ -56,6 +56,7 @@ def stored_data(
             resolve_references(step.source.model_dump(), ctx, "copy.source")
         )
         source = Location(end.bucket, end.prefix)
+        into = _target(step.target, ctx, into)
         keys = KeyFilter(step.include, step.exclude)
         if not source.prefix and keys.selects_all:
             return _bucket_size(environment, target, into, source.bucket)
@@ -106,3 +107,12 @@ def _bucket_size(
     total = int(sum(size for _, size in latest))
     day = max(at for at, _ in latest).date().isoformat()
     return StoredData(into, total, f"in s3://{bucket} by its CloudWatch BucketSizeBytes of {day}")
+
+
+def _target(declared: CopyEnd, ctx: CheckContext, said: str) -> str:
+    """Where the copy goes, as s3://bucket/prefix once the plan knows it, else as declared."""
+    try:
+        end = CopyEnd.model_validate(resolve_references(declared.model_dump(), ctx, "copy.target"))
+        return str(Location(end.bucket, end.prefix))
+    except (UnresolvedReference, PhasegateError, ValueError):
+        return said
