@@ -258,7 +258,7 @@ def _nat_data(
         gb = float(value) if not isinstance(value, bool) else -1.0
     except (TypeError, ValueError):
         gb = -1.0
-    if not gb >= 0:
+    if not 0 <= gb < float("inf"):
         raise InputError(
             f"must be a number of GB, 0 or more, got {raw!r}",
             file=config_file or None,
