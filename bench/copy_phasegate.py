@@ -77,21 +77,23 @@ def phasegate_copy(
 
 def _main(argv: list[str]) -> int:
     import boto3
+    import botocore.session
     from botocore.config import Config
 
     from phasegate import datacopy
+    from phasegate.aws_sessions import quick_timestamps
     from phasegate.checks.base import CheckContext
     from phasegate.checks.parity import S3Parity, S3ParityParams
     from phasegate.copystep import copy_for_proof
 
     endpoint, source_bucket, source_prefix, target_bucket, target_prefix, workers, work = argv
-    config = Config(
-        max_pool_connections=int(workers) + 8,
-        retries={"max_attempts": 8, "mode": "adaptive"},
-        s3={"addressing_style": "path"},
-    )
+    # The client the pulumi engine gives the copy step, on the served sandbox's endpoint.
+    config = datacopy.client_config(int(workers)).merge(Config(s3={"addressing_style": "path"}))
     session = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+        botocore_session=quick_timestamps(botocore.session.Session()),
     )
 
     def client(service: str) -> object:

@@ -32,6 +32,7 @@ from phasegate.datacopy import (
     Location,
     Progress,
     ProgressCallback,
+    client_config,
     copy_prefix,
     pending,
 )
@@ -85,14 +86,15 @@ def copy_data(
         return CopyOutcome(None, f"copy: {exc}")
     source = Location(resolved.source.bucket, resolved.source.prefix)
     into = Location(resolved.target.bucket, resolved.target.prefix)
-    client = environment.engine.aws_client(target, "s3")
+    options = _options(resolved)
+    client = environment.engine.aws_client(target, "s3", client_config(options.workers))
     try:
         result, listings = copy_for_proof(
             client,
             source,
             into,
             _journal_dir(environment, target),
-            _options(resolved),
+            options,
             work_dir=ctx.work_dir,
             stack=ctx.stack,
             progress=reporter(environment.on_progress, target.name, str(into)),

@@ -333,8 +333,10 @@ class Engine(ABC):
         """The stack's current outputs, or None if the stack was never applied."""
 
     @abstractmethod
-    def aws_client(self, stack: StackTarget, service: str) -> Any:
-        """A boto3 client of ``service`` on the AWS API the stack's resources live in."""
+    def aws_client(self, stack: StackTarget, service: str, config: Any = None) -> Any:
+        """A boto3 client of ``service`` on the AWS API the stack's resources live in;
+        ``config`` (a botocore Config) sizes it for a caller with many requests at once
+        (the data copy's workers)."""
 
     @abstractmethod
     def record_verified(self, stack: StackTarget, fingerprint: str) -> None:

@@ -395,10 +395,11 @@ class SandboxEngine(Engine):
         )
         store.commit(checkpoint)
 
-    def aws_client(self, stack: StackTarget, service: str) -> Any:
-        """A client of the environment's emulated cloud, in this process (read by checks)."""
+    def aws_client(self, stack: StackTarget, service: str, config: Any = None) -> Any:
+        """A client of the environment's emulated cloud, in this process (read by checks,
+        written by the data copy)."""
         store = self.store(stack.environment, stack.region)
-        return store.cloud(store.load()).client(service, stack.region)
+        return store.cloud(store.load()).client(service, stack.region, config)
 
     def serve(
         self,

@@ -18,6 +18,7 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any
 
+from phasegate.aws_sessions import quick_timestamps
 from phasegate.engines.sandbox import snapshot
 from phasegate.engines.sandbox.moto_patches import (
     _copy_bodies_by_reference,
@@ -166,9 +167,12 @@ class Emulator:
                 self._session = self._isolated_session()
             return self._session
 
-    def client(self, service: str, region: str | None = None) -> Any:
-        """A client of :meth:`session`, one per service and region for the process."""
+    def client(self, service: str, region: str | None = None, config: Any = None) -> Any:
+        """A client of :meth:`session`, one per service and region for the process; one
+        of its own with a ``config`` (a botocore Config)."""
         key = (service, region or self.region)
+        if config is not None:
+            return self.session().client(service, region_name=key[1], config=config)
         with self._lock:
             if key not in self._clients:
                 self._clients[key] = self.session().client(service, region_name=key[1])
@@ -188,7 +192,7 @@ class Emulator:
         isolated["config_file"] = (None, None, os.devnull, None)
         isolated["credentials_file"] = (None, None, os.devnull, None)
         isolated["ignore_configured_endpoint_urls"] = (None, None, True, None)
-        core = botocore.session.Session(session_vars=isolated)
+        core = quick_timestamps(botocore.session.Session(session_vars=isolated))
         # Our handler asks moto itself, so moto's own copy must not answer twice.
         core.unregister("before-send", botocore_stubber)
         core.register("before-send", _answer_from_moto)
