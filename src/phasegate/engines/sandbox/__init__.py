@@ -395,6 +395,21 @@ class SandboxEngine(Engine):
         )
         store.commit(checkpoint)
 
+    def set_offerings(self, environment: str, instance_type: str, zones: list[str] | None) -> None:
+        """Offer ``instance_type`` in exactly ``zones`` of the emulated cloud (``[]``: in
+        none; None: as the emulator's own data says), and keep it so."""
+        from phasegate.engines.sandbox.zone_offerings import UnknownInstanceType, hold_offerings
+
+        store = self.store(environment)
+        checkpoint = store.load()
+        emulator = store.cloud(checkpoint)
+        try:
+            hold_offerings(emulator.account_id, store.region, instance_type, zones)
+        except ValueError as exc:
+            field = "TYPE" if isinstance(exc, UnknownInstanceType) else "--zones"
+            raise InputError(str(exc), field=field) from None
+        store.commit(checkpoint)
+
     def aws_client(self, stack: StackTarget, service: str) -> Any:
         """A client of the environment's emulated cloud, in this process (read by checks)."""
         store = self.store(stack.environment, stack.region)
