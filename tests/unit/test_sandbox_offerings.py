@@ -1,6 +1,6 @@
 """The emulated cloud's instance type offerings per zone: moto's bundled AWS data for the
 GPU families, what `migrate sandbox offerings` sets instead (kept with the cloud), and
-EC2's paging and filter rules."""
+EC2's paging and filter rules; and ``zones_offering`` reading them."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from phasegate.engines.sandbox.zone_offerings import (
     hold_offerings,
 )
 from phasegate.errors import InputError
+from phasegate.offerings import zones_offering
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -73,6 +74,13 @@ def test_every_catalog_type_is_offered_per_zone_as_moto_s_aws_data_says(ec2: Any
     assert "us-east-1e" not in _zones(ec2, "g5.xlarge")
 
 
+def test_the_zones_of_the_shipped_stacks_offer_their_types(ec2: Any) -> None:
+    found = zones_offering(ec2, ["g5.xlarge", "g6.xlarge", "g6e.xlarge", "p4d.24xlarge"])
+    for zones in found.values():
+        assert {"us-east-1a", "us-east-1b", "us-east-1c"} <= zones
+    assert zones_offering(ec2, ["p5.48xlarge"])["p5.48xlarge"] >= {"us-east-1a", "us-east-1b"}
+
+
 def test_a_held_type_is_offered_exactly_where_set_in_every_location_type(
     ec2: Any, held: list[str]
 ) -> None:
@@ -92,6 +100,15 @@ def test_a_held_type_is_offered_exactly_where_set_in_every_location_type(
     assert _zones(ec2, "g5.xlarge", "region") == []
     hold_offerings(ACCOUNT, REGION, "g5.xlarge", None)
     assert _zones(ec2, "g5.xlarge") == EXPECTED["g5"]
+
+
+def test_a_type_moto_offers_nowhere_can_be_offered(ec2: Any, held: list[str]) -> None:
+    held.append("p5e.48xlarge")
+    hold_offerings(ACCOUNT, REGION, "p5e.48xlarge", ["us-east-1a", "us-east-1b"])
+    assert zones_offering(ec2, ["p5e.48xlarge", "p4de.24xlarge"]) == {
+        "p5e.48xlarge": {"us-east-1a", "us-east-1b"},
+        "p4de.24xlarge": {"us-east-1b", "us-east-1c"},
+    }
 
 
 def test_unknown_types_and_zones_are_refused_naming_what_is_allowed(emu: Emulator) -> None:
@@ -129,6 +146,28 @@ def test_an_unknown_filter_is_refused_not_answered_with_nothing(ec2: Any) -> Non
             LocationType="availability-zone",
             Filters=[{"Name": "instance-family", "Values": ["g5"]}],
         )
+
+
+def test_zones_offering_reads_every_page_and_names_every_type(ec2: Any) -> None:
+    class Paged:
+        """The client, its pages made small so that the answer takes several."""
+
+        def get_paginator(self, name: str) -> Any:
+            paginator = ec2.get_paginator(name)
+
+            class Small:
+                def paginate(self, **kwargs: Any) -> Any:
+                    return paginator.paginate(**kwargs, PaginationConfig={"PageSize": 5})
+
+            return Small()
+
+    types = ["g5.xlarge", "g6e.xlarge", "p5e.48xlarge"]
+    assert zones_offering(Paged(), types) == {
+        "g5.xlarge": set(EXPECTED["g5"]),
+        "g6e.xlarge": set(EXPECTED["g6e"]),
+        "p5e.48xlarge": set(),
+    }
+    assert zones_offering(ec2, []) == {}
 
 
 def test_the_engine_keeps_what_is_set_with_the_cloud(tmp_path: Path, emu: Emulator) -> None:
