@@ -411,9 +411,16 @@ class SandboxEngine(Engine):
         store.commit(checkpoint)
 
     def aws_client(self, stack: StackTarget, service: str) -> Any:
-        """A client of the environment's emulated cloud, in this process (read by checks)."""
+        """A client of the environment's emulated cloud, in this process (read by checks
+        and by planning). Opened for the first time, the cloud is made with the legacy
+        estate and kept, as a program's lookup keeps it: the apply finds that very cloud."""
         store = self.store(stack.environment, stack.region)
-        return store.cloud(store.load()).client(service, stack.region)
+        checkpoint = store.load()
+        made = not checkpoint.legacy and not store.cloud_loaded
+        client = store.cloud(checkpoint).client(service, stack.region)
+        if made:
+            store.commit(checkpoint)
+        return client
 
     def serve(
         self,
