@@ -4,6 +4,7 @@ that changes them (`migrate sandbox offerings`), read back with plain boto3 thro
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ def _edit(project: Path, name: str, old: str, new: str) -> int:
 def _refused(stderr: str) -> str:
     """The run's headline (what it set out to do), then its one error line."""
     headline, *rest = stderr.strip().splitlines()
-    assert headline.startswith(("Planning sandbox: ", "Applying sandbox: ")), stderr
+    assert re.match(r"(Planning|Applying) (sandbox|staging): ", headline), stderr
     return one_error_line("\n".join(rest))
 
 
@@ -184,3 +185,31 @@ def test_a_type_offered_in_one_of_three_zones_places_its_pool_there_only(
         assert _group_zones(ec2, eks, "gpu-pilot") == ["us-east-1a", "us-east-1b", "us-east-1c"]
         # The offerings the apply went by are still what the emulated cloud answers.
         assert _zones(ec2, "g6.xlarge") == ["us-east-1b"]
+
+
+def test_the_pulumi_engine_reads_offerings_from_the_environment_s_own_api(
+    cli: Any, fresh_project: Path
+) -> None:
+    """The pre-flight asks the engine's AWS client, so it runs before anything needs the
+    Pulumi CLI: here staging (engine pulumi) is pointed at the sandbox served as an AWS
+    endpoint, which offers p5e.48xlarge in no zone of us-east-1."""
+    staging = "stacks/Pulumi.staging-pilot.yaml"
+    line = _edit(
+        fresh_project,
+        staging,
+        "instance_types: [g5.xlarge, g6.xlarge]",
+        "instance_types: [g5.xlarge, p5e.48xlarge]",
+    )
+    migration = fresh_project / "migration.yaml"
+    with cli.serve(fresh_project) as served:
+        text = migration.read_text()
+        old = "    engine: pulumi\n    region: us-east-1\n    promote_from: sandbox\n"
+        assert text.count(old) == 1
+        migration.write_text(text.replace(old, f"{old}    aws: {{endpoint_url: {served.url}}}\n"))
+        result = cli.run(fresh_project, "plan", "--env", "staging", "--phase", "pilot")
+    assert result.returncode == 1, result.stderr
+    assert _refused(result.stderr) == (
+        f"error: {staging}:{line}: phasegate:pilot_pool.instance_types: p5e.48xlarge is offered "
+        "in none of the chosen zones us-east-1a, us-east-1b, us-east-1c "
+        f"(zones from phasegate:availability_zones in {staging})"
+    )
