@@ -109,7 +109,7 @@ def config_set_secret(ctx: click.Context, env: str | None, phase: str, key: str)
 
 @cli.group()
 def sandbox() -> None:
-    """The embedded emulated cloud: inspect, reset, serve."""
+    """The embedded emulated cloud: inspect, reset, set alarms and offerings, serve."""
 
 
 @sandbox.command("status")
