@@ -372,6 +372,11 @@ class SandboxControls(Protocol):
     def set_alarm(self, environment: str, name: str, state: str) -> None:
         """Put a CloudWatch alarm in ALARM or OK, and keep it so."""
 
+    def set_offerings(self, environment: str, instance_type: str, zones: list[str] | None) -> None:
+        """Offer ``instance_type`` in exactly ``zones`` of the emulated cloud, in every
+        ``describe_instance_type_offerings`` it answers, and keep it so; ``[]`` offers it
+        nowhere, None gives back the emulator's own answer."""
+
     def inventory(self, environment: str) -> Mapping[str, Any]:
         """What the emulated cloud holds, per stack."""
 

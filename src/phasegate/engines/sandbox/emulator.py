@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from phasegate.aws_sessions import quick_timestamps
 from phasegate.engines.sandbox import snapshot
 from phasegate.engines.sandbox.moto_patches import (
+    _answer_offerings_as_ec2,
     _copy_bodies_by_reference,
     _follow_the_current_label,
     _honour_copy_source_if_match,
@@ -124,6 +125,7 @@ class Emulator:
             _note_bucket_changes()
             _copy_bodies_by_reference()
             _honour_copy_source_if_match()
+            _answer_offerings_as_ec2()
             # MockAWS, not mock_aws(): the latter turns into a client of a remote
             # moto server when TEST_SERVER_MODE is set, and the state must be ours.
             from moto.core.models import MockAWS
