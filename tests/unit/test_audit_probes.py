@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from moto.ec2.models import instance_types as moto_offerings
 
 from phasegate.audit import CREDIT, WEIGHTS, Finding, findings_of, report, score
@@ -296,3 +297,32 @@ def test_pools_of_types_without_vcpus_say_their_need_is_unknown(account: Account
     found = _by_check(findings_of(_inputs(vcpus={"g5.xlarge": 4}), account))
     assert found["vCPUs compute.inference_pool"].severity == "unknown"
     assert "g6.xlarge" in found["vCPUs compute.inference_pool"].found
+
+
+class Refusing:
+    """An S3 client whose account refuses one operation, as IAM does without the right."""
+
+    def __init__(self, client: Any, refused: str) -> None:
+        self.client, self.refused = client, refused
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self.refused:
+
+            def refuse(**_: Any) -> Any:
+                error = {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}
+                raise ClientError(error, name)
+
+            return refuse
+        return getattr(self.client, name)
+
+
+def test_a_call_the_account_refuses_is_unknown_and_says_why(
+    account: Account, vpc: dict[str, Any]
+) -> None:
+    account.answers["s3"] = Refusing(account("s3"), "get_bucket_encryption")
+    found = _by_check(data(_inputs(vpc), account))
+    refused = found["legacy encryption"]
+    assert refused.severity == "unknown"
+    assert "could not be read (AccessDenied: Access Denied)" in refused.found
+    assert "s3:GetEncryptionConfiguration" in str(refused.action)
+    assert found["legacy versioning"].severity == "ok"  # the rest is still read

@@ -13,11 +13,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from phasegate.errors import aws_error_code
 
 __all__ = [
+    "AWS_ERRORS",
     "Area",
     "AuditInputs",
     "Aws",
@@ -33,6 +35,11 @@ __all__ = [
 Aws = Callable[[str], Any]
 Area = Literal["capacity", "quotas", "network", "data"]
 Severity = Literal["ok", "info", "unknown", "warning", "critical"]
+
+AWS_ERRORS = (BotoCoreError, ClientError)
+"""What a call the account (or the emulator) does not answer raises: an AWS error, no
+credentials, no endpoint. A probe's own mistake is not one of them: it is not hidden
+behind an "unknown"."""
 
 
 class Finding(BaseModel):

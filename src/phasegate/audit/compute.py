@@ -4,6 +4,7 @@ quotas (the vCPU quotas of G/VT and P instances against the pools at max size)."
 from __future__ import annotations
 
 from phasegate.audit.base import (
+    AWS_ERRORS,
     AuditInputs,
     Aws,
     Finding,
@@ -50,7 +51,7 @@ def capacity(inputs: AuditInputs, aws: Aws) -> list[Finding]:
             Filters=[{"Name": "instance-type", "Values": types}],
         ):
             offered.setdefault(offering["InstanceType"], set()).add(offering["Location"])
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         return [
             Finding(
                 area="capacity",
@@ -156,7 +157,7 @@ def quotas(inputs: AuditInputs, aws: Aws) -> list[Finding]:
         try:
             value = aws("service-quotas").get_service_quota(ServiceCode="ec2", QuotaCode=code)
             quota = float(value["Quota"]["Value"])
-        except Exception as exc:
+        except AWS_ERRORS as exc:
             findings.append(
                 Finding(
                     area="quotas",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from phasegate.audit.base import AuditInputs, Aws, Finding, byte_size, failed
+from phasegate.audit.base import AWS_ERRORS, AuditInputs, Aws, Finding, byte_size, failed
 from phasegate.errors import aws_error_code
 
 __all__ = ["LIST_LIMIT", "data"]
@@ -30,7 +30,7 @@ def data(inputs: AuditInputs, aws: Aws, list_limit: int = LIST_LIMIT) -> list[Fi
     s3 = aws("s3")
     try:
         s3.head_bucket(Bucket=bucket)
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         code = aws_error_code(exc)
         if code in ("404", "NoSuchBucket", "NotFound"):
             return [
@@ -76,7 +76,7 @@ def _contents(bucket: str, s3: Any, limit: int) -> Finding:
                     action="see the whole in S3 Storage Lens or the bucket's daily "
                     "CloudWatch metrics (NumberOfObjects, BucketSizeBytes)",
                 )
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         return Finding(
             area="data",
             check="legacy objects",
@@ -96,7 +96,7 @@ def _encryption(bucket: str, s3: Any) -> Finding:
     check = "legacy encryption"
     try:
         rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         if aws_error_code(exc) == "ServerSideEncryptionConfigurationNotFoundError":
             return Finding(
                 area="data",
@@ -131,7 +131,7 @@ def _versioning(bucket: str, s3: Any) -> Finding:
     check = "legacy versioning"
     try:
         status = s3.get_bucket_versioning(Bucket=bucket).get("Status", "never enabled")
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         return Finding(
             area="data",
             check=check,
@@ -158,7 +158,7 @@ def _public_access(bucket: str, s3: Any) -> Finding:
     check = "legacy public access"
     try:
         block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         if aws_error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
             return Finding(
                 area="data",

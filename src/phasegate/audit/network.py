@@ -6,7 +6,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 from typing import Any
 
-from phasegate.audit.base import AuditInputs, Aws, Finding, failed, pages, zone_list
+from phasegate.audit.base import AWS_ERRORS, AuditInputs, Aws, Finding, failed, pages, zone_list
 
 __all__ = ["ADDRESSES_PER_NODE", "PODS_PER_NODE", "network"]
 
@@ -86,7 +86,7 @@ def _free_addresses(inputs: AuditInputs, ec2: Any, needed: int, assumption: str)
                     Filters=[{"Name": "vpc-id", "Values": [inputs.vpc_id]}],
                 )
             )
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         return Finding(
             area="network",
             check=check,
@@ -128,7 +128,7 @@ def _s3_endpoint(inputs: AuditInputs, ec2: Any) -> Finding:
                 ],
             )
         )
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         return Finding(
             area="network",
             check=check,
@@ -177,7 +177,7 @@ def _nat(inputs: AuditInputs, ec2: Any) -> Finding:
             s["SubnetId"]: s["AvailabilityZone"]
             for s in (ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"] if subnet_ids else [])
         }
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         return Finding(
             area="network",
             check=check,
