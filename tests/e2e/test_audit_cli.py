@@ -107,3 +107,17 @@ def test_the_inference_type_offered_nowhere_turns_red_through_the_sandbox_contro
     _ran(cli.run(fresh_project, "sandbox", "offerings", "--env", "sandbox", "g6.xlarge", "--reset"))
     again = json.loads(_ran(cli.run(fresh_project, "audit", "--output", "json")).stdout)
     assert again["score"] == before["score"]
+
+
+def test_a_bad_stack_config_is_one_line_naming_the_file_and_key(
+    cli: Any, fresh_project: Path
+) -> None:
+    path = fresh_project / "stacks" / "Pulumi.sandbox-pilot.yaml"
+    path.write_text(
+        path.read_text().replace(
+            "availability_zones: [us-east-1a, us-east-1b]", "availability_zones: [us-east-1a]"
+        )
+    )
+    line = one_error_line(_ran(cli.run(fresh_project, "audit"), code=1).stderr)
+    assert "Pulumi.sandbox-pilot.yaml" in line and "availability_zones" in line
+    assert "list 2 or 3 availability zones" in line
