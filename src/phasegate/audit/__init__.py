@@ -33,6 +33,7 @@ __all__ = [
     "audit_environment",
     "audit_inputs",
     "findings_of",
+    "report",
     "score",
 ]
 
@@ -114,6 +115,7 @@ def findings_of(inputs: AuditInputs, aws: Aws) -> list[Finding]:
 
 
 def report(environment: str, inputs: AuditInputs, findings: list[Finding]) -> AuditReport:
+    """The audit's document: ``findings`` scored, the critical ones counted."""
     total, areas = score(findings)
     return AuditReport(
         environment=environment,
