@@ -19,19 +19,30 @@ from phasegate.cli._app import (
 )
 from phasegate.errors import InputError, PhasegateError
 
-_SCHEMAS = ("migration", "state", "plan", "apply", "promote", "status", "history", "check")
+_SCHEMAS = (
+    "migration",
+    "state",
+    "plan",
+    "apply",
+    "promote",
+    "status",
+    "history",
+    "check",
+    "audit",
+)
 
 
 @cli.command()
 @click.argument("what", type=click.Choice(_SCHEMAS), default="migration")
 def schema(what: str) -> None:
     """Print a JSON schema: of migration.yaml, of a state file, or of what `plan`,
-    `apply`, `promote`, `status`, `history` or `check` print with `--output json` (plan, apply
-    and promote print one document shape, as do `recover` and `rollback`)."""
+    `apply`, `promote`, `status`, `history`, `check` or `audit` print with `--output json`
+    (plan, apply and promote print one document shape, as do `recover` and `rollback`)."""
     import json
 
     from pydantic import BaseModel
 
+    from phasegate.audit import AuditReport
     from phasegate.health import HealthReport
     from phasegate.history import HistoryListing
     from phasegate.outputs import RunListing, StatusListing
@@ -47,6 +58,7 @@ def schema(what: str) -> None:
         "status": StatusListing,
         "history": HistoryListing,
         "check": HealthReport,
+        "audit": AuditReport,
     }
     click.echo(json.dumps(models[what].model_json_schema(by_alias=True), indent=2))
 
