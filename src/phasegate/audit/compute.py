@@ -11,9 +11,9 @@ from phasegate.audit.base import (
     Pool,
     Severity,
     failed,
-    pages,
     zone_list,
 )
+from phasegate.offerings import zones_offering
 
 __all__ = ["QUOTAS", "capacity", "quotas"]
 
@@ -40,17 +40,8 @@ def capacity(inputs: AuditInputs, aws: Aws) -> list[Finding]:
                 found="no stack config names a GPU node pool: nothing to place",
             )
         ]
-    offered: dict[str, set[str]] = {t: set() for t in types}
     try:
-        # A filter takes at most 200 values; a project names a handful of types.
-        for offering in pages(
-            aws("ec2"),
-            "describe_instance_type_offerings",
-            "InstanceTypeOfferings",
-            LocationType="availability-zone",
-            Filters=[{"Name": "instance-type", "Values": types}],
-        ):
-            offered.setdefault(offering["InstanceType"], set()).add(offering["Location"])
+        offered = zones_offering(aws("ec2"), types)
     except AWS_ERRORS as exc:
         return [
             Finding(

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 
 from phasegate.audit import AuditReport
-from phasegate.markdown import _md
+from phasegate.markdown import md_escaped
 from phasegate.redaction import SecretValues
-from phasegate.render import _console, _text
+from phasegate.render import make_console, safe_text
 
 __all__ = ["audit_markdown", "render_audit"]
 
@@ -42,7 +42,7 @@ def render_audit(report: AuditReport, output: str, secrets: SecretValues | None 
     if output == "markdown":
         print(audit_markdown(report, secrets), end="")
         return
-    console = _console()
+    console = make_console()
     for area in report.areas:
         colour = _COLOUR[area.worst]
         console.print(
@@ -51,14 +51,14 @@ def render_audit(report: AuditReport, output: str, secrets: SecretValues | None 
         for finding in (f for f in report.findings if f.area == area.area):
             colour = _COLOUR[finding.severity]
             console.print(
-                f"  [{colour}]{finding.severity:<8}[/] {_text(finding.check, secrets)}: "
-                f"{_text(finding.found, secrets)}"
+                f"  [{colour}]{finding.severity:<8}[/] {safe_text(finding.check, secrets)}: "
+                f"{safe_text(finding.found, secrets)}"
             )
             if finding.action:
-                console.print(f"           [dim]to do: {_text(finding.action, secrets)}[/]")
+                console.print(f"           [dim]to do: {safe_text(finding.action, secrets)}[/]")
     console.print(
-        f"[bold]Readiness[/] ({_text(report.environment, secrets)}, "
-        f"{_text(report.region, secrets)}): {_verdict(report)}."
+        f"[bold]Readiness[/] ({safe_text(report.environment, secrets)}, "
+        f"{safe_text(report.region, secrets)}): {_verdict(report)}."
     )
 
 
@@ -66,8 +66,8 @@ def audit_markdown(report: AuditReport, secrets: SecretValues | None = None) -> 
     """The audit as a pull-request comment: the score, the areas, a table of findings."""
     secrets = secrets or SecretValues()
     lines = [
-        f"### phasegate audit: {_md(report.environment, secrets)} "
-        f"({_md(report.region, secrets)}): {report.score}/100",
+        f"### phasegate audit: {md_escaped(report.environment, secrets)} "
+        f"({md_escaped(report.region, secrets)}): {report.score}/100",
         "",
         "| area | earned | weight | worst |",
         "| --- | --- | --- | --- |",
@@ -75,7 +75,7 @@ def audit_markdown(report: AuditReport, secrets: SecretValues | None = None) -> 
     lines += [f"| {a.area} | {a.earned:g} | {a.weight} | {a.worst} |" for a in report.areas]
     lines += ["", "| | area | check | found | to do |", "| --- | --- | --- | --- | --- |"]
     for f in report.findings:
-        cells = [_md(c, secrets) for c in (f.area, f.check, f.found, f.action or "-")]
+        cells = [md_escaped(c, secrets) for c in (f.area, f.check, f.found, f.action or "-")]
         lines.append(f"| {_MARK[f.severity]} {f.severity} | " + " | ".join(cells) + " |")
-    lines += ["", f"**Readiness**: {_md(_verdict(report), secrets)}."]
+    lines += ["", f"**Readiness**: {md_escaped(_verdict(report), secrets)}."]
     return "\n".join(lines) + "\n"
