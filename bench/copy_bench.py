@@ -7,9 +7,9 @@ It serves a fresh copy of the shipped project's sandbox (`migrate sandbox serve 
 and against that one endpoint, tool by tool: makes an empty target bucket, copies the
 legacy bucket into it (timed, wall), checks the target (keys, sizes, md5 of a sample of
 bodies), re-runs the copy with nothing changed (timed), checks again, and deletes the
-target. Then it measures the emulator alone: requests/s of HeadObject and CopyObject from
-boto3 threads, the ceiling no tool can pass. Run bench/copy_tools.sh first to install
-the other tools. (Not named copy.py: run as a script, that name would shadow the
+target. Then it measures the emulator alone: requests/s of HeadObject, GetObject and
+CopyObject from boto3 threads, the ceiling no tool can pass. Run bench/copy_tools.sh
+first to install the other tools. (Not named copy.py: run as a script, that name would shadow the
 standard library's `copy` module for everything the script imports.)
 
 It prints a markdown table; --write also appends it, with the machine it ran on, to

@@ -77,20 +77,23 @@ def phasegate_copy(
 
 def _main(argv: list[str]) -> int:
     import boto3
+    import botocore.session
     from botocore.config import Config
 
     from phasegate import datacopy
+    from phasegate.aws_sessions import quick_timestamps
     from phasegate.checks.base import CheckContext
-    from phasegate.checks.parity import S3Parity, S3ParityParams, target_checksums
+    from phasegate.checks.parity import S3Parity, S3ParityParams
+    from phasegate.copystep import copy_for_proof
 
     endpoint, source_bucket, source_prefix, target_bucket, target_prefix, workers, work = argv
-    config = Config(
-        max_pool_connections=int(workers) + 8,
-        retries={"max_attempts": 8, "mode": "adaptive"},
-        s3={"addressing_style": "path"},
-    )
+    # The client the pulumi engine gives the copy step, on the served sandbox's endpoint.
+    config = datacopy.client_config(int(workers)).merge(Config(s3={"addressing_style": "path"}))
     session = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+        botocore_session=quick_timestamps(botocore.session.Session()),
     )
 
     def client(service: str) -> object:
@@ -100,17 +103,15 @@ def _main(argv: list[str]) -> int:
     source = datacopy.Location(source_bucket, source_prefix)
     target = datacopy.Location(target_bucket, target_prefix)
     start = time.perf_counter()
-    checksums = target_checksums(Path(work), _STACK, str(target))  # as the copy step
-    result = datacopy.copy_prefix(
-        s3,
+    result, listings = copy_for_proof(  # as the data layer's copy step runs it
         s3,
         source,
         target,
         Path(work) / "copy",
         datacopy.CopyOptions(workers=int(workers)),
-        on_copied=lambda key, copied: checksums.keep_written(key, copied.size, copied.written),
+        work_dir=Path(work),
+        stack=_STACK,
     )
-    checksums.save()
     copied = time.perf_counter()
     if not result.ok:
         print(f"copy failed: {result.failures[:1]}", file=sys.stderr)
@@ -122,7 +123,7 @@ def _main(argv: list[str]) -> int:
             "concurrency": min(int(workers), 128),
         }
     )
-    ctx = CheckContext("bench", _STACK, {}, aws=client, work_dir=Path(work))
+    ctx = CheckContext("bench", _STACK, {}, aws=client, work_dir=Path(work), listings=listings)
     proof = S3Parity().probe(params, ctx)
     proved = time.perf_counter()
     if not proof.passed:

@@ -222,9 +222,10 @@ def ceiling(
     limit: int,
     server_cpu: Callable[[], float | None],
 ) -> list[Ceiling]:
-    """HeadObject of one small object and CopyObject of it to new keys, in a tight loop from
-    ``threads`` boto3 threads: the most requests/s the emulator answers, which bounds
-    every tool (the client shares the machine's cores, as every tool does)."""
+    """HeadObject and GetObject (body read) of one small object and CopyObject of it to
+    new keys, in a tight loop from ``threads`` boto3 threads: the most requests/s the
+    emulator answers, which bounds every tool (the client shares the machine's cores, as
+    every tool does)."""
     s3 = client(endpoint, pool=max(threads) + 4)
     make_bucket(s3, bucket)
     try:
@@ -234,12 +235,15 @@ def ceiling(
         def head(_: int, __: int) -> None:
             s3.head_object(Bucket=bucket, Key="small")
 
+        def get(_: int, __: int) -> None:
+            s3.get_object(Bucket=bucket, Key="small")["Body"].read()
+
         def copy(n: int, i: int) -> None:
             s3.copy_object(
                 Bucket=bucket, Key=f"copies/{n}/{i}", CopySource={"Bucket": bucket, "Key": "small"}
             )
 
-        for operation, request in (("HeadObject", head), ("CopyObject", copy)):
+        for operation, request in (("HeadObject", head), ("GetObject", get), ("CopyObject", copy)):
             for count in threads:
                 before = server_cpu()
                 done, errors, wall = _loop(request, count, seconds, limit)

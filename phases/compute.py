@@ -2,6 +2,7 @@
 
 Training nodes share one cluster placement group (one zone, lowest latency) and talk
 over EFA where the instance type has it; inference nodes are spot capacity across zones.
+Each pool goes only into zones that offer all of its instance types (``placement``).
 The Kubernetes side (namespaces, the NVIDIA device plugin, priority classes and GPU
 quotas) goes to the pilot's cluster through a provider built from its outputs.
 """
@@ -18,6 +19,7 @@ import pulumi_kubernetes as k8s
 from common import environment, load_config, phase_tags, upstream
 from config import GpuQuotas
 from nodes import POOL_LABEL, gpu_launch_template, gpu_node_group, node_role
+from placement import Offerings, placed_subnets, placed_zones
 
 DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -170,10 +172,19 @@ def program() -> None:
     pilot = upstream("pilot")
     cluster_name = pilot.get_output("cluster_name")
     subnets = pilot.get_output("private_subnet_ids")
+    zones = pilot.get_output("private_subnet_zones")
+    offerings = Offerings([*cfg.training_pool.instance_types, *cfg.inference_pool.instance_types])
+    # A cluster placement group lives in one zone: the training pool uses the subnet of
+    # the first zone that offers its types; inference every subnet whose zone offers all.
+    training_subnets = placed_subnets(
+        "training_pool", cfg.training_pool, offerings, subnets, zones, one_zone=True
+    )
+    inference_subnets = placed_subnets(
+        "inference_pool", cfg.inference_pool, offerings, subnets, zones
+    )
 
     role, attachments = node_role(tags)
 
-    # A cluster placement group lives in one zone: the training pool uses the first subnet.
     placement = aws.ec2.PlacementGroup(
         "gpu-training-placement", name=f"{env}-gpu-training", strategy="cluster", tags=tags
     )
@@ -193,7 +204,7 @@ def program() -> None:
         pool=cfg.training_pool,
         cluster_name=cluster_name,
         node_role_arn=role.arn,
-        subnet_ids=subnets.apply(lambda ids: ids[:1]),
+        subnet_ids=training_subnets,
         launch_template=training_template,
         tags=tags,
         depends_on=attachments,
@@ -208,7 +219,7 @@ def program() -> None:
         pool=cfg.inference_pool,
         cluster_name=cluster_name,
         node_role_arn=role.arn,
-        subnet_ids=subnets,
+        subnet_ids=inference_subnets,
         launch_template=inference_template,
         tags=tags,
         depends_on=attachments,
@@ -264,6 +275,10 @@ def program() -> None:
     pulumi.export("inference_node_group", inference.node_group_name)
     pulumi.export("placement_group", placement.name)
     pulumi.export("training_efa", cfg.training_pool.efa)
+    pulumi.export(
+        "training_zones", placed_zones(cfg.training_pool, offerings, zones, one_zone=True)
+    )
+    pulumi.export("inference_zones", placed_zones(cfg.inference_pool, offerings, zones))
     pulumi.export("inference_dns", front_door.dns_name)
     pulumi.export("inference_lb_security_group_id", lb_sg.id)
     for name, value in kube.items():

@@ -8,6 +8,7 @@ import pulumi_aws as aws
 from common import environment, load_config, phase_tags, service_role_policy
 from config import PilotConfig
 from nodes import gpu_launch_template, gpu_node_group, node_role
+from placement import Offerings, placed_subnets, placed_zones
 from storage import private_bucket
 
 _ANYWHERE = "0.0.0.0/0"
@@ -174,6 +175,15 @@ def program() -> None:
         opts=pulumi.ResourceOptions(depends_on=[cluster_policy]),
     )
 
+    # The pilot pool goes only into zones that offer all of its instance types.
+    offerings = Offerings(cfg.pilot_pool.instance_types)
+    pool_subnets = placed_subnets(
+        "pilot_pool",
+        cfg.pilot_pool,
+        offerings,
+        [s.id for s in net.private],
+        list(cfg.availability_zones),
+    )
     role, attachments = node_role(tags)
     template = gpu_launch_template(
         "gpu-pilot", template_name=f"{env}-gpu-pilot", pool=cfg.pilot_pool, tags=tags
@@ -184,7 +194,7 @@ def program() -> None:
         pool=cfg.pilot_pool,
         cluster_name=cluster.name,
         node_role_arn=role.arn,
-        subnet_ids=[s.id for s in net.private],
+        subnet_ids=pool_subnets,
         launch_template=template,
         tags=tags,
         depends_on=attachments,
@@ -198,6 +208,8 @@ def program() -> None:
     pulumi.export("vpc_cidr", net.vpc.cidr_block)
     pulumi.export("public_subnet_ids", [s.id for s in net.public])
     pulumi.export("private_subnet_ids", [s.id for s in net.private])
+    # The zone of each private subnet, in the same order: compute places its pools by them.
+    pulumi.export("private_subnet_zones", list(cfg.availability_zones))
     pulumi.export("private_route_table_ids", [t.id for t in net.private_routes])
     pulumi.export("nat_gateway_ids", [n.id for n in net.nat_gateways])
     pulumi.export("s3_endpoint_id", net.s3_endpoint.id)
@@ -212,4 +224,7 @@ def program() -> None:
     pulumi.export("node_role_arn", role.arn)
     pulumi.export("pilot_node_group", pilot_pool.node_group_name)
     pulumi.export("pilot_launch_template", template.name)
+    pulumi.export(
+        "pilot_pool_zones", placed_zones(cfg.pilot_pool, offerings, list(cfg.availability_zones))
+    )
     pulumi.export("artifacts_bucket", artifacts.bucket)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from phasegate.checks import CheckContext
 from phasegate.engines.base import StackOutputs, StackTarget
 from phasegate.project import CONFIG_NAMESPACE
+from phasegate.s3listing import Listing
 from phasegate.spec import PhaseSpec
 
 if TYPE_CHECKING:
@@ -24,8 +25,10 @@ def check_context(
     target: StackTarget,
     outputs: StackOutputs,
     bake: float = 0.0,
+    listings: Mapping[str, Listing] | None = None,
 ) -> CheckContext:
-    """The context of ``spec``'s checks on ``target`` with ``outputs``."""
+    """The context of ``spec``'s checks on ``target`` with ``outputs`` (and the listings
+    the run's data copy took, for the parity proof)."""
     # Whatever engine made them, the outputs' secrets join the run's before any
     # check can echo one.
     secrets = env.project.secrets
@@ -47,6 +50,7 @@ def check_context(
         on_event=env.on_progress,
         stop=env.stop,
         work_dir=env.project.work_dir,
+        listings=dict(listings or {}),
     )
 
 

@@ -15,9 +15,10 @@ summary on the state file.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +31,15 @@ from phasegate.datacopy import (
     DataCopyError,
     Location,
     Progress,
+    ProgressCallback,
+    client_config,
     copy_prefix,
     pending,
 )
 from phasegate.engines.base import StackOutputs
 from phasegate.errors import Interrupted, PhasegateError
 from phasegate.events import CopyEvent, RunSink
+from phasegate.s3listing import Listing
 from phasegate.spec import CopySpec, PhaseSpec
 from phasegate.state import DataCopy
 
@@ -43,46 +47,63 @@ if TYPE_CHECKING:
     from phasegate.engines.base import StackTarget
     from phasegate.environment import Environment
 
-__all__ = ["PendingCopy", "copy_data", "pending_copy", "reporter"]
+__all__ = [
+    "CopyOutcome",
+    "PendingCopy",
+    "copy_data",
+    "copy_for_proof",
+    "pending_copy",
+    "reporter",
+]
 
 MIB = 1024 * 1024
 
 
+@dataclass(frozen=True)
+class CopyOutcome:
+    """What the phase's copy did, for the state file and for the checks that follow."""
+
+    summary: DataCopy | None
+    """None when the copy could not start (its references do not resolve, a bucket it
+    cannot list)."""
+    failure: str | None = None
+    """Why the phase fails; None when every selected object is in the target."""
+    listings: Mapping[str, Listing] = field(default_factory=dict)
+    """By ``s3://bucket/prefix``: the source's listing, and the target's when the copy
+    wrote nothing to it, for the parity proof to take as they are."""
+
+
 def copy_data(
     environment: Environment, spec: PhaseSpec, target: StackTarget, ctx: CheckContext
-) -> tuple[DataCopy | None, str | None]:
-    """Run the phase's copy. Returns its summary (None when its references do not
-    resolve) and why the phase fails, or None when every selected object is in the
-    target. A stop asked for raises Interrupted once what is under way is done."""
+) -> CopyOutcome:
+    """Run the phase's copy. A stop asked for raises Interrupted once what is under way
+    is done."""
     step = spec.copy_data
     assert step is not None
     try:
         resolved = _resolved(step, ctx)
     except UnresolvedReference as exc:
-        return None, f"copy: {exc}"
+        return CopyOutcome(None, f"copy: {exc}")
     source = Location(resolved.source.bucket, resolved.source.prefix)
     into = Location(resolved.target.bucket, resolved.target.prefix)
-    client = environment.engine.aws_client(target, "s3")
-    # The parity proof then has the target's checksums without asking for them again.
-    checksums = target_checksums(ctx.work_dir, ctx.stack, str(into))
+    options = _options(resolved)
+    client = environment.engine.aws_client(target, "s3", client_config(options.workers))
     try:
-        result = copy_prefix(
-            client,
+        result, listings = copy_for_proof(
             client,
             source,
             into,
             _journal_dir(environment, target),
-            _options(resolved),
+            options,
+            work_dir=ctx.work_dir,
+            stack=ctx.stack,
             progress=reporter(environment.on_progress, target.name, str(into)),
             stop=environment.stop,
             # What the journal says was copied is kept by the engine first, even if stopped.
             durable=environment.engine.cloud_writes_keeper(target),
-            on_copied=lambda key, copied: checksums.keep_written(key, copied.size, copied.written),
         )
     except DataCopyError as exc:  # a bucket it cannot list, a journal it cannot trust
-        return None, f"copy: {exc}"  # the phase fails: rolled back, readers on legacy
-    finally:
-        checksums.save()  # a saving only: a file it cannot write costs the proof time
+        return CopyOutcome(None, f"copy: {exc}")  # the phase fails: readers stay on legacy
     summary = _summary(result, environment.context.clock())
     if result.stopped and environment.stop.is_set():
         raise Interrupted(
@@ -91,11 +112,57 @@ def copy_data(
         )
     if not result.ok:
         first = "; ".join(f"{f.key}: {f.error}" for f in result.failures[:3])
-        return summary, (
+        return CopyOutcome(
+            summary,
             f"copy into {summary.target} failed for {result.failed_objects} of "
-            f"{result.listed_objects} object(s): {first}"
+            f"{result.listed_objects} object(s): {first}",
         )
-    return summary, None
+    return CopyOutcome(summary, listings=listings)
+
+
+def copy_for_proof(
+    client: Any,
+    source: Location,
+    into: Location,
+    journal_dir: Path,
+    options: CopyOptions,
+    *,
+    work_dir: Path | None,
+    stack: str,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+    durable: Callable[[], None] | None = None,
+) -> tuple[CopyResult, dict[str, Listing]]:
+    """:func:`~phasegate.datacopy.copy_prefix`, keeping what it saw for the parity proof
+    of ``stack`` that follows: the SHA-256 S3 answered for each copy goes into the
+    proof's target checksum file, and the listings nothing wrote to since are returned,
+    by ``s3://bucket/prefix`` (the source's always, the target's when nothing was
+    copied). Raises DataCopyError as copy_prefix does."""
+    checksums = target_checksums(work_dir, stack, str(into))
+    listings: dict[str, Listing] = {}
+
+    def listed(source_listing: Listing, target_listing: Listing) -> None:
+        listings.update({str(source): source_listing, str(into): target_listing})
+
+    try:
+        result = copy_prefix(
+            client,
+            client,
+            source,
+            into,
+            journal_dir,
+            options,
+            progress=progress,
+            stop=stop,
+            durable=durable,
+            on_copied=lambda key, copied: checksums.keep_written(key, copied.size, copied.written),
+            on_listings=listed,
+        )
+    finally:
+        checksums.save()  # a saving only: a file it cannot write costs the proof time
+    if result.copied_objects or result.failed_objects or result.aborted_uploads:
+        listings.pop(str(into), None)  # written since it was listed: the proof lists it
+    return result, listings
 
 
 def reporter(

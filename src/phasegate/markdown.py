@@ -18,7 +18,7 @@ from phasegate.outputs import OPS, PhaseRun, Promotion, RunListing, StatusListin
 from phasegate.redaction import SecretValues
 from phasegate.state import CheckResult
 
-__all__ = ["COMMENT_LIMIT", "run_markdown", "status_markdown"]
+__all__ = ["COMMENT_LIMIT", "md_escaped", "run_markdown", "status_markdown"]
 
 COMMENT_LIMIT = 65_536
 """The longest comment GitHub takes, in characters."""
@@ -36,7 +36,7 @@ _SYMBOL = {"create": "+", "update": "~", "replace": "±", "delete": "-", "import
 _CHECK = {"pass": "✅", "fail": "❌", "skipped": "⏭️"}
 
 
-def _md(value: object, secrets: SecretValues, limit: int = _MESSAGE) -> str:
+def md_escaped(value: object, secrets: SecretValues, limit: int = _MESSAGE) -> str:
     """Text from outside as markdown shows it literally, on one line, secrets masked."""
     text = " ".join(secrets.mask(str(value)).split())
     if len(text) > limit:
@@ -55,8 +55,9 @@ def _counts(counts: dict[str, int]) -> str:
 
 def _check_lines(checks: list[CheckResult], secrets: SecretValues) -> list[str]:
     return [
-        f"- {_CHECK[c.result]} {_md(c.name, secrets)} ({_md(c.kind, secrets)}): {c.result}"
-        + (f": {_md(c.message, secrets)}" if c.message else "")
+        f"- {_CHECK[c.result]} {md_escaped(c.name, secrets)} "
+        f"({md_escaped(c.kind, secrets)}): {c.result}"
+        + (f": {md_escaped(c.message, secrets)}" if c.message else "")
         for c in checks
     ]
 
@@ -77,19 +78,19 @@ def _copy_lines(phase: PhaseRun, secrets: SecretValues) -> list[str]:
     if pending is not None and pending.objects:
         return [
             f"**Copy**: {pending.objects} object(s), {_size(pending.bytes)} to copy into "
-            f"{_md(pending.target, secrets)}",
+            f"{md_escaped(pending.target, secrets)}",
             "",
         ]
     if done is None:
         return []
     lines = [
         f"**Copy**: copied {done.copied_objects} object(s), {_size(done.copied_bytes)} into "
-        f"{_md(done.target, secrets)}; {done.skipped_objects} there already, "
+        f"{md_escaped(done.target, secrets)}; {done.skipped_objects} there already, "
         f"{done.failed_objects} failed; {done.seconds:.1f} s",
         "",
     ]
     if done.failures:
-        lines += [*(f"- {_md(failure, secrets)}" for failure in done.failures), ""]
+        lines += [*(f"- {md_escaped(failure, secrets)}" for failure in done.failures), ""]
     return lines
 
 
@@ -99,14 +100,14 @@ def _estimate_lines(phase: PhaseRun, secrets: SecretValues) -> list[str]:
     if entry is None:
         return []
     lines = [
-        f"**Estimate**: {_md(figures_line(entry.planned.total), secrets)}; "
-        f"delta {_md(delta_line(entry.delta), secrets)}",
+        f"**Estimate**: {md_escaped(figures_line(entry.planned.total), secrets)}; "
+        f"delta {md_escaped(delta_line(entry.delta), secrets)}",
         "",
     ]
     if entry.planned.items:
         lines += ["<details><summary>How the estimate is made</summary>", ""]
-        lines += [f"- {_md(item_line(i), secrets)}" for i in entry.planned.items]
-        lines += [f"- note: {_md(n, secrets)}" for n in entry.planned.notes]
+        lines += [f"- {md_escaped(item_line(i), secrets)}" for i in entry.planned.items]
+        lines += [f"- note: {md_escaped(n, secrets)}" for n in entry.planned.notes]
         lines += ["", "</details>", ""]
     return lines
 
@@ -133,9 +134,9 @@ def _resource_table(phase: PhaseRun, secrets: SecretValues, rows: int) -> list[s
             *([f"refused: {r.refused}"] if r.refused else []),
         ]
         lines.append(
-            f"| {_md(_SYMBOL[r.op], secrets)} {r.op} | {_md(r.type, secrets)} "
-            f"| {_md(r.name, secrets)} "
-            f"| {_md('; '.join(notes), secrets)} |"
+            f"| {md_escaped(_SYMBOL[r.op], secrets)} {r.op} | {md_escaped(r.type, secrets)} "
+            f"| {md_escaped(r.name, secrets)} "
+            f"| {md_escaped('; '.join(notes), secrets)} |"
         )
     if len(changes) > rows:
         lines.append(f"| | ... and {len(changes) - rows} more | | |")
@@ -144,8 +145,8 @@ def _resource_table(phase: PhaseRun, secrets: SecretValues, rows: int) -> list[s
 
 def _phase(phase: PhaseRun, secrets: SecretValues, rows: int) -> list[str]:
     lines = [
-        f"#### {_md(phase.stack, secrets)}: {_md(phase.outcome, secrets)} "
-        f"({_md(phase.status, secrets)})",
+        f"#### {md_escaped(phase.stack, secrets)}: {md_escaped(phase.outcome, secrets)} "
+        f"({md_escaped(phase.status, secrets)})",
         "",
     ]
     counts = phase.applied if phase.applied is not None else phase.changes
@@ -162,24 +163,24 @@ def _phase(phase: PhaseRun, secrets: SecretValues, rows: int) -> list[str]:
         for finding in phase.policy:
             mark = "⛔ mandatory (blocking)" if finding.enforcement == "mandatory" else "⚠️ advisory"
             lines.append(
-                f"- {mark} {_md(finding.rule, secrets)}: {_md(finding.resource, secrets)}: "
-                f"{_md(finding.message, secrets)}"
+                f"- {mark} {md_escaped(finding.rule, secrets)}: "
+                f"{md_escaped(finding.resource, secrets)}: {md_escaped(finding.message, secrets)}"
             )
         lines.append("")
     if phase.blocked_by:
         lines += ["**Blocked by**", ""]
-        lines += [f"- 🚧 {_md(gate, secrets)}" for gate in phase.blocked_by]
+        lines += [f"- 🚧 {md_escaped(gate, secrets)}" for gate in phase.blocked_by]
         lines.append("")
     if phase.checks:
         lines += ["**Checks**", "", *_check_lines(phase.checks, secrets), ""]
     rolled = phase.rollback_seconds is not None or phase.rollback_checks or phase.kept
     if rolled or phase.outcome in ("rolled back", "rollback failed"):
         took = f" in {phase.rollback_seconds:.1f} s" if phase.rollback_seconds is not None else ""
-        lines += [f"**Rollback**: {_md(phase.outcome, secrets)}{took}", ""]
+        lines += [f"**Rollback**: {md_escaped(phase.outcome, secrets)}{took}", ""]
         if phase.kept:
             names = ", ".join(sorted(k.rsplit(" ", 1)[-1] for k in phase.kept))
             lines += [
-                f"Kept {len(phase.kept)} protected resource(s): {_md(names, secrets)}",
+                f"Kept {len(phase.kept)} protected resource(s): {md_escaped(names, secrets)}",
                 "",
             ]
         if phase.rollback_checks:
@@ -190,19 +191,19 @@ def _phase(phase: PhaseRun, secrets: SecretValues, rows: int) -> list[str]:
                 "",
             ]
     if phase.message:
-        lines += [f"> {_md(phase.message, secrets)}", ""]
+        lines += [f"> {md_escaped(phase.message, secrets)}", ""]
     return lines
 
 
 def _promotion(p: Promotion, secrets: SecretValues) -> str:
     """One phase of a promotion, as a list item."""
     if p.outcome == "current":
-        return f"- {_md(p.phase, secrets)}: promoted already"
+        return f"- {md_escaped(p.phase, secrets)}: promoted already"
     if p.outcome == "waits":
-        return f"- {_md(p.phase, secrets)}: waits: {_md(p.reason or '', secrets)}"
+        return f"- {md_escaped(p.phase, secrets)}: waits: {md_escaped(p.reason or '', secrets)}"
     before = f"`{short(p.from_program)}`" if p.from_program else "never verified"
     approval = "" if p.approval == "not required" else f" (approval {p.approval})"
-    return f"- {_md(p.phase, secrets)}: {before} → `{short(p.to_program or '')}`{approval}"
+    return f"- {md_escaped(p.phase, secrets)}: {before} → `{short(p.to_program or '')}`{approval}"
 
 
 def run_markdown(listing: RunListing, secrets: SecretValues | None = None) -> str:
@@ -210,23 +211,25 @@ def run_markdown(listing: RunListing, secrets: SecretValues | None = None) -> st
     secrets = secrets or SecretValues()
     rows = _ROWS
     while True:
-        lines = [f"### phasegate {listing.command}: {_md(listing.environment, secrets)}", ""]
+        lines = [f"### phasegate {listing.command}: {md_escaped(listing.environment, secrets)}", ""]
         if not listing.phases:
             lines += ["No phases to show.", ""]
         for phase in listing.phases:
             lines += _phase(phase, secrets, rows)
         if listing.promotions:
-            source = _md(listing.promoted_from or "", secrets)
+            source = md_escaped(listing.promoted_from or "", secrets)
             lines += [f"**Promotions** from {source}", ""]
             lines += [_promotion(p, secrets) for p in listing.promotions]
             lines.append("")
         if listing.estimate is not None:
             lines.append(
-                f"**Estimate** ({_md(listing.environment, secrets)}): "
-                f"{_md(environment_line(listing.estimate), secrets)}."
+                f"**Estimate** ({md_escaped(listing.environment, secrets)}): "
+                f"{md_escaped(environment_line(listing.estimate), secrets)}."
             )
             lines.append("")
-        lines.append(f"**{listing.command.capitalize()}**: {_md(listing.summary(), secrets)}.")
+        lines.append(
+            f"**{listing.command.capitalize()}**: {md_escaped(listing.summary(), secrets)}."
+        )
         text = "\n".join(lines) + "\n"
         if len(text) <= COMMENT_LIMIT:
             return text
@@ -249,7 +252,7 @@ def status_markdown(listing: StatusListing, secrets: SecretValues | None = None)
     """Where each phase stands, as a table."""
     secrets = secrets or SecretValues()
     lines = [
-        f"### phasegate status: {_md(listing.environment, secrets)}",
+        f"### phasegate status: {md_escaped(listing.environment, secrets)}",
         "",
         "| phase | status | step | updated | by | approval |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -257,13 +260,13 @@ def status_markdown(listing: StatusListing, secrets: SecretValues | None = None)
     for p in listing.phases:
         approval = f"{p.approval.status} ({p.approval.by})" if p.approval else "-"
         cells = (p.phase, p.status, p.step or "-", p.updated or "-", p.by or "-", approval)
-        lines.append("| " + " | ".join(_md(c, secrets) for c in cells) + " |")
+        lines.append("| " + " | ".join(md_escaped(c, secrets) for c in cells) + " |")
     verified = sum(p.status == "verified" for p in listing.phases)
     where = (
         "complete"
         if listing.complete
         else (f"at {listing.position}" if listing.position else "not started")
     )
-    lines += ["", f"**Position**: {_md(where, secrets)} ({verified}/{len(listing.phases)} "
+    lines += ["", f"**Position**: {md_escaped(where, secrets)} ({verified}/{len(listing.phases)} "
               "phases verified)."]  # fmt: skip
     return "\n".join(lines) + "\n"

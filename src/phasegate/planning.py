@@ -18,6 +18,7 @@ from phasegate.estimates.cap import RULE as COST_CARBON_CAP
 from phasegate.estimates.stored import stored_data
 from phasegate.events import PhaseEvent
 from phasegate.gates import has_work
+from phasegate.placement import check_placement
 from phasegate.policy import Violation, core_rule_level, crossguard_config, evaluate
 from phasegate.project import CONFIG_NAMESPACE
 from phasegate.spec import PhaseSpec
@@ -179,7 +180,8 @@ class Planner:
     def plan_phase(
         self, phase: PhaseSpec, run: RunMemory, state: PhaseState, *, reuse_verified: bool = False
     ) -> Planned:
-        """Validate the stack config, preview, fingerprint, and check the policies.
+        """Validate the stack config, check its GPU pools have zones to go into, preview,
+        fingerprint, and check the policies.
 
         With ``reuse_verified`` (an apply), a phase verified at this very fingerprint is not
         previewed where the engine can tell its plan without (the sandbox): that preview
@@ -200,6 +202,8 @@ class Planner:
                 # Verified at these very inputs: its estimate is the one recorded then.
                 return Planned(stage, unchanged, fingerprint, [], parts, copy, state.estimate)
         self.environment.on_progress(PhaseEvent(target.name, phase.name, "planning"))
+        # Before the program's own choice: a GPU pool no chosen zone offers is bad config.
+        check_placement(self.environment, phase, target, stage.config)
         plan = engine.preview(target, upstream=upstream, on_event=self.environment.on_event)
         if plan.has_changes:
             run.planned[phase.name] = plan.outputs

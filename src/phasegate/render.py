@@ -20,12 +20,14 @@ if TYPE_CHECKING:
     from phasegate.state import CheckResult, PhaseState
 
 __all__ = [
+    "make_console",
     "notice",
     "render_health",
     "render_history",
     "render_inventory",
     "render_reports",
     "render_status",
+    "safe_text",
 ]
 
 _SYMBOL = {"create": "+", "update": "~", "replace": "+-", "delete": "-", "import": "=", "same": " "}
@@ -42,7 +44,7 @@ _STYLE = {
 _NOTHING_SECRET = SecretValues()
 
 
-def _text(value: object, secrets: SecretValues = _NOTHING_SECRET) -> str:
+def safe_text(value: object, secrets: SecretValues = _NOTHING_SECRET) -> str:
     """Text from outside (messages, names) as rich prints it literally, every secret of
     the run as ``[secret]``: a ``[secret]`` or ``[bold]`` in it is not markup."""
     from rich.markup import escape
@@ -54,14 +56,14 @@ def _print_json(data: object, secrets: SecretValues) -> None:
     print(json.dumps(secrets.mask_data(data), indent=2))
 
 
-def _console(stderr: bool = False) -> Console:
+def make_console(stderr: bool = False) -> Console:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def notice(message: str, secrets: SecretValues = _NOTHING_SECRET) -> None:
-    _console(stderr=True).print(f"[yellow]warning:[/] {_text(message, secrets)}")
+    make_console(stderr=True).print(f"[yellow]warning:[/] {safe_text(message, secrets)}")
 
 
 def render_reports(
@@ -89,9 +91,9 @@ def render_reports(
         return
 
     def text(value: object) -> str:
-        return _text(value, secrets)
+        return safe_text(value, secrets)
 
-    console = _console()
+    console = make_console()
     for report in reports:
         plan = report.plan
         head = f"[bold]{report.stack}[/] ({report.outcome}, {report.status})"
@@ -166,7 +168,7 @@ def render_promotion(
         return
     from phasegate.approvals import short
 
-    console = _console()
+    console = make_console()
     console.print(f"[bold]Promote[/] {found.source} -> {found.target}:")
     said = {name: "promoted already" for name in found.current}
     for p in found.promotions:
@@ -176,7 +178,7 @@ def render_promotion(
     said.update({w.phase: f"waits: {w.reason}" for w in found.waiting})
     width = max((len(phase) for phase in found.order), default=0)
     for phase in found.order:
-        console.print(_text(f"  {phase.ljust(width)}  {said[phase]}", secrets))
+        console.print(safe_text(f"  {phase.ljust(width)}  {said[phase]}", secrets))
 
 
 _MARKS = {"pass": "[green]✓[/]", "fail": "[red]✗[/]", "skipped": "[dim]-[/]"}
@@ -186,7 +188,7 @@ def _check_line(check: CheckResult, heading: str, secrets: SecretValues) -> str:
     return (
         f"  {_MARKS[check.result]} {heading}check {check.name} ({check.kind}): "
         f"{check.result}[dim], {check.attempts} attempt(s), {check.duration:.1f} s: "
-        f"{_text(check.message, secrets)}[/]"
+        f"{safe_text(check.message, secrets)}[/]"
     )
 
 
@@ -197,14 +199,14 @@ def render_health(
     if output == "json":
         _print_json(report.as_json(), secrets)
         return
-    console = _console()
+    console = make_console()
     colours = {"healthy": "green", "skipped": "dim"}
     for phase in report.phases:
         colour = colours.get(phase.outcome, "red")
-        why = f": {_text(phase.reason, secrets)}" if phase.reason else ""
+        why = f": {safe_text(phase.reason, secrets)}" if phase.reason else ""
         console.print(f"[bold]{phase.stack}[/] ([{colour}]{phase.outcome}[/]{why})")
         for drift in phase.drift:
-            console.print(f"  [red]drift[/] {_text(drift.describe(), secrets)}")
+            console.print(f"  [red]drift[/] {safe_text(drift.describe(), secrets)}")
         if any(d.change == "delete" for d in phase.drift):
             again = f"migrate apply --env {report.environment} --phase {phase.phase} --refresh"
             console.print(f"  [dim]`{again}` makes again what is gone[/]")
@@ -270,15 +272,15 @@ def render_status(
             f"[{colour}]{p.status}[/]",
             p.step or "-",
             p.updated or "-",
-            _text(p.by or "-", secrets),
+            safe_text(p.by or "-", secrets),
             str(len(p.outputs)),
         ]
         if approved:
             row.append(
-                _text(f"{p.approval.status} ({p.approval.by})", secrets) if p.approval else "-"
+                safe_text(f"{p.approval.status} ({p.approval.by})", secrets) if p.approval else "-"
             )
         table.add_row(*row)
-    console = _console()
+    console = make_console()
     console.print(table)
     verified = sum(p.status == "verified" for p in listing.phases)
     position = listing.position
@@ -321,11 +323,11 @@ def render_history(
         for t in transitions
     ]
     widths = [max((len(row[i]) for row in rows), default=0) for i in range(5)]
-    console = _console()
+    console = make_console()
     console.print(f"[bold]{environment}[/]: {len(rows)} transition(s)")
     for row in rows:
         fixed = "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=False))
-        console.print(_text(f"{fixed}  {row[5]}".rstrip(), secrets), soft_wrap=True)
+        console.print(safe_text(f"{fixed}  {row[5]}".rstrip(), secrets), soft_wrap=True)
 
 
 def render_inventory(
@@ -338,7 +340,7 @@ def render_inventory(
     if output == "json":
         print(json.dumps(inventory, indent=2))
         return
-    console = _console()
+    console = make_console()
     if not inventory["initialised"]:
         console.print(
             f"The emulated cloud of {environment} is empty (it is created on the first apply)."

@@ -1,6 +1,7 @@
-"""``migrate sandbox``: the chores only an emulated cloud has (reset, alarms, inventory,
-serving it as an endpoint), done under the environment's lock and reached through the
-engine port's sandbox controls, so this module names no concrete engine."""
+"""``migrate sandbox``: the chores only an emulated cloud has (reset, alarms, instance
+type offerings, inventory, serving it as an endpoint), done under the environment's lock
+and reached through the engine port's sandbox controls, so this module names no concrete
+engine."""
 
 from __future__ import annotations
 
@@ -69,6 +70,15 @@ class SandboxAdmin:
         with self.environment.locked():
             self._refuse_interrupted()
             controls.set_alarm(self.environment.name, name, state)
+
+    def set_offerings(self, instance_type: str, zones: list[str] | None) -> None:
+        """Offer an instance type in exactly these zones of the emulated cloud (``[]``:
+        nowhere; None: as the emulator's own data says)."""
+        controls = self._controls()
+        with self.environment.locked():
+            # A plan of a stack mid-run would read offerings its apply did not.
+            self._refuse_interrupted()
+            controls.set_offerings(self.environment.name, instance_type, zones)
 
     def inventory(self) -> dict[str, Any]:
         """What the emulated cloud holds, its stacks in phase order (any other after)."""

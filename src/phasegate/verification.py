@@ -4,7 +4,7 @@ decides ``verified`` (keeping the last known good) or why the phase must roll ba
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from phasegate import faults
@@ -18,6 +18,7 @@ from phasegate.events import CheckEvent, PhaseEvent
 from phasegate.lkg import LastKnownGoodStore
 from phasegate.machine import PhaseLifecycle
 from phasegate.planning import DATA_SOURCE, Stage
+from phasegate.s3listing import Listing
 from phasegate.spec import PhaseSpec
 from phasegate.state import CheckResult, PhaseState, redact
 
@@ -47,13 +48,15 @@ class Verifier:
         good (and the step) and ``estimate`` as what is applied now (None: the one on
         record stays); failed: returns why, and the caller rolls back."""
         state = lifecycle.state
+        listings: Mapping[str, Listing] = {}
         if spec.copy_data is not None:
             ctx = check_context(self.environment, spec, stage.target, outputs, stage.bake)
-            state.data_copy, failed_copy = copy_data(self.environment, spec, stage.target, ctx)
-            if failed_copy is not None:
+            copied = copy_data(self.environment, spec, stage.target, ctx)
+            state.data_copy, listings = copied.summary, copied.listings
+            if copied.failure is not None:
                 state.checks = []
-                return failed_copy
-        state.checks = self.run_checks(spec, stage.target, outputs, stage.bake)
+                return copied.failure
+        state.checks = self.run_checks(spec, stage.target, outputs, stage.bake, listings=listings)
         failed = [c for c in state.checks if c.result == "fail"]
         if failed:
             return "; ".join(f"check {c.name} failed: {c.message}" for c in failed)
@@ -95,11 +98,13 @@ class Verifier:
         bake: float,
         checks: Sequence[CheckSpec] | None = None,
         after_rollback: bool = False,
+        listings: Mapping[str, Listing] | None = None,
     ) -> list[CheckResult]:
         """Run ``checks`` (the phase's own by default) against ``outputs``; after a
-        rollback, kinds that say so are skipped."""
+        rollback, kinds that say so are skipped. ``listings``: what the data copy listed
+        (see :class:`~phasegate.copystep.CopyOutcome`)."""
         env = self.environment
-        ctx = check_context(env, spec, target, outputs, bake)
+        ctx = check_context(env, spec, target, outputs, bake, listings)
         todo = spec.checks if checks is None else checks
         env.on_progress(PhaseEvent(target.name, spec.name, "verifying", total=len(todo)))
         results = []

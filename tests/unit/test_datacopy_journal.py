@@ -3,14 +3,16 @@ copy or skip, and the options' checks."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from phasegate.datacopy import CopyOptions, DataCopyError, KeyFilter, Location, journal_path
 from phasegate.datacopy.journal import Journal, Record
-from phasegate.datacopy.plan import Decision, Listed, decide
+from phasegate.datacopy.plan import Decision, decide
 from phasegate.errors import InputError
+from phasegate.s3listing import S3Object
 
 SOURCE, TARGET = Location("legacy", "exports"), Location("lake", "raw/")
 
@@ -146,7 +148,12 @@ def test_a_bad_glob_names_its_field(glob: str, message: str) -> None:
         KeyFilter([], [glob])
 
 
-NOW, EARLIER = 2_000.0, 1_000.0
+NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+EARLIER = NOW - timedelta(days=1)
+
+
+def Listed(size: int, etag: str, modified: datetime) -> S3Object:
+    return S3Object("k", size, etag, modified)
 
 
 @pytest.mark.parametrize(
@@ -169,7 +176,7 @@ NOW, EARLIER = 2_000.0, 1_000.0
     ],
 )
 def test_what_is_copied(
-    source: Listed, target: Listed | None, record: Record | None, adopt: bool, decision: str
+    source: S3Object, target: S3Object | None, record: Record | None, adopt: bool, decision: str
 ) -> None:
     assert decide(source, target, record, adopt) is Decision(decision)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,10 @@ from pydantic import ValidationError
 from phasegate.checks import CheckContext, CheckSpec, run_check
 from phasegate.checks.parity import target_checksums
 from phasegate.checks.s3_manifest import glob_matches
+from phasegate.copystep import copy_for_proof
 from phasegate.datacopy import CopyOptions, Location, copy_prefix
 from phasegate.errors import Interrupted
+from phasegate.s3listing import Listing
 from phasegate.state import CheckResult, PhaseState, StateStore
 
 REGION = "us-east-1"
@@ -165,7 +167,11 @@ def _ctx(client: Any, work_dir: Path | None = None, **fields: Any) -> CheckConte
 
 
 def _prove(
-    client: Any, work_dir: Path | None = None, params: dict[str, Any] | None = None, **fields: Any
+    client: Any,
+    work_dir: Path | None = None,
+    params: dict[str, Any] | None = None,
+    listings: Mapping[str, Listing] | None = None,
+    **fields: Any,
 ) -> CheckResult:
     spec = CheckSpec(
         name="lake_has_the_legacy_data",
@@ -173,7 +179,7 @@ def _prove(
         params={**PARAMS, **(params or {})},
         interval=0,
     )
-    return run_check(spec, _ctx(client, work_dir, **fields))
+    return run_check(spec, _ctx(client, work_dir, listings=dict(listings or {}), **fields))
 
 
 def _expected_manifest(client: Any) -> tuple[int, int, str]:
@@ -406,6 +412,57 @@ def test_the_checksums_s3_answered_to_the_copy_spare_the_first_proof_asking_the_
     second = _prove(s3, tmp_path, params={"target": target})
     assert second.result == "fail"
     assert f"{SRC_PREFIX}2026/10/01/part-001.csv: size differs" in second.message
+
+
+def test_the_proof_takes_the_listings_the_copy_took_and_wrote_nothing_to_since(
+    s3: Any, tmp_path: Path
+) -> None:
+    """A copy that wrote objects hands the proof the source's listing only; one that wrote
+    nothing hands both, and a re-proof then makes no request at all."""
+    into = "lake-raw-3"
+    s3.create_bucket(Bucket=into)
+    target = {"bucket": into, "prefix": DST_PREFIX}
+
+    def copy_then_prove() -> tuple[int, CheckResult, Calls]:
+        calls = Calls(s3)
+        copied, listings = copy_for_proof(
+            s3,
+            Location(SOURCE, SRC_PREFIX),
+            Location(into, DST_PREFIX),
+            tmp_path / "copy",
+            CopyOptions(exclude=tuple(EXCLUDE), multipart_threshold=PART),
+            work_dir=tmp_path,
+            stack="staging-data_layer",
+        )
+        calls.seen.clear()
+        return copied.copied_objects, _prove(s3, tmp_path, {"target": target}, listings), calls
+
+    written, first, calls = copy_then_prove()
+    assert (written, first.result) == (6, "pass"), first.message
+    assert first.detail is not None and first.detail["listed_by"] == {
+        "source": "copy",
+        "target": "proof",
+    }
+    assert [(op, b) for op, b, _ in calls.seen if op == "ListObjectsV2"] == [
+        ("ListObjectsV2", into)
+    ]
+
+    written, again, calls = copy_then_prove()
+    assert (written, again.result) == (0, "pass"), again.message
+    assert again.detail is not None and again.detail["listed_by"] == {
+        "source": "copy",
+        "target": "copy",
+    }
+    assert again.detail["source"] == first.detail["source"]
+    assert calls.seen == []
+
+    # A copy rewritten behind the migration's back: the next copy lists it as it is now.
+    rewritten = DST_PREFIX + "2026/10/01/part-002.csv"
+    s3.put_object(Bucket=into, Key=rewritten, Body=b"id,name\n2,GRACE\n")
+    written, third, calls = copy_then_prove()
+    assert (written, third.result) == (0, "fail")
+    assert f"{SRC_PREFIX}2026/10/01/part-002.csv: checksum differs" in third.message
+    assert calls.count("GetObject", into) == 1
 
 
 def test_a_copy_rewritten_after_a_passing_proof_fails_the_next_one(s3: Any, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ the field and what is allowed.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import json
@@ -59,6 +60,7 @@ REQUIRED_TAGS = ("phasegate:phase", "phasegate:environment", "owner", "cost-cent
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
 ENVIRONMENTS = ("sandbox", "prod")
 ZONE_ID = "Z0MOCKZONE"
+OFFERINGS = "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"
 
 
 # --- running a program on the mock runtime ------------------------------------------------
@@ -73,12 +75,13 @@ def stack_config(env: str, phase: str) -> dict[str, Any]:
 
 def _upstream(env: str) -> dict[str, dict[str, Any]]:
     """What earlier phases of ``env`` export, as far as later phases read it."""
-    zones = 3 if env == "prod" else 2
+    zones = len(stack_config(env, "pilot")["phasegate:availability_zones"])
     return {
         "pilot": {
             "vpc_id": "vpc-0mock",
             "vpc_cidr": stack_config(env, "pilot")["phasegate:vpc_cidr"],
             "private_subnet_ids": [f"subnet-0mock{i}" for i in range(zones)],
+            "private_subnet_zones": stack_config(env, "pilot")["phasegate:availability_zones"],
             "cluster_name": f"{env}-ai-platform",
             "cluster_endpoint": f"https://{env}.eks.mock",
             "cluster_ca": "Q0EK",
@@ -120,6 +123,8 @@ class _Mocks(pulumi.runtime.Mocks):
 
     env: str
     declared: list[Declared] = field(default_factory=list)
+    offered: dict[str, list[str]] = field(default_factory=dict)
+    """Instance type -> the zones that offer it; a type not named: us-east-1a to 1c."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if args.typ == "pulumi:pulumi:StackReference":
@@ -158,6 +163,21 @@ class _Mocks(pulumi.runtime.Mocks):
     ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "aws:route53/getZone:getZone":
             return {"id": ZONE_ID, "zoneId": ZONE_ID, "name": args.args["name"]}, []
+        if args.token == OFFERINGS:
+            assert args.args["locationType"] == "availability-zone"
+            [wanted] = args.args["filters"]
+            assert wanted["name"] == "instance-type"
+            pairs = [
+                (t, z)
+                for t in wanted["values"]
+                for z in self.offered.get(t, ["us-east-1a", "us-east-1b", "us-east-1c"])
+            ]
+            return {
+                "id": "us-east-1",
+                "instanceTypes": [t for t, _ in pairs],
+                "locations": [z for _, z in pairs],
+                "locationTypes": ["availability-zone"] * len(pairs),
+            }, []
         raise AssertionError(f"unexpected invoke {args.token}")
 
 
@@ -183,7 +203,12 @@ def _import_phase_module(name: str) -> ModuleType:
         _purge_phase_modules()
 
 
-def run_phase(env: str, phase: str, overrides: dict[str, Any] | None = None) -> Run:
+def run_phase(
+    env: str,
+    phase: str,
+    overrides: dict[str, Any] | None = None,
+    offered: dict[str, list[str]] | None = None,
+) -> Run:
     """Run phases/<phase>.py as stack <env>-<phase> and return what it declared.
 
     The SDK keeps its settings, config and root stack in process globals: each run sets
@@ -191,7 +216,7 @@ def run_phase(env: str, phase: str, overrides: dict[str, Any] | None = None) -> 
     sandbox engine's runtime does it.
     """
     config = {**stack_config(env, phase), **(overrides or {})}
-    mocks = _Mocks(env)
+    mocks = _Mocks(env, offered=dict(offered or {}))
     settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_mocks(
         mocks, project=PROJECT, stack=f"{env}-{phase}", preview=False, organization=ORG
@@ -210,6 +235,15 @@ def run_phase(env: str, phase: str, overrides: dict[str, Any] | None = None) -> 
         _purge_phase_modules()
         set_all_config({}, [])
         settings.set_root_resource(None)  # type: ignore[arg-type]
+        # A failed run leaves registrations under way, to fail in the next run: end them.
+        settings._get_rpc_manager().clear()
+        settings.SETTINGS.outputs.clear()
+        loop = asyncio.get_event_loop()
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     return Run(resources=mocks.declared, outputs=dict(outputs or {}))
 
 
@@ -423,6 +457,67 @@ def test_training_pool_runs_in_a_cluster_placement_group(env: str) -> None:
     assert "placement" not in run.one(LAUNCH_TEMPLATE, "gpu-inference-template").inputs
     # A cluster placement group is in one zone: the training pool uses one subnet.
     assert run.one(NODE_GROUP, "gpu-training").inputs["subnetIds"] == ["subnet-0mock0"]
+
+
+def test_pools_go_only_into_zones_that_offer_all_of_their_types() -> None:
+    # prod: three zones; its inference types g6, g5, g6e; its training type p5.
+    offered = {
+        "g6.xlarge": ["us-east-1a", "us-east-1b", "us-east-1c"],
+        "g5.xlarge": ["us-east-1b", "us-east-1c"],
+        "g6e.xlarge": ["us-east-1c", "us-east-1d"],
+        "p5.48xlarge": ["us-east-1b", "us-east-1c"],
+    }
+    run = run_phase("prod", "compute", offered=offered)
+    # The training pool: one zone, the first configured one that offers its type.
+    assert run.one(NODE_GROUP, "gpu-training").inputs["subnetIds"] == ["subnet-0mock1"]
+    assert run.outputs["training_zones"] == ["us-east-1b"]
+    # Inference: only the zones that offer all three of its types.
+    assert run.one(NODE_GROUP, "gpu-inference").inputs["subnetIds"] == ["subnet-0mock2"]
+    assert run.outputs["inference_zones"] == ["us-east-1c"]
+    # The load balancer is not a GPU pool: it stays in every zone.
+    lb = run.one("aws:lb/loadBalancer:LoadBalancer", "inference").inputs
+    assert lb["subnets"] == [f"subnet-0mock{i}" for i in range(3)]
+
+
+def test_the_pilot_pool_goes_only_into_zones_that_offer_its_types() -> None:
+    run = run_phase("prod", "pilot", offered={"g6.xlarge": ["us-east-1a", "us-east-1c"]})
+    subnets = {r.name: f"{r.name}-id" for r in run.of("aws:ec2/subnet:Subnet")}
+    group = run.one(NODE_GROUP, "gpu-pilot").inputs
+    assert group["subnetIds"] == [subnets["private-us-east-1a"], subnets["private-us-east-1c"]]
+    assert run.outputs["pilot_pool_zones"] == ["us-east-1a", "us-east-1c"]
+    assert run.outputs["private_subnet_zones"] == ["us-east-1a", "us-east-1b", "us-east-1c"]
+
+
+@pytest.mark.parametrize(
+    ("phase", "offered", "message"),
+    [
+        (
+            "compute",
+            {"p4d.24xlarge": ["us-east-1c"]},
+            "stack sandbox-compute: phasegate:training_pool.instance_types: p4d.24xlarge "
+            "offered in none of the zones us-east-1a, us-east-1b",
+        ),
+        (
+            "compute",
+            {"g6.xlarge": ["us-east-1a"], "g5.xlarge": ["us-east-1b"]},
+            "stack sandbox-compute: phasegate:inference_pool.instance_types: no zone of "
+            "us-east-1a, us-east-1b offers all of g6.xlarge, g5.xlarge",
+        ),
+        (
+            "pilot",
+            {"g5.xlarge": []},
+            "stack sandbox-pilot: phasegate:pilot_pool.instance_types: g5.xlarge offered in "
+            "none of the zones us-east-1a, us-east-1b",
+        ),
+    ],
+)
+def test_a_pool_no_zone_can_take_fails_the_program_naming_the_key(
+    phase: str, offered: dict[str, list[str]], message: str
+) -> None:
+    # Where the zones are known only from the pilot's outputs, the SDK wraps the error.
+    with pytest.raises(ValueError) as caught:
+        run_phase("sandbox", phase, offered=offered)
+    assert message in str(caught.value)
 
 
 def test_pools_follow_the_stack_config(env: str) -> None:

@@ -27,6 +27,7 @@ GET_SUBNET = "aws:ec2/getSubnet:getSubnet"
 GET_SUBNETS = "aws:ec2/getSubnets:getSubnets"
 GET_GROUP = "aws:ec2/getSecurityGroup:getSecurityGroup"
 GET_ZONE = "aws:route53/getZone:getZone"
+OFFERINGS = "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def network(ec2: Any) -> dict[str, str]:
 
 
 def test_the_lookups_are_the_cloud_reading_functions() -> None:
-    for token in (AMI, GET_VPC, GET_SUBNET, GET_SUBNETS, GET_GROUP, GET_ZONE):
+    for token in (AMI, GET_VPC, GET_SUBNET, GET_SUBNETS, GET_GROUP, GET_ZONE, OFFERINGS):
         assert reads_cloud(token)
     assert not reads_cloud("aws:index/getRegion:getRegion")
 
@@ -217,6 +218,38 @@ def test_what_a_lookup_cannot_honour_is_refused_by_argument(ctx: CloudContext) -
         lookup(GET_SUBNET, {"ipv6CidrBlock": "::/64"}, ctx)
     with pytest.raises(ValueError, match="does not answer vpcId"):
         lookup(GET_ZONE, {"name": "corp.example.com", "vpcId": "vpc-1"}, ctx)
+
+
+# --- instance type offerings ----------------------------------------------------------
+
+
+def test_instance_type_offerings_are_found_per_zone(ctx: CloudContext) -> None:
+    from phasegate.engines.sandbox.zone_offerings import hold_offerings
+
+    wanted = [{"name": "instance-type", "values": ["p4de.24xlarge", "g6e.xlarge"]}]
+    found = lookup(OFFERINGS, {"filters": wanted, "locationType": "availability-zone"}, ctx)
+    pairs = sorted(zip(found["instanceTypes"], found["locations"], strict=True))
+    assert pairs == [
+        *[("g6e.xlarge", f"us-east-1{z}") for z in "abcd"],
+        ("p4de.24xlarge", "us-east-1b"),
+        ("p4de.24xlarge", "us-east-1c"),
+    ]
+    assert set(found["locationTypes"]) == {"availability-zone"}
+    assert (found["id"], found["region"], found["filters"]) == (REGION, REGION, wanted)
+    # Without a location type, the provider asks per region.
+    regional = lookup(OFFERINGS, {"filters": wanted}, ctx)
+    assert sorted(regional["locations"]) == [REGION, REGION]
+    # What `migrate sandbox offerings` sets is what a program learns.
+    hold_offerings(ACCOUNT, REGION, "p4de.24xlarge", [])
+    try:
+        gone = lookup(OFFERINGS, {"filters": wanted, "locationType": "availability-zone"}, ctx)
+        assert set(gone["instanceTypes"]) == {"g6e.xlarge"}
+    finally:
+        hold_offerings(ACCOUNT, REGION, "p4de.24xlarge", None)
+    with pytest.raises(ValueError, match="The filter 'family' is invalid"):
+        lookup(OFFERINGS, {"filters": [{"name": "family", "values": ["g5"]}]}, ctx)
+    with pytest.raises(ValueError, match="does not answer instanceType"):
+        lookup(OFFERINGS, {"instanceType": "g5.xlarge"}, ctx)
 
 
 # --- hosted zones ----------------------------------------------------------------------

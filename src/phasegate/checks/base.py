@@ -49,6 +49,7 @@ from pydantic import (
 from phasegate.errors import aws_error_code as error_code
 from phasegate.events import CheckEvent, ignore
 from phasegate.redaction import SecretValues
+from phasegate.s3listing import Listing
 
 __all__ = [
     "CheckContext",
@@ -113,6 +114,9 @@ class CheckContext:
     work_dir: Path | None = None
     """Where probes may keep what they computed for the next run (the project's
     ``.phasegate/``); None: they keep nothing."""
+    listings: Mapping[str, Listing] = field(default_factory=dict)
+    """Listings this run took and wrote nothing to since (the data copy's), by
+    ``s3://bucket/prefix``: a probe may take them instead of listing again."""
 
 
 @dataclass(frozen=True)

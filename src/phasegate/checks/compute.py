@@ -28,6 +28,7 @@ __all__ = [
     "LaunchTemplate",
     "LaunchTemplateParams",
     "Taint",
+    "load_catalog_figure",
     "load_gpu_catalog",
 ]
 
@@ -42,8 +43,9 @@ _EFFECTS = {
 """Kubernetes taint effects in their EKS API spelling."""
 
 
-_CATALOGS: dict[tuple[Path, str], dict[str, int]] = {}
-"""Catalogs loaded in this process, by path and content: each probe asks again."""
+_CATALOGS: dict[tuple[Path, str, str], dict[str, int]] = {}
+"""Catalog figures loaded in this process, by path, content and figure: each probe asks
+again."""
 
 
 def load_gpu_catalog(root: Path) -> dict[str, int]:
@@ -53,18 +55,26 @@ def load_gpu_catalog(root: Path) -> dict[str, int]:
     the project; once per content. CheckError when the file is missing or holds no
     ``CATALOG``.
     """
+    return load_catalog_figure(root, "gpus")
+
+
+def load_catalog_figure(root: Path, figure: str) -> dict[str, int]:
+    """One whole-number figure of every instance type of ``phases/catalog.py`` under
+    ``root`` (``gpus``, ``vcpus``), by instance type; loaded as :func:`load_gpu_catalog`
+    loads it. CheckError when the file is missing, holds no ``CATALOG``, or a type lacks
+    the figure."""
     path = root / CATALOG_FILE
     try:
         source = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CheckError(f"cannot read the GPU catalog {path}: {exc.strerror}") from None
-    key = (path, source)
+    key = (path, source, figure)
     if key not in _CATALOGS:
-        _CATALOGS[key] = _exec_catalog(path, source)
+        _CATALOGS[key] = _exec_catalog(path, source, figure)
     return dict(_CATALOGS[key])
 
 
-def _exec_catalog(path: Path, source: str) -> dict[str, int]:
+def _exec_catalog(path: Path, source: str, figure: str) -> dict[str, int]:
     name = "_phasegate_gpu_catalog_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
     module = types.ModuleType(name)
     module.__file__ = str(path)
@@ -78,13 +88,15 @@ def _exec_catalog(path: Path, source: str) -> dict[str, int]:
     catalog: Any = getattr(module, "CATALOG", None)
     if not isinstance(catalog, Mapping):
         raise CheckError(f"the GPU catalog {path} defines no CATALOG mapping")
-    gpus: dict[str, int] = {}
+    figures: dict[str, int] = {}
     for instance_type, entry in catalog.items():
-        count: Any = getattr(entry, "gpus", entry)
+        # A bare number is the GPU count (a catalog of GPUs per type and nothing else).
+        count: Any = getattr(entry, figure, entry if figure == "gpus" else None)
         if not isinstance(count, int):
-            raise CheckError(f"the GPU catalog {path}: {instance_type} has no GPU count")
-        gpus[str(instance_type)] = count
-    return gpus
+            what = "GPU count" if figure == "gpus" else figure
+            raise CheckError(f"the GPU catalog {path}: {instance_type} has no {what}")
+        figures[str(instance_type)] = count
+    return figures
 
 
 class Taint(Params):

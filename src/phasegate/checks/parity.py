@@ -17,7 +17,9 @@ key (``detail`` in the state file). A manifest digest is the SHA-256 of the sort
 bytes): the two are equal exactly when parity holds.
 
 The proof only reads: ListObjectsV2 (both sides at once), HeadObject and GetObject, on
-both buckets. The SHA-256s it had, on either side, are kept under ``ctx.work_dir``
+both buckets. A listing the run's data copy took and nothing wrote to since
+(``ctx.listings``: the source's, and the target's when nothing was copied) is taken as
+it is, not listed again. The SHA-256s it had, on either side, are kept under ``ctx.work_dir``
 (``parity/<stack>.json`` for the source, ``parity/<stack>.target.json`` for the target),
 each for the object version its listing names (size, ETag, last modified), so a proof
 after new exports reads only the new objects and the new copies: any object rewritten
@@ -43,13 +45,14 @@ from phasegate.checks.base import CheckContext, CheckError, CheckKind, Params, P
 from phasegate.checks.s3_manifest import (
     Changed,
     ChecksumCache,
-    Listed,
     ObjectSum,
     Stopped,
     list_prefix,
+    select,
     sha256_of,
 )
 from phasegate.errors import Interrupted
+from phasegate.s3listing import S3Object
 
 __all__ = ["S3Location", "S3Parity", "S3ParityParams", "target_checksums"]
 
@@ -135,12 +138,20 @@ class S3Parity(CheckKind):
 
     def probe(self, params: S3ParityParams, ctx: CheckContext) -> Probe:
         s3 = aws_client(ctx, "s3")
+        # What the run's data copy listed, and nothing wrote to since, is not listed again.
+        listed_source = ctx.listings.get(str(params.source))
+        listed_target = ctx.listings.get(str(params.target))
         with ThreadPoolExecutor(1, thread_name_prefix="parity-list") as lister:
-            listing = lister.submit(list_prefix, s3, params.target.bucket, params.target.prefix)
-            source = list_prefix(
-                s3, params.source.bucket, params.source.prefix, params.include, params.exclude
-            )
-            target = listing.result()
+            listing = None
+            if listed_target is None:
+                listing = lister.submit(list_prefix, s3, params.target.bucket, params.target.prefix)
+            if listed_source is None:
+                source = list_prefix(
+                    s3, params.source.bucket, params.source.prefix, params.include, params.exclude
+                )
+            else:
+                source = select(listed_source, params.include, params.exclude)
+            target = listing.result() if listing is not None else dict(listed_target or {})
         if not source and not params.allow_empty:
             return Probe(
                 False,
@@ -180,6 +191,11 @@ class S3Parity(CheckKind):
         }
         if unsaved:
             detail["cache"] = f"checksums not kept for the next proof: {unsaved}"
+        if listed_source is not None or listed_target is not None:
+            detail["listed_by"] = {
+                side: "proof" if listed is None else "copy"
+                for side, listed in (("source", listed_source), ("target", listed_target))
+            }
         objects = len(source.keys() | target.keys())
         if not mismatches:
             size = sides["source"]["bytes"]
@@ -213,8 +229,8 @@ def _cache_file(work_dir: Path | None, stack: str, side: str = "") -> Path | Non
 def _checksums(
     s3: Any,
     params: S3ParityParams,
-    source: Mapping[str, Listed],
-    target: Mapping[str, Listed],
+    source: Mapping[str, S3Object],
+    target: Mapping[str, S3Object],
     caches: Mapping[str, ChecksumCache],
     ctx: CheckContext,
 ) -> tuple[dict[str, ObjectSum], dict[str, ObjectSum], set[tuple[str, str]]]:
@@ -222,7 +238,7 @@ def _checksums(
     (side, relative key) of objects that changed since they were listed."""
     sums: dict[str, dict[str, ObjectSum]] = {"source": {}, "target": {}}
     changed: set[tuple[str, str]] = set()
-    todo: list[tuple[str, str, Listed]] = []
+    todo: list[tuple[str, str, S3Object]] = []
     for side, listing in (("source", source), ("target", target)):
         for relative, listed in listing.items():
             cached = caches[side].get(relative, listed)
@@ -232,7 +248,7 @@ def _checksums(
                 todo.append((side, relative, listed))
     buckets = {"source": params.source.bucket, "target": params.target.bucket}
 
-    def one(side: str, relative: str, listed: Listed) -> ObjectSum:
+    def one(side: str, relative: str, listed: S3Object) -> ObjectSum:
         found = sha256_of(s3, buckets[side], listed, stopped)
         caches[side].put(relative, listed, found.sha256)
         return found
@@ -243,7 +259,7 @@ def _checksums(
     abort = threading.Event()
     saved_at = ctx.clock()
     pending = iter(todo)
-    running: dict[Future[ObjectSum], tuple[str, str, Listed]] = {}
+    running: dict[Future[ObjectSum], tuple[str, str, S3Object]] = {}
     worker_stopped = False
     with ThreadPoolExecutor(params.concurrency, thread_name_prefix="parity") as pool:
         try:
@@ -290,8 +306,8 @@ def _checksums(
 
 
 def _compare(
-    source: Mapping[str, Listed],
-    target: Mapping[str, Listed],
+    source: Mapping[str, S3Object],
+    target: Mapping[str, S3Object],
     source_sums: Mapping[str, ObjectSum],
     target_sums: Mapping[str, ObjectSum],
     changed: set[tuple[str, str]],
@@ -330,7 +346,7 @@ def _compare(
 
 
 def _side(
-    where: S3Location, listed: Mapping[str, Listed], sums: Mapping[str, ObjectSum]
+    where: S3Location, listed: Mapping[str, S3Object], sums: Mapping[str, ObjectSum]
 ) -> dict[str, Any]:
     """Counts, bytes and manifest digest of one side (objects that changed during the
     proof have no SHA-256 and are left out of the digest)."""

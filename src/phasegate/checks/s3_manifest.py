@@ -45,16 +45,17 @@ from typing import Any, NamedTuple
 from phasegate.atomic import write_atomic
 from phasegate.checks.base import CheckError, error_code
 from phasegate.errors import StorageError
+from phasegate.s3listing import Listing, S3Object, list_objects
 
 __all__ = [
     "CHUNK",
     "ChecksumCache",
-    "Listed",
     "ObjectSum",
     "Stopped",
     "full_object_sha256",
     "glob_matches",
     "list_prefix",
+    "select",
     "sha256_of",
 ]
 
@@ -62,19 +63,6 @@ CHUNK = 1024 * 1024
 """Bytes read from a body at a time: each worker holds one chunk."""
 
 _CACHE_VERSION = 1
-
-
-class Listed(NamedTuple):
-    """One current object as ListObjectsV2 gives it."""
-
-    key: str
-    """The full key in the bucket."""
-    size: int
-    etag: str
-    last_modified: str
-    """ISO 8601, as S3 gave it: with the ETag, what tells a rewritten object from the old."""
-    algorithms: tuple[str, ...] = ()
-    """The additional checksums S3 keeps of it, as the listing names them (``SHA256``)."""
 
 
 class ObjectSum(NamedTuple):
@@ -156,29 +144,25 @@ def list_prefix(
     prefix: str,
     include: Iterable[str] = ("**",),
     exclude: Iterable[str] = (),
-) -> dict[str, Listed]:
+) -> dict[str, S3Object]:
     """The current objects under ``prefix`` whose key relative to it the globs select,
     by that relative key."""
-    include, exclude = tuple(include), tuple(exclude)
-    found: dict[str, Listed] = {}
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     try:
-        for page in pages:
-            for item in page.get("Contents", []):
-                relative = item["Key"][len(prefix) :]
-                if glob_matches(relative, include, exclude):
-                    found[relative] = Listed(
-                        item["Key"],
-                        int(item["Size"]),
-                        str(item.get("ETag", "")),
-                        item["LastModified"].isoformat(),
-                        tuple(item.get("ChecksumAlgorithm") or ()),
-                    )
+        return select(dict(list_objects(s3, bucket, prefix)), include, exclude)
     except Exception as exc:
         if error_code(exc) == "NoSuchBucket":
             raise CheckError(f"bucket {bucket} does not exist") from None
         raise
-    return found
+
+
+def select(
+    listing: Listing, include: Iterable[str] = ("**",), exclude: Iterable[str] = ()
+) -> dict[str, S3Object]:
+    """The objects of ``listing`` whose relative key the globs select."""
+    include, exclude = tuple(include), tuple(exclude)
+    if include == ("**",) and not exclude:
+        return dict(listing)
+    return {k: v for k, v in listing.items() if glob_matches(k, include, exclude)}
 
 
 def _multipart(etag: str) -> bool:
@@ -201,7 +185,7 @@ def full_object_sha256(answer: Mapping[str, Any], etag: str) -> str | None:
     return raw.hex() if len(raw) == 32 else None
 
 
-def sha256_of(s3: Any, bucket: str, listed: Listed, stopped: Callable[[], bool]) -> ObjectSum:
+def sha256_of(s3: Any, bucket: str, listed: S3Object, stopped: Callable[[], bool]) -> ObjectSum:
     """The object's SHA-256: S3's full-object one when it keeps one, else its body read.
 
     Raises Changed when the object is no longer the one listed, Stopped when ``stopped()``
@@ -274,21 +258,22 @@ class ChecksumCache:
         sources = data.get("sources")
         return sources if isinstance(sources, dict) else {}
 
-    def get(self, relative: str, listed: Listed) -> str | None:
+    def get(self, relative: str, listed: S3Object) -> str | None:
         entry = self._mine.get(relative)
         if (
             isinstance(entry, list)
             and len(entry) == 4
-            and entry[:3] == [listed.size, listed.etag, listed.last_modified]
+            and entry[:3] == [listed.size, listed.etag, listed.last_modified.isoformat()]
             and isinstance(entry[3], str)
             and re.fullmatch(r"[0-9a-f]{64}", entry[3])
         ):
             return entry[3]
         return None
 
-    def put(self, relative: str, listed: Listed, sha256: str) -> None:
+    def put(self, relative: str, listed: S3Object, sha256: str) -> None:
         with self._lock:
-            self._mine[relative] = [listed.size, listed.etag, listed.last_modified, sha256]
+            modified = listed.last_modified.isoformat()
+            self._mine[relative] = [listed.size, listed.etag, modified, sha256]
             self._dirty = True
 
     def keep_written(self, relative: str, size: int, written: Mapping[str, Any] | None) -> None:
@@ -300,10 +285,9 @@ class ChecksumCache:
         etag = str(written.get("ETag", ""))
         sha256 = full_object_sha256(written, etag)
         if sha256 is not None:
-            modified = written["LastModified"].isoformat()
-            self.put(relative, Listed(relative, size, etag, modified), sha256)
+            self.put(relative, S3Object(relative, size, etag, written["LastModified"]), sha256)
 
-    def save(self, listed: Mapping[str, Listed] | None = None) -> str | None:
+    def save(self, listed: Listing | None = None) -> str | None:
         """Write the file if anything changed; with ``listed``, entries of objects no
         longer listed are dropped. Returns why the file could not be written, if it could
         not: a cache is a saving, its loss no reason to fail a proof."""

@@ -35,7 +35,8 @@ _EXIT_CODES = """\b
 Exit codes:
   0  done, or no changes
   1  error (bad input, engine failure)
-  2  plan has changes (with --detailed-exitcode), or check found drift or a failing check
+  2  plan has changes (with --detailed-exitcode), or check found drift or a failing check,
+     or audit found a finding as severe as --fail-on
   3  apply or a check failed and the phase was rolled back
   4  rollback failed: the stack needs a person
   5  blocked by a gate (dependency, policy, promotion, approval, lock, interrupted run)

@@ -19,19 +19,30 @@ from phasegate.cli._app import (
 )
 from phasegate.errors import InputError, PhasegateError
 
-_SCHEMAS = ("migration", "state", "plan", "apply", "promote", "status", "history", "check")
+_SCHEMAS = (
+    "migration",
+    "state",
+    "plan",
+    "apply",
+    "promote",
+    "status",
+    "history",
+    "check",
+    "audit",
+)
 
 
 @cli.command()
 @click.argument("what", type=click.Choice(_SCHEMAS), default="migration")
 def schema(what: str) -> None:
     """Print a JSON schema: of migration.yaml, of a state file, or of what `plan`,
-    `apply`, `promote`, `status`, `history` or `check` print with `--output json` (plan, apply
-    and promote print one document shape, as do `recover` and `rollback`)."""
+    `apply`, `promote`, `status`, `history`, `check` or `audit` print with `--output json`
+    (plan, apply and promote print one document shape, as do `recover` and `rollback`)."""
     import json
 
     from pydantic import BaseModel
 
+    from phasegate.audit import AuditReport
     from phasegate.health import HealthReport
     from phasegate.history import HistoryListing
     from phasegate.outputs import RunListing, StatusListing
@@ -47,6 +58,7 @@ def schema(what: str) -> None:
         "status": StatusListing,
         "history": HistoryListing,
         "check": HealthReport,
+        "audit": AuditReport,
     }
     click.echo(json.dumps(models[what].model_json_schema(by_alias=True), indent=2))
 
@@ -109,7 +121,7 @@ def config_set_secret(ctx: click.Context, env: str | None, phase: str, key: str)
 
 @cli.group()
 def sandbox() -> None:
-    """The embedded emulated cloud: inspect, reset, serve."""
+    """The embedded emulated cloud: inspect, reset, set alarms and offerings, serve."""
 
 
 @sandbox.command("status")
@@ -152,6 +164,51 @@ def sandbox_alarm(ctx: click.Context, env: str | None, name: str, state: str) ->
     with sandbox_admin(ctx, env) as sandbox:
         sandbox.set_alarm(name, state)
         click.echo(f"Alarm {name} in the {sandbox.environment.name} sandbox is now {state}.")
+
+
+@sandbox.command("offerings")
+@options(env_option)
+@click.argument("instance_type", metavar="TYPE")
+@click.option(
+    "--zones",
+    metavar="ZONE,ZONE",
+    help="Comma-separated zones of the environment's region that offer TYPE, and no other.",
+)
+@click.option("--nowhere", is_flag=True, help="No zone offers TYPE.")
+@click.option("--reset", "reset_", is_flag=True, help="Back to the emulator's own offerings.")
+@click.pass_context
+def sandbox_offerings(
+    ctx: click.Context,
+    env: str | None,
+    instance_type: str,
+    zones: str | None,
+    nowhere: bool,
+    reset_: bool,
+) -> None:
+    """Set which zones of the emulated cloud offer an instance type (what
+    describe_instance_type_offerings answers), to rehearse GPU-zone placement."""
+    chosen = [name for name, given in (("--zones", zones is not None), ("--nowhere", nowhere),
+                                       ("--reset", reset_)) if given]  # fmt: skip
+    if len(chosen) != 1:
+        raise InputError(
+            f"give exactly one of --zones, --nowhere, --reset (got {', '.join(chosen) or 'none'})",
+            field="migrate sandbox offerings",
+        )
+    wanted: list[str] | None = None
+    if zones is not None:
+        wanted = [z.strip() for z in zones.split(",") if z.strip()]
+        if not wanted:
+            raise InputError("no zone given; use --nowhere to offer it in none", field="--zones")
+    elif nowhere:
+        wanted = []
+    with sandbox_admin(ctx, env) as sandbox:
+        sandbox.set_offerings(instance_type, wanted)
+        name = sandbox.environment.name
+    if wanted is None:
+        click.echo(f"{instance_type} in the {name} sandbox: offered as the emulator's data says.")
+    else:
+        where = ", ".join(sorted(set(wanted))) or "no zone"
+        click.echo(f"{instance_type} in the {name} sandbox: offered in {where} only.")
 
 
 @sandbox.command("serve")

@@ -34,17 +34,10 @@ from phasegate.datacopy.globs import KeyFilter
 from phasegate.datacopy.journal import Journal, Record
 from phasegate.datacopy.model import MAX_KEY_BYTES, DataCopyError, Location
 from phasegate.errors import aws_error_code
+from phasegate.s3listing import Listing, S3Object
+from phasegate.s3listing import list_objects as _list
 
-__all__ = ["Decision", "Listed", "Plan", "build_plan", "decide", "list_objects"]
-
-
-@dataclass(frozen=True, slots=True)
-class Listed:
-    """An object as a listing shows it: size, ETag and when it was last written."""
-
-    size: int
-    etag: str
-    modified: float
+__all__ = ["Decision", "Plan", "build_plan", "decide", "list_objects"]
 
 
 class Decision(Enum):
@@ -53,7 +46,9 @@ class Decision(Enum):
     ADOPT = "adopt"
 
 
-def decide(source: Listed, target: Listed | None, record: Record | None, adopt: bool) -> Decision:
+def decide(
+    source: S3Object, target: S3Object | None, record: Record | None, adopt: bool
+) -> Decision:
     """Copy, skip (the journal vouches for the copy) or adopt (see the module's doc)."""
     if target is None:
         return Decision.COPY
@@ -64,24 +59,16 @@ def decide(source: Listed, target: Listed | None, record: Record | None, adopt: 
             return Decision.SKIP
         return Decision.COPY
     if target.size == source.size and (
-        target.etag == source.etag or (adopt and target.modified >= source.modified)
+        target.etag == source.etag or (adopt and target.last_modified >= source.last_modified)
     ):
         return Decision.ADOPT
     return Decision.COPY
 
 
-def list_objects(client: Any, location: Location) -> Iterator[tuple[str, Listed]]:
+def list_objects(client: Any, location: Location) -> Iterator[tuple[str, S3Object]]:
     """Every current object under ``location``: its key relative to the prefix, as listed."""
-    strip = len(location.prefix)
     try:
-        for page in client.get_paginator("list_objects_v2").paginate(
-            Bucket=location.bucket, Prefix=location.prefix
-        ):
-            for obj in page.get("Contents", ()):
-                yield (
-                    obj["Key"][strip:],
-                    Listed(obj["Size"], obj["ETag"], obj["LastModified"].timestamp()),
-                )
+        yield from _list(client, location.bucket, location.prefix)
     except ClientError as exc:
         raise DataCopyError(
             f"{location}: cannot list: {aws_error_code(exc)}: "
@@ -114,9 +101,11 @@ def build_plan(
     keys: KeyFilter,
     adopt: bool,
     on_listed: Callable[[int], None] | None = None,
+    on_listings: Callable[[Listing, Listing], None] | None = None,
 ) -> Plan:
-    """List the source and (at the same time, in a thread) the target, and compare."""
-    targets: dict[str, Listed] = {}
+    """List the source and (at the same time, in a thread) the target, and compare.
+    ``on_listings`` gets both listings whole (every source key, the globs aside)."""
+    targets: dict[str, S3Object] = {}
     failed: list[BaseException] = []
 
     def list_target() -> None:
@@ -127,24 +116,26 @@ def build_plan(
 
     lister = threading.Thread(target=list_target, name="datacopy-list-target", daemon=True)
     lister.start()
-    sources: list[tuple[str, Listed]] = []
+    sources: dict[str, S3Object] = {}
     plan = Plan()
     try:
         for key, listed in list_objects(source_client, source):
             plan.listed += 1
             plan.listed_bytes += listed.size
-            if not keys(key):
-                plan.excluded += 1
-                continue
-            sources.append((key, listed))
+            sources[key] = listed
             if on_listed is not None and plan.listed % 1000 == 0:
                 on_listed(plan.listed)
     finally:
         lister.join()
     if failed:
         raise failed[0]
+    if on_listings is not None:
+        on_listings(sources, targets)
     room = MAX_KEY_BYTES - len(target.prefix.encode())
-    for key, listed in sources:
+    for key, listed in sources.items():
+        if not keys(key):
+            plan.excluded += 1
+            continue
         decision = decide(listed, targets.get(key), journal.get(key), adopt)
         if decision is Decision.COPY:
             if len(key.encode()) > room:

@@ -35,6 +35,7 @@ from phasegate.datacopy.model import (
 from phasegate.datacopy.plan import Plan, build_plan
 from phasegate.datacopy.transfer import Copied, ObjectCopier, Stopped, abort_leftover_uploads
 from phasegate.errors import aws_error_code
+from phasegate.s3listing import Listing
 
 __all__ = ["ProgressCallback", "copy_prefix", "pending"]
 
@@ -53,6 +54,7 @@ def copy_prefix(
     stop: threading.Event | None = None,
     durable: Callable[[], None] | None = None,
     on_copied: Callable[[str, Copied], None] | None = None,
+    on_listings: Callable[[Listing, Listing], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> CopyResult:
     """Copy what is new or changed under ``source`` to ``target``, server side.
@@ -70,7 +72,9 @@ def copy_prefix(
     resumes from what the target holds for certain.
 
     ``on_copied`` is called, on the calling thread, with the relative key and what S3
-    answered of each object copied (the parity proof keeps the target's checksums).
+    answered of each object copied (the parity proof keeps the target's checksums);
+    ``on_listings`` with both listings before anything is copied (the proof that follows
+    need not list again what the copy did not write).
     """
     options = options or CopyOptions()
     report = _Reporter(progress, options.progress_interval, clock)
@@ -83,6 +87,7 @@ def copy_prefix(
         report,
         stop or threading.Event(),
         on_copied,
+        on_listings,
     )
     started = clock()
     journal = Journal(
@@ -150,6 +155,7 @@ class _Run:
         report: _Reporter,
         stop: threading.Event,
         on_copied: Callable[[str, Copied], None] | None = None,
+        on_listings: Callable[[Listing, Listing], None] | None = None,
     ) -> None:
         self.src, self.dst = source_client, target_client
         self.source, self.target = source, target
@@ -159,6 +165,7 @@ class _Run:
         self.result = CopyResult(source=str(source), target=str(target))
         self.total = (0, 0)
         self.on_copied = on_copied
+        self.on_listings = on_listings
 
     def progress(self, phase: Stage) -> Progress:
         r = self.result
@@ -178,6 +185,7 @@ class _Run:
             keys,
             self.options.adopt_existing,
             on_listed=lambda n: self.report(Progress("listing", 0, 0, 0, 0, listed=n)),
+            on_listings=self.on_listings,
         )
         r = self.result
         r.listed_objects, r.listed_bytes, r.excluded_objects = (

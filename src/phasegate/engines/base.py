@@ -333,8 +333,10 @@ class Engine(ABC):
         """The stack's current outputs, or None if the stack was never applied."""
 
     @abstractmethod
-    def aws_client(self, stack: StackTarget, service: str) -> Any:
-        """A boto3 client of ``service`` on the AWS API the stack's resources live in."""
+    def aws_client(self, stack: StackTarget, service: str, config: Any = None) -> Any:
+        """A boto3 client of ``service`` on the AWS API the stack's resources live in;
+        ``config`` (a botocore Config) sizes it for a caller with many requests at once
+        (the data copy's workers)."""
 
     @abstractmethod
     def record_verified(self, stack: StackTarget, fingerprint: str) -> None:
@@ -369,6 +371,11 @@ class SandboxControls(Protocol):
 
     def set_alarm(self, environment: str, name: str, state: str) -> None:
         """Put a CloudWatch alarm in ALARM or OK, and keep it so."""
+
+    def set_offerings(self, environment: str, instance_type: str, zones: list[str] | None) -> None:
+        """Offer ``instance_type`` in exactly ``zones`` of the emulated cloud, in every
+        ``describe_instance_type_offerings`` it answers, and keep it so; ``[]`` offers it
+        nowhere, None gives back the emulator's own answer."""
 
     def inventory(self, environment: str) -> Mapping[str, Any]:
         """What the emulated cloud holds, per stack."""

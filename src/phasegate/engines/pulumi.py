@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from phasegate.atomic import write_atomic
+from phasegate.aws_sessions import quick_timestamps
 from phasegate.engines.base import (
     Engine,
     EventSink,
@@ -411,11 +412,15 @@ class PulumiEngine(Engine):
         self.secrets.add_outputs(values, secret)
         return StackOutputs(values=values, secret=secret)
 
-    def aws_client(self, stack: StackTarget, service: str) -> Any:
+    def aws_client(self, stack: StackTarget, service: str, config: Any = None) -> Any:
         import boto3
+        import botocore.session
 
-        session = boto3.Session(profile_name=stack.profile, region_name=stack.region)
-        return session.client(service, endpoint_url=stack.endpoint_url)
+        core = quick_timestamps(botocore.session.Session())
+        session = boto3.Session(
+            profile_name=stack.profile, region_name=stack.region, botocore_session=core
+        )
+        return session.client(service, endpoint_url=stack.endpoint_url, config=config)
 
     @staticmethod
     def _sink(

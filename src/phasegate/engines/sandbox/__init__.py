@@ -395,17 +395,31 @@ class SandboxEngine(Engine):
         )
         store.commit(checkpoint)
 
-    def aws_client(self, stack: StackTarget, service: str) -> Any:
-        """A client of the environment's emulated cloud, in this process (read by checks).
+    def set_offerings(self, environment: str, instance_type: str, zones: list[str] | None) -> None:
+        """Offer ``instance_type`` in exactly ``zones`` of the emulated cloud (``[]``: in
+        none; None: as the emulator's own data says), and keep it so."""
+        from phasegate.engines.sandbox.zone_offerings import UnknownInstanceType, hold_offerings
 
-        Opened for the first time, the cloud is made with the legacy estate: kept then,
-        even by a plan, as a program's lookup keeps it, so that nothing later in the run
-        (or another run) makes the estate a second time."""
+        store = self.store(environment)
+        checkpoint = store.load()
+        emulator = store.cloud(checkpoint)
+        try:
+            hold_offerings(emulator.account_id, store.region, instance_type, zones)
+        except ValueError as exc:
+            field = "TYPE" if isinstance(exc, UnknownInstanceType) else "--zones"
+            raise InputError(str(exc), field=field) from None
+        store.commit(checkpoint)
+
+    def aws_client(self, stack: StackTarget, service: str, config: Any = None) -> Any:
+        """A client of the environment's emulated cloud, in this process (read by checks
+        and by planning, written by the data copy). Opened for the first time, the cloud
+        is made with the legacy estate and kept, as a program's lookup keeps it: the
+        apply finds that very cloud."""
         store = self.store(stack.environment, stack.region)
         checkpoint = store.load()
-        made = not store.cloud_loaded and not checkpoint.legacy
-        client = store.cloud(checkpoint).client(service, stack.region)
-        if made and checkpoint.legacy:
+        made = not checkpoint.legacy and not store.cloud_loaded
+        client = store.cloud(checkpoint).client(service, stack.region, config)
+        if made:
             store.commit(checkpoint)
         return client
 

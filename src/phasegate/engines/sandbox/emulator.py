@@ -18,8 +18,10 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any
 
+from phasegate.aws_sessions import quick_timestamps
 from phasegate.engines.sandbox import snapshot
 from phasegate.engines.sandbox.moto_patches import (
+    _answer_offerings_as_ec2,
     _copy_bodies_by_reference,
     _follow_the_current_label,
     _honour_copy_source_if_match,
@@ -124,6 +126,7 @@ class Emulator:
             _note_bucket_changes()
             _copy_bodies_by_reference()
             _honour_copy_source_if_match()
+            _answer_offerings_as_ec2()
             _report_bucket_sizes_as_s3_does()
             # MockAWS, not mock_aws(): the latter turns into a client of a remote
             # moto server when TEST_SERVER_MODE is set, and the state must be ours.
@@ -168,9 +171,12 @@ class Emulator:
                 self._session = self._isolated_session()
             return self._session
 
-    def client(self, service: str, region: str | None = None) -> Any:
-        """A client of :meth:`session`, one per service and region for the process."""
+    def client(self, service: str, region: str | None = None, config: Any = None) -> Any:
+        """A client of :meth:`session`, one per service and region for the process; one
+        of its own with a ``config`` (a botocore Config)."""
         key = (service, region or self.region)
+        if config is not None:
+            return self.session().client(service, region_name=key[1], config=config)
         with self._lock:
             if key not in self._clients:
                 self._clients[key] = self.session().client(service, region_name=key[1])
@@ -190,7 +196,7 @@ class Emulator:
         isolated["config_file"] = (None, None, os.devnull, None)
         isolated["credentials_file"] = (None, None, os.devnull, None)
         isolated["ignore_configured_endpoint_urls"] = (None, None, True, None)
-        core = botocore.session.Session(session_vars=isolated)
+        core = quick_timestamps(botocore.session.Session(session_vars=isolated))
         # Our handler asks moto itself, so moto's own copy must not answer twice.
         core.unregister("before-send", botocore_stubber)
         core.register("before-send", _answer_from_moto)

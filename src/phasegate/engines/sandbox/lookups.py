@@ -1,5 +1,6 @@
 """Provider functions (data sources) that read the emulated cloud: AMIs, VPCs, subnets,
-security groups and hosted zones, found as the aws provider finds them.
+security groups, instance type offerings and hosted zones, found as the aws provider
+finds them.
 
 They answer on a plan before any apply as after one: the deployment opens the emulated
 cloud for them either way. A lookup that finds nothing fails, as the provider's does
@@ -282,6 +283,30 @@ def _security_group(args: dict[str, Any], ctx: CloudContext) -> dict[str, Any]:
     }
 
 
+# -- instance type offerings -------------------------------------------------------------
+
+
+def _offerings(args: dict[str, Any], ctx: CloudContext) -> dict[str, Any]:
+    """``getInstanceTypeOfferings``: every offering that matches, over every page; none
+    is an answer too (as with the provider)."""
+    location_type = args.get("locationType") or "region"
+    query: dict[str, Any] = {"LocationType": location_type, "Filters": _filters(args)}
+    pages = ctx.client("ec2").get_paginator("describe_instance_type_offerings")
+    try:
+        found = [o for page in pages.paginate(**query) for o in page["InstanceTypeOfferings"]]
+    except Exception as exc:
+        raise ValueError(f"cannot search with {query}: {exc}") from None
+    return {
+        "id": ctx.region,
+        "instanceTypes": [o["InstanceType"] for o in found],
+        "locations": [o["Location"] for o in found],
+        "locationTypes": [o["LocationType"] for o in found],
+        "filters": list(args.get("filters") or []),
+        "locationType": args.get("locationType") or "",
+        "region": ctx.region,
+    }
+
+
 # -- hosted zones ----------------------------------------------------------------------
 
 
@@ -355,6 +380,10 @@ _READS: dict[str, tuple[_Read, frozenset[str]]] = {
     "aws:ec2/getSecurityGroup:getSecurityGroup": (
         _security_group,
         frozenset({"id", "name", "vpcId", "filters", "tags"}),
+    ),
+    "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": (
+        _offerings,
+        frozenset({"filters", "locationType"}),
     ),
     "aws:route53/getZone:getZone": (
         _zone,

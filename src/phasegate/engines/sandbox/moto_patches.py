@@ -298,3 +298,41 @@ def _report_bucket_sizes_as_s3_does() -> None:
 
     get_cloudwatch_metrics._phasegate_sizes = True  # type: ignore[attr-defined]
     S3Backend.get_cloudwatch_metrics = classmethod(get_cloudwatch_metrics)  # type: ignore[assignment,method-assign]
+
+
+def _answer_offerings_as_ec2() -> None:
+    """DescribeInstanceTypeOfferings from moto's bundled per-zone data, with the types
+    ``migrate sandbox offerings`` set replaced, paged and filtered as EC2 does (see
+    ``zone_offerings``): moto answers one page whatever is asked, and an unknown filter
+    with nothing."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.models.instance_types import InstanceTypeOfferingBackend
+    from moto.ec2.responses.instances import InstanceResponse
+
+    from phasegate.engines.sandbox.zone_offerings import answer_as_ec2
+
+    if getattr(InstanceResponse.describe_instance_type_offerings, "_phasegate_zones", False):
+        return
+
+    def describe_instance_type_offerings(self: Any) -> ActionResult:
+        max_results = self._get_param("MaxResults")
+        found, token = answer_as_ec2(
+            self.ec2_backend,
+            self._get_param("LocationType"),
+            self._filters_from_querystring(),
+            int(max_results) if max_results is not None else None,
+            self._get_param("NextToken"),
+        )
+        result: dict[str, Any] = {"InstanceTypeOfferings": found}
+        if token is not None:
+            result["NextToken"] = token
+        return ActionResult(result)
+
+    def backend_offerings(
+        self: Any, location_type: str | None = None, filters: Any = None
+    ) -> list[Any]:
+        return answer_as_ec2(self, location_type, dict(filters or {}))[0]
+
+    describe_instance_type_offerings._phasegate_zones = True  # type: ignore[attr-defined]
+    InstanceResponse.describe_instance_type_offerings = describe_instance_type_offerings  # type: ignore[method-assign]
+    InstanceTypeOfferingBackend.describe_instance_type_offerings = backend_offerings  # type: ignore[method-assign]
