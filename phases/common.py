@@ -33,8 +33,21 @@ __all__ = [
 
 NAMESPACE = "phasegate"
 # Keys the orchestrator and the policy pack read (which program runs, policy
-# enforcement overrides); not part of any phase's model.
-_NOT_MODEL_KEYS = frozenset({"phase", "program", "policy", "step", "data_source", "protected"})
+# enforcement overrides, the cost and carbon caps and the NAT traffic its estimates
+# use); not part of any phase's model.
+_NOT_MODEL_KEYS = frozenset(
+    {
+        "phase",
+        "program",
+        "policy",
+        "step",
+        "data_source",
+        "protected",
+        "max_monthly_cost_usd",
+        "max_monthly_kg_co2e",
+        "nat_gb_per_month",
+    }
+)
 
 
 class InvalidConfig(ValueError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from phasegate.approvals import short
+from phasegate.estimates.render import delta_line, environment_line, figures_line, item_line
 from phasegate.outputs import OPS, PhaseRun, Promotion, RunListing, StatusListing
 from phasegate.redaction import SecretValues
 from phasegate.state import CheckResult
@@ -28,8 +29,9 @@ _MESSAGE = 600
 """Characters of one message shown; a check's message can be a long engine error."""
 
 # An underscore inside a word (data_layer) starts no emphasis: left as it is, for the
-# comment's source to read well too.
-_SPECIAL = re.compile(r"([\\`*\[\]|~#!])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+# comment's source to read well too. A dollar sign is escaped: two of them on a line
+# ($253.16 ... ($0.045/h) would make GitHub typeset what is between as math.
+_SPECIAL = re.compile(r"([\\`*\[\]|~#!$])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 _SYMBOL = {"create": "+", "update": "~", "replace": "±", "delete": "-", "import": "=", "same": ""}
 _CHECK = {"pass": "✅", "fail": "❌", "skipped": "⏭️"}
 
@@ -92,6 +94,24 @@ def _copy_lines(phase: PhaseRun, secrets: SecretValues) -> list[str]:
     return lines
 
 
+def _estimate_lines(phase: PhaseRun, secrets: SecretValues) -> list[str]:
+    """A plan's estimate of the phase: its figure and delta, then the items in a fold."""
+    entry = phase.estimate
+    if entry is None:
+        return []
+    lines = [
+        f"**Estimate**: {md_escaped(figures_line(entry.planned.total), secrets)}; "
+        f"delta {md_escaped(delta_line(entry.delta), secrets)}",
+        "",
+    ]
+    if entry.planned.items:
+        lines += ["<details><summary>How the estimate is made</summary>", ""]
+        lines += [f"- {md_escaped(item_line(i), secrets)}" for i in entry.planned.items]
+        lines += [f"- note: {md_escaped(n, secrets)}" for n in entry.planned.notes]
+        lines += ["", "</details>", ""]
+    return lines
+
+
 def _resource_table(phase: PhaseRun, secrets: SecretValues, rows: int) -> list[str]:
     order = {op: i for i, op in enumerate(OPS)}
     changes = sorted(
@@ -136,6 +156,7 @@ def _phase(phase: PhaseRun, secrets: SecretValues, rows: int) -> list[str]:
     if table:
         lines += [*table, ""]
     lines += _copy_lines(phase, secrets)
+    lines += _estimate_lines(phase, secrets)
     if phase.policy:
         lines.append("**Policy findings**")
         lines.append("")
@@ -199,6 +220,12 @@ def run_markdown(listing: RunListing, secrets: SecretValues | None = None) -> st
             source = md_escaped(listing.promoted_from or "", secrets)
             lines += [f"**Promotions** from {source}", ""]
             lines += [_promotion(p, secrets) for p in listing.promotions]
+            lines.append("")
+        if listing.estimate is not None:
+            lines.append(
+                f"**Estimate** ({md_escaped(listing.environment, secrets)}): "
+                f"{md_escaped(environment_line(listing.estimate), secrets)}."
+            )
             lines.append("")
         lines.append(
             f"**{listing.command.capitalize()}**: {md_escaped(listing.summary(), secrets)}."

@@ -106,6 +106,8 @@ class Orchestrator:
                         violations=planned.violations,
                         blocked_by=[g.detail for g in found if not g.ok],
                         copy_pending=planned.copy,
+                        estimate=planned.estimate,
+                        applied_estimate=state.estimate,
                     )
                 )
                 entries.append(phase_entry(planned, state, found, planned.violations))
@@ -306,7 +308,9 @@ class Orchestrator:
         run.planned.pop(spec.name, None)
         state.outputs = redact(dict(result.outputs.values), result.outputs.secret)
         lifecycle.fire("ok")
-        failed = self.verifier.verify(lifecycle, spec, planned.stage, fingerprint, result.outputs)
+        failed = self.verifier.verify(
+            lifecycle, spec, planned.stage, fingerprint, result.outputs, planned.estimate
+        )
         if failed:
             return self._failed(lifecycle, spec, planned, failed)
         return PhaseReport(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from phasegate.estimates.model import EnvironmentEstimate, PhaseEstimateEntry
 from phasegate.state import CheckResult, DataCopy, Status, redact
 
 if TYPE_CHECKING:
@@ -140,6 +141,11 @@ class PhaseRun(_Model):
     data_copy: DataCopy | None = Field(
         None, description="an apply of a phase with a data copy: what the copy did"
     )
+    estimate: PhaseEstimateEntry | None = Field(
+        None,
+        description="a plan: the phase's monthly cost, energy and carbon, as planned, as "
+        "applied, and the delta",
+    )
 
     @classmethod
     def from_report(cls, report: PhaseReport) -> PhaseRun:
@@ -172,6 +178,7 @@ class PhaseRun(_Model):
                 else None
             ),
             data_copy=report.data_copy,
+            estimate=report.estimate_entry,
             policy=[
                 PolicyFinding(
                     rule=v.rule,
@@ -239,6 +246,11 @@ class RunListing(_Model):
     promotions: list[Promotion] | None = Field(
         None, description="promote: each phase looked at, promoted or not, and why"
     )
+    estimate: EnvironmentEstimate | None = Field(
+        None,
+        description="a plan: the environment's monthly cost, energy and carbon over the "
+        "phases of the plan, as planned, as applied, and the delta",
+    )
 
     @classmethod
     def from_reports(
@@ -248,10 +260,12 @@ class RunListing(_Model):
         reports: list[PhaseReport],
         promotion: PromotionPlan | None = None,
     ) -> RunListing:
+        phases = [PhaseRun.from_report(r) for r in reports]
         return cls(
             command=command,
             environment=environment,
-            phases=[PhaseRun.from_report(r) for r in reports],
+            phases=phases,
+            estimate=EnvironmentEstimate.of(p.estimate for p in phases if p.estimate),
             promoted_from=promotion.source if promotion is not None else None,
             promotions=Promotion.listing(promotion) if promotion is not None else None,
         )

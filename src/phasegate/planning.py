@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from phasegate.copystep import PendingCopy, pending_copy
 from phasegate.engines.base import Plan, ProgramSource, StackOutputs, StackTarget
+from phasegate.estimates import PhaseEstimate, cap_violations, estimate_phase, load_tables
+from phasegate.estimates.cap import RULE as COST_CARBON_CAP
+from phasegate.estimates.stored import stored_data
 from phasegate.events import PhaseEvent
 from phasegate.gates import has_work
 from phasegate.placement import check_placement
-from phasegate.policy import Violation, crossguard_config, evaluate
+from phasegate.policy import Violation, core_rule_level, crossguard_config, evaluate
 from phasegate.project import CONFIG_NAMESPACE
 from phasegate.spec import PhaseSpec
 from phasegate.state import PhaseState, PlanSummary
@@ -63,6 +66,8 @@ class Planned:
     them to say which one changed since."""
     copy: PendingCopy | None = None
     """A phase with a data copy: what an apply would copy now (None: not known yet)."""
+    estimate: PhaseEstimate | None = None
+    """Its monthly cost, energy and carbon as planned (None: not estimated)."""
 
     @property
     def target(self) -> StackTarget:
@@ -194,7 +199,8 @@ class Planner:
             unchanged = engine.unchanged_plan(target.name)
             if unchanged is not None:
                 copy = pending_copy(self.environment, phase, target, unchanged.outputs)
-                return Planned(stage, unchanged, fingerprint, [], parts, copy)
+                # Verified at these very inputs: its estimate is the one recorded then.
+                return Planned(stage, unchanged, fingerprint, [], parts, copy, state.estimate)
         self.environment.on_progress(PhaseEvent(target.name, phase.name, "planning"))
         # Before the program's own choice: a GPU pool no chosen zone offers is bad config.
         check_placement(self.environment, phase, target, stage.config)
@@ -208,8 +214,37 @@ class Planner:
             pack_dir=self.project.root / "policies",
         )
         copy = pending_copy(self.environment, phase, target, plan.outputs)
-        findings = [*policy.violations, *plan.findings]
-        return Planned(stage, plan, fingerprint, findings, parts, copy)
+        estimate = self.estimate(phase, state, stage, plan)
+        capped = cap_violations(
+            estimate,
+            stack=target.name,
+            config=stage.config,
+            level=core_rule_level(stage.config, target.name, COST_CARBON_CAP),
+        )
+        findings = [*policy.violations, *capped, *plan.findings]
+        return Planned(stage, plan, fingerprint, findings, parts, copy, estimate)
+
+    def estimate(
+        self, phase: PhaseSpec, state: PhaseState, stage: Stage, plan: Plan
+    ) -> PhaseEstimate:
+        """The phase's monthly cost, energy and carbon, from what its plan declares."""
+        from phasegate.checks.base import CheckError
+        from phasegate.checks.compute import load_gpu_catalog
+
+        try:
+            gpus: dict[str, int] | None = load_gpu_catalog(self.project.root)
+        except CheckError:
+            gpus = None  # no catalog to count GPUs with: energy is unknown, said per pool
+        target = stage.target
+        return estimate_phase(
+            plan.resources,
+            config=stage.config,
+            region=target.region,
+            tables=load_tables(),
+            gpus=gpus,
+            stored=stored_data(self.environment, phase, state, target, plan.outputs),
+            config_file=target.config_file,
+        )
 
     def note(self, state: PhaseState, plan: Plan, fingerprint: str) -> None:
         """The plan an apply carries out, on the state (written with its ``apply``)."""

@@ -11,6 +11,11 @@ Stack config can change how a rule is enforced::
       phasegate:policy:
         required-tags: advisory     # mandatory | advisory | disabled
       phasegate:max_gpus: 64        # the cap gpu-count-cap enforces; none: no cap
+
+Besides the pack's rules, phasegate runs rules of its own on what only it computes (the
+cost, energy and carbon estimate: ``cost-carbon-cap``, :mod:`phasegate.estimates.cap`).
+``phasegate:policy`` sets their enforcement the same way; they are not passed to
+CrossGuard, which does not know them.
 """
 
 from __future__ import annotations
@@ -29,12 +34,23 @@ from phasegate.engines.base import Violation
 from phasegate.errors import InputError
 from phasegate.project import POLICY_KEY
 
-__all__ = ["ENFORCEMENTS", "PolicyResult", "Violation", "crossguard_config", "evaluate"]
+__all__ = [
+    "CORE_RULES",
+    "ENFORCEMENTS",
+    "PolicyResult",
+    "Violation",
+    "core_rule_level",
+    "crossguard_config",
+    "evaluate",
+]
 
 ENFORCEMENTS = ("mandatory", "advisory", "disabled")
 """What ``phasegate:policy`` may set a rule to."""
 
 MAX_GPUS_KEY = "phasegate:max_gpus"
+
+CORE_RULES: dict[str, str] = {"cost-carbon-cap": "mandatory"}
+"""Rules phasegate runs itself (not the pack), with their default enforcement."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +88,7 @@ def evaluate(
     if rules is None:
         return PolicyResult(violations=[])
     rules_file = pack_dir / "rules.py"
-    names = [str(rule.name) for rule in rules.RULES]
+    names = [str(rule.name) for rule in rules.RULES] + list(CORE_RULES)
     levels = _enforcement_overrides(config, stack, names)
     context = rules.Context(
         stack=stack, environment=stack.split("-", 1)[0], max_gpus=_max_gpus(config, stack)
@@ -106,6 +122,8 @@ def crossguard_config(config: Mapping[str, Any], stack: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     raw = config.get(POLICY_KEY)
     for name, level in raw.items() if isinstance(raw, Mapping) else ():
+        if name in CORE_RULES:  # phasegate's own: CrossGuard does not know it
+            continue
         out[str(name)] = {"enforcementLevel": str(level)}
     cap = _max_gpus(config, stack)
     if cap is not None:
@@ -113,13 +131,22 @@ def crossguard_config(config: Mapping[str, Any], stack: str) -> dict[str, Any]:
     return out
 
 
+def core_rule_level(config: Mapping[str, Any], stack: str, rule: str) -> str:
+    """The enforcement of one of phasegate's own rules on ``stack``: its default, or what
+    ``phasegate:policy`` sets (checked as the pack's rules' levels are)."""
+    overrides = _enforcement_overrides(config, stack, None)
+    return overrides.get(rule, CORE_RULES[rule])
+
+
 def _stack_file(stack: str) -> str:
     return f"Pulumi.{stack}.yaml"
 
 
 def _enforcement_overrides(
-    config: Mapping[str, Any], stack: str, rule_names: Sequence[str]
+    config: Mapping[str, Any], stack: str, rule_names: Sequence[str] | None
 ) -> dict[str, str]:
+    """The levels ``phasegate:policy`` sets; ``rule_names`` None: names are not checked
+    (only the pack knows its own), levels are."""
     raw = config.get(POLICY_KEY)
     if raw is None:
         return {}
@@ -132,7 +159,7 @@ def _enforcement_overrides(
         )
     out: dict[str, str] = {}
     for name, level in raw.items():
-        if name not in rule_names:
+        if rule_names is not None and name not in rule_names:
             raise InputError(
                 f"no rule named {name!r}; rules: {', '.join(rule_names)}",
                 file=_stack_file(stack),

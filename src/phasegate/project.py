@@ -31,6 +31,12 @@ CONFIG_NAMESPACE = "phasegate"
 """Stack config keys the phase programs read: ``phasegate:<key>``."""
 
 POLICY_KEY = "phasegate:policy"
+ESTIMATE_KEYS = (
+    "phasegate:max_monthly_cost_usd",
+    "phasegate:max_monthly_kg_co2e",
+    "phasegate:nat_gb_per_month",
+)
+"""Stack config phasegate reads itself (the estimates and their cap), not the programs."""
 
 _SETTINGS: dict[str, type] = {
     "secretsprovider": str,
@@ -252,6 +258,7 @@ class Project:
             f"{CONFIG_NAMESPACE}:step",
             f"{CONFIG_NAMESPACE}:data_source",
             POLICY_KEY,
+            *ESTIMATE_KEYS,
         )
         values = {
             key.split(":", 1)[1]: value

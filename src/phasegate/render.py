@@ -77,6 +77,7 @@ def render_reports(
 ) -> None:
     """A run's reports; ``title`` is the command's (Plan, Apply, Promote, Recover,
     Rollback)."""
+    from phasegate.estimates.render import environment_line, phase_lines
     from phasegate.outputs import RunListing
 
     listing = RunListing.from_reports(title.lower(), environment, reports, promotion)
@@ -123,6 +124,14 @@ def render_reports(
                 f"{text(done.target)} ({done.skipped_objects} there already, "
                 f"{done.listed_objects} in {text(done.source)}) in {done.seconds:.1f} s"
             )
+        entry = report.estimate_entry
+        if entry is not None:
+            for line in phase_lines(entry):
+                console.print(
+                    f"  [cyan]{text(line)}[/]"
+                    if line.startswith("est")
+                    else f"  [dim]{text(line)}[/]"
+                )
         for v in report.violations:
             colour = "red" if v.enforcement == "mandatory" else "yellow"
             console.print(
@@ -143,6 +152,10 @@ def render_reports(
         if report.rollback_seconds is not None:
             console.print(f"  [dim]rollback took {report.rollback_seconds:.1f} s[/]")
     summary = listing.summary()
+    if listing.estimate is not None:
+        console.print(
+            f"[bold]Estimate[/] ({environment}): {text(environment_line(listing.estimate))}."
+        )
     console.print(f"[bold]{title}[/] ({environment}): {summary}.")
 
 

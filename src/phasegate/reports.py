@@ -12,6 +12,8 @@ from phasegate.state import CheckResult, DataCopy
 
 if TYPE_CHECKING:
     from phasegate.copystep import PendingCopy
+    from phasegate.estimates import PhaseEstimate
+    from phasegate.estimates.model import PhaseEstimateEntry
 
 __all__ = ["PhaseReport"]
 
@@ -41,6 +43,23 @@ class PhaseReport:
     """A plan of a phase with a data copy: what its apply would copy now."""
     data_copy: DataCopy | None = None
     """An apply of a phase with a data copy: what the copy did."""
+    estimate: PhaseEstimate | None = None
+    """A plan: the phase's monthly cost, energy and carbon as planned."""
+    applied_estimate: PhaseEstimate | None = None
+    """A plan: the estimate of what is applied now (None: nothing verified yet)."""
+
+    @property
+    def estimate_entry(self) -> PhaseEstimateEntry | None:
+        """A plan's estimate beside what is applied (None: not estimated)."""
+        from phasegate.estimates.model import PhaseEstimateEntry
+
+        if self.estimate is None:
+            return None
+        # A phase applied by a phasegate that kept no estimate: the delta is uncertain.
+        unrecorded = self.status not in ("pending", "rolled_back")
+        return PhaseEstimateEntry.of(
+            self.estimate, self.applied_estimate, applied_unknown=unrecorded
+        )
 
     @property
     def has_changes(self) -> bool:

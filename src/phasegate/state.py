@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from phasegate.atomic import write_atomic
 from phasegate.errors import LockHeld, StateFileError, StorageError
+from phasegate.estimates.model import PhaseEstimate
 from phasegate.integrity import chain_problem, content_hash, link
 from phasegate.redaction import SecretValues, redact
 from phasegate.yamlfile import dump_yaml, read_yaml, validation_to_error
@@ -184,6 +185,11 @@ class PhaseState(_Model):
     )
     data_copy: DataCopy | None = Field(
         default=None, description="the phase's data copy, as its last run left it"
+    )
+    estimate: PhaseEstimate | None = Field(
+        default=None,
+        description="the monthly cost, energy and carbon of what is applied: the estimate "
+        "of its last verified apply (plans show their delta against it)",
     )
     checks: list[CheckResult] = Field(default_factory=list)
     rollback_checks: list[CheckResult] | None = Field(

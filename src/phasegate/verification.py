@@ -13,6 +13,7 @@ from phasegate.checks import KINDS, CheckSpec, run_check
 from phasegate.copystep import copy_data
 from phasegate.engines.base import StackOutputs, StackTarget
 from phasegate.errors import EngineError, Interrupted
+from phasegate.estimates import PhaseEstimate
 from phasegate.events import CheckEvent, PhaseEvent
 from phasegate.lkg import LastKnownGoodStore
 from phasegate.machine import PhaseLifecycle
@@ -41,9 +42,11 @@ class Verifier:
         stage: Stage,
         fingerprint: str,
         outputs: StackOutputs,
+        estimate: PhaseEstimate | None = None,
     ) -> str | None:
         """Run the phase's checks. Passed: verifying -> verified, keeping the last known
-        good (and the step); failed: returns why, and the caller rolls back."""
+        good (and the step) and ``estimate`` as what is applied now (None: the one on
+        record stays); failed: returns why, and the caller rolls back."""
         state = lifecycle.state
         listings: Mapping[str, Listing] = {}
         if spec.copy_data is not None:
@@ -68,6 +71,8 @@ class Verifier:
         state.rollback_checks = None
         if stage.step is not None:
             state.step, state.steps = stage.step, stage.steps
+        if estimate is not None:
+            state.estimate = estimate
         passed = sum(c.result == "pass" for c in state.checks)
         where = f" at step {stage.step + 1} of {stage.steps}" if stage.step is not None else ""
         lifecycle.fire(

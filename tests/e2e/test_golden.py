@@ -25,6 +25,8 @@ _NORMALISE = [
     (re.compile(r"\b([a-z]{1,8})-(?=[0-9a-f]*\d)[0-9a-f]{8,17}\b"), r"\1-<id>"),
     # Pulumi's auto-names: the logical name and seven random hex digits.
     (re.compile(r"(?<=[a-z])-(?=[0-9a-f]*\d)[0-9a-f]{7}\b"), "-<suffix>"),
+    # The day CloudWatch last reported a bucket's size (a plan's storage estimate).
+    (re.compile(r"(BucketSizeBytes of )\d{4}-\d\d-\d\d"), r"\1<day>"),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"), "<time>"),
     (re.compile(r"\b\d+(\.\d+)? ?s\b"), "<n>s"),
     (re.compile(r'("(\w*seconds|duration)"): [0-9.e-]+'), r"\1: <n>"),
@@ -137,9 +139,15 @@ def test_the_plan_as_a_pull_request_comment_prints_what_it_printed_before(
             rows[-1] += 1
     assert rows == [1 + n for n in creates]  # a header and a row per resource
     html = [t.content.strip() for t in tokens if t.type == "html_block"]
+    # Each phase's estimate with items folds how it is made, after the resources.
+    estimated = [bool(p["estimate"]["planned"]["items"]) for p in plan["phases"]]
     assert html == [
         part
-        for n in creates
-        for part in (f"<details><summary>{n} resource change(s)</summary>", "</details>")
+        for n, items in zip(creates, estimated, strict=True)
+        for part in (
+            f"<details><summary>{n} resource change(s)</summary>",
+            "</details>",
+            *(["<details><summary>How the estimate is made</summary>", "</details>"] * items),
+        )
     ]
     assert f"**Plan**: {sum(creates)} to create, 0 to update" in run.stdout

@@ -632,3 +632,35 @@ def test_a_copy_is_made_only_while_the_source_has_the_etag_it_names(clean: Emula
     now = s3.head_object(Bucket="source-bucket", Key="a b+c%.csv")["ETag"]
     s3.copy_object(Bucket="target-bucket", Key="t", CopySource=source, CopySourceIfMatch=now)
     assert s3.get_object(Bucket="target-bucket", Key="t")["Body"].read() == b"v2, rewritten"
+
+
+def test_bucket_size_metrics_count_the_objects_bytes_by_storage_class(clean: Emulator) -> None:
+    """What a plan's storage estimate reads (``AWS/S3`` ``BucketSizeBytes``, one figure
+    per storage class), as S3 reports it rather than moto's size of its own objects."""
+    from datetime import UTC, datetime, timedelta
+
+    session = clean.session()
+    s3 = session.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="sized")
+    s3.put_object(Bucket="sized", Key="a", Body=b"x" * 3000)
+    s3.put_object(Bucket="sized", Key="b", Body=b"y" * 500)
+    s3.put_object(Bucket="sized", Key="c", Body=b"z" * 70, StorageClass="STANDARD_IA")
+    s3.put_object(Bucket="sized", Key="a", Body=b"x" * 1000)  # a key's current object counts
+    cloudwatch = session.client("cloudwatch", region_name=REGION)
+    now = datetime.now(UTC)
+    found = {}
+    for kind in ("StandardStorage", "StandardIAStorage", "GlacierStorage"):
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/S3",
+            MetricName="BucketSizeBytes",
+            Dimensions=[
+                {"Name": "BucketName", "Value": "sized"},
+                {"Name": "StorageType", "Value": kind},
+            ],
+            StartTime=now - timedelta(days=2),
+            EndTime=now,
+            Period=86400,
+            Statistics=["Average"],
+        )["Datapoints"]
+        found[kind] = [p["Average"] for p in points]
+    assert found == {"StandardStorage": [1500.0], "StandardIAStorage": [70.0], "GlacierStorage": []}

@@ -30,6 +30,7 @@ from phasegate.engines.sandbox.moto_patches import (
     _note_bucket_changes,
     _reach_buckets_over_tls,
     _rename_iam_identities_as_iam_does,
+    _report_bucket_sizes_as_s3_does,
 )
 
 # A dump names the functions that rebuild its objects by module and name: dumps written
@@ -126,6 +127,7 @@ class Emulator:
             _copy_bodies_by_reference()
             _honour_copy_source_if_match()
             _answer_offerings_as_ec2()
+            _report_bucket_sizes_as_s3_does()
             # MockAWS, not mock_aws(): the latter turns into a client of a remote
             # moto server when TEST_SERVER_MODE is set, and the state must be ours.
             from moto.core.models import MockAWS

@@ -245,6 +245,61 @@ def _honour_copy_source_if_match() -> None:
     S3Response.upload_part_copy = guarded(S3Response.upload_part_copy)  # type: ignore[method-assign]
 
 
+_STORAGE_TYPES = {
+    "STANDARD": "StandardStorage",
+    "STANDARD_IA": "StandardIAStorage",
+    "ONEZONE_IA": "OneZoneIAStorage",
+    "REDUCED_REDUNDANCY": "ReducedRedundancyStorage",
+    "GLACIER_IR": "GlacierInstantRetrievalStorage",
+    "GLACIER": "GlacierStorage",
+    "DEEP_ARCHIVE": "DeepArchiveStorage",
+    "INTELLIGENT_TIERING": "IntelligentTieringFAStorage",
+}
+"""S3 storage classes and the ``StorageType`` CloudWatch reports their bytes under."""
+
+
+def _report_bucket_sizes_as_s3_does() -> None:
+    """moto's daily ``BucketSizeBytes`` is the Python size of its key objects (a few dozen
+    bytes each, whatever the object holds). S3 reports the bytes of the current objects,
+    one datapoint per storage class: what a plan's storage estimate reads."""
+    from moto.cloudwatch.models import MetricDatum
+    from moto.core.utils import utcnow
+    from moto.s3.models import FakeKey, S3Backend, s3_backends
+    from moto.utilities.utils import get_partition
+
+    if getattr(S3Backend.get_cloudwatch_metrics, "_phasegate_sizes", False):
+        return
+    original = S3Backend.get_cloudwatch_metrics.__func__  # type: ignore[attr-defined]
+
+    def get_cloudwatch_metrics(cls: Any, account_id: str, region: str) -> list[Any]:
+        metrics = [m for m in original(cls, account_id, region) if m.name != "BucketSizeBytes"]
+        day = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)  # daily, as S3
+        for name, bucket in s3_backends[account_id][get_partition(region)].buckets.items():
+            sizes: dict[str, int] = {}
+            for key in bucket.keys.values():
+                if isinstance(key, FakeKey):
+                    kind = _STORAGE_TYPES.get(key.storage_class or "STANDARD", "StandardStorage")
+                    sizes[kind] = sizes.get(kind, 0) + key.size
+            for kind, size in sizes.items():
+                metrics.append(
+                    MetricDatum(
+                        namespace="AWS/S3",
+                        name="BucketSizeBytes",
+                        value=size,
+                        dimensions=[
+                            {"Name": "StorageType", "Value": kind},
+                            {"Name": "BucketName", "Value": name},
+                        ],
+                        timestamp=day,
+                        unit="Bytes",
+                    )
+                )
+        return metrics
+
+    get_cloudwatch_metrics._phasegate_sizes = True  # type: ignore[attr-defined]
+    S3Backend.get_cloudwatch_metrics = classmethod(get_cloudwatch_metrics)  # type: ignore[assignment,method-assign]
+
+
 def _answer_offerings_as_ec2() -> None:
     """DescribeInstanceTypeOfferings from moto's bundled per-zone data, with the types
     ``migrate sandbox offerings`` set replaced, paged and filtered as EC2 does (see
