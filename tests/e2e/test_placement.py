@@ -30,7 +30,9 @@ def test_the_offerings_control_is_kept_in_the_cloud_and_seen_through_serve(
 
     done = cli.run(fresh_project, "sandbox", "offerings", "g6e.xlarge", "--zones", "us-east-1c")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "g6e.xlarge in the sandbox sandbox: offered in us-east-1c only."
+    assert done.stdout.strip() == (
+        "g6e.xlarge in environment sandbox's emulated cloud: offered in us-east-1c only."
+    )
     nowhere = cli.run(fresh_project, "sandbox", "offerings", "g5.xlarge", "--nowhere")
     assert nowhere.returncode == 0, nowhere.stderr
     with cli.serve(fresh_project) as served:

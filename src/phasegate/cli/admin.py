@@ -204,11 +204,13 @@ def sandbox_offerings(
     with sandbox_admin(ctx, env) as sandbox:
         sandbox.set_offerings(instance_type, wanted)
         name = sandbox.environment.name
+    cloud = f"environment {name}'s emulated cloud"
     if wanted is None:
-        click.echo(f"{instance_type} in the {name} sandbox: offered as the emulator's data says.")
+        click.echo(f"{instance_type} in {cloud}: offered as the emulator's data says.")
+    elif wanted:
+        click.echo(f"{instance_type} in {cloud}: offered in {', '.join(sorted(set(wanted)))} only.")
     else:
-        where = ", ".join(sorted(set(wanted))) or "no zone"
-        click.echo(f"{instance_type} in the {name} sandbox: offered in {where} only.")
+        click.echo(f"{instance_type} in {cloud}: offered in no zone.")
 
 
 @sandbox.command("serve")
