@@ -29,6 +29,7 @@ __all__ = [
     "byte_size",
     "failed",
     "pages",
+    "unreadable",
     "zone_list",
 ]
 
@@ -126,3 +127,17 @@ def pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterable[Any]
 def zone_list(names: Iterable[str]) -> str:
     listed = sorted(names)
     return ", ".join(listed) if listed else "none"
+
+
+def unreadable(
+    area: Area, check: str, what: str, permission: str, exc: Exception, done: str = "read"
+) -> Finding:
+    """The finding of a check whose facts AWS did not give: ``unknown``, never a guess,
+    with the call that failed and the permission that lets it run."""
+    return Finding(
+        area=area,
+        check=check,
+        severity="unknown",
+        found=f"{what} could not be {done} ({failed(exc)})",
+        action=f"allow {permission} and run the audit again",
+    )

@@ -11,6 +11,7 @@ from phasegate.audit.base import (
     Pool,
     Severity,
     failed,
+    unreadable,
     zone_list,
 )
 from phasegate.offerings import zones_offering
@@ -44,12 +45,12 @@ def capacity(inputs: AuditInputs, aws: Aws) -> list[Finding]:
         offered = zones_offering(aws("ec2"), types)
     except AWS_ERRORS as exc:
         return [
-            Finding(
-                area="capacity",
-                check=f"offerings {t}",
-                severity="unknown",
-                found=f"the zones offering {t} could not be read ({failed(exc)})",
-                action="allow ec2:DescribeInstanceTypeOfferings and run the audit again",
+            unreadable(
+                "capacity",
+                f"offerings {t}",
+                f"the zones offering {t}",
+                "ec2:DescribeInstanceTypeOfferings",
+                exc,
             )
             for t in types
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from phasegate.audit.base import AWS_ERRORS, AuditInputs, Aws, Finding, byte_size, failed
+from phasegate.audit.base import AWS_ERRORS, AuditInputs, Aws, Finding, byte_size, unreadable
 from phasegate.errors import aws_error_code
 
 __all__ = ["LIST_LIMIT", "data"]
@@ -43,12 +43,8 @@ def data(inputs: AuditInputs, aws: Aws, list_limit: int = LIST_LIMIT) -> list[Fi
                 )
             ]
         return [
-            Finding(
-                area="data",
-                check="legacy bucket",
-                severity="unknown",
-                found=f"the legacy bucket {bucket} could not be read ({failed(exc)})",
-                action="allow s3:ListBucket on it and run the audit again",
+            unreadable(
+                "data", "legacy bucket", f"the legacy bucket {bucket}", "s3:ListBucket on it", exc
             )
         ]
     return [
@@ -77,12 +73,13 @@ def _contents(bucket: str, s3: Any, limit: int) -> Finding:
                     "CloudWatch metrics (NumberOfObjects, BucketSizeBytes)",
                 )
     except AWS_ERRORS as exc:
-        return Finding(
-            area="data",
-            check="legacy objects",
-            severity="unknown",
-            found=f"{bucket}: objects could not be listed ({failed(exc)})",
-            action="allow s3:ListBucket on it and run the audit again",
+        return unreadable(
+            "data",
+            "legacy objects",
+            f"{bucket}: objects",
+            "s3:ListBucket on it",
+            exc,
+            done="listed",
         )
     return Finding(
         area="data",
@@ -106,12 +103,8 @@ def _encryption(bucket: str, s3: Any) -> Finding:
                 action="turn on default encryption (SSE-KMS) on the legacy bucket; "
                 "the lake encrypts its copy with its own key in any case",
             )
-        return Finding(
-            area="data",
-            check=check,
-            severity="unknown",
-            found=f"{bucket}: encryption could not be read ({failed(exc)})",
-            action="allow s3:GetEncryptionConfiguration and run the audit again",
+        return unreadable(
+            "data", check, f"{bucket}: encryption", "s3:GetEncryptionConfiguration", exc
         )
     algorithms = sorted(
         {
@@ -132,13 +125,7 @@ def _versioning(bucket: str, s3: Any) -> Finding:
     try:
         status = s3.get_bucket_versioning(Bucket=bucket).get("Status", "never enabled")
     except AWS_ERRORS as exc:
-        return Finding(
-            area="data",
-            check=check,
-            severity="unknown",
-            found=f"{bucket}: versioning could not be read ({failed(exc)})",
-            action="allow s3:GetBucketVersioning and run the audit again",
-        )
+        return unreadable("data", check, f"{bucket}: versioning", "s3:GetBucketVersioning", exc)
     if status == "Enabled":
         return Finding(area="data", check=check, severity="ok", found=f"{bucket} is versioned")
     return Finding(
@@ -160,12 +147,12 @@ def _public_access(bucket: str, s3: Any) -> Finding:
         block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     except AWS_ERRORS as exc:
         if aws_error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
-            return Finding(
-                area="data",
-                check=check,
-                severity="unknown",
-                found=f"{bucket}: public access block could not be read ({failed(exc)})",
-                action="allow s3:GetBucketPublicAccessBlock and run the audit again",
+            return unreadable(
+                "data",
+                check,
+                f"{bucket}: public access block",
+                "s3:GetBucketPublicAccessBlock",
+                exc,
             )
         block = {}
     off = [name for name in _BLOCKS if not block.get(name)]

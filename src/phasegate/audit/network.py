@@ -6,7 +6,15 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 from typing import Any
 
-from phasegate.audit.base import AWS_ERRORS, AuditInputs, Aws, Finding, failed, pages, zone_list
+from phasegate.audit.base import (
+    AWS_ERRORS,
+    AuditInputs,
+    Aws,
+    Finding,
+    pages,
+    unreadable,
+    zone_list,
+)
 
 __all__ = ["ADDRESSES_PER_NODE", "PODS_PER_NODE", "network"]
 
@@ -87,12 +95,8 @@ def _free_addresses(inputs: AuditInputs, ec2: Any, needed: int, assumption: str)
                 )
             )
     except AWS_ERRORS as exc:
-        return Finding(
-            area="network",
-            check=check,
-            severity="unknown",
-            found=f"the subnets of {inputs.vpc_id} could not be read ({failed(exc)})",
-            action="allow ec2:DescribeSubnets and run the audit again",
+        return unreadable(
+            "network", check, f"the subnets of {inputs.vpc_id}", "ec2:DescribeSubnets", exc
         )
     free = sum(int(s.get("AvailableIpAddressCount", 0)) for s in subnets)
     which = "private subnets" if inputs.private_subnet_ids else "subnets"
@@ -129,12 +133,8 @@ def _s3_endpoint(inputs: AuditInputs, ec2: Any) -> Finding:
             )
         )
     except AWS_ERRORS as exc:
-        return Finding(
-            area="network",
-            check=check,
-            severity="unknown",
-            found=f"the endpoints of {inputs.vpc_id} could not be read ({failed(exc)})",
-            action="allow ec2:DescribeVpcEndpoints and run the audit again",
+        return unreadable(
+            "network", check, f"the endpoints of {inputs.vpc_id}", "ec2:DescribeVpcEndpoints", exc
         )
     gateways = [
         e["VpcEndpointId"]
@@ -178,12 +178,8 @@ def _nat(inputs: AuditInputs, ec2: Any) -> Finding:
             for s in (ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"] if subnet_ids else [])
         }
     except AWS_ERRORS as exc:
-        return Finding(
-            area="network",
-            check=check,
-            severity="unknown",
-            found=f"the NAT gateways of {inputs.vpc_id} could not be read ({failed(exc)})",
-            action="allow ec2:DescribeNatGateways and run the audit again",
+        return unreadable(
+            "network", check, f"the NAT gateways of {inputs.vpc_id}", "ec2:DescribeNatGateways", exc
         )
     with_nat = {zone_of.get(n["SubnetId"], "?") for n in nats}
     private_zones = {zone_of[s] for s in inputs.private_subnet_ids if s in zone_of}
