@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import pytest
 from markdown_it import MarkdownIt
 
 from _projects import one_error_line
@@ -92,11 +91,8 @@ def test_after_the_pilot_the_network_is_read_from_the_vpc(cli: Any, applied_proj
 def test_the_inference_type_offered_nowhere_turns_red_through_the_sandbox_control(
     cli: Any, fresh_project: Path
 ) -> None:
-    """The acceptance through the CLI alone. `migrate sandbox offerings` comes with GPU-zone
-    placement (its own branch): until that is merged this skips, and the same acceptance
-    runs in process in tests/unit/test_audit_sandbox.py."""
-    if cli.run(fresh_project, "sandbox", "offerings", "--help").returncode != 0:
-        pytest.skip("`migrate sandbox offerings` is not in this build (GPU-zone placement)")
+    """The acceptance through the CLI alone (tests/unit/test_audit_sandbox.py does the
+    same in process)."""
     before = json.loads(_ran(cli.run(fresh_project, "audit", "--output", "json")).stdout)
     _ran(
         cli.run(fresh_project, "sandbox", "offerings", "--env", "sandbox", "g6.xlarge", "--nowhere")
