@@ -483,17 +483,27 @@ def test_the_shipped_staging_plan_names_the_missing_aws_plugin_and_how_to_instal
     cli: Any, fresh_project: Path
 ) -> None:
     """The shipped phases need the aws provider plugin, which cannot be downloaded here:
-    one line naming it, its version and the command that installs it; exit 1."""
+    one line naming it, its version and the command that installs it; exit 1. Staging
+    is pointed at the sandbox served as its AWS endpoint: the plan reads the zones'
+    instance type offerings there before it runs a program (this machine has no AWS)."""
     from importlib.metadata import version
 
     aws = "v" + version("pulumi-aws")
-    run = cli.run(
-        fresh_project,
-        "plan",
-        "--env",
-        "staging",
-        env={"PULUMI_CONFIG_PASSPHRASE": "staging-tests"},
-    )
+    migration = fresh_project / "migration.yaml"
+    with cli.serve(fresh_project) as served:
+        text = migration.read_text()
+        staging = "    engine: pulumi\n    region: us-east-1\n    promote_from: sandbox\n"
+        assert text.count(staging) == 1
+        migration.write_text(
+            text.replace(staging, f"{staging}    aws: {{endpoint_url: {served.url}}}\n")
+        )
+        run = cli.run(
+            fresh_project,
+            "plan",
+            "--env",
+            "staging",
+            env={"PULUMI_CONFIG_PASSPHRASE": "staging-tests"},
+        )
 
     assert run.returncode == 1, run.stderr
     (error,) = [line for line in run.stderr.splitlines() if line.startswith("error")]
