@@ -23,8 +23,9 @@ _NORMALISE = [
     (re.compile(r"sha256:[0-9a-f]{64}"), "sha256:<digest>"),
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<uuid>"),
     (re.compile(r"\b([a-z]{1,8})-(?=[0-9a-f]*\d)[0-9a-f]{8,17}\b"), r"\1-<id>"),
-    # Pulumi's auto-names: the logical name and seven random hex digits.
-    (re.compile(r"(?<=[a-z])-(?=[0-9a-f]*\d)[0-9a-f]{7}\b"), "-<suffix>"),
+    # Pulumi's auto-names: the logical name and seven random hex digits, which are all
+    # letters now and then ("node-role-cdeffbc"): no digit is required of them.
+    (re.compile(r"(?<=[a-z])-[0-9a-f]{7}\b"), "-<suffix>"),
     # The day CloudWatch last reported a bucket's size (a plan's storage estimate).
     (re.compile(r"(BucketSizeBytes of )\d{4}-\d\d-\d\d"), r"\1<day>"),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"), "<time>"),
